@@ -1,0 +1,150 @@
+//! Which backends this build has, and turning `--device NAME` into a ready [`Device`].
+
+use std::fmt;
+
+use burn::tensor::Device;
+
+/// A burn backend the `cnn` binary can be built with (one cargo feature each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// burn's pure-Rust CPU backend (feature `flex`, the default).
+    Flex,
+    /// The older ndarray CPU backend (feature `ndarray`).
+    Ndarray,
+    /// GPU through wgpu: Vulkan, Metal, DX12 (feature `wgpu`).
+    Wgpu,
+}
+
+/// Every backend, in the order the default is chosen.
+pub const ALL: [Backend; 3] = [Backend::Flex, Backend::Ndarray, Backend::Wgpu];
+
+impl Backend {
+    /// The name used with `--device` and as the cargo feature.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Flex => "flex",
+            Backend::Ndarray => "ndarray",
+            Backend::Wgpu => "wgpu",
+        }
+    }
+
+    /// Whether this binary was built with the backend's feature.
+    pub fn compiled_in(self) -> bool {
+        match self {
+            Backend::Flex => cfg!(feature = "flex"),
+            Backend::Ndarray => cfg!(feature = "ndarray"),
+            Backend::Wgpu => cfg!(feature = "wgpu"),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The backends compiled into this binary, in default order.
+pub fn compiled() -> Vec<Backend> {
+    ALL.into_iter().filter(|b| b.compiled_in()).collect()
+}
+
+/// Picks the backend for `requested` (or the default) among `available`.
+///
+/// The error is one line that names the feature to enable and what this build has.
+pub fn resolve(requested: Option<&str>, available: &[Backend]) -> Result<Backend, String> {
+    let have = if available.is_empty() {
+        "none".to_string()
+    } else {
+        available.iter().map(|b| b.name()).collect::<Vec<_>>().join(", ")
+    };
+    let Some(name) = requested else {
+        return available
+            .first()
+            .copied()
+            .ok_or_else(|| "this build of cnn has no backend; rebuild with --features flex (or ndarray, wgpu)".to_string());
+    };
+    let wanted = ALL
+        .into_iter()
+        .find(|b| b.name().eq_ignore_ascii_case(name))
+        .ok_or_else(|| format!("unknown device '{name}': expected one of flex, ndarray, wgpu (this build has: {have})"))?;
+    if available.contains(&wanted) {
+        Ok(wanted)
+    } else {
+        Err(format!(
+            "device '{wanted}' is not compiled into this build of cnn: rebuild with `--features {wanted}` (this build has: {have})"
+        ))
+    }
+}
+
+/// Opens the device of `backend`, checking first that it can actually run work.
+pub fn open(backend: Backend) -> Result<Device, String> {
+    match backend {
+        #[cfg(feature = "flex")]
+        Backend::Flex => Ok(Device::flex()),
+        #[cfg(feature = "ndarray")]
+        Backend::Ndarray => Ok(Device::ndarray()),
+        #[cfg(feature = "wgpu")]
+        Backend::Wgpu => open_wgpu(),
+        #[allow(unreachable_patterns)]
+        other => Err(format!("device '{other}' is not compiled into this build of cnn: rebuild with `--features {other}`")),
+    }
+}
+
+/// wgpu panics deep inside its runtime when no adapter exists; probe it once, quietly, and turn
+/// that into an error before any model code runs.
+#[cfg(feature = "wgpu")]
+fn open_wgpu() -> Result<Device, String> {
+    use burn::tensor::{DeviceKind, Tensor};
+
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let probe = std::panic::catch_unwind(|| {
+        let device = Device::wgpu(DeviceKind::DefaultDevice);
+        let value = Tensor::<1>::ones([4], &device).sum().into_scalar::<f32>();
+        (device, value)
+    });
+    std::panic::set_hook(previous_hook);
+    match probe {
+        Ok((device, value)) if value == 4.0 => Ok(device),
+        Ok((_, value)) => Err(format!("the wgpu adapter gave a wrong result in a self-test (4 ones summed to {value})")),
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown reason");
+            let reason = reason.lines().next().unwrap_or(reason);
+            Err(format!(
+                "no usable GPU adapter for --device wgpu ({reason}); install a Vulkan driver (on Debian, `mesa-vulkan-drivers` gives a software one) or use --device flex"
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_first_compiled_in() {
+        assert_eq!(resolve(None, &[Backend::Ndarray, Backend::Wgpu]), Ok(Backend::Ndarray));
+        assert!(resolve(None, &[]).is_err());
+    }
+
+    #[test]
+    fn missing_backend_names_the_feature_and_what_exists() {
+        let err = resolve(Some("wgpu"), &[Backend::Flex]).unwrap_err();
+        assert!(err.contains("--features wgpu"), "{err}");
+        assert!(err.contains("this build has: flex"), "{err}");
+        assert!(!err.contains('\n'));
+        let err = resolve(Some("cuda"), &[Backend::Flex]).unwrap_err();
+        assert!(err.contains("unknown device 'cuda'"), "{err}");
+    }
+
+    #[test]
+    fn compiled_list_matches_features() {
+        assert_eq!(compiled().contains(&Backend::Flex), cfg!(feature = "flex"));
+        assert_eq!(compiled().contains(&Backend::Wgpu), cfg!(feature = "wgpu"));
+    }
+}

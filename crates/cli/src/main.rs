@@ -1,0 +1,268 @@
+//! `cnn`: train, evaluate and inspect the classic convolutional networks.
+//!
+//! Every command parses its flags, opens the device and calls a library function; errors are
+//! printed on one line and the process exits with status 1.
+
+mod backend;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use cnn_trainer::{OptimizerKind, Progress, TrainConfig};
+
+#[derive(Parser)]
+#[command(name = "cnn", version, about = "Train, evaluate and inspect classic CNNs (LeNet-5 … ResNet) on burn")]
+struct Cli {
+    /// Backend to run on: flex, ndarray or wgpu (default: the first compiled into this build).
+    #[arg(long, global = true)]
+    device: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model on a data set and write a run folder.
+    Train(TrainArgs),
+    /// List the models with their parameter counts.
+    Models,
+    /// Print a model's layers with output shapes, parameters and multiply-adds.
+    Summary(SummaryArgs),
+    /// Cost calculators from the course.
+    #[command(subcommand)]
+    Cost(CostCommand),
+    /// List the backends compiled into this build.
+    Devices,
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Model name (see `cnn models`).
+    #[arg(long, default_value = "lenet5")]
+    model: String,
+    /// Data set name (`mnist-5k`: the embedded digits).
+    #[arg(long, default_value = "mnist-5k")]
+    dataset: String,
+    /// Passes over the training set [default: 10].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Images per mini-batch [default: 32].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Learning rate [default: 0.001].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Optimiser: sgd or adam [default: adam].
+    #[arg(long)]
+    optimizer: Option<OptimizerKind>,
+    /// Momentum for sgd [default: 0.9].
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// Seed for initialisation and shuffling [default: 42].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run folder to write (default: runs/<model>-<dataset>-<unix time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl TrainArgs {
+    /// The trainer's defaults, overridden by whatever flags were given.
+    fn config(&self) -> TrainConfig {
+        let d = TrainConfig::new(&self.model, &self.dataset);
+        TrainConfig {
+            epochs: self.epochs.unwrap_or(d.epochs),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            lr: self.lr.unwrap_or(d.lr),
+            optimizer: self.optimizer.unwrap_or(d.optimizer),
+            momentum: self.momentum.unwrap_or(d.momentum),
+            seed: self.seed.unwrap_or(d.seed),
+            ..d
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct SummaryArgs {
+    /// Model name (see `cnn models`).
+    #[arg(long)]
+    model: String,
+    /// Input shape CxHxW (default: the model's own, e.g. 3x224x224).
+    #[arg(long, value_parser = parse_dims::<3>)]
+    input: Option<[usize; 3]>,
+    /// Number of classes [default: 1000 for ImageNet models, 10 otherwise].
+    #[arg(long)]
+    num_classes: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum CostCommand {
+    /// Multiplications of a "same" convolution, with and without a 1x1 bottleneck.
+    Conv(ConvCostArgs),
+}
+
+#[derive(clap::Args)]
+struct ConvCostArgs {
+    /// Input volume HxWxC, e.g. 28x28x192.
+    #[arg(long, value_parser = parse_dims::<3>)]
+    input: [usize; 3],
+    /// Square kernel size.
+    #[arg(long)]
+    kernel: usize,
+    /// Number of filters (output channels).
+    #[arg(long)]
+    filters: usize,
+    /// Channels of a 1x1 bottleneck convolution placed before it.
+    #[arg(long)]
+    bottleneck: Option<usize>,
+}
+
+/// Parses `AxBxC` (or `A,B,C`) into N positive integers.
+fn parse_dims<const N: usize>(s: &str) -> Result<[usize; N], String> {
+    let parts: Vec<&str> = s.split(['x', 'X', ',']).collect();
+    let values: Vec<usize> = parts.iter().map(|p| p.trim().parse::<usize>().ok().filter(|v| *v > 0)).collect::<Option<_>>()
+        .ok_or_else(|| format!("'{s}' is not {N} positive integers separated by 'x'"))?;
+    values.try_into().map_err(|_| format!("'{s}' has {} numbers, expected {N}", parts.len()))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // clap's first line says what is wrong; keep errors on one line like every other.
+            let text = e.render().to_string();
+            eprintln!("{} (see --help)", text.lines().next().unwrap_or("invalid arguments"));
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes joined, no backtrace.
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Models => {
+            let device = open_device(cli.device.as_deref())?.1;
+            println!("{:<18} {:>13}  {:<11}  description", "name", "params", "input");
+            for m in cnn_models::registry::MODELS {
+                let i = m.default_input;
+                let model = cnn_models::build(m.name, cnn_models::BuildOptions::classes(default_classes(m)), &device)?;
+                let input = format!("{}x{}x{}", i.channels, i.size, i.size);
+                println!("{:<18} {:>13}  {:<11}  {}", m.name, group(cnn_models::param_count(&model) as u64), input, m.description());
+            }
+            Ok(())
+        }
+        Command::Summary(args) => {
+            let info = cnn_models::registry::lookup(&args.model)?;
+            let device = open_device(cli.device.as_deref())?.1;
+            let classes = args.num_classes.unwrap_or_else(|| default_classes(info));
+            let input = args.input.unwrap_or(info.default_input.shape());
+            let options = cnn_models::BuildOptions { num_classes: classes, in_channels: Some(input[0]) };
+            let model = cnn_models::build(info.name, options, &device)?;
+            let summary = model.summary(input);
+            use cnn_models::summary::OutShape;
+            if let Some(row) = summary.rows.iter().find(|r| matches!(r.output, OutShape::Map([_, 0, _]) | OutShape::Map([_, _, 0]))) {
+                anyhow::bail!("input {}x{}x{} is too small for {}: layer {} has no output left", input[0], input[1], input[2], info.name, row.name);
+            }
+            println!("{} ({classes} classes)", info.name);
+            println!("{summary}");
+            Ok(())
+        }
+        Command::Cost(CostCommand::Conv(a)) => {
+            let [h, w, c] = a.input;
+            let direct = cnn_models::summary::conv_mults(h, w, c, a.kernel, a.filters);
+            println!(
+                "{k}x{k} same convolution, {f} filters, on {h}x{w}x{c}: {} multiplications ({h}*{w}*{f} outputs x {k}*{k}*{c})",
+                group(direct),
+                k = a.kernel,
+                f = a.filters
+            );
+            if let Some(b) = a.bottleneck {
+                let reduce = cnn_models::summary::conv_mults(h, w, c, 1, b);
+                let conv = cnn_models::summary::conv_mults(h, w, b, a.kernel, a.filters);
+                println!(
+                    "with a 1x1 bottleneck to {b} channels: {} + {} = {} multiplications",
+                    group(reduce),
+                    group(conv),
+                    group(reduce + conv)
+                );
+                println!("ratio: {:.2}x fewer multiplications", direct as f64 / (reduce + conv) as f64);
+            }
+            Ok(())
+        }
+        Command::Devices => {
+            for b in backend::ALL {
+                println!("{:<8} {}", b.name(), if b.compiled_in() { "compiled in" } else { "not in this build" });
+            }
+            Ok(())
+        }
+        Command::Train(args) => train(cli.device.as_deref(), args),
+    }
+}
+
+/// 1000 classes for the ImageNet models, 10 for LeNet-5, the CIFAR nets and the module example.
+fn default_classes(info: &cnn_models::ModelInfo) -> usize {
+    if info.default_input.size >= 224 { 1000 } else { 10 }
+}
+
+fn group(n: u64) -> String {
+    cnn_models::summary::group(n)
+}
+
+fn open_device(requested: Option<&str>) -> Result<(backend::Backend, burn::tensor::Device)> {
+    let backend = backend::resolve(requested, &backend::compiled()).map_err(anyhow::Error::msg)?;
+    let device = backend::open(backend).map_err(anyhow::Error::msg)?;
+    Ok((backend, device))
+}
+
+fn train(device: Option<&str>, args: TrainArgs) -> Result<()> {
+    let cfg = args.config();
+    cfg.validate()?;
+    cnn_models::registry::lookup(&cfg.model)?;
+    let (backend, device) = open_device(device)?;
+    let dir = args.out.unwrap_or_else(|| {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        PathBuf::from("runs").join(format!("{}-{}-{secs}", cfg.model, cfg.dataset))
+    });
+    println!(
+        "training {} on {} for {} epochs (batch {}, {:?} lr {}, seed {}) on {backend}",
+        cfg.model, cfg.dataset, cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.lr, cfg.seed
+    );
+    println!("run folder: {}", dir.display());
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let report = cnn_trainer::train_run(&cfg, &device, &dir, &mut |p| match p {
+        Progress::Batch { epoch, batch, batches, loss } => {
+            // A line every few seconds keeps long epochs visible without flooding logs.
+            if last_report.elapsed().as_secs_f32() >= 5.0 && batch < batches {
+                println!("  epoch {epoch} batch {batch}/{batches} loss {loss:.4}");
+                last_report = Instant::now();
+            }
+        }
+        Progress::Epoch(m) => {
+            println!(
+                "epoch {:>3}/{}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.0} img/s",
+                m.epoch, cfg.epochs, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.images_per_second
+            );
+            last_report = Instant::now();
+        }
+    })
+    .with_context(|| format!("training {} on {}", cfg.model, cfg.dataset))?;
+    println!("wrote {} (config.json, metrics.csv, model.bpk, summary.json) in {:.1} s", report.dir.display(), started.elapsed().as_secs_f64());
+    println!("test accuracy {:.4} on {} images", report.test.accuracy, report.test.images);
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The `cnn` binary as a user runs it: clear one-line errors, never a panic.
+
+use std::process::{Command, Output};
+
+fn cnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnn")).args(args).output().expect("run cnn")
+}
+
+fn assert_clean_failure(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_backend_missing_from_the_build_is_a_one_line_error() {
+    let missing: Vec<&str> = [("flex", cfg!(feature = "flex")), ("ndarray", cfg!(feature = "ndarray")), ("wgpu", cfg!(feature = "wgpu"))]
+        .into_iter()
+        .filter(|(_, compiled)| !compiled)
+        .map(|(name, _)| name)
+        .collect();
+    if missing.is_empty() {
+        eprintln!("every backend is compiled in: nothing to check here (resolve() has unit tests)");
+    }
+    for name in missing {
+        let out = cnn(&["--device", name, "train", "--epochs", "1"]);
+        let msg = assert_clean_failure(&out);
+        assert!(msg.contains(&format!("--features {name}")), "{msg}");
+        assert!(msg.contains("this build has:"), "{msg}");
+    }
+}
+
+#[test]
+fn unknown_device_model_and_bad_values_are_clear_errors() {
+    let msg = assert_clean_failure(&cnn(&["--device", "tpu", "train"]));
+    assert!(msg.contains("unknown device 'tpu'"), "{msg}");
+    let msg = assert_clean_failure(&cnn(&["train", "--model", "lenet"]));
+    assert!(msg.contains("did you mean 'lenet5'"), "{msg}");
+    let msg = assert_clean_failure(&cnn(&["train", "--epochs", "0"]));
+    assert!(msg.contains("--epochs"), "{msg}");
+    let msg = assert_clean_failure(&cnn(&["train", "--dataset", "imagenet"]));
+    assert!(msg.contains("unknown dataset 'imagenet'"), "{msg}");
+}
+
+#[test]
+fn models_and_devices_are_listed() {
+    let out = cnn(&["models"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lenet5"));
+    let out = cnn(&["devices"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("flex") && text.contains("wgpu"), "{text}");
+}
+
+/// The main job with its defaults (what `cargo xtask train` runs): LeNet-5 on the embedded
+/// digits must reach 0.95 test accuracy and end with the promised line.
+#[cfg(feature = "flex")]
+#[test]
+fn default_training_reaches_95_percent_and_writes_a_run_folder() {
+    let dir = std::env::temp_dir().join(format!("cnn-cli-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = cnn(&["--device", "flex", "train", "--out", dir.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("epoch   1/10  train loss"), "no per-epoch progress: {stdout}");
+    let last = stdout.trim_end().lines().last().unwrap();
+    assert!(last.starts_with("test accuracy 0.") && last.ends_with(" on 1000 images"), "{last}");
+    let accuracy: f64 = last.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(accuracy >= 0.95, "test accuracy {accuracy} < 0.95\n{stdout}");
+    for file in ["config.json", "metrics.csv", "model.bpk", "summary.json"] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 11, "{csv}");
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(config.contains("\"model\": \"lenet5\""), "{config}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// With wgpu compiled in but no Vulkan driver visible, the error is clear and nothing panics.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_without_a_driver_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(["--device", "wgpu", "train", "--epochs", "1"])
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .env("WGPU_BACKEND", "vulkan")
+        .output()
+        .unwrap();
+    let msg = assert_clean_failure(&out);
+    assert!(msg.contains("no usable GPU adapter"), "{msg}");
+}
+
+#[test]
+fn summary_prints_torchvision_totals() {
+    for (model, params, macs) in [
+        ("resnet18", "11689512", "1814073344"),
+        ("vgg16", "138357544", "15470264320"),
+        ("resnet50", "25557032", "4089184256"),
+    ] {
+        let out = cnn(&["summary", "--model", model, "--input", "3x224x224"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{model}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(&format!("total params: {params}\n")), "{model}: {text}");
+        assert!(text.contains(&format!("total mult-adds: {macs}")), "{model}: {text}");
+    }
+    let out = cnn(&["summary", "--model", "inception_module"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("2,408,448") && text.contains("10,035,200"), "{text}");
+}
+
+#[test]
+fn summary_rejects_inputs_that_vanish() {
+    let msg = assert_clean_failure(&cnn(&["summary", "--model", "alexnet", "--input", "3x32x32"]));
+    assert!(msg.contains("too small"), "{msg}");
+    let msg = assert_clean_failure(&cnn(&["summary", "--model", "resnet18", "--input", "3x224"]));
+    assert!(msg.contains("expected 3"), "{msg}");
+}
+
+#[test]
+fn cost_conv_prints_the_course_numbers() {
+    let out = cnn(&["cost", "conv", "--input", "28x28x192", "--kernel", "5", "--filters", "32", "--bottleneck", "16"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success());
+    assert!(text.contains("120,422,400 multiplications"), "{text}");
+    assert!(text.contains("2,408,448 + 10,035,200 = 12,443,648 multiplications"), "{text}");
+    assert!(text.contains("ratio: 9.68x"), "{text}");
+}
+
+#[test]
+fn models_lists_every_registered_name_with_its_parameters() {
+    let out = cnn(&["models"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    for (name, params) in [("alexnet", "61,100,840"), ("vgg19", "143,667,240"), ("googlenet", "13,004,888"), ("resnet20", "269,722"), ("plain56", "853,018")] {
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} missing: {text}"));
+        assert!(line.contains(params), "{line}");
+    }
+    assert_eq!(text.lines().count(), cnn_models::registry::MODELS.len() + 1);
+}

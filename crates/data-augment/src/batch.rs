@@ -1,0 +1,178 @@
+//! Turning 8-bit images into normalised float mini-batches, and batches into tensors.
+//!
+//! A [`Batch`] is assembled on the CPU (by the loader's threads, later) and only then moved to
+//! a [`Device`], so the training thread never decodes or converts pixels.
+//!
+//! # How images are fitted to the model's input ([`Preprocess`])
+//! - **Size**: an image smaller than the model's input is centred on a canvas filled with pixel
+//!   value 0 (so MNIST's 28×28 digits become LeNet-5's 32×32 input, padded by 2 as in the paper);
+//!   a larger one is centre-cropped. Resizing is the augmentation pipeline's job.
+//! - **Channels**: grayscale → RGB repeats the gray value; RGB → grayscale uses the ITU-R BT.601
+//!   luma weights (0.299, 0.587, 0.114); RGBA drops alpha first.
+//! - **Values**: `(pixel / 255 − mean[c]) / std[c]` per output channel.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::dataset::ImageDataset;
+use crate::error::{DataError, Result};
+
+/// Per-channel mean and standard deviation of MNIST's training pixels (in [0, 1]).
+pub const MNIST_MEAN_STD: (f32, f32) = (0.1307, 0.3081);
+
+/// How images are fitted to a model's input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preprocess {
+    /// Output channels (1 or 3).
+    pub channels: usize,
+    /// Output height and width.
+    pub size: usize,
+    /// Per-channel mean (in [0, 1] units), one value per output channel.
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation, one value per output channel.
+    pub std: Vec<f32>,
+}
+
+impl Preprocess {
+    /// The MNIST normalisation for a grayscale model of input `size`×`size`.
+    pub fn mnist(size: usize) -> Self {
+        Self { channels: 1, size, mean: vec![MNIST_MEAN_STD.0], std: vec![MNIST_MEAN_STD.1] }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(self.channels == 1 || self.channels == 3) {
+            return Err(DataError::Invalid(format!("models take 1 or 3 channels, not {}", self.channels)));
+        }
+        if self.mean.len() != self.channels || self.std.len() != self.channels {
+            return Err(DataError::Invalid(format!(
+                "normalisation needs one mean and one std per channel ({} channels)",
+                self.channels
+            )));
+        }
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || self.size == 0 {
+            return Err(DataError::Invalid("std must be positive and size non-zero".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A mini-batch on the host: normalised NCHW floats and class labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// `[batch, channels, size, size]`, row-major.
+    pub images: Vec<f32>,
+    /// The image tensor's shape.
+    pub shape: [usize; 4],
+    /// One class index per image.
+    pub labels: Vec<i64>,
+}
+
+impl Batch {
+    /// Assembles the images at `indices` of `data` into a batch.
+    pub fn from_dataset(data: &ImageDataset, indices: &[usize], pre: &Preprocess) -> Result<Self> {
+        pre.validate()?;
+        let (c, s) = (pre.channels, pre.size);
+        let mut images = vec![0f32; indices.len() * c * s * s];
+        let mut labels = Vec::with_capacity(indices.len());
+        for (slot, &i) in indices.iter().enumerate() {
+            if i >= data.len() {
+                return Err(DataError::Invalid(format!("index {i} is out of range for {} images", data.len())));
+            }
+            write_image(data.image(i), data.height(), data.width(), data.channels(), pre, &mut images[slot * c * s * s..(slot + 1) * c * s * s]);
+            labels.push(data.label(i) as i64);
+        }
+        Ok(Self { images, shape: [indices.len(), c, s, s], labels })
+    }
+
+    /// Number of images in the batch.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// `true` for an empty batch.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Moves the batch to `device` as `(images [B,C,H,W], labels [B])`.
+    pub fn to_device(&self, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        let images = Tensor::<4>::from_data(TensorData::new(self.images.clone(), self.shape), device);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(self.labels.clone(), [self.labels.len()]), device);
+        (images, labels)
+    }
+}
+
+/// Writes one HWC u8 image into a CHW f32 slot, fitting size, channels and normalisation.
+fn write_image(src: &[u8], h: usize, w: usize, src_c: usize, pre: &Preprocess, out: &mut [f32]) {
+    let s = pre.size;
+    // Offsets of the source inside the canvas (positive: padding) or of the crop (negative).
+    let off_y = (s as isize - h as isize) / 2;
+    let off_x = (s as isize - w as isize) / 2;
+    for oc in 0..pre.channels {
+        let (mean, std) = (pre.mean[oc], pre.std[oc]);
+        let background = (0.0 - mean) / std;
+        let plane = &mut out[oc * s * s..(oc + 1) * s * s];
+        for y in 0..s {
+            let sy = y as isize - off_y;
+            for x in 0..s {
+                let sx = x as isize - off_x;
+                plane[y * s + x] = if sy < 0 || sx < 0 || sy >= h as isize || sx >= w as isize {
+                    background
+                } else {
+                    let p = &src[(sy as usize * w + sx as usize) * src_c..][..src_c];
+                    (channel_value(p, oc, pre.channels) / 255.0 - mean) / std
+                };
+            }
+        }
+    }
+}
+
+/// Value of output channel `oc` (of `out_c`) for one source pixel `p`, on the 0–255 scale.
+fn channel_value(p: &[u8], oc: usize, out_c: usize) -> f32 {
+    match (p.len(), out_c) {
+        (1, _) | (2, _) => p[0] as f32, // gray (+ alpha): repeated into every output channel
+        (_, 1) => 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32,
+        _ => p[oc] as f32, // RGB(A) → RGB: alpha dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_image(h: usize, w: usize, c: usize, pixels: Vec<u8>) -> ImageDataset {
+        ImageDataset::new(h, w, c, pixels, vec![0], vec!["x".into()]).unwrap()
+    }
+
+    #[test]
+    fn pads_small_images_centred_with_background() {
+        let ds = one_image(2, 2, 1, vec![255; 4]);
+        let pre = Preprocess { channels: 1, size: 4, mean: vec![0.0], std: vec![1.0] };
+        let b = Batch::from_dataset(&ds, &[0], &pre).unwrap();
+        assert_eq!(b.shape, [1, 1, 4, 4]);
+        #[rustfmt::skip]
+        let expected = [0., 0., 0., 0.,  0., 1., 1., 0.,  0., 1., 1., 0.,  0., 0., 0., 0.];
+        assert_eq!(b.images, expected);
+    }
+
+    #[test]
+    fn crops_large_images_and_converts_channels() {
+        // 3x3 RGB, centre pixel pure red; crop to 1x1 and convert to gray.
+        let mut px = vec![0u8; 27];
+        px[4 * 3] = 255;
+        let ds = one_image(3, 3, 3, px);
+        let gray = Preprocess { channels: 1, size: 1, mean: vec![0.0], std: vec![1.0] };
+        let b = Batch::from_dataset(&ds, &[0], &gray).unwrap();
+        assert!((b.images[0] - 0.299).abs() < 1e-6);
+        let rgb = Preprocess { channels: 3, size: 1, mean: vec![0.5; 3], std: vec![0.5; 3] };
+        let b = Batch::from_dataset(&one_image(1, 1, 1, vec![255]), &[0], &rgb).unwrap();
+        assert_eq!(b.images, vec![1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn bad_preprocess_is_an_error() {
+        let ds = one_image(1, 1, 1, vec![0]);
+        let pre = Preprocess { channels: 2, size: 1, mean: vec![0.0; 2], std: vec![1.0; 2] };
+        assert!(Batch::from_dataset(&ds, &[0], &pre).is_err());
+        assert!(Batch::from_dataset(&ds, &[1], &Preprocess::mnist(1)).is_err());
+    }
+}

@@ -1,0 +1,28 @@
+//! # cnn-data-augment
+//!
+//! Everything between a file on disk and a mini-batch tensor: data sets, the augmentations
+//! of the CNN case studies, and (as the project grows) the multi-threaded loader that prepares
+//! mini-batches while training runs. It knows nothing of models.
+//!
+//! Today it holds:
+//! - [`ImageDataset`]: 8-bit HWC images with labels, in memory;
+//! - [`idx`]: the IDX reader of MNIST and Fashion-MNIST (gzipped or raw);
+//! - [`embedded::mnist_5k`]: 5,000 real MNIST digits compiled into the binary (4,000 train /
+//!   1,000 test, stratified);
+//! - [`Batch`] and [`Preprocess`]: fitting images to a model's input and moving them to a device.
+//!
+//! ```
+//! let (train, test) = cnn_data_augment::embedded::mnist_5k().unwrap();
+//! assert_eq!((train.len(), test.len()), (4000, 1000));
+//! assert_eq!(train.class_counts(), vec![400; 10]);
+//! ```
+
+pub mod batch;
+pub mod dataset;
+pub mod embedded;
+pub mod error;
+pub mod idx;
+
+pub use batch::{Batch, Preprocess};
+pub use dataset::ImageDataset;
+pub use error::{DataError, Result};

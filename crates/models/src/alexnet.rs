@@ -1,0 +1,126 @@
+//! AlexNet (Krizhevsky, Sutskever & Hinton 2012) in torchvision's layout.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::pool::AdaptiveAvgPool2dConfig;
+use burn::nn::{DropoutConfig, LinearConfig, LocalResponseNormConfig, PaddingConfig2d, Relu};
+use burn::tensor::{Device, Tensor};
+
+use crate::layers::{Dense, Layer, forward_dense, forward_seq, max_pool, summarize_dense, summarize_seq};
+use crate::summary::{Shape3, Summary};
+use crate::ImageClassifier;
+
+/// Configuration of [`AlexNet`]. The default is torchvision's `alexnet` (61,100,840 parameters at
+/// 1000 classes); the two options bring back details of the paper.
+#[derive(Config, Debug)]
+pub struct AlexNetConfig {
+    /// Number of output classes.
+    #[config(default = 1000)]
+    pub num_classes: usize,
+    /// Input channels.
+    #[config(default = 3)]
+    pub in_channels: usize,
+    /// Dropout probability before the first two fully connected layers.
+    #[config(default = 0.5)]
+    pub dropout: f64,
+    /// The paper's Local Response Normalisation (size 5, α 1e-4, β 0.75, k 2) after the first two
+    /// ReLUs. Shifts the `features` indices away from torchvision's.
+    #[config(default = false)]
+    pub local_response_norm: bool,
+    /// The paper's two-GPU split as grouped convolutions: conv2, conv4 and conv5 see only the half
+    /// of the previous layer's maps "on their GPU" (groups = 2), which halves their weights.
+    #[config(default = false)]
+    pub two_gpu_groups: bool,
+}
+
+/// AlexNet: five convolutions (`features`), adaptive average pooling to 6×6 (`avgpool`) and three
+/// fully connected layers with dropout (`classifier`).
+#[derive(Module, Debug)]
+pub struct AlexNet {
+    /// Convolution, ReLU and max-pool layers (`features.0` … `features.12`).
+    pub features: Vec<Layer>,
+    /// Adaptive average pooling to 6×6, so any input size of at least 63 px works.
+    pub avgpool: burn::nn::pool::AdaptiveAvgPool2d,
+    /// Dropout, linear and ReLU layers (`classifier.1`, `classifier.4`, `classifier.6` hold weights).
+    pub classifier: Vec<Dense>,
+}
+
+impl AlexNetConfig {
+    /// Builds the network on `device`.
+    pub fn init(&self, device: &Device) -> AlexNet {
+        let groups = if self.two_gpu_groups { 2 } else { 1 };
+        let conv = |i: usize, o: usize, k: usize, s: usize, p: usize, g: usize| {
+            Layer::Conv(
+                Conv2dConfig::new([i, o], [k, k])
+                    .with_stride([s, s])
+                    .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+                    .with_groups(g)
+                    .init(device),
+            )
+        };
+        let lrn = || Layer::Lrn(LocalResponseNormConfig::new(5).with_k(2.0).init());
+        let mut features = vec![conv(self.in_channels, 64, 11, 4, 2, 1), Layer::Relu(Relu)];
+        if self.local_response_norm {
+            features.push(lrn());
+        }
+        features.extend([Layer::MaxPool(max_pool(3, 2, 0, false)), conv(64, 192, 5, 1, 2, groups), Layer::Relu(Relu)]);
+        if self.local_response_norm {
+            features.push(lrn());
+        }
+        features.extend([
+            Layer::MaxPool(max_pool(3, 2, 0, false)),
+            conv(192, 384, 3, 1, 1, 1),
+            Layer::Relu(Relu),
+            conv(384, 256, 3, 1, 1, groups),
+            Layer::Relu(Relu),
+            conv(256, 256, 3, 1, 1, groups),
+            Layer::Relu(Relu),
+            Layer::MaxPool(max_pool(3, 2, 0, false)),
+        ]);
+        let dropout = || Dense::Dropout(DropoutConfig::new(self.dropout).init());
+        let classifier = vec![
+            dropout(),
+            Dense::Linear(LinearConfig::new(256 * 6 * 6, 4096).init(device)),
+            Dense::Relu(Relu),
+            dropout(),
+            Dense::Linear(LinearConfig::new(4096, 4096).init(device)),
+            Dense::Relu(Relu),
+            Dense::Linear(LinearConfig::new(4096, self.num_classes).init(device)),
+        ];
+        AlexNet { features, avgpool: AdaptiveAvgPool2dConfig::new([6, 6]).init(), classifier }
+    }
+}
+
+impl AlexNet {
+    /// torchvision's `alexnet` for `num_classes` classes.
+    pub fn alexnet(num_classes: usize, device: &Device) -> Self {
+        AlexNetConfig::new().with_num_classes(num_classes).init(device)
+    }
+
+    /// The convolutional part alone: `[B, C, H, W]` → `[B, 256, h, w]`.
+    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
+        forward_seq(&self.features, x)
+    }
+
+    /// Class logits.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self.avgpool.forward(self.forward_features(x));
+        forward_dense(&self.classifier, x.flatten(1, 3))
+    }
+
+    /// Per-layer summary for one input of shape `input`.
+    pub fn summary(&self, input: Shape3) -> Summary {
+        let mut s = Summary::new(input);
+        let f = summarize_seq("features", &self.features, input, &mut s);
+        let p = Layer::AdaptiveAvgPool(self.avgpool.clone()).summarize("avgpool", f, &mut s);
+        summarize_dense("classifier", &self.classifier, p.iter().product(), &mut s);
+        s
+    }
+}
+
+impl ImageClassifier for AlexNet {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward(images)
+    }
+}

@@ -1,0 +1,102 @@
+//! 1×1 convolutions and the Network-in-Network block (Lin, Chen & Yan 2013).
+//!
+//! A 1×1 convolution is a fully connected layer applied at every pixel across the channels: it
+//! changes the number of channels (shrinking them is the "bottleneck" of Inception and of
+//! ResNet's bottleneck block) and, followed by a ReLU, adds a non-linearity at no spatial cost.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::tensor::{Device, Tensor, activation::relu};
+
+use crate::layers::{conv, conv_macs, conv_out};
+use crate::summary::{OutShape, Shape3, Summary};
+
+/// Configuration of [`NinBlock`].
+#[derive(Config, Debug)]
+pub struct NinBlockConfig {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels of every convolution in the block.
+    pub channels: usize,
+    /// Kernel of the first convolution.
+    #[config(default = 3)]
+    pub kernel: usize,
+    /// Stride of the first convolution.
+    #[config(default = 1)]
+    pub stride: usize,
+    /// Padding of the first convolution.
+    #[config(default = 1)]
+    pub padding: usize,
+}
+
+/// `k×k conv → ReLU → 1×1 conv → ReLU → 1×1 conv → ReLU`: an "mlpconv" layer.
+#[derive(Module, Debug)]
+pub struct NinBlock {
+    /// The spatial convolution.
+    pub conv: Conv2d,
+    /// First 1×1 convolution (per-pixel fully connected layer).
+    pub mlp1: Conv2d,
+    /// Second 1×1 convolution.
+    pub mlp2: Conv2d,
+}
+
+impl NinBlockConfig {
+    /// Builds the block on `device`.
+    pub fn init(&self, device: &Device) -> NinBlock {
+        NinBlock {
+            conv: conv(self.in_channels, self.channels, self.kernel, self.stride, self.padding, true, device),
+            mlp1: conv(self.channels, self.channels, 1, 1, 0, true, device),
+            mlp2: conv(self.channels, self.channels, 1, 1, 0, true, device),
+        }
+    }
+}
+
+impl NinBlock {
+    /// Applies the block.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = relu(self.conv.forward(x));
+        let x = relu(self.mlp1.forward(x));
+        relu(self.mlp2.forward(x))
+    }
+
+    /// Adds the block's rows under `name`; returns its output shape.
+    pub fn summarize(&self, name: &str, input: Shape3, s: &mut Summary) -> Shape3 {
+        [("conv", &self.conv), ("mlp1", &self.mlp1), ("mlp2", &self.mlp2)].into_iter().fold(input, |shape, (label, c)| {
+            let out = conv_out(c, shape);
+            s.push(format!("{name}.{label}"), "Conv2d", OutShape::Map(out), crate::keys::param_count(c), conv_macs(c, out));
+            out
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn one_by_one_convolution_is_a_per_pixel_linear_map() {
+        let device = Device::flex();
+        let c = conv(3, 2, 1, 1, 0, false, &device);
+        let x = Tensor::<4>::random([1, 3, 2, 2], Distribution::Default, &device);
+        let y = c.forward(x.clone());
+        // weight [2, 3, 1, 1] as a [2, 3] matrix times the [3, 4] pixels.
+        let w: Tensor<2> = c.weight.val().reshape([2, 3]);
+        let expected = w.matmul(x.reshape([3, 4])).reshape([1, 2, 2, 2]);
+        let diff = (y - expected).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-6, "{diff}");
+    }
+
+    #[test]
+    fn nin_block_keeps_size_and_sets_channels() {
+        let device = Device::flex();
+        let block = NinBlockConfig::new(3, 8).init(&device);
+        let y = block.forward(Tensor::zeros([2, 3, 10, 10], &device));
+        assert_eq!(y.dims(), [2, 8, 10, 10]);
+        let mut s = Summary::new([3, 10, 10]);
+        assert_eq!(block.summarize("nin", [3, 10, 10], &mut s), [8, 10, 10]);
+        assert_eq!(s.total_params(), crate::keys::param_count(&block));
+        assert_eq!(s.total_mult_adds(), (3 * 9 * 8 + 8 * 8 + 8 * 8) as u64 * 100);
+    }
+}

@@ -1,0 +1,306 @@
+//! The one registry of model names: what the CLI, the trainer and the transfer code accept.
+//!
+//! Names follow torchvision (`alexnet`, `vgg11` … `vgg19_bn`, `resnet18` … `resnet152`,
+//! `googlenet`), plus `lenet5`, the CIFAR ResNets (`resnet20/32/44/56/110`), the plain twins
+//! (`plain18` … `plain152`, `plain20` … `plain110`) and `inception_module`.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use thiserror::Error;
+
+use crate::alexnet::{AlexNet, AlexNetConfig};
+use crate::googlenet::{GoogLeNet, GoogLeNetConfig};
+use crate::inception::{InceptionConfig, InceptionNet};
+use crate::lenet::{LeNet5, LeNet5Config};
+use crate::resnet::{ResNet, ResNetConfig, ShortcutKind, imagenet_depth};
+use crate::summary::{Shape3, Summary};
+use crate::vgg::{Vgg, VggConfig, VggDepth};
+use crate::{ImageClassifier, TrainOutput};
+
+/// What a model expects as input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputSpec {
+    /// Number of input channels.
+    pub channels: usize,
+    /// Input height and width in pixels (square).
+    pub size: usize,
+}
+
+impl InputSpec {
+    /// As a `[C, H, W]` shape.
+    pub fn shape(self) -> Shape3 {
+        [self.channels, self.size, self.size]
+    }
+}
+
+/// The families of the registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// LeNet-5.
+    LeNet,
+    /// AlexNet.
+    AlexNet,
+    /// VGG with this depth and batch norm flag.
+    Vgg(VggDepth, bool),
+    /// ImageNet ResNet of this depth; `false` = plain twin.
+    ResNet(usize, bool),
+    /// CIFAR ResNet (6n+2, option A) of this depth; `false` = plain twin.
+    CifarResNet(usize, bool),
+    /// GoogLeNet.
+    GoogLeNet,
+    /// The standalone Inception module of the course (28×28×192 input).
+    InceptionModule,
+}
+
+/// One entry of the registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// The name users type.
+    pub name: &'static str,
+    /// Which family and variant.
+    pub family: Family,
+    /// The input the model is designed for.
+    pub default_input: InputSpec,
+}
+
+impl ModelInfo {
+    /// A one-line description.
+    pub fn description(&self) -> String {
+        match self.family {
+            Family::LeNet => "LeNet-5 (LeCun et al. 1998), tanh".into(),
+            Family::AlexNet => "AlexNet (Krizhevsky et al. 2012), torchvision layout".into(),
+            Family::Vgg(d, bn) => format!("{d:?}{} (Simonyan & Zisserman 2015)", if bn { " with batch norm" } else { "" }),
+            Family::ResNet(d, true) => format!("ResNet-{d} (He et al. 2016), torchvision layout"),
+            Family::ResNet(d, false) => format!("plain twin of ResNet-{d} (no shortcuts)"),
+            Family::CifarResNet(d, true) => format!("CIFAR ResNet-{d} (6n+2, option-A shortcuts)"),
+            Family::CifarResNet(d, false) => format!("plain twin of CIFAR ResNet-{d} (no shortcuts)"),
+            Family::GoogLeNet => "GoogLeNet (Szegedy et al. 2015), torchvision layout, aux heads".into(),
+            Family::InceptionModule => "one Inception module (28x28x192 in) + global pool + linear".into(),
+        }
+    }
+}
+
+const fn rgb(size: usize) -> InputSpec {
+    InputSpec { channels: 3, size }
+}
+
+const fn entry(name: &'static str, family: Family, default_input: InputSpec) -> ModelInfo {
+    ModelInfo { name, family, default_input }
+}
+
+/// Every model this crate builds, by name.
+pub const MODELS: &[ModelInfo] = &[
+    entry("lenet5", Family::LeNet, InputSpec { channels: 1, size: 32 }),
+    entry("alexnet", Family::AlexNet, rgb(224)),
+    entry("vgg11", Family::Vgg(VggDepth::Vgg11, false), rgb(224)),
+    entry("vgg11_bn", Family::Vgg(VggDepth::Vgg11, true), rgb(224)),
+    entry("vgg13", Family::Vgg(VggDepth::Vgg13, false), rgb(224)),
+    entry("vgg13_bn", Family::Vgg(VggDepth::Vgg13, true), rgb(224)),
+    entry("vgg16", Family::Vgg(VggDepth::Vgg16, false), rgb(224)),
+    entry("vgg16_bn", Family::Vgg(VggDepth::Vgg16, true), rgb(224)),
+    entry("vgg19", Family::Vgg(VggDepth::Vgg19, false), rgb(224)),
+    entry("vgg19_bn", Family::Vgg(VggDepth::Vgg19, true), rgb(224)),
+    entry("resnet18", Family::ResNet(18, true), rgb(224)),
+    entry("resnet34", Family::ResNet(34, true), rgb(224)),
+    entry("resnet50", Family::ResNet(50, true), rgb(224)),
+    entry("resnet101", Family::ResNet(101, true), rgb(224)),
+    entry("resnet152", Family::ResNet(152, true), rgb(224)),
+    entry("plain18", Family::ResNet(18, false), rgb(224)),
+    entry("plain34", Family::ResNet(34, false), rgb(224)),
+    entry("plain50", Family::ResNet(50, false), rgb(224)),
+    entry("plain101", Family::ResNet(101, false), rgb(224)),
+    entry("plain152", Family::ResNet(152, false), rgb(224)),
+    entry("resnet20", Family::CifarResNet(20, true), rgb(32)),
+    entry("resnet32", Family::CifarResNet(32, true), rgb(32)),
+    entry("resnet44", Family::CifarResNet(44, true), rgb(32)),
+    entry("resnet56", Family::CifarResNet(56, true), rgb(32)),
+    entry("resnet110", Family::CifarResNet(110, true), rgb(32)),
+    entry("plain20", Family::CifarResNet(20, false), rgb(32)),
+    entry("plain32", Family::CifarResNet(32, false), rgb(32)),
+    entry("plain44", Family::CifarResNet(44, false), rgb(32)),
+    entry("plain56", Family::CifarResNet(56, false), rgb(32)),
+    entry("plain110", Family::CifarResNet(110, false), rgb(32)),
+    entry("googlenet", Family::GoogLeNet, rgb(224)),
+    entry("inception_module", Family::InceptionModule, InputSpec { channels: 192, size: 28 }),
+];
+
+/// Errors of this crate.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ModelError {
+    /// The name is not in the registry.
+    #[error("unknown model '{name}'{}; known models: {known}", suggestion.map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
+    UnknownModel {
+        /// What the user typed.
+        name: String,
+        /// The closest registered name, if any is close.
+        suggestion: Option<&'static str>,
+        /// All registered names, comma separated.
+        known: String,
+    },
+    /// A build option does not fit the model.
+    #[error("{model}: {reason}")]
+    BadOption {
+        /// The model name.
+        model: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Looks a model up by name (case-insensitive).
+pub fn lookup(name: &str) -> Result<&'static ModelInfo, ModelError> {
+    MODELS.iter().find(|m| m.name.eq_ignore_ascii_case(name)).ok_or_else(|| ModelError::UnknownModel {
+        name: name.to_string(),
+        suggestion: nearest(name),
+        known: MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// Options for [`build`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Number of output classes.
+    pub num_classes: usize,
+    /// Input channels; `None` keeps the model's default.
+    pub in_channels: Option<usize>,
+}
+
+impl BuildOptions {
+    /// `num_classes` classes, default input channels.
+    pub fn classes(num_classes: usize) -> Self {
+        Self { num_classes, in_channels: None }
+    }
+}
+
+/// A model of any family, so that code can hold "the model the user named".
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Model {
+    /// LeNet-5.
+    LeNet5(LeNet5),
+    /// AlexNet.
+    AlexNet(AlexNet),
+    /// VGG.
+    Vgg(Vgg),
+    /// ResNet (ImageNet or CIFAR, residual or plain).
+    ResNet(ResNet),
+    /// GoogLeNet.
+    GoogLeNet(GoogLeNet),
+    /// The standalone Inception module classifier.
+    Inception(InceptionNet),
+}
+
+/// Builds the model registered as `name` on `device`.
+pub fn build(name: &str, options: BuildOptions, device: &Device) -> Result<Model, ModelError> {
+    let info = lookup(name)?;
+    if options.num_classes == 0 {
+        return Err(ModelError::BadOption { model: info.name, reason: "num_classes must be at least 1".into() });
+    }
+    let in_c = options.in_channels.unwrap_or(info.default_input.channels);
+    if in_c == 0 {
+        return Err(ModelError::BadOption { model: info.name, reason: "input channels must be at least 1".into() });
+    }
+    let n = options.num_classes;
+    Ok(match info.family {
+        Family::LeNet => Model::LeNet5(LeNet5Config::new().with_num_classes(n).with_in_channels(in_c).init(device)),
+        Family::AlexNet => Model::AlexNet(AlexNetConfig::new().with_num_classes(n).with_in_channels(in_c).init(device)),
+        Family::Vgg(depth, bn) => Model::Vgg(VggConfig::new(depth).with_batch_norm(bn).with_num_classes(n).with_in_channels(in_c).init(device)),
+        Family::ResNet(depth, residual) => {
+            let (block, blocks) = imagenet_depth(depth).expect("registered depths are in the table");
+            Model::ResNet(ResNetConfig::imagenet(block, blocks).with_residual(residual).with_num_classes(n).with_in_channels(in_c).init(device))
+        }
+        Family::CifarResNet(depth, residual) => Model::ResNet(
+            ResNetConfig::cifar((depth - 2) / 6, ShortcutKind::ZeroPad)
+                .with_residual(residual)
+                .with_num_classes(n)
+                .with_in_channels(in_c)
+                .init(device),
+        ),
+        Family::GoogLeNet => Model::GoogLeNet(GoogLeNetConfig::new().with_num_classes(n).with_in_channels(in_c).init(device)),
+        Family::InceptionModule => {
+            let mut cfg = InceptionConfig::course_example();
+            cfg.in_channels = in_c;
+            Model::Inception(InceptionNet::new(&cfg, n, device))
+        }
+    })
+}
+
+impl Model {
+    /// Per-layer summary for one input of shape `[C, H, W]` (inference path).
+    pub fn summary(&self, input: Shape3) -> Summary {
+        match self {
+            Model::LeNet5(m) => m.summary(input),
+            Model::AlexNet(m) => m.summary(input),
+            Model::Vgg(m) => m.summary(input),
+            Model::ResNet(m) => m.summary(input),
+            Model::GoogLeNet(m) => m.summary(input),
+            Model::Inception(m) => m.summary(input),
+        }
+    }
+}
+
+impl ImageClassifier for Model {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            Model::LeNet5(m) => m.logits(images),
+            Model::AlexNet(m) => m.logits(images),
+            Model::Vgg(m) => m.logits(images),
+            Model::ResNet(m) => m.logits(images),
+            Model::GoogLeNet(m) => m.logits(images),
+            Model::Inception(m) => m.logits(images),
+        }
+    }
+
+    fn train_outputs(&self, images: Tensor<4>) -> TrainOutput {
+        match self {
+            Model::GoogLeNet(m) => m.train_outputs(images),
+            other => TrainOutput { logits: other.logits(images), aux: Vec::new() },
+        }
+    }
+}
+
+/// The registered name with the smallest edit distance to `name`, if it is within 3 edits.
+fn nearest(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    MODELS.iter().map(|m| (edit_distance(&name, m.name), m.name)).filter(|(d, _)| *d <= 3).min().map(|(_, n)| n)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        assert_eq!(lookup("LeNet5").unwrap().name, "lenet5");
+        assert_eq!(lookup("VGG16_BN").unwrap().family, Family::Vgg(VggDepth::Vgg16, true));
+    }
+
+    #[test]
+    fn unknown_name_suggests_nearest() {
+        let msg = lookup("resnet51").unwrap_err().to_string();
+        assert!(msg.contains("did you mean 'resnet50'"), "{msg}");
+        assert!(matches!(lookup("transformer"), Err(ModelError::UnknownModel { suggestion: None, .. })));
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = MODELS.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), MODELS.len());
+    }
+}

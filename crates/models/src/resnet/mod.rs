@@ -1,0 +1,229 @@
+//! ResNets (He et al. 2016): torchvision's ImageNet ResNet-18/34/50/101/152, the CIFAR-style
+//! 6n+2 ResNets of §4.2 (ResNet-20/32/44/56/110), and the "plain" twin of each (same layers,
+//! shortcuts switched off) for the depth-degradation experiment. One network type, one block
+//! type, and a table of `(block, blocks per stage)` per depth.
+
+mod block;
+
+pub use block::{BlockKind, ResidualBlock, ShortcutKind};
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d};
+use burn::nn::{BatchNorm, Linear, LinearConfig};
+use burn::tensor::{Device, Tensor, activation::relu};
+use serde::{Deserialize, Serialize};
+
+use crate::layers::{Layer, batch_norm, conv, conv_macs, conv_out, max_pool};
+use crate::summary::{OutShape, Shape3, Summary};
+use crate::ImageClassifier;
+
+/// The stem of the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stem {
+    /// ImageNet: 7×7 convolution stride 2, batch norm, ReLU, 3×3 max pool stride 2.
+    ImageNet,
+    /// CIFAR (§4.2): 3×3 convolution stride 1, batch norm, ReLU; no pooling.
+    Cifar,
+}
+
+/// Configuration of [`ResNet`].
+#[derive(Config, Debug)]
+pub struct ResNetConfig {
+    /// Block variant.
+    pub block: BlockKind,
+    /// Blocks per stage, e.g. `[3, 4, 6, 3]` for ResNet-50 or `[3, 3, 3]` for ResNet-20.
+    pub blocks: Vec<usize>,
+    /// Width of each stage (before the block's expansion): `[64, 128, 256, 512]` or `[16, 32, 64]`.
+    pub widths: Vec<usize>,
+    /// The stem.
+    #[config(default = "Stem::ImageNet")]
+    pub stem: Stem,
+    /// Shortcut when a block changes shape.
+    #[config(default = "ShortcutKind::Projection")]
+    pub shortcut: ShortcutKind,
+    /// `false` builds the plain twin: no shortcuts at all.
+    #[config(default = true)]
+    pub residual: bool,
+    /// Number of output classes.
+    #[config(default = 1000)]
+    pub num_classes: usize,
+    /// Input channels.
+    #[config(default = 3)]
+    pub in_channels: usize,
+}
+
+/// A residual (or plain) network. Stage `i` is `layer{i+1}`; CIFAR nets leave `layer4` empty.
+#[derive(Module, Debug)]
+pub struct ResNet {
+    /// Stem convolution.
+    pub conv1: Conv2d,
+    /// Stem batch norm.
+    pub bn1: BatchNorm,
+    /// Stem max pool (ImageNet stem only).
+    pub maxpool: Option<MaxPool2d>,
+    /// Stage 1.
+    pub layer1: Vec<ResidualBlock>,
+    /// Stage 2 (stride 2).
+    pub layer2: Vec<ResidualBlock>,
+    /// Stage 3 (stride 2).
+    pub layer3: Vec<ResidualBlock>,
+    /// Stage 4 (stride 2; empty in CIFAR nets).
+    pub layer4: Vec<ResidualBlock>,
+    /// Global average pooling.
+    pub avgpool: AdaptiveAvgPool2d,
+    /// The classifier.
+    pub fc: Linear,
+}
+
+impl ResNetConfig {
+    /// torchvision's ImageNet layout for `block` and blocks per stage.
+    pub fn imagenet(block: BlockKind, blocks: [usize; 4]) -> Self {
+        Self::new(block, blocks.to_vec(), vec![64, 128, 256, 512])
+    }
+
+    /// The CIFAR 6n+2 network (§4.2): three stages of `n` basic blocks, 16/32/64 filters.
+    pub fn cifar(n: usize, shortcut: ShortcutKind) -> Self {
+        Self::new(BlockKind::Basic, vec![n; 3], vec![16, 32, 64])
+            .with_stem(Stem::Cifar)
+            .with_shortcut(shortcut)
+            .with_num_classes(10)
+    }
+
+    /// Builds the network on `device`.
+    ///
+    /// # Panics
+    /// If `blocks` and `widths` differ in length or have more than four stages.
+    pub fn init(&self, device: &Device) -> ResNet {
+        assert!(self.blocks.len() == self.widths.len() && (1..=4).contains(&self.blocks.len()), "ResNet needs 1 to 4 stages with one width each");
+        let (conv1, maxpool) = match self.stem {
+            Stem::ImageNet => (conv(self.in_channels, self.widths[0], 7, 2, 3, false, device), Some(max_pool(3, 2, 1, false))),
+            Stem::Cifar => (conv(self.in_channels, self.widths[0], 3, 1, 1, false, device), None),
+        };
+        let mut channels = self.widths[0];
+        let mut stages: Vec<Vec<ResidualBlock>> = Vec::new();
+        for (i, (&n, &width)) in self.blocks.iter().zip(&self.widths).enumerate() {
+            let stage = (0..n)
+                .map(|b| {
+                    let stride = if i > 0 && b == 0 { 2 } else { 1 };
+                    let block = ResidualBlock::new(self.block, channels, width, stride, self.shortcut, self.residual, device);
+                    channels = width * self.block.expansion();
+                    block
+                })
+                .collect();
+            stages.push(stage);
+        }
+        stages.resize_with(4, Vec::new);
+        let mut stages = stages.into_iter();
+        let mut next = || stages.next().unwrap_or_default();
+        ResNet {
+            conv1,
+            bn1: batch_norm(self.widths[0], 1e-5, device),
+            maxpool,
+            layer1: next(),
+            layer2: next(),
+            layer3: next(),
+            layer4: next(),
+            avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            fc: LinearConfig::new(channels, self.num_classes).init(device),
+        }
+    }
+}
+
+/// The depths of torchvision's ImageNet ResNets: `(block, blocks per stage)`.
+pub fn imagenet_depth(depth: usize) -> Option<(BlockKind, [usize; 4])> {
+    Some(match depth {
+        18 => (BlockKind::Basic, [2, 2, 2, 2]),
+        34 => (BlockKind::Basic, [3, 4, 6, 3]),
+        50 => (BlockKind::Bottleneck, [3, 4, 6, 3]),
+        101 => (BlockKind::Bottleneck, [3, 4, 23, 3]),
+        152 => (BlockKind::Bottleneck, [3, 8, 36, 3]),
+        _ => return None,
+    })
+}
+
+impl ResNet {
+    fn imagenet(depth: usize, num_classes: usize, device: &Device) -> Self {
+        let (block, blocks) = imagenet_depth(depth).expect("a depth from the table");
+        ResNetConfig::imagenet(block, blocks).with_num_classes(num_classes).init(device)
+    }
+
+    /// ResNet-18.
+    pub fn resnet18(num_classes: usize, device: &Device) -> Self {
+        Self::imagenet(18, num_classes, device)
+    }
+    /// ResNet-34.
+    pub fn resnet34(num_classes: usize, device: &Device) -> Self {
+        Self::imagenet(34, num_classes, device)
+    }
+    /// ResNet-50.
+    pub fn resnet50(num_classes: usize, device: &Device) -> Self {
+        Self::imagenet(50, num_classes, device)
+    }
+    /// ResNet-101.
+    pub fn resnet101(num_classes: usize, device: &Device) -> Self {
+        Self::imagenet(101, num_classes, device)
+    }
+    /// ResNet-152.
+    pub fn resnet152(num_classes: usize, device: &Device) -> Self {
+        Self::imagenet(152, num_classes, device)
+    }
+
+    /// CIFAR ResNet with `6n+2` layers and option-A shortcuts (`resnet_cifar(20, …)` = ResNet-20).
+    ///
+    /// # Panics
+    /// If `depth` is not of the form 6n+2.
+    pub fn resnet_cifar(depth: usize, num_classes: usize, device: &Device) -> Self {
+        assert!(depth >= 8 && (depth - 2) % 6 == 0, "CIFAR ResNets have 6n+2 layers, not {depth}");
+        ResNetConfig::cifar((depth - 2) / 6, ShortcutKind::ZeroPad).with_num_classes(num_classes).init(device)
+    }
+
+    /// The stages in order.
+    pub fn stages(&self) -> [&[ResidualBlock]; 4] {
+        [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
+    }
+
+    /// Features before global pooling: `[B, C, h, w]`.
+    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        if let Some(pool) = &self.maxpool {
+            x = pool.forward(x);
+        }
+        self.stages().into_iter().flatten().fold(x, |x, block| block.forward(x))
+    }
+
+    /// Class logits.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self.avgpool.forward(self.forward_features(x));
+        self.fc.forward(x.flatten(1, 3))
+    }
+
+    /// Per-layer summary for one input of shape `input`.
+    pub fn summary(&self, input: Shape3) -> Summary {
+        let mut s = Summary::new(input);
+        let out = conv_out(&self.conv1, input);
+        s.push("conv1", "Conv2d", OutShape::Map(out), crate::keys::param_count(&self.conv1), conv_macs(&self.conv1, out));
+        s.push("bn1", "BatchNorm2d", OutShape::Map(out), crate::keys::param_count(&self.bn1), 0);
+        let mut shape = out;
+        if let Some(pool) = &self.maxpool {
+            shape = Layer::MaxPool(pool.clone()).summarize("maxpool", shape, &mut s);
+        }
+        for (i, stage) in self.stages().into_iter().enumerate() {
+            for (b, block) in stage.iter().enumerate() {
+                shape = block.summarize(&format!("layer{}.{b}", i + 1), shape, &mut s);
+            }
+        }
+        shape = Layer::AdaptiveAvgPool(self.avgpool.clone()).summarize("avgpool", shape, &mut s);
+        let [i, o] = self.fc.weight.dims();
+        s.push("fc", "Linear", OutShape::Flat(o), crate::keys::param_count(&self.fc), (i * o) as u64);
+        debug_assert_eq!(i, shape.iter().product::<usize>());
+        s
+    }
+}
+
+impl ImageClassifier for ResNet {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward(images)
+    }
+}

@@ -1,0 +1,60 @@
+//! Summary totals equal torchvision's published figures and the course's cost example.
+
+
+use burn::tensor::Device;
+use cnn_models::{BuildOptions, GoogLeNet, InceptionConfig, InceptionNet, build, param_count, registry::MODELS};
+
+fn totals(name: &str) -> (u64, u64) {
+    let model = build(name, BuildOptions::classes(1000), &Device::flex()).unwrap();
+    let s = model.summary([3, 224, 224]);
+    (s.total_params() as u64, s.total_mult_adds())
+}
+
+#[test]
+fn mult_adds_at_224_equal_torchvision() {
+    assert_eq!(totals("vgg16").1, 15_470_264_320);
+    assert_eq!(totals("resnet18").1, 1_814_073_344);
+    assert_eq!(totals("resnet50").1, 4_089_184_256);
+    let within_1_percent = |got: u64, want: u64| (got as f64 - want as f64).abs() / want as f64 <= 0.01;
+    let alexnet = totals("alexnet").1;
+    assert!(within_1_percent(alexnet, 714_188_480), "alexnet {alexnet}");
+    let googlenet = totals("googlenet").1;
+    assert!(within_1_percent(googlenet, 1_498_376_192), "googlenet {googlenet}");
+}
+
+#[test]
+fn summaries_account_for_every_parameter() {
+    let device = Device::flex();
+    for info in MODELS {
+        let model = build(info.name, BuildOptions::classes(10), &device).unwrap();
+        let summary = match &model {
+            // The inference summary leaves out the auxiliary heads; include them to count all.
+            cnn_models::Model::GoogLeNet(g) => g.summary_with(info.default_input.shape(), true),
+            m => m.summary(info.default_input.shape()),
+        };
+        assert_eq!(summary.total_params(), param_count(&model), "{}", info.name);
+        let text = summary.to_string();
+        assert!(text.contains(&format!("total params: {}", param_count(&model))), "{}", info.name);
+    }
+}
+
+#[test]
+fn googlenet_inference_summary_excludes_aux_heads() {
+    let g = GoogLeNet::googlenet(1000, &Device::flex());
+    assert_eq!(param_count(&g), 13_004_888);
+    assert_eq!(g.summary([3, 224, 224]).total_params(), 6_624_904);
+}
+
+#[test]
+fn inception_example_shows_the_bottleneck_saving() {
+    let device = Device::flex();
+    let with = InceptionNet::new(&InceptionConfig::course_example(), 10, &device).summary([192, 28, 28]);
+    let macs = |s: &cnn_models::Summary, name: &str| s.rows.iter().find(|r| r.name == name).unwrap().mult_adds;
+    assert_eq!(macs(&with, "inception.branch3.0.conv"), 2_408_448);
+    assert_eq!(macs(&with, "inception.branch3.1.conv"), 10_035_200);
+    let naive = InceptionNet::new(&InceptionConfig::course_example().with_naive(true), 10, &device).summary([192, 28, 28]);
+    assert_eq!(macs(&naive, "inception.branch3.0.conv"), 120_422_400);
+    let out = |s: &cnn_models::Summary| s.rows.iter().rev().find(|r| r.kind == "AdaptiveAvgPool2d").unwrap().output;
+    assert_eq!(out(&with).to_string(), "[256, 1, 1]");
+    assert_eq!(out(&naive).to_string(), "[416, 1, 1]");
+}

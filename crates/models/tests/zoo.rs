@@ -1,0 +1,109 @@
+//! Every registered model builds at a small input and maps a batch to `[B, classes]`; the ResNet
+//! family's parameter counts match the papers; plain twins differ from residual nets only in the
+//! forward.
+
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor};
+use cnn_models::keys::tensor_shapes;
+use cnn_models::registry::{Family, MODELS};
+use cnn_models::{BuildOptions, GoogLeNet, ImageClassifier, ResNet, ResNetConfig, ShortcutKind, build, param_count};
+
+/// A small input that every layer of the family accepts.
+fn small_input(family: Family, channels: usize) -> [usize; 3] {
+    match family {
+        Family::LeNet => [channels, 32, 32],
+        Family::AlexNet => [channels, 64, 64],
+        Family::GoogLeNet => [channels, 96, 96],
+        Family::InceptionModule => [channels, 28, 28],
+        Family::Vgg(..) | Family::ResNet(..) | Family::CifarResNet(..) => [channels, 32, 32],
+    }
+}
+
+#[test]
+fn every_model_gives_batch_by_classes_at_a_small_input() {
+    let device = Device::flex();
+    for info in MODELS {
+        let model = build(info.name, BuildOptions::classes(7), &device).unwrap().valid();
+        let [c, h, w] = small_input(info.family, info.default_input.channels);
+        let x = Tensor::<4>::random([2, c, h, w], Distribution::Default, &device);
+        let logits = model.logits(x);
+        assert_eq!(logits.dims(), [2, 7], "{}", info.name);
+        let finite = logits.is_finite().all().into_scalar::<bool>();
+        assert!(finite, "{} gave non-finite logits", info.name);
+    }
+}
+
+#[test]
+fn grayscale_input_channels_are_configurable() {
+    let device = Device::flex();
+    for name in ["alexnet", "vgg11", "resnet18", "resnet20", "googlenet"] {
+        let info = cnn_models::registry::lookup(name).unwrap();
+        let model = build(name, BuildOptions { num_classes: 4, in_channels: Some(1) }, &device).unwrap().valid();
+        let [_, h, w] = small_input(info.family, 1);
+        assert_eq!(model.logits(Tensor::zeros([1, 1, h, w], &device)).dims(), [1, 4], "{name}");
+    }
+}
+
+#[test]
+fn googlenet_training_mode_adds_two_aux_outputs() {
+    let device = Device::flex();
+    let g = GoogLeNet::googlenet(5, &device);
+    let out = g.forward_train(Tensor::zeros([2, 3, 96, 96], &device));
+    assert_eq!(out.logits.dims(), [2, 5]);
+    assert_eq!(out.aux.len(), 2);
+    assert!(out.aux.iter().all(|a| a.dims() == [2, 5]));
+    let no_aux = cnn_models::GoogLeNetConfig::new().with_num_classes(5).with_aux_logits(false).init(&device);
+    assert_eq!(param_count(&no_aux), 6_624_904 - 1024 * 1000 - 1000 + 1024 * 5 + 5);
+    assert!(no_aux.forward_train(Tensor::zeros([1, 3, 96, 96], &device)).aux.is_empty());
+}
+
+#[test]
+fn cifar_resnet_parameter_counts_match_the_paper() {
+    let device = Device::flex();
+    // He et al. 2016, Table 6: ResNet-20 0.27M, ResNet-56 0.85M (option A: no shortcut weights).
+    assert_eq!(param_count(&ResNet::resnet_cifar(20, 10, &device)), 269_722);
+    assert_eq!(param_count(&ResNet::resnet_cifar(56, 10, &device)), 853_018);
+    // Option B adds a 1x1 projection + BN where the shape changes (twice).
+    let b = ResNetConfig::cifar(3, ShortcutKind::Projection).init(&device);
+    assert_eq!(param_count(&b), 269_722 + (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64));
+}
+
+#[test]
+fn plain_twins_share_parameters_and_differ_in_the_forward() {
+    let device = Device::flex();
+    for (res, plain) in [("resnet20", "plain20"), ("resnet56", "plain56"), ("resnet110", "plain110")] {
+        let r = build(res, BuildOptions::classes(10), &device).unwrap();
+        let p = build(plain, BuildOptions::classes(10), &device).unwrap();
+        assert_eq!(tensor_shapes(&r), tensor_shapes(&p), "{res} vs {plain}");
+        assert_eq!(param_count(&r), param_count(&p));
+    }
+    // Same weights, different forward: the shortcut is the only difference.
+    let r = build("resnet20", BuildOptions::classes(10), &device).unwrap().valid();
+    let p = build("plain20", BuildOptions::classes(10), &device).unwrap().load_record(r.clone().into_record()).valid();
+    let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
+    let diff = (r.logits(x.clone()) - p.logits(x)).abs().max().into_scalar::<f32>();
+    assert!(diff > 1e-4, "plain and residual gave the same output");
+    // The ImageNet plain twin drops only the projection shortcuts.
+    let r34 = build("resnet34", BuildOptions::classes(10), &device).unwrap();
+    let p34 = build("plain34", BuildOptions::classes(10), &device).unwrap();
+    let projections: usize = tensor_shapes(&r34)
+        .iter()
+        .filter(|(k, _)| k.contains("downsample") && !k.contains("running"))
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum();
+    assert_eq!(param_count(&r34), param_count(&p34) + projections);
+}
+
+#[test]
+fn alexnet_options_follow_the_paper() {
+    let device = Device::flex();
+    let base = cnn_models::AlexNet::alexnet(1000, &device);
+    assert_eq!(param_count(&base), 61_100_840);
+    let grouped = cnn_models::AlexNetConfig::new().with_two_gpu_groups(true).init(&device);
+    // conv2, conv4 and conv5 lose half their weights (not their biases).
+    let halved = (64 * 192 * 25 + 384 * 256 * 9 + 256 * 256 * 9) / 2;
+    assert_eq!(param_count(&grouped), 61_100_840 - halved);
+    let lrn = cnn_models::AlexNetConfig::new().with_local_response_norm(true).with_num_classes(3).init(&device);
+    assert_eq!(lrn.features.len(), 15);
+    assert_eq!(lrn.forward(Tensor::zeros([1, 3, 64, 64], &device)).dims(), [1, 3]);
+}

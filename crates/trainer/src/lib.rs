@@ -1,0 +1,20 @@
+//! # cnn-trainer
+//!
+//! Training and evaluation of the `cnn-models` networks on `cnn-data-augment` data sets, with
+//! run folders (config, per-epoch metrics, weights). Library crates pick no backend: pass any
+//! [`Device`](burn::tensor::Device) compiled into your build; training runs on
+//! `device.autodiff()`.
+//!
+//! - [`TrainConfig`]: what to train, how long, with which optimiser and seed;
+//! - [`fit`]: the loop itself, generic over any [`ImageClassifier`](cnn_models::ImageClassifier);
+//! - [`train_run`]: names → model and data → trained run folder.
+
+pub mod config;
+pub mod error;
+pub mod fit;
+pub mod run;
+
+pub use config::{OptimizerKind, TrainConfig};
+pub use error::{Result, TrainError};
+pub use fit::{EpochMetrics, Evaluation, Progress, evaluate, fit};
+pub use run::{DATASETS, RunReport, load_dataset, train_run};

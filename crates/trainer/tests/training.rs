@@ -1,0 +1,76 @@
+//! Training actually learns, and a run folder holds what it promises.
+
+use burn::module::Module;
+use burn::tensor::Device;
+use cnn_data_augment::{Preprocess, embedded::mnist_5k};
+use cnn_models::LeNet5;
+use cnn_trainer::{OptimizerKind, Progress, TrainConfig, evaluate, fit};
+
+/// burn's random generator is global per backend: tests that seed it and then draw from it
+/// (weight initialisation) must not interleave with each other.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[test]
+fn short_run_on_200_digits_lowers_the_loss() {
+    let _rng = rng_lock();
+    let device = Device::flex();
+    let autodiff = device.clone().autodiff();
+    let (train, _) = mnist_5k().unwrap();
+    let small = train.subset(&(0..200).collect::<Vec<_>>()).unwrap();
+    let pre = Preprocess::mnist(32);
+    let cfg = TrainConfig { epochs: 4, batch_size: 20, seed: 7, ..TrainConfig::new("lenet5", "mnist-5k") };
+
+    device.seed(cfg.seed);
+    let model = LeNet5::new(10, &autodiff);
+    let before = evaluate(&model.valid(), &small, &pre, &device).unwrap();
+    let mut batches = 0;
+    let (model, history) = fit(model, &small, &small, &pre, &cfg, &autodiff, &mut |p| {
+        if let Progress::Batch { .. } = p {
+            batches += 1;
+        }
+    })
+    .unwrap();
+    let after = evaluate(&model.valid(), &small, &pre, &device).unwrap();
+
+    assert_eq!(batches, 4 * 10);
+    assert_eq!(history.len(), 4);
+    assert!(after.loss < 0.6 * before.loss, "loss {:.4} -> {:.4}", before.loss, after.loss);
+    assert!(history[3].train_loss < history[0].train_loss);
+    assert!(after.accuracy > before.accuracy + 0.3, "accuracy {:.3} -> {:.3}", before.accuracy, after.accuracy);
+}
+
+#[test]
+fn same_seed_gives_the_same_run() {
+    let _rng = rng_lock();
+    let device = Device::flex();
+    let autodiff = device.clone().autodiff();
+    let (train, _) = mnist_5k().unwrap();
+    let small = train.subset(&(0..64).collect::<Vec<_>>()).unwrap();
+    let pre = Preprocess::mnist(32);
+    let cfg = TrainConfig { epochs: 2, batch_size: 16, optimizer: OptimizerKind::Sgd, lr: 0.05, ..TrainConfig::new("lenet5", "x") };
+    let run = || {
+        device.seed(3);
+        let model = LeNet5::new(10, &autodiff);
+        fit(model, &small, &small, &pre, &cfg, &autodiff, &mut |_| {}).unwrap().1
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a[1].train_loss, b[1].train_loss);
+    assert_eq!(a[1].test_loss, b[1].test_loss);
+}
+
+#[test]
+fn absurd_learning_rate_is_reported_as_divergence() {
+    let _rng = rng_lock();
+    let device = Device::flex();
+    let autodiff = device.clone().autodiff();
+    let (train, _) = mnist_5k().unwrap();
+    let small = train.subset(&(0..128).collect::<Vec<_>>()).unwrap();
+    let cfg = TrainConfig { epochs: 3, batch_size: 16, optimizer: OptimizerKind::Sgd, lr: 1e12, ..TrainConfig::new("lenet5", "x") };
+    let model = cnn_models::LeNet5Config::new().with_activation(cnn_models::Activation::Relu).init(&autodiff);
+    let err = fit(model, &small, &small, &Preprocess::mnist(32), &cfg, &autodiff, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("diverged"), "{err}");
+}

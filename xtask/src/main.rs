@@ -1,0 +1,121 @@
+//! `cargo xtask …`: thin project automation. It builds and runs the `cnn` binary with cargo;
+//! it has no dependencies, so it compiles in about a second.
+//!
+//! ```text
+//! cargo xtask train [--device flex|ndarray|wgpu] [--features F] [--release] [cnn train flags…]
+//! ```
+//!
+//! `train` runs `cnn train --model lenet5 --dataset mnist-5k` unless the flags say otherwise.
+//! `--device ndarray|wgpu` also enables that cargo feature for the build. The build uses the
+//! dev profile, whose dependencies are fully optimised (see the workspace `Cargo.toml`), so it
+//! shares burn's build with `cargo test`; `--release` uses the release profile instead.
+
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "usage: cargo xtask train [--device flex|ndarray|wgpu] [--features F] [--release] \
+[--model NAME] [--dataset NAME] [--epochs N] [--batch-size N] [--lr F] [--optimizer sgd|adam] [--seed N] [--out DIR]";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("train") => train(&args[1..]),
+        Some("-h" | "--help") | None => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("error: unknown xtask '{other}'\n{USAGE}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Splits xtask's own flags (build options) from the flags passed on to `cnn train`.
+#[derive(Debug, Default, PartialEq)]
+struct Plan {
+    features: Vec<String>,
+    release: bool,
+    device: Option<String>,
+    cnn_args: Vec<String>,
+}
+
+fn plan(args: &[String]) -> Result<Plan, String> {
+    let mut plan = Plan::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{flag} needs a value"));
+        match flag {
+            "--release" => plan.release = true,
+            "--features" => plan.features.extend(value()?.split(',').filter(|f| !f.is_empty()).map(str::to_string)),
+            "--device" => plan.device = Some(value()?),
+            _ => plan.cnn_args.push(arg.clone()),
+        }
+    }
+    if let Some(d) = &plan.device {
+        if (d == "ndarray" || d == "wgpu") && !plan.features.contains(d) {
+            plan.features.push(d.clone());
+        }
+    }
+    Ok(plan)
+}
+
+fn train(args: &[String]) -> ExitCode {
+    let plan = match plan(args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["run", "--quiet", "-p", "cnn-cli", "--bin", "cnn"]);
+    if plan.release {
+        cmd.arg("--release");
+    }
+    if !plan.features.is_empty() {
+        cmd.args(["--features", &plan.features.join(",")]);
+    }
+    cmd.arg("--");
+    if let Some(d) = &plan.device {
+        cmd.args(["--device", d]);
+    }
+    cmd.arg("train").args(&plan.cnn_args);
+    eprintln!("xtask: building and running cnn (the first build compiles burn: ~20 min on 2 cores)");
+    match cmd.status() {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(1, 255) as u8),
+        Err(e) => {
+            eprintln!("error: cannot run cargo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn device_implies_feature_and_flags_pass_through() {
+        let p = plan(&s(&["--device", "wgpu", "--epochs", "2", "--release", "--lr=0.01"])).unwrap();
+        assert_eq!(p.features, vec!["wgpu"]);
+        assert_eq!(p.device.as_deref(), Some("wgpu"));
+        assert!(p.release);
+        assert_eq!(p.cnn_args, s(&["--epochs", "2", "--lr=0.01"]));
+    }
+
+    #[test]
+    fn flex_needs_no_feature_and_missing_values_are_errors() {
+        assert!(plan(&s(&["--device", "flex"])).unwrap().features.is_empty());
+        assert!(plan(&s(&["--features"])).is_err());
+    }
+}
