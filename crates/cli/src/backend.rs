@@ -91,14 +91,30 @@ pub fn open(backend: Backend) -> Result<Device, String> {
     }
 }
 
-/// wgpu panics deep inside its runtime when no adapter exists; probe it once, quietly, and turn
-/// that into an error before any model code runs.
+/// wgpu panics deep inside its runtime (sometimes on another thread) when no adapter exists;
+/// probe it once, quietly, and turn the first panic message into an error before any model code
+/// runs.
 #[cfg(feature = "wgpu")]
 fn open_wgpu() -> Result<Device, String> {
+    use std::sync::{Arc, Mutex};
+
     use burn::tensor::{DeviceKind, Tensor};
 
+    let first_panic: Arc<Mutex<Option<String>>> = Arc::default();
     let previous_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    let record = Arc::clone(&first_panic);
+    std::panic::set_hook(Box::new(move |info| {
+        let mut slot = record.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("unknown reason");
+            *slot = Some(msg.lines().next().unwrap_or(msg).to_string());
+        }
+    }));
     let probe = std::panic::catch_unwind(|| {
         let device = Device::wgpu(DeviceKind::DefaultDevice);
         let value = Tensor::<1>::ones([4], &device).sum().into_scalar::<f32>();
@@ -108,15 +124,10 @@ fn open_wgpu() -> Result<Device, String> {
     match probe {
         Ok((device, value)) if value == 4.0 => Ok(device),
         Ok((_, value)) => Err(format!("the wgpu adapter gave a wrong result in a self-test (4 ones summed to {value})")),
-        Err(panic) => {
-            let reason = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown reason");
-            let reason = reason.lines().next().unwrap_or(reason);
+        Err(_) => {
+            let reason = first_panic.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_else(|| "unknown reason".into());
             Err(format!(
-                "no usable GPU adapter for --device wgpu ({reason}); install a Vulkan driver (on Debian, `mesa-vulkan-drivers` gives a software one) or use --device flex"
+                "no usable GPU adapter for --device wgpu ({reason}); install a Vulkan or OpenGL driver (on Debian, `mesa-vulkan-drivers` gives a software Vulkan device) or use --device flex"
             ))
         }
     }

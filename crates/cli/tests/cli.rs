@@ -80,7 +80,8 @@ fn default_training_reaches_95_percent_and_writes_a_run_folder() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// With wgpu compiled in but no Vulkan driver visible, the error is clear and nothing panics.
+/// With wgpu compiled in but no driver visible (Vulkan ICDs and EGL vendors hidden), the error
+/// is clear and nothing panics.
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_without_a_driver_is_a_clear_error() {
@@ -88,7 +89,7 @@ fn wgpu_without_a_driver_is_a_clear_error() {
         .args(["--device", "wgpu", "train", "--epochs", "1"])
         .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
         .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
-        .env("WGPU_BACKEND", "vulkan")
+        .env("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent/egl.json")
         .output()
         .unwrap();
     let msg = assert_clean_failure(&out);

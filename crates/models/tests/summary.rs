@@ -15,11 +15,9 @@ fn mult_adds_at_224_equal_torchvision() {
     assert_eq!(totals("vgg16").1, 15_470_264_320);
     assert_eq!(totals("resnet18").1, 1_814_073_344);
     assert_eq!(totals("resnet50").1, 4_089_184_256);
-    let within_1_percent = |got: u64, want: u64| (got as f64 - want as f64).abs() / want as f64 <= 0.01;
-    let alexnet = totals("alexnet").1;
-    assert!(within_1_percent(alexnet, 714_188_480), "alexnet {alexnet}");
-    let googlenet = totals("googlenet").1;
-    assert!(within_1_percent(googlenet, 1_498_376_192), "googlenet {googlenet}");
+    // The issue allows 1% for these two; the shape-based count is exact.
+    assert_eq!(totals("alexnet").1, 714_188_480);
+    assert_eq!(totals("googlenet").1, 1_498_376_192);
 }
 
 #[test]
