@@ -3,9 +3,12 @@
 //!
 //! ```text
 //! cargo xtask train [--device flex|ndarray|wgpu] [--features F] [--release] [cnn train flags…]
+//! cargo xtask bench [--device flex|ndarray|wgpu] [--features F] [--release] [cnn bench flags…]
 //! ```
 //!
-//! `train` runs `cnn train --model lenet5 --dataset mnist-5k` unless the flags say otherwise.
+//! `train` runs `cnn train --model lenet5 --dataset mnist-5k` unless the flags say otherwise;
+//! `bench` runs `cnn bench` (one model per family, inference, batch 32) and writes
+//! `target/bench-<device>.json` unless `--json` is given.
 //! `--device ndarray|wgpu` also enables that cargo feature for the build. The build uses the
 //! dev profile, whose dependencies are fully optimised (see the workspace `Cargo.toml`), so it
 //! shares burn's build with `cargo test`; `--release` uses the release profile instead.
@@ -13,12 +16,15 @@
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask train [--device flex|ndarray|wgpu] [--features F] [--release] \
-[--model NAME] [--dataset NAME] [--epochs N] [--batch-size N] [--lr F] [--optimizer sgd|adam] [--seed N] [--out DIR]";
+[--model NAME] [--dataset NAME] [--epochs N] [--batch-size N] [--lr F] [--optimizer sgd|adam] [--seed N] [--out DIR]
+       cargo xtask bench [--device flex|ndarray|wgpu] [--features F] [--release] \
+[--model NAME]... [--size N] [--batch N] [--phase infer|train] [--warmup N] [--reps N] [--json FILE]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("train") => train(&args[1..]),
+        Some("train") => run_cnn("train", &args[1..]),
+        Some("bench") => run_cnn("bench", &args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -63,8 +69,9 @@ fn plan(args: &[String]) -> Result<Plan, String> {
     Ok(plan)
 }
 
-fn train(args: &[String]) -> ExitCode {
-    let plan = match plan(args) {
+/// Builds `cnn` with the planned features and runs `cnn <subcommand> …`.
+fn run_cnn(subcommand: &str, args: &[String]) -> ExitCode {
+    let mut plan = match plan(args) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}\n{USAGE}");
@@ -84,8 +91,12 @@ fn train(args: &[String]) -> ExitCode {
     if let Some(d) = &plan.device {
         cmd.args(["--device", d]);
     }
-    cmd.arg("train").args(&plan.cnn_args);
-    eprintln!("xtask: building and running cnn (the first build compiles burn: ~20 min on 2 cores)");
+    if subcommand == "bench" && !plan.cnn_args.iter().any(|a| a.starts_with("--json")) {
+        let device = plan.device.clone().unwrap_or_else(|| "default".into());
+        plan.cnn_args.extend(["--json".to_string(), format!("target/bench-{device}.json")]);
+    }
+    cmd.arg(subcommand).args(&plan.cnn_args);
+    eprintln!("xtask: building and running cnn (a first build compiles burn: 6 min on 2 cores, 20 with wgpu)");
     match cmd.status() {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(1, 255) as u8),

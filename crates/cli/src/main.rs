@@ -3,6 +3,7 @@
 //! Every command parses its flags, opens the device and calls a library function; errors are
 //! printed on one line and the process exits with status 1.
 
+mod augment_cmd;
 mod backend;
 
 use std::path::PathBuf;
@@ -31,6 +32,11 @@ enum Command {
     Models,
     /// Print a model's layers with output shapes, parameters and multiply-adds.
     Summary(SummaryArgs),
+    /// Measure images/s of inference or training steps (one model, or the per-family suite).
+    Bench(BenchArgs),
+    /// Augmentation tools: preview a pipeline on an image, fit PCA colour statistics.
+    #[command(subcommand)]
+    Augment(augment_cmd::AugmentCommand),
     /// Cost calculators from the course.
     #[command(subcommand)]
     Cost(CostCommand),
@@ -96,6 +102,31 @@ struct SummaryArgs {
     /// Number of classes [default: 1000 for ImageNet models, 10 otherwise].
     #[arg(long)]
     num_classes: Option<usize>,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Model to measure (repeat for several); default: one model per family.
+    #[arg(long = "model")]
+    models: Vec<String>,
+    /// Input size in pixels (with --model) [default: the model's own, at most 64].
+    #[arg(long)]
+    size: Option<usize>,
+    /// Images per step [default: 32].
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// infer or train.
+    #[arg(long, default_value = "infer")]
+    phase: cnn_trainer::BenchPhase,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -182,6 +213,8 @@ fn run(cli: Cli) -> Result<()> {
             println!("{summary}");
             Ok(())
         }
+        Command::Bench(args) => bench(cli.device.as_deref(), args),
+        Command::Augment(cmd) => augment_cmd::run(cmd),
         Command::Cost(CostCommand::Conv(a)) => {
             let [h, w, c] = a.input;
             let direct = cnn_models::summary::conv_mults(h, w, c, a.kernel, a.filters);
@@ -227,6 +260,45 @@ fn open_device(requested: Option<&str>) -> Result<(backend::Backend, burn::tenso
     let backend = backend::resolve(requested, &backend::compiled()).map_err(anyhow::Error::msg)?;
     let device = backend::open(backend).map_err(anyhow::Error::msg)?;
     Ok((backend, device))
+}
+
+fn bench(device: Option<&str>, args: BenchArgs) -> Result<()> {
+    let (backend, device) = open_device(device)?;
+    let cases: Vec<cnn_trainer::BenchCase> = if args.models.is_empty() {
+        cnn_trainer::family_suite().into_iter().map(|c| cnn_trainer::BenchCase { batch: args.batch, phase: args.phase, ..c }).collect()
+    } else {
+        args.models
+            .iter()
+            .map(|name| {
+                let info = cnn_models::registry::lookup(name)?;
+                let size = args.size.unwrap_or(info.default_input.size.min(64));
+                Ok(cnn_trainer::BenchCase { model: info.name.into(), size, batch: args.batch, num_classes: 10, phase: args.phase })
+            })
+            .collect::<Result<_>>()?
+    };
+    println!("{:<18} {:<6} {:>5} {:>6} {:>10} {:>10} {:>10} {:>9}  ({backend}, {} warm-up + {} timed steps)", "model", "phase", "px", "batch", "median", "min", "max", "GFLOP/s", args.warmup, args.reps);
+    let mut results = Vec::new();
+    for case in &cases {
+        let r = cnn_trainer::run_bench(case, &device, args.warmup, args.reps).with_context(|| format!("benchmarking {}", case.model))?;
+        println!(
+            "{:<18} {:<6} {:>5} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>9.1}",
+            case.model,
+            format!("{:?}", case.phase).to_lowercase(),
+            case.size,
+            case.batch,
+            r.median_img_s,
+            r.min_img_s,
+            r.max_img_s,
+            r.gflops
+        );
+        results.push(r);
+    }
+    if let Some(path) = args.json {
+        let doc = serde_json::json!({ "backend": backend.name(), "results": results });
+        std::fs::write(&path, serde_json::to_string_pretty(&doc)?).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn train(device: Option<&str>, args: TrainArgs) -> Result<()> {

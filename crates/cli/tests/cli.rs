@@ -142,3 +142,55 @@ fn models_lists_every_registered_name_with_its_parameters() {
     }
     assert_eq!(text.lines().count(), cnn_models::registry::MODELS.len() + 1);
 }
+
+fn repo_path(rel: &str) -> String {
+    format!("{}/../../{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn augment_preview_writes_a_grid_png_of_a_real_photo() {
+    let out = std::env::temp_dir().join(format!("cnn-preview-{}.png", std::process::id()));
+    let run = cnn(&["augment", "preview", "--image", &repo_path("datasets/photos/chelsea.png"), "--augment", "imagenet", "--n", "8", "--seed", "3", "--out", out.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let grid = cnn_data_augment::Image::open(&out).unwrap();
+    // 9 tiles in 3 columns; the original is scaled to 256 px high (451x300 -> 385x256).
+    assert_eq!((grid.width, grid.height), (3 * (385 + 6), 3 * (256 + 6)));
+    std::fs::remove_file(out).unwrap();
+}
+
+#[test]
+fn augment_fit_pca_on_digits_and_on_photos() {
+    let out = std::env::temp_dir().join(format!("cnn-pca-{}.json", std::process::id()));
+    for dataset in ["mnist-5k".to_string(), repo_path("datasets/photos")] {
+        let run = cnn(&["augment", "fit-pca", "--dataset", &dataset, "--out", out.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&run.stdout).to_string();
+        assert!(run.status.success(), "{dataset}: {}", String::from_utf8_lossy(&run.stderr));
+        assert!(text.contains("eigenvalue 1 ="), "{text}");
+        let pca: cnn_data_augment::augment::PcaColor = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert!(pca.eigenvalues[0] > 0.0 && pca.eigenvalues[0] >= pca.eigenvalues[1] && pca.eigenvalues[1] >= pca.eigenvalues[2]);
+        if dataset == "mnist-5k" {
+            // Gray digits: R = G = B, so all variance lies along (1, 1, 1)/√3.
+            assert!(pca.eigenvalues[1] < 1e-9 && (pca.eigenvectors[0][0] - 1.0 / 3f64.sqrt()).abs() < 1e-6, "{pca:?}");
+        } else {
+            assert!(pca.eigenvalues[1] > 1e-5, "photos have colour: {pca:?}");
+        }
+    }
+    std::fs::remove_file(out).unwrap();
+}
+
+#[test]
+fn augment_errors_are_clear() {
+    let bad = std::env::temp_dir().join(format!("cnn-bad-{}.toml", std::process::id()));
+    std::fs::write(&bad, "[[ops]]\nop = \"horizontal_flip\"\np = 2\n").unwrap();
+    let msg = assert_clean_failure(&cnn(&["augment", "preview", "--image", &repo_path("datasets/photos/rocket.jpg"), "--augment", bad.to_str().unwrap(), "--out", "/tmp/x.png"]));
+    assert!(msg.contains("horizontal_flip") && msg.contains("`p`"), "{msg}");
+    std::fs::remove_file(bad).unwrap();
+    let msg = assert_clean_failure(&cnn(&["augment", "preview", "--image", "/nonexistent.png", "--augment", "cifar", "--out", "/tmp/x.png"]));
+    assert!(msg.contains("/nonexistent.png"), "{msg}");
+    let tiny = std::env::temp_dir().join(format!("cnn-tiny-{}.png", std::process::id()));
+    cnn_data_augment::Image::filled(20, 20, 3, 9).save_png(&tiny).unwrap();
+    // cifar crops 32x32 after padding by 4: a 20x20 image is too small.
+    let msg = assert_clean_failure(&cnn(&["augment", "preview", "--image", tiny.to_str().unwrap(), "--augment", "cifar", "--out", "/tmp/x.png"]));
+    assert!(msg.contains("random_crop") && msg.contains("larger than"), "{msg}");
+    std::fs::remove_file(tiny).unwrap();
+}

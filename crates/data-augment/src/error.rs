@@ -33,6 +33,18 @@ pub enum DataError {
         /// What differs.
         reason: String,
     },
+    /// An augmentation op has a bad parameter.
+    #[error("augmentation op #{index} `{op}`: `{field}` {reason}")]
+    Augment {
+        /// 1-based position of the op in the pipeline.
+        index: usize,
+        /// The op's name.
+        op: String,
+        /// The offending field.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A request that cannot be satisfied by the data (bad index, bad size, …).
     #[error("{0}")]
     Invalid(String),

@@ -9,7 +9,10 @@
 //! - [`idx`]: the IDX reader of MNIST and Fashion-MNIST (gzipped or raw);
 //! - [`embedded::mnist_5k`]: 5,000 real MNIST digits compiled into the binary (4,000 train /
 //!   1,000 test, stratified);
-//! - [`Batch`] and [`Preprocess`]: fitting images to a model's input and moving them to a device.
+//! - [`Batch`] and [`Preprocess`]: fitting images to a model's input and moving them to a device;
+//! - [`augment`]: mirroring, crops, rotation, shear, elastic warping, colour shifts, PCA colour,
+//!   composed into deterministic [`Pipeline`]s (TOML/JSON files or presets);
+//! - [`Image`]: the 8-bit image the augmentations work on, decoded with the `image` crate.
 //!
 //! ```
 //! let (train, test) = cnn_data_augment::embedded::mnist_5k().unwrap();
@@ -17,12 +20,16 @@
 //! assert_eq!(train.class_counts(), vec![400; 10]);
 //! ```
 
+pub mod augment;
 pub mod batch;
 pub mod dataset;
 pub mod embedded;
 pub mod error;
 pub mod idx;
+pub mod image;
 
 pub use batch::{Batch, Preprocess};
 pub use dataset::ImageDataset;
 pub use error::{DataError, Result};
+pub use image::Image;
+pub use augment::{Op, Pipeline};

@@ -7,13 +7,16 @@
 //!
 //! - [`TrainConfig`]: what to train, how long, with which optimiser and seed;
 //! - [`fit`]: the loop itself, generic over any [`ImageClassifier`](cnn_models::ImageClassifier);
-//! - [`train_run`]: names → model and data → trained run folder.
+//! - [`train_run`]: names → model and data → trained run folder;
+//! - [`run_bench`]: images/s of inference or of a training step, for benchmarks.
 
+pub mod bench;
 pub mod config;
 pub mod error;
 pub mod fit;
 pub mod run;
 
+pub use bench::{BenchCase, BenchPhase, BenchResult, family_suite, run_bench};
 pub use config::{OptimizerKind, TrainConfig};
 pub use error::{Result, TrainError};
 pub use fit::{EpochMetrics, Evaluation, Progress, evaluate, fit};

@@ -1,0 +1,172 @@
+//! `cnn augment preview` and `cnn augment fit-pca`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use cnn_data_augment::augment::{PcaFit, Pipeline, preview};
+use cnn_data_augment::{Image, image::image_files};
+
+/// The `cnn augment` subcommands.
+#[derive(clap::Subcommand)]
+pub enum AugmentCommand {
+    /// Write a PNG grid: the original image (tile 0, green frame) and N augmented versions.
+    Preview {
+        /// The image to augment.
+        #[arg(long)]
+        image: PathBuf,
+        /// Preset (none, mnist, cifar, imagenet) or a .toml/.json pipeline file.
+        #[arg(long)]
+        augment: String,
+        /// Number of augmented versions.
+        #[arg(long, default_value_t = 16)]
+        n: usize,
+        /// Seed of the augmentation.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output PNG.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Measure augmentation throughput (images/s on one core) for a pipeline on real images.
+    Bench {
+        /// Preset or pipeline file.
+        #[arg(long)]
+        augment: String,
+        /// Folder of images to cycle through (default: the repository's datasets/photos).
+        #[arg(long, default_value = "datasets/photos")]
+        images: PathBuf,
+        /// Resize the inputs to SIZE x SIZE first (e.g. 32 for the cifar preset).
+        #[arg(long)]
+        input_size: Option<usize>,
+        /// Images to augment per timed repetition.
+        #[arg(long, default_value_t = 200)]
+        n: usize,
+        /// Timed repetitions (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
+    /// Fit AlexNet-style PCA colour statistics over a data set and write them as JSON.
+    FitPca {
+        /// `mnist-5k` (the embedded digits) or a folder of images (searched recursively).
+        #[arg(long)]
+        dataset: String,
+        /// Output JSON (the fields `pca_color` ops take: eigenvalues, eigenvectors).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Runs one `cnn augment` subcommand.
+pub fn run(cmd: AugmentCommand) -> Result<()> {
+    match cmd {
+        AugmentCommand::Preview { image, augment, n, seed, out } => preview_grid(&image, &augment, n, seed, &out),
+        AugmentCommand::FitPca { dataset, out } => fit_pca(&dataset, &out),
+        AugmentCommand::Bench { augment, images, input_size, n, reps } => bench(&augment, &images, input_size, n, reps),
+    }
+}
+
+fn preview_grid(image: &Path, augment: &str, n: usize, seed: u64, out: &Path) -> Result<()> {
+    if n == 0 || n > 256 {
+        bail!("--n must be between 1 and 256, got {n}");
+    }
+    let pipeline = Pipeline::from_arg(augment)?;
+    let original = Image::open(image)?;
+    pipeline.check_input(original.height, original.width)?;
+    let mut tiles = vec![original.clone()];
+    tiles.extend(pipeline.apply_all(&vec![original; n], seed, 0, 0, 1)?);
+    // Show big photos at a manageable size: every tile is scaled to at most 256 px high.
+    let tiles: Vec<Image> = tiles
+        .iter()
+        .map(|t| if t.height > 256 { cnn_data_augment::augment::geometry::resize(t, 256, (t.width * 256).div_ceil(t.height)) } else { t.clone() })
+        .collect();
+    let columns = ((n + 1) as f64).sqrt().ceil() as usize;
+    preview::grid(&tiles, columns).save_png(out)?;
+    println!("wrote {} ({} tiles: the original and {n} augmented, {} ops)", out.display(), n + 1, pipeline.ops.len());
+    Ok(())
+}
+
+fn bench(augment: &str, dir: &Path, input_size: Option<usize>, n: usize, reps: usize) -> Result<()> {
+    let pipeline = Pipeline::from_arg(augment)?;
+    let mut inputs = Vec::new();
+    for file in image_files(dir)? {
+        let img = Image::open(&file)?;
+        inputs.push(match input_size {
+            Some(s) => cnn_data_augment::augment::geometry::resize(&img, s, s),
+            None => img,
+        });
+    }
+    if inputs.is_empty() {
+        bail!("no images under {}", dir.display());
+    }
+    for img in &inputs {
+        pipeline.check_input(img.height, img.width)?;
+    }
+    let mut rates = Vec::new();
+    for rep in 0..reps.max(1) + 1 {
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            let out = pipeline.apply(&inputs[i % inputs.len()], 1, rep as u64, i as u64)?;
+            std::hint::black_box(out);
+        }
+        if rep > 0 {
+            rates.push(n as f64 / started.elapsed().as_secs_f64());
+        }
+    }
+    rates.sort_by(f64::total_cmp);
+    let (w, h) = (inputs[0].width, inputs[0].height);
+    println!(
+        "augment {augment}: {:.0} images/s on one core (median of {}, min {:.0}, max {:.0}; {} inputs, first {w}x{h})",
+        rates[rates.len() / 2],
+        rates.len(),
+        rates[0],
+        rates[rates.len() - 1],
+        inputs.len()
+    );
+    Ok(())
+}
+
+fn fit_pca(dataset: &str, out: &Path) -> Result<()> {
+    let mut fit = PcaFit::default();
+    let mut images = 0usize;
+    if dataset.eq_ignore_ascii_case(cnn_data_augment::embedded::NAME) {
+        let (train, _) = cnn_data_augment::embedded::mnist_5k()?;
+        for i in 0..train.len() {
+            fit.add(&Image::new(train.width(), train.height(), train.channels(), train.image(i).to_vec())?);
+            images += 1;
+        }
+    } else {
+        let dir = Path::new(dataset);
+        if !dir.is_dir() {
+            bail!("'{dataset}' is neither a known data set (mnist-5k) nor a folder of images");
+        }
+        let files = image_files(dir)?;
+        if files.is_empty() {
+            bail!("no images (png, jpg, jpeg, bmp, webp) under {}", dir.display());
+        }
+        let mut skipped = 0;
+        for file in &files {
+            // One image in memory at a time: the fit keeps only running sums.
+            match Image::open(file) {
+                Ok(img) => {
+                    fit.add(&img);
+                    images += 1;
+                }
+                Err(e) => {
+                    eprintln!("warning: skipping {e}");
+                    skipped += 1;
+                }
+            }
+        }
+        if images == 0 {
+            bail!("none of the {skipped} image files under {} could be read", dir.display());
+        }
+    }
+    let pca = fit.finish();
+    println!("fitted RGB PCA over {images} images ({} pixels), 0-1 scale", fit.pixels());
+    for (i, (value, vector)) in pca.eigenvalues.iter().zip(&pca.eigenvectors).enumerate() {
+        println!("  eigenvalue {} = {value:.6}  eigenvector [{:+.4}, {:+.4}, {:+.4}]", i + 1, vector[0], vector[1], vector[2]);
+    }
+    std::fs::write(out, serde_json::to_string_pretty(&pca)?).with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {}", out.display());
+    Ok(())
+}

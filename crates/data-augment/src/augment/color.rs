@@ -1,0 +1,233 @@
+//! Colour transforms: per-channel shifts, brightness/contrast/saturation jitter and AlexNet's PCA
+//! colour augmentation (Krizhevsky et al. 2012, §4.1).
+
+use serde::{Deserialize, Serialize};
+
+use crate::image::Image;
+
+/// Adds `offsets[c]` to channel `c` of every pixel, clamping to 0–255.
+pub fn shift_channels(img: &Image, offsets: &[f64]) -> Image {
+    let c = img.channels;
+    let data = img.data.iter().enumerate().map(|(i, &v)| (v as f64 + offsets[i % c]).round().clamp(0.0, 255.0) as u8).collect();
+    Image { data, ..*img }
+}
+
+/// Multiplies every value by `factor` (brightness), clamping.
+pub fn brightness(img: &Image, factor: f64) -> Image {
+    let data = img.data.iter().map(|&v| (v as f64 * factor).round().clamp(0.0, 255.0) as u8).collect();
+    Image { data, ..*img }
+}
+
+/// BT.601 luma of one pixel.
+fn luma(p: &[u8]) -> f64 {
+    if p.len() == 1 { p[0] as f64 } else { 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64 }
+}
+
+/// Blends towards the image's mean gray level: `factor` 1 = unchanged, 0 = flat gray.
+pub fn contrast(img: &Image, factor: f64) -> Image {
+    let c = img.channels;
+    let mean = img.data.chunks_exact(c).map(luma).sum::<f64>() / (img.width * img.height) as f64;
+    let data = img.data.iter().map(|&v| (mean + factor * (v as f64 - mean)).round().clamp(0.0, 255.0) as u8).collect();
+    Image { data, ..*img }
+}
+
+/// Blends each pixel towards its own gray level: `factor` 1 = unchanged, 0 = grayscale.
+pub fn saturation(img: &Image, factor: f64) -> Image {
+    if img.channels == 1 {
+        return img.clone();
+    }
+    let data = img
+        .data
+        .chunks_exact(3)
+        .flat_map(|p| {
+            let g = luma(p);
+            let mix = |v: u8| (g + factor * (v as f64 - g)).round().clamp(0.0, 255.0) as u8;
+            [mix(p[0]), mix(p[1]), mix(p[2])]
+        })
+        .collect();
+    Image { data, ..*img }
+}
+
+/// The principal components of a data set's RGB pixel values, for [`pca_shift`].
+///
+/// Values are on the 0–1 scale (pixel / 255). `eigenvectors[i]` is the i-th component, paired
+/// with `eigenvalues[i]`, largest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PcaColor {
+    /// Eigenvalues of the 3×3 RGB covariance, largest first.
+    pub eigenvalues: [f64; 3],
+    /// Unit eigenvectors, one per row, in the order of `eigenvalues`.
+    pub eigenvectors: [[f64; 3]; 3],
+}
+
+impl PcaColor {
+    /// The ImageNet RGB eigenpairs widely used with AlexNet-style PCA lighting (as published
+    /// with fb.resnet.torch), on the 0–1 scale.
+    pub fn imagenet() -> Self {
+        Self {
+            eigenvalues: [0.2175, 0.0188, 0.0045],
+            eigenvectors: [[-0.5675, -0.5808, -0.5836], [0.7192, -0.0045, -0.6948], [0.4009, -0.8140, 0.4203]],
+        }
+    }
+
+    /// The RGB offset (0–255 scale) `Σ_i p_i · α_i λ_i` for draws `alphas`.
+    pub fn offset(&self, alphas: [f64; 3]) -> [f64; 3] {
+        let mut out = [0.0; 3];
+        for (i, v) in self.eigenvectors.iter().enumerate() {
+            for (ch, o) in out.iter_mut().enumerate() {
+                *o += v[ch] * alphas[i] * self.eigenvalues[i] * 255.0;
+            }
+        }
+        out
+    }
+}
+
+/// Adds `[p1 p2 p3][α1λ1 α2λ2 α3λ3]ᵀ` to every pixel (RGB images; gray ones get the mean shift).
+pub fn pca_shift(img: &Image, pca: &PcaColor, alphas: [f64; 3]) -> Image {
+    let offset = pca.offset(alphas);
+    if img.channels == 1 {
+        return shift_channels(img, &[offset.iter().sum::<f64>() / 3.0]);
+    }
+    shift_channels(img, &offset)
+}
+
+/// Streaming accumulation of RGB pixel statistics for [`PcaColor`] fitting: images are added one
+/// at a time, nothing is kept but sums.
+#[derive(Clone, Debug, Default)]
+pub struct PcaFit {
+    n: f64,
+    sum: [f64; 3],
+    sum_sq: [[f64; 3]; 3],
+}
+
+impl PcaFit {
+    /// Adds every pixel of `img` (gray pixels count as R = G = B).
+    pub fn add(&mut self, img: &Image) {
+        let scale = 1.0 / 255.0;
+        for p in img.data.chunks_exact(img.channels) {
+            let rgb = if p.len() == 1 { [p[0]; 3] } else { [p[0], p[1], p[2]] };
+            self.add_pixel(rgb.map(|v| v as f64 * scale));
+        }
+    }
+
+    /// Adds one RGB value (0–1 scale).
+    pub fn add_pixel(&mut self, rgb: [f64; 3]) {
+        self.n += 1.0;
+        for i in 0..3 {
+            self.sum[i] += rgb[i];
+            for j in 0..3 {
+                self.sum_sq[i][j] += rgb[i] * rgb[j];
+            }
+        }
+    }
+
+    /// Pixels added so far.
+    pub fn pixels(&self) -> u64 {
+        self.n as u64
+    }
+
+    /// The 3×3 covariance of the pixels added.
+    pub fn covariance(&self) -> [[f64; 3]; 3] {
+        let n = self.n.max(1.0);
+        let mut cov = [[0.0; 3]; 3];
+        for i in 0..3 {
+            for j in 0..3 {
+                cov[i][j] = self.sum_sq[i][j] / n - (self.sum[i] / n) * (self.sum[j] / n);
+            }
+        }
+        cov
+    }
+
+    /// Eigen-decomposition of the covariance.
+    pub fn finish(&self) -> PcaColor {
+        let (values, vectors) = symmetric_eigen(self.covariance());
+        PcaColor { eigenvalues: values, eigenvectors: vectors }
+    }
+}
+
+/// Eigenvalues (descending, clamped at 0) and unit eigenvectors (rows) of a symmetric 3×3 matrix,
+/// by cyclic Jacobi rotations. The sign of each vector is fixed so its largest entry is positive.
+pub fn symmetric_eigen(m: [[f64; 3]; 3]) -> ([f64; 3], [[f64; 3]; 3]) {
+    let mut a = m;
+    let mut v = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+    for _ in 0..64 {
+        let off = a[0][1].powi(2) + a[0][2].powi(2) + a[1][2].powi(2);
+        if off < 1e-30 {
+            break;
+        }
+        for (p, q) in [(0, 1), (0, 2), (1, 2)] {
+            if a[p][q].abs() < 1e-300 {
+                continue;
+            }
+            let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+            let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+            let t = if theta == 0.0 { 1.0 } else { t };
+            let (c, s) = (1.0 / (t * t + 1.0).sqrt(), t / (t * t + 1.0).sqrt());
+            for k in 0..3 {
+                let (akp, akq) = (a[k][p], a[k][q]);
+                a[k][p] = c * akp - s * akq;
+                a[k][q] = s * akp + c * akq;
+            }
+            for k in 0..3 {
+                let (apk, aqk) = (a[p][k], a[q][k]);
+                a[p][k] = c * apk - s * aqk;
+                a[q][k] = s * apk + c * aqk;
+            }
+            for row in v.iter_mut() {
+                let (vp, vq) = (row[p], row[q]);
+                row[p] = c * vp - s * vq;
+                row[q] = s * vp + c * vq;
+            }
+        }
+    }
+    let mut order = [0, 1, 2];
+    order.sort_by(|&i, &j| a[j][j].total_cmp(&a[i][i]));
+    let values = order.map(|i| a[i][i].max(0.0));
+    let vectors = order.map(|i| {
+        let col = [v[0][i], v[1][i], v[2][i]];
+        let big = col.iter().copied().fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
+        if big < 0.0 { col.map(|x| -x) } else { col }
+    });
+    (values, vectors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_shift_clamps() {
+        let img = Image::new(2, 1, 3, vec![250, 10, 100, 5, 128, 0]).unwrap();
+        let out = shift_channels(&img, &[10.0, -20.0, 0.4]);
+        assert_eq!(out.data, vec![255, 0, 100, 15, 108, 0]);
+    }
+
+    #[test]
+    fn jitter_factors_of_one_are_identities() {
+        let img = Image::new(2, 2, 3, (0..12).map(|i| i * 20).collect()).unwrap();
+        assert_eq!(brightness(&img, 1.0), img);
+        assert_eq!(contrast(&img, 1.0), img);
+        assert_eq!(saturation(&img, 1.0), img);
+        let gray = saturation(&img, 0.0);
+        assert!(gray.data.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]));
+    }
+
+    #[test]
+    fn eigen_recovers_a_known_decomposition() {
+        // A = Q diag(5, 2, 0.5) Qᵀ for an orthonormal Q.
+        let q = [[2.0 / 3.0, 2.0 / 3.0, 1.0 / 3.0], [-2.0 / 3.0, 1.0 / 3.0, 2.0 / 3.0], [1.0 / 3.0, -2.0 / 3.0, 2.0 / 3.0]];
+        let l = [5.0, 2.0, 0.5];
+        let mut a = [[0.0; 3]; 3];
+        for i in 0..3 {
+            for j in 0..3 {
+                a[i][j] = (0..3).map(|k| q[k][i] * l[k] * q[k][j]).sum();
+            }
+        }
+        let (values, vectors) = symmetric_eigen(a);
+        for k in 0..3 {
+            assert!((values[k] - l[k]).abs() < 1e-9, "{values:?}");
+            let dot: f64 = (0..3).map(|i| vectors[k][i] * q[k][i]).sum();
+            assert!((dot.abs() - 1.0).abs() < 1e-9, "vector {k}: {vectors:?}");
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Data augmentation: every distortion of the case studies, each with its size and distribution
+//! as a hyperparameter, composable into a [`Pipeline`] that is deterministic per sample.
+//!
+//! | op | what it does |
+//! | --- | --- |
+//! | `horizontal_flip`, `vertical_flip` | mirroring with a probability |
+//! | `random_crop`, `center_crop` | crops (random crops optionally after zero/reflect/edge padding) |
+//! | `random_resized_crop`, `resize` | torchvision's random-resized crop; bilinear resize |
+//! | `rotate`, `shear`, `affine` | rotation, shear, and rotation + shear + scale + translation |
+//! | `elastic` | local warping (Simard et al. 2003) |
+//! | `color_shift`, `color_jitter` | per-channel offsets; brightness/contrast/saturation |
+//! | `pca_color` | AlexNet's PCA colour augmentation; fit with [`PcaFit`] |
+//!
+//! Normalisation to a float tensor is the batch's job ([`crate::Preprocess`]).
+
+pub mod color;
+pub mod elastic;
+pub mod geometry;
+pub mod ops;
+pub mod pipeline;
+pub mod preview;
+
+pub use color::{PcaColor, PcaFit};
+pub use ops::{Op, ShiftDistribution, Size};
+pub use pipeline::{PRESETS, Pipeline, sample_rng};

@@ -1,0 +1,339 @@
+//! The augmentation operations and their hyperparameters, as they appear in pipeline files.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::color::{self, PcaColor};
+use super::elastic::elastic;
+use super::geometry::{self, PadMode};
+use crate::image::Image;
+
+/// A square size (`32`) or `[height, width]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    /// Height = width.
+    Square(usize),
+    /// `[height, width]`.
+    Rect([usize; 2]),
+}
+
+impl Size {
+    /// `(height, width)`.
+    pub fn hw(self) -> (usize, usize) {
+        match self {
+            Size::Square(s) => (s, s),
+            Size::Rect([h, w]) => (h, w),
+        }
+    }
+}
+
+/// Where colour-shift offsets come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShiftDistribution {
+    /// Uniform in `[−scale, scale]`.
+    #[default]
+    Uniform,
+    /// Normal with mean 0 and standard deviation `scale`.
+    Normal,
+}
+
+fn half() -> f64 {
+    0.5
+}
+fn one() -> f64 {
+    1.0
+}
+fn rrc_scale() -> [f64; 2] {
+    [0.08, 1.0]
+}
+fn rrc_ratio() -> [f64; 2] {
+    [3.0 / 4.0, 4.0 / 3.0]
+}
+fn unit_scale() -> [f64; 2] {
+    [1.0, 1.0]
+}
+fn pca_sigma() -> f64 {
+    0.1
+}
+fn imagenet_values() -> [f64; 3] {
+    PcaColor::imagenet().eigenvalues
+}
+fn imagenet_vectors() -> [[f64; 3]; 3] {
+    PcaColor::imagenet().eigenvectors
+}
+
+/// One augmentation with its hyperparameters. Angles are in degrees, probabilities in [0, 1],
+/// ranges `[low, high]` are sampled uniformly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    /// Mirror left–right with probability `p`.
+    HorizontalFlip {
+        /// Probability.
+        #[serde(default = "half")]
+        p: f64,
+    },
+    /// Mirror top–bottom with probability `p`.
+    VerticalFlip {
+        /// Probability.
+        #[serde(default = "half")]
+        p: f64,
+    },
+    /// Pad by `padding` on every side, then crop `size` at a random position.
+    RandomCrop {
+        /// Output size.
+        size: Size,
+        /// Padding before cropping.
+        #[serde(default)]
+        padding: usize,
+        /// How the padding is filled.
+        #[serde(default)]
+        padding_mode: PadMode,
+    },
+    /// Crop `size` from the centre.
+    CenterCrop {
+        /// Output size.
+        size: Size,
+    },
+    /// torchvision's RandomResizedCrop: a crop of random area (fraction in `scale`) and aspect
+    /// ratio (in `ratio`, sampled log-uniformly), resized to `size`.
+    RandomResizedCrop {
+        /// Output size.
+        size: Size,
+        /// Range of the crop's area as a fraction of the image.
+        #[serde(default = "rrc_scale")]
+        scale: [f64; 2],
+        /// Range of the crop's aspect ratio (width / height).
+        #[serde(default = "rrc_ratio")]
+        ratio: [f64; 2],
+    },
+    /// Bilinear resize to `size`.
+    Resize {
+        /// Output size.
+        size: Size,
+    },
+    /// Rotation by an angle drawn from `degrees`, bilinear, uncovered pixels set to `fill`.
+    Rotate {
+        /// Angle range.
+        degrees: [f64; 2],
+        /// Value for pixels that come from outside the image.
+        #[serde(default)]
+        fill: u8,
+    },
+    /// Shear along x and y by angles drawn from `x` and `y`.
+    Shear {
+        /// Horizontal shear angle range.
+        #[serde(default)]
+        x: [f64; 2],
+        /// Vertical shear angle range.
+        #[serde(default)]
+        y: [f64; 2],
+        /// Fill value.
+        #[serde(default)]
+        fill: u8,
+    },
+    /// Random affine map: rotation, translation (up to `translate` × width/height), scale and
+    /// x-shear, about the centre.
+    Affine {
+        /// Rotation range.
+        #[serde(default)]
+        degrees: [f64; 2],
+        /// Largest translation as a fraction of `[width, height]`.
+        #[serde(default)]
+        translate: [f64; 2],
+        /// Scale range.
+        #[serde(default = "unit_scale")]
+        scale: [f64; 2],
+        /// Horizontal shear range.
+        #[serde(default)]
+        shear: [f64; 2],
+        /// Fill value.
+        #[serde(default)]
+        fill: u8,
+    },
+    /// Elastic distortion with probability `p` (Simard et al. 2003).
+    Elastic {
+        /// Strength in pixels.
+        alpha: f64,
+        /// Smoothness (Gaussian width) in pixels.
+        sigma: f64,
+        /// Probability.
+        #[serde(default = "one")]
+        p: f64,
+        /// Fill value.
+        #[serde(default)]
+        fill: u8,
+    },
+    /// Adds an offset to each channel, drawn per image from `distribution` with per-channel
+    /// `scale` (one value for all channels, or one per channel), on the 0–255 scale.
+    ColorShift {
+        /// Uniform or normal.
+        #[serde(default)]
+        distribution: ShiftDistribution,
+        /// Spread per channel.
+        scale: Vec<f64>,
+    },
+    /// Brightness, contrast and saturation factors drawn from `[max(0, 1−x), 1+x]`.
+    ColorJitter {
+        /// Brightness spread.
+        #[serde(default)]
+        brightness: f64,
+        /// Contrast spread.
+        #[serde(default)]
+        contrast: f64,
+        /// Saturation spread.
+        #[serde(default)]
+        saturation: f64,
+    },
+    /// AlexNet's PCA colour augmentation: `αi ~ N(0, sigma)` once per image.
+    PcaColor {
+        /// Standard deviation of the α draws.
+        #[serde(default = "pca_sigma")]
+        sigma: f64,
+        /// Eigenvalues (from `cnn augment fit-pca`; default: ImageNet's).
+        #[serde(default = "imagenet_values")]
+        eigenvalues: [f64; 3],
+        /// Eigenvectors, one per row.
+        #[serde(default = "imagenet_vectors")]
+        eigenvectors: [[f64; 3]; 3],
+    },
+}
+
+/// Standard normal draw (Box–Muller).
+pub fn standard_normal(rng: &mut impl Rng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn uniform(rng: &mut impl Rng, [lo, hi]: [f64; 2]) -> f64 {
+    if hi > lo { rng.random_range(lo..hi) } else { lo }
+}
+
+fn jitter_factor(rng: &mut impl Rng, spread: f64) -> f64 {
+    uniform(rng, [(1.0 - spread).max(0.0), 1.0 + spread])
+}
+
+impl Op {
+    /// The op's name as written in pipeline files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::HorizontalFlip { .. } => "horizontal_flip",
+            Op::VerticalFlip { .. } => "vertical_flip",
+            Op::RandomCrop { .. } => "random_crop",
+            Op::CenterCrop { .. } => "center_crop",
+            Op::RandomResizedCrop { .. } => "random_resized_crop",
+            Op::Resize { .. } => "resize",
+            Op::Rotate { .. } => "rotate",
+            Op::Shear { .. } => "shear",
+            Op::Affine { .. } => "affine",
+            Op::Elastic { .. } => "elastic",
+            Op::ColorShift { .. } => "color_shift",
+            Op::ColorJitter { .. } => "color_jitter",
+            Op::PcaColor { .. } => "pca_color",
+        }
+    }
+
+    /// Applies the op, drawing its randomness from `rng`. The image must fit the op (a crop no
+    /// larger than the padded image), which [`super::Pipeline::check_input`] verifies up front.
+    pub fn apply(&self, img: &Image, rng: &mut impl Rng) -> Result<Image, String> {
+        Ok(match *self {
+            Op::HorizontalFlip { p } => if rng.random::<f64>() < p { geometry::flip_horizontal(img) } else { img.clone() },
+            Op::VerticalFlip { p } => if rng.random::<f64>() < p { geometry::flip_vertical(img) } else { img.clone() },
+            Op::RandomCrop { size, padding, padding_mode } => {
+                let padded = geometry::pad(img, padding, padding_mode);
+                let (h, w) = size.hw();
+                if h > padded.height || w > padded.width {
+                    return Err(format!("crop {h}x{w} is larger than the {}x{} (padded) image", padded.height, padded.width));
+                }
+                let top = rng.random_range(0..=padded.height - h);
+                let left = rng.random_range(0..=padded.width - w);
+                geometry::crop(&padded, top, left, h, w)
+            }
+            Op::CenterCrop { size } => {
+                let (h, w) = size.hw();
+                if h > img.height || w > img.width {
+                    return Err(format!("crop {h}x{w} is larger than the {}x{} image", img.height, img.width));
+                }
+                geometry::crop(img, (img.height - h) / 2, (img.width - w) / 2, h, w)
+            }
+            Op::RandomResizedCrop { size, scale, ratio } => {
+                let (top, left, h, w) = resized_crop_window(img.height, img.width, scale, ratio, rng);
+                let (oh, ow) = size.hw();
+                geometry::resize(&geometry::crop(img, top, left, h, w), oh, ow)
+            }
+            Op::Resize { size } => {
+                let (h, w) = size.hw();
+                geometry::resize(img, h, w)
+            }
+            Op::Rotate { degrees, fill } => {
+                let angle = uniform(rng, degrees);
+                geometry::warp(img, &geometry::inverse_affine(img.width, img.height, angle, 0.0, 0.0, 1.0, 0.0, 0.0), fill)
+            }
+            Op::Shear { x, y, fill } => {
+                let (sx, sy) = (uniform(rng, x), uniform(rng, y));
+                geometry::warp(img, &geometry::inverse_affine(img.width, img.height, 0.0, sx, sy, 1.0, 0.0, 0.0), fill)
+            }
+            Op::Affine { degrees, translate, scale, shear, fill } => {
+                let angle = uniform(rng, degrees);
+                let tx = uniform(rng, [-translate[0], translate[0]]) * img.width as f64;
+                let ty = uniform(rng, [-translate[1], translate[1]]) * img.height as f64;
+                let s = uniform(rng, scale);
+                let sx = uniform(rng, shear);
+                geometry::warp(img, &geometry::inverse_affine(img.width, img.height, angle, sx, 0.0, s, tx.round(), ty.round()), fill)
+            }
+            Op::Elastic { alpha, sigma, p, fill } => {
+                if rng.random::<f64>() < p { elastic(img, alpha, sigma, fill, rng) } else { img.clone() }
+            }
+            Op::ColorShift { distribution, ref scale } => {
+                let offsets: Vec<f64> = (0..img.channels)
+                    .map(|c| {
+                        let s = scale[c.min(scale.len() - 1)];
+                        match distribution {
+                            ShiftDistribution::Uniform => uniform(rng, [-s, s]),
+                            ShiftDistribution::Normal => s * standard_normal(rng),
+                        }
+                    })
+                    .collect();
+                color::shift_channels(img, &offsets)
+            }
+            Op::ColorJitter { brightness, contrast, saturation } => {
+                let (b, c, s) = (jitter_factor(rng, brightness), jitter_factor(rng, contrast), jitter_factor(rng, saturation));
+                color::saturation(&color::contrast(&color::brightness(img, b), c), s)
+            }
+            Op::PcaColor { sigma, eigenvalues, eigenvectors } => {
+                let alphas = [0; 3].map(|_| sigma * standard_normal(rng));
+                color::pca_shift(img, &PcaColor { eigenvalues, eigenvectors }, alphas)
+            }
+        })
+    }
+}
+
+/// torchvision's RandomResizedCrop window: 10 tries at a random area and log-uniform aspect
+/// ratio, then a centre crop with the ratio clamped into range. Returns `(top, left, h, w)`.
+pub fn resized_crop_window(height: usize, width: usize, scale: [f64; 2], ratio: [f64; 2], rng: &mut impl Rng) -> (usize, usize, usize, usize) {
+    let area = (height * width) as f64;
+    let log_ratio = [ratio[0].ln(), ratio[1].ln()];
+    for _ in 0..10 {
+        let target = area * uniform(rng, scale);
+        let aspect = uniform(rng, log_ratio).exp();
+        let w = (target * aspect).sqrt().round() as usize;
+        let h = (target / aspect).sqrt().round() as usize;
+        if (1..=width).contains(&w) && (1..=height).contains(&h) {
+            let top = rng.random_range(0..=height - h);
+            let left = rng.random_range(0..=width - w);
+            return (top, left, h, w);
+        }
+    }
+    let in_ratio = width as f64 / height as f64;
+    let (w, h) = if in_ratio < ratio[0] {
+        (width, ((width as f64 / ratio[0]).round() as usize).clamp(1, height))
+    } else if in_ratio > ratio[1] {
+        (((height as f64 * ratio[1]).round() as usize).clamp(1, width), height)
+    } else {
+        (width, height)
+    };
+    ((height - h) / 2, (width - w) / 2, h, w)
+}

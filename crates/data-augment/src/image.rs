@@ -1,0 +1,139 @@
+//! An 8-bit image in HWC layout, the unit every augmentation works on.
+//!
+//! Decoding rule (files → [`Image`]): grayscale stays 1 channel; RGB stays 3; an alpha channel is
+//! dropped (gray+alpha → gray, RGBA → RGB); 16-bit and float images are scaled to 8 bits.
+
+use std::path::Path;
+
+use image::{DynamicImage, GrayImage, RgbImage};
+
+use crate::error::{DataError, Result};
+
+/// Images larger than this many pixels are refused before decoding (decompression bombs).
+pub const MAX_PIXELS: u64 = 100_000_000;
+
+/// File extensions read as images.
+pub const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "bmp", "webp"];
+
+/// Every image file under `dir` (recursively, by extension), sorted by path.
+pub fn image_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|source| DataError::Io { path: d.clone(), source })?;
+        for entry in entries {
+            let path = entry.map_err(|source| DataError::Io { path: d.clone(), source })?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// An 8-bit image, `height × width × channels`, row-major HWC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// 1 (gray) or 3 (RGB).
+    pub channels: usize,
+    /// `height · width · channels` bytes.
+    pub data: Vec<u8>,
+}
+
+impl Image {
+    /// Wraps `data`, checking its length.
+    pub fn new(width: usize, height: usize, channels: usize, data: Vec<u8>) -> Result<Self> {
+        if width == 0 || height == 0 || !(channels == 1 || channels == 3) {
+            return Err(DataError::Invalid(format!("bad image geometry {width}x{height}x{channels}")));
+        }
+        if data.len() != width * height * channels {
+            return Err(DataError::Invalid(format!("{} bytes do not hold a {width}x{height}x{channels} image", data.len())));
+        }
+        Ok(Self { width, height, channels, data })
+    }
+
+    /// An image filled with `value`.
+    pub fn filled(width: usize, height: usize, channels: usize, value: u8) -> Self {
+        Self { width, height, channels, data: vec![value; width * height * channels] }
+    }
+
+    /// The value at column `x`, row `y`, channel `c`.
+    #[inline]
+    pub fn get(&self, x: usize, y: usize, c: usize) -> u8 {
+        self.data[(y * self.width + x) * self.channels + c]
+    }
+
+    /// Converts from the `image` crate by the decoding rule above.
+    pub fn from_dynamic(img: &DynamicImage) -> Self {
+        let gray = matches!(
+            img,
+            DynamicImage::ImageLuma8(_) | DynamicImage::ImageLumaA8(_) | DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_)
+        );
+        if gray {
+            let g = img.to_luma8();
+            Self { width: g.width() as usize, height: g.height() as usize, channels: 1, data: g.into_raw() }
+        } else {
+            let rgb = img.to_rgb8();
+            Self { width: rgb.width() as usize, height: rgb.height() as usize, channels: 3, data: rgb.into_raw() }
+        }
+    }
+
+    /// Converts to the `image` crate (gray or RGB).
+    pub fn to_dynamic(&self) -> DynamicImage {
+        let (w, h) = (self.width as u32, self.height as u32);
+        match self.channels {
+            1 => DynamicImage::ImageLuma8(GrayImage::from_raw(w, h, self.data.clone()).expect("size checked")),
+            _ => DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, self.data.clone()).expect("size checked")),
+        }
+    }
+
+    /// Reads and decodes an image file (PNG, JPEG, BMP, WebP), refusing absurd sizes before
+    /// decoding.
+    pub fn open(path: &Path) -> Result<Self> {
+        let reader = image::ImageReader::open(path)
+            .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?
+            .with_guessed_format()
+            .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        let (w, h) = reader.into_dimensions().map_err(|e| DataError::format(path, format!("not a readable image: {e}")))?;
+        if u64::from(w) * u64::from(h) > MAX_PIXELS {
+            return Err(DataError::format(path, format!("{w}x{h} pixels exceeds the limit of {MAX_PIXELS}")));
+        }
+        let img = image::ImageReader::open(path)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?
+            .decode()
+            .map_err(|e| DataError::format(path, format!("cannot decode image: {e}")))?;
+        Ok(Self::from_dynamic(&img))
+    }
+
+    /// Writes the image as PNG.
+    pub fn save_png(&self, path: &Path) -> Result<()> {
+        self.to_dynamic()
+            .save_with_format(path, image::ImageFormat::Png)
+            .map_err(|e| DataError::format(path, format!("cannot write PNG: {e}")))
+    }
+
+    /// The same picture with `channels` channels (gray repeated to RGB, RGB to BT.601 luma).
+    pub fn with_channels(&self, channels: usize) -> Self {
+        match (self.channels, channels) {
+            (a, b) if a == b => self.clone(),
+            (1, 3) => Self { channels: 3, data: self.data.iter().flat_map(|&v| [v, v, v]).collect(), ..*self },
+            _ => Self {
+                channels: 1,
+                data: self
+                    .data
+                    .chunks_exact(3)
+                    .map(|p| (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).round() as u8)
+                    .collect(),
+                ..*self
+            },
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Throughput benchmarks: images per second for inference and for a full training step
+//! (forward, backward, optimiser update), with warm-up and repeated timed runs.
+//!
+//! Timing syncs the device after every step (the loss or logits are read back), so GPU work is
+//! counted completely.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use cnn_models::{BuildOptions, ImageClassifier, Model, registry};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// What is timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchPhase {
+    /// Forward pass of the model in inference mode.
+    Infer,
+    /// Forward, backward and an SGD-with-momentum update.
+    Train,
+}
+
+impl std::str::FromStr for BenchPhase {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "infer" | "inference" => Ok(BenchPhase::Infer),
+            "train" | "training" => Ok(BenchPhase::Train),
+            other => Err(format!("unknown phase '{other}' (expected infer or train)")),
+        }
+    }
+}
+
+/// One benchmark case.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchCase {
+    /// Registered model name.
+    pub model: String,
+    /// Input height and width.
+    pub size: usize,
+    /// Images per step.
+    pub batch: usize,
+    /// Number of classes of the model's head.
+    pub num_classes: usize,
+    /// Inference or training.
+    pub phase: BenchPhase,
+}
+
+/// The measurement of one case.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    /// What was measured.
+    pub case: BenchCase,
+    /// Median images per second over the timed repetitions.
+    pub median_img_s: f64,
+    /// Slowest repetition, images per second.
+    pub min_img_s: f64,
+    /// Fastest repetition, images per second.
+    pub max_img_s: f64,
+    /// Timed repetitions.
+    pub repetitions: usize,
+    /// Multiply-adds of one image's forward pass (from the model summary).
+    pub mult_adds_per_image: u64,
+    /// Achieved GFLOP/s at the median: 2 FLOPs per multiply-add, forward only for inference and
+    /// 3× forward (forward + backward) for training.
+    pub gflops: f64,
+}
+
+/// Runs `case` on `device`: `warmup` untimed steps, then `repetitions` timed ones.
+pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: usize) -> Result<BenchResult> {
+    if case.batch == 0 || repetitions == 0 {
+        return Err(TrainError::Config("batch and repetitions must be at least 1".into()));
+    }
+    let info = registry::lookup(&case.model)?;
+    let channels = info.default_input.channels;
+    let input = [case.batch, channels, case.size, case.size];
+    let options = BuildOptions { num_classes: case.num_classes, in_channels: Some(channels) };
+    let probe = registry::build(info.name, options, device)?;
+    let summary = probe.summary([channels, case.size, case.size]);
+    if summary.rows.iter().any(|r| matches!(r.output, cnn_models::summary::OutShape::Map([_, 0, _] | [_, _, 0]))) {
+        return Err(TrainError::Config(format!("input {}px is too small for {}", case.size, info.name)));
+    }
+    let macs = summary.total_mult_adds();
+    drop(probe);
+
+    let images = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), device);
+    let labels_data: Vec<i64> = (0..case.batch as i64).map(|i| i % case.num_classes as i64).collect();
+    let mut times = Vec::with_capacity(repetitions);
+    match case.phase {
+        BenchPhase::Infer => {
+            let model = registry::build(info.name, options, device)?.valid();
+            for step in 0..warmup + repetitions {
+                let started = Instant::now();
+                let _ = model.logits(images.clone()).into_data();
+                if step >= warmup {
+                    times.push(started.elapsed().as_secs_f64());
+                }
+            }
+        }
+        BenchPhase::Train => {
+            let autodiff = device.clone().autodiff();
+            let mut model: Model = registry::build(info.name, options, &autodiff)?;
+            let mut optim = SgdConfig::new().with_momentum(Some(MomentumConfig::new().with_dampening(0.0))).init();
+            let loss_fn = CrossEntropyLossConfig::new().init(&autodiff);
+            let images = images.to_device(&autodiff);
+            let labels = Tensor::<1, Int>::from_data(TensorData::new(labels_data, [case.batch]), &autodiff);
+            for step in 0..warmup + repetitions {
+                let started = Instant::now();
+                let out = model.train_outputs(images.clone());
+                let mut loss = loss_fn.forward(out.logits, labels.clone());
+                for aux in out.aux {
+                    loss = loss + loss_fn.forward(aux, labels.clone()).mul_scalar(crate::fit::AUX_LOSS_WEIGHT);
+                }
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(0.01, model, grads);
+                // Reading a weight back waits for the update to finish.
+                let _ = loss.into_scalar::<f32>();
+                if step >= warmup {
+                    times.push(started.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let rate = |t: f64| case.batch as f64 / t.max(1e-12);
+    let median = rate(times[times.len() / 2]);
+    let flops_per_image = 2.0 * macs as f64 * if case.phase == BenchPhase::Train { 3.0 } else { 1.0 };
+    Ok(BenchResult {
+        case: case.clone(),
+        median_img_s: median,
+        min_img_s: rate(*times.last().expect("at least one repetition")),
+        max_img_s: rate(times[0]),
+        repetitions,
+        mult_adds_per_image: macs,
+        gflops: median * flops_per_image / 1e9,
+    })
+}
+
+/// The inference suite of the model-zoo issue: one model per family at a CPU-friendly size,
+/// batch 32.
+pub fn family_suite() -> Vec<BenchCase> {
+    [("lenet5", 32, 10), ("resnet20", 32, 10), ("resnet18", 64, 10), ("vgg16", 64, 10), ("alexnet", 64, 10), ("googlenet", 96, 10), ("inception_module", 28, 10)]
+        .into_iter()
+        .map(|(model, size, num_classes)| BenchCase { model: model.into(), size, batch: 32, num_classes, phase: BenchPhase::Infer })
+        .collect()
+}
