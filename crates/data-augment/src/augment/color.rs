@@ -5,17 +5,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::image::Image;
 
+/// A per-value map of 8-bit values, built once per image: `f` is evaluated 256 times instead of
+/// once per pixel, and the result is the same as applying `f` (rounded, clamped) to every value.
+fn lut(f: impl Fn(f64) -> f64) -> [u8; 256] {
+    std::array::from_fn(|v| f(v as f64).round().clamp(0.0, 255.0) as u8)
+}
+
 /// Adds `offsets[c]` to channel `c` of every pixel, clamping to 0–255.
 pub fn shift_channels(img: &Image, offsets: &[f64]) -> Image {
     let c = img.channels;
-    let data = img.data.iter().enumerate().map(|(i, &v)| (v as f64 + offsets[i % c]).round().clamp(0.0, 255.0) as u8).collect();
+    let tables: Vec<[u8; 256]> = (0..c).map(|ch| lut(|v| v + offsets[ch])).collect();
+    let mut data = img.data.clone();
+    for px in data.chunks_exact_mut(c) {
+        for (v, t) in px.iter_mut().zip(&tables) {
+            *v = t[*v as usize];
+        }
+    }
     Image { data, ..*img }
 }
 
 /// Multiplies every value by `factor` (brightness), clamping.
 pub fn brightness(img: &Image, factor: f64) -> Image {
-    let data = img.data.iter().map(|&v| (v as f64 * factor).round().clamp(0.0, 255.0) as u8).collect();
-    Image { data, ..*img }
+    let t = lut(|v| v * factor);
+    Image { data: img.data.iter().map(|&v| t[v as usize]).collect(), ..*img }
 }
 
 /// BT.601 luma of one pixel.
@@ -27,8 +39,8 @@ fn luma(p: &[u8]) -> f64 {
 pub fn contrast(img: &Image, factor: f64) -> Image {
     let c = img.channels;
     let mean = img.data.chunks_exact(c).map(luma).sum::<f64>() / (img.width * img.height) as f64;
-    let data = img.data.iter().map(|&v| (mean + factor * (v as f64 - mean)).round().clamp(0.0, 255.0) as u8).collect();
-    Image { data, ..*img }
+    let t = lut(|v| mean + factor * (v - mean));
+    Image { data: img.data.iter().map(|&v| t[v as usize]).collect(), ..*img }
 }
 
 /// Blends each pixel towards its own gray level: `factor` 1 = unchanged, 0 = grayscale.
@@ -36,15 +48,14 @@ pub fn saturation(img: &Image, factor: f64) -> Image {
     if img.channels == 1 {
         return img.clone();
     }
-    let data = img
-        .data
-        .chunks_exact(3)
-        .flat_map(|p| {
-            let g = luma(p);
-            let mix = |v: u8| (g + factor * (v as f64 - g)).round().clamp(0.0, 255.0) as u8;
-            [mix(p[0]), mix(p[1]), mix(p[2])]
-        })
-        .collect();
+    let f = factor as f32;
+    let mut data = img.data.clone();
+    for p in data.chunks_exact_mut(3) {
+        let g = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+        for v in p.iter_mut() {
+            *v = (g + f * (*v as f32 - g)).round().clamp(0.0, 255.0) as u8;
+        }
+    }
     Image { data, ..*img }
 }
 
