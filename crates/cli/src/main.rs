@@ -49,9 +49,13 @@ struct TrainArgs {
     /// Model name (see `cnn models`).
     #[arg(long, default_value = "lenet5")]
     model: String,
-    /// Data set name (`mnist-5k`: the embedded digits).
+    /// Data set: mnist-5k (embedded), mnist, fashion-mnist, cifar10, cifar100.
     #[arg(long, default_value = "mnist-5k")]
     dataset: String,
+    /// Folder holding the data sets' folders [default: ~/.cache/cnn-casestudies]; Debian's
+    /// dataset-fashion-mnist works with --data-dir /usr/share/datasets.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Passes over the training set [default: 10].
     #[arg(long)]
     epochs: Option<usize>,
@@ -67,9 +71,17 @@ struct TrainArgs {
     /// Momentum for sgd [default: 0.9].
     #[arg(long)]
     momentum: Option<f64>,
-    /// Seed for initialisation and shuffling [default: 42].
+    /// Seed for initialisation, shuffling and augmentation [default: 42].
     #[arg(long)]
     seed: Option<u64>,
+    /// Augmentation of the training images: a preset (none, mnist, cifar, imagenet) or a
+    /// .toml/.json pipeline file [default: none].
+    #[arg(long)]
+    augment: Option<String>,
+    /// Data worker threads that prepare batches in the background; 0 = on the training thread
+    /// [default: cores - 1, at least 1].
+    #[arg(long)]
+    workers: Option<usize>,
     /// Run folder to write (default: runs/<model>-<dataset>-<unix time>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -77,17 +89,24 @@ struct TrainArgs {
 
 impl TrainArgs {
     /// The trainer's defaults, overridden by whatever flags were given.
-    fn config(&self) -> TrainConfig {
+    fn config(&self) -> Result<TrainConfig> {
         let d = TrainConfig::new(&self.model, &self.dataset);
-        TrainConfig {
+        let augment = match &self.augment {
+            Some(a) => cnn_data_augment::Pipeline::from_arg(a)?,
+            None => d.augment.clone(),
+        };
+        Ok(TrainConfig {
             epochs: self.epochs.unwrap_or(d.epochs),
             batch_size: self.batch_size.unwrap_or(d.batch_size),
             lr: self.lr.unwrap_or(d.lr),
             optimizer: self.optimizer.unwrap_or(d.optimizer),
             momentum: self.momentum.unwrap_or(d.momentum),
             seed: self.seed.unwrap_or(d.seed),
+            workers: self.workers.unwrap_or(d.workers),
+            data_dir: self.data_dir.clone(),
+            augment,
             ..d
-        }
+        })
     }
 }
 
@@ -302,7 +321,7 @@ fn bench(device: Option<&str>, args: BenchArgs) -> Result<()> {
 }
 
 fn train(device: Option<&str>, args: TrainArgs) -> Result<()> {
-    let cfg = args.config();
+    let cfg = args.config()?;
     cfg.validate()?;
     cnn_models::registry::lookup(&cfg.model)?;
     let (backend, device) = open_device(device)?;
@@ -311,8 +330,16 @@ fn train(device: Option<&str>, args: TrainArgs) -> Result<()> {
         PathBuf::from("runs").join(format!("{}-{}-{secs}", cfg.model, cfg.dataset))
     });
     println!(
-        "training {} on {} for {} epochs (batch {}, {:?} lr {}, seed {}) on {backend}",
-        cfg.model, cfg.dataset, cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.lr, cfg.seed
+        "training {} on {} for {} epochs (batch {}, {:?} lr {}, seed {}, {} augmentation ops, {} data workers) on {backend}",
+        cfg.model,
+        cfg.dataset,
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.optimizer,
+        cfg.lr,
+        cfg.seed,
+        cfg.augment.ops.len(),
+        cfg.workers
     );
     println!("run folder: {}", dir.display());
     let started = Instant::now();
@@ -327,8 +354,15 @@ fn train(device: Option<&str>, args: TrainArgs) -> Result<()> {
         }
         Progress::Epoch(m) => {
             println!(
-                "epoch {:>3}/{}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.0} img/s",
-                m.epoch, cfg.epochs, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.images_per_second
+                "epoch {:>3}/{}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.0} img/s  data wait {:.1}%",
+                m.epoch,
+                cfg.epochs,
+                m.train_loss,
+                m.train_accuracy,
+                m.test_loss,
+                m.test_accuracy,
+                m.images_per_second,
+                100.0 * m.data_wait_share
             );
             last_report = Instant::now();
         }

@@ -66,6 +66,7 @@ fn default_training_reaches_95_percent_and_writes_a_run_folder() {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("epoch   1/10  train loss"), "no per-epoch progress: {stdout}");
+    assert!(stdout.contains(" data wait "), "no starvation figure: {stdout}");
     let last = stdout.trim_end().lines().last().unwrap();
     assert!(last.starts_with("test accuracy 0.") && last.ends_with(" on 1000 images"), "{last}");
     let accuracy: f64 = last.split_whitespace().nth(2).unwrap().parse().unwrap();
@@ -75,6 +76,7 @@ fn default_training_reaches_95_percent_and_writes_a_run_folder() {
     }
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 11, "{csv}");
+    assert!(csv.starts_with("epoch,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,images_per_second,data_wait_share"));
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
     assert!(config.contains("\"model\": \"lenet5\""), "{config}");
     std::fs::remove_dir_all(&dir).unwrap();

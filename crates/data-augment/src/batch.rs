@@ -15,6 +15,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::dataset::ImageDataset;
 use crate::error::{DataError, Result};
+use crate::image::Image;
 
 /// Per-channel mean and standard deviation of MNIST's training pixels (in [0, 1]).
 pub const MNIST_MEAN_STD: (f32, f32) = (0.1307, 0.3081);
@@ -81,6 +82,18 @@ impl Batch {
             labels.push(data.label(i) as i64);
         }
         Ok(Self { images, shape: [indices.len(), c, s, s], labels })
+    }
+
+    /// Assembles already-decoded (and augmented) images with their labels into a batch.
+    pub fn from_images(samples: &[(Image, usize)], pre: &Preprocess) -> Result<Self> {
+        pre.validate()?;
+        let (c, s) = (pre.channels, pre.size);
+        let mut images = vec![0f32; samples.len() * c * s * s];
+        for ((img, _), slot) in samples.iter().zip(images.chunks_exact_mut(c * s * s)) {
+            write_image(&img.data, img.height, img.width, img.channels, pre, slot);
+        }
+        let labels = samples.iter().map(|(_, l)| *l as i64).collect();
+        Ok(Self { images, shape: [samples.len(), c, s, s], labels })
     }
 
     /// Number of images in the batch.

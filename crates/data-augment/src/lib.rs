@@ -12,7 +12,9 @@
 //! - [`Batch`] and [`Preprocess`]: fitting images to a model's input and moving them to a device;
 //! - [`augment`]: mirroring, crops, rotation, shear, elastic warping, colour shifts, PCA colour,
 //!   composed into deterministic [`Pipeline`]s (TOML/JSON files or presets);
-//! - [`Image`]: the 8-bit image the augmentations work on, decoded with the `image` crate.
+//! - [`Image`]: the 8-bit image the augmentations work on, decoded with the `image` crate;
+//! - [`Loader`]: worker threads that read, augment and assemble mini-batches in the background,
+//!   in the same order for any number of workers, with bounded memory and a data-wait figure.
 //!
 //! ```
 //! let (train, test) = cnn_data_augment::embedded::mnist_5k().unwrap();
@@ -22,14 +24,18 @@
 
 pub mod augment;
 pub mod batch;
+pub mod cifar;
 pub mod dataset;
+pub mod datasets;
 pub mod embedded;
 pub mod error;
 pub mod idx;
 pub mod image;
+pub mod loader;
 
 pub use batch::{Batch, Preprocess};
 pub use dataset::ImageDataset;
 pub use error::{DataError, Result};
 pub use image::Image;
 pub use augment::{Op, Pipeline};
+pub use loader::{EpochIter, Loader, LoaderConfig, Source};

@@ -183,7 +183,10 @@ impl GoogLeNet {
         GoogLeNetConfig::new().with_num_classes(num_classes).init(device)
     }
 
-    fn transform(&self, x: Tensor<4>) -> Tensor<4> {
+    /// What the network does to its input first: with `transform_input`, ImageNet-normalised
+    /// input is re-normalised to `(x − 0.5) / 0.5` per channel (torchvision's `_transform_input`);
+    /// otherwise the input is returned unchanged.
+    pub fn transform(&self, x: Tensor<4>) -> Tensor<4> {
         if !self.transform_input {
             return x;
         }

@@ -134,6 +134,21 @@ pub fn summarize_dense(prefix: &str, layers: &[Dense], input: usize, summary: &m
     layers.iter().enumerate().fold(input, |s, (i, l)| l.summarize(&format!("{prefix}.{i}"), s, summary))
 }
 
+/// The torchvision "features → avgpool → flatten → classifier" forward of AlexNet and VGG.
+pub fn forward_features_head(features: &[Layer], avgpool: &AdaptiveAvgPool2d, classifier: &[Dense], x: Tensor<4>) -> Tensor<2> {
+    let x = avgpool.forward(forward_seq(features, x));
+    forward_dense(classifier, x.flatten(1, 3))
+}
+
+/// The summary of a "features → avgpool → classifier" network.
+pub fn summarize_features_head(features: &[Layer], avgpool: &AdaptiveAvgPool2d, classifier: &[Dense], input: Shape3) -> Summary {
+    let mut s = Summary::new(input);
+    let f = summarize_seq("features", features, input, &mut s);
+    let p = Layer::AdaptiveAvgPool(avgpool.clone()).summarize("avgpool", f, &mut s);
+    summarize_dense("classifier", classifier, p.iter().product(), &mut s);
+    s
+}
+
 /// A square convolution with symmetric padding, PyTorch's default initialisation.
 pub fn conv(in_c: usize, out_c: usize, kernel: usize, stride: usize, padding: usize, bias: bool, device: &Device) -> Conv2d {
     Conv2dConfig::new([in_c, out_c], [kernel, kernel])

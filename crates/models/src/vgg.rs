@@ -8,7 +8,7 @@ use burn::nn::{DropoutConfig, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{Dense, Layer, batch_norm, conv, forward_dense, forward_seq, max_pool, summarize_dense, summarize_seq};
+use crate::layers::{Dense, Layer, batch_norm, conv, forward_features_head, max_pool, summarize_features_head};
 use crate::summary::{Shape3, Summary};
 use crate::ImageClassifier;
 
@@ -130,17 +130,12 @@ impl Vgg {
 
     /// Class logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.avgpool.forward(forward_seq(&self.features, x));
-        forward_dense(&self.classifier, x.flatten(1, 3))
+        forward_features_head(&self.features, &self.avgpool, &self.classifier, x)
     }
 
     /// Per-layer summary for one input of shape `input`.
     pub fn summary(&self, input: Shape3) -> Summary {
-        let mut s = Summary::new(input);
-        let f = summarize_seq("features", &self.features, input, &mut s);
-        let p = Layer::AdaptiveAvgPool(self.avgpool.clone()).summarize("avgpool", f, &mut s);
-        summarize_dense("classifier", &self.classifier, p.iter().product(), &mut s);
-        s
+        summarize_features_head(&self.features, &self.avgpool, &self.classifier, input)
     }
 }
 

@@ -107,3 +107,24 @@ fn alexnet_options_follow_the_paper() {
     assert_eq!(lrn.features.len(), 15);
     assert_eq!(lrn.forward(Tensor::zeros([1, 3, 64, 64], &device)).dims(), [1, 3]);
 }
+
+#[test]
+fn googlenet_transform_input_renormalises_imagenet_input() {
+    let device = Device::flex();
+    let plain = cnn_models::GoogLeNetConfig::new().with_num_classes(3).init(&device);
+    let transformed = cnn_models::GoogLeNetConfig::new().with_num_classes(3).with_transform_input(true).init(&device);
+    let x = Tensor::<4>::random([2, 3, 8, 8], Distribution::Default, &device);
+    // torchvision: x_c * (std_c / 0.5) + (mean_c - 0.5) / 0.5
+    let manual: Vec<Tensor<4>> = [(0.229f32, 0.485f32), (0.224, 0.456), (0.225, 0.406)]
+        .iter()
+        .enumerate()
+        .map(|(c, &(std, mean))| x.clone().narrow(1, c, 1).mul_scalar(std / 0.5).add_scalar((mean - 0.5) / 0.5))
+        .collect();
+    let diff = (transformed.transform(x.clone()) - Tensor::cat(manual, 1)).abs().max().into_scalar::<f32>();
+    assert!(diff < 1e-6, "{diff}");
+    let same = (plain.transform(x.clone()) - x).abs().max().into_scalar::<f32>();
+    assert_eq!(same, 0.0);
+    // One channel: nothing to re-normalise.
+    let gray = cnn_models::GoogLeNetConfig::new().with_in_channels(1).with_transform_input(true).init(&device);
+    assert!(!gray.transform_input);
+}

@@ -1,5 +1,6 @@
 //! What a training run is asked to do.
 
+use cnn_data_augment::Pipeline;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -43,12 +44,26 @@ pub struct TrainConfig {
     pub optimizer: OptimizerKind,
     /// Momentum (SGD only).
     pub momentum: f64,
-    /// Seed for weight initialisation and shuffling.
+    /// Seed for weight initialisation, shuffling and augmentation.
     pub seed: u64,
+    /// Augmentation of the training images (empty: none).
+    #[serde(default)]
+    pub augment: Pipeline,
+    /// Folder holding downloaded data sets (default: `~/.cache/cnn-casestudies`).
+    #[serde(default)]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Data worker threads (0: build batches on the training thread).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+}
+
+fn default_workers() -> usize {
+    cnn_data_augment::LoaderConfig::new(1).workers
 }
 
 impl TrainConfig {
-    /// The defaults for `model` on `dataset`: Adam, lr 1e-3, batch 32, 10 epochs, seed 42.
+    /// The defaults for `model` on `dataset`: Adam, lr 1e-3, batch 32, 10 epochs, seed 42, no
+    /// augmentation, cores − 1 data workers (at least 1).
     pub fn new(model: impl Into<String>, dataset: impl Into<String>) -> Self {
         Self {
             model: model.into(),
@@ -59,6 +74,9 @@ impl TrainConfig {
             optimizer: OptimizerKind::Adam,
             momentum: 0.9,
             seed: 42,
+            augment: Pipeline::default(),
+            data_dir: None,
+            workers: default_workers(),
         }
     }
 
@@ -77,6 +95,10 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.momentum) {
             return bad(format!("--momentum must be in [0, 1), got {}", self.momentum));
         }
+        if self.workers > 256 {
+            return bad(format!("--workers {} is absurd (at most 256)", self.workers));
+        }
+        self.augment.validate().map_err(|e| TrainError::Config(format!("--augment: {e}")))?;
         Ok(())
     }
 }

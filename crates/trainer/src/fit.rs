@@ -6,11 +6,10 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor};
-use cnn_data_augment::{Batch, ImageDataset, Preprocess};
+use std::sync::Arc;
+
+use cnn_data_augment::{Batch, ImageDataset, Loader, LoaderConfig, Preprocess};
 use cnn_models::ImageClassifier;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{OptimizerKind, TrainConfig};
@@ -39,6 +38,8 @@ pub struct EpochMetrics {
     pub train_seconds: f64,
     /// Training throughput.
     pub images_per_second: f64,
+    /// Share of the epoch's training time spent waiting for batches (0 = never starved).
+    pub data_wait_share: f64,
 }
 
 /// Progress reports while training runs.
@@ -73,11 +74,12 @@ pub struct Evaluation {
 /// Trains `model` (built on `device.autodiff()`) on `train`, evaluating on `test` after every
 /// epoch, and returns the trained model with the per-epoch metrics.
 ///
-/// The order of the training images is shuffled every epoch from `(cfg.seed, epoch)`, so the
-/// same seed gives the same run.
+/// Batches come from a background [`Loader`] with `cfg.workers` threads, augmented with
+/// `cfg.augment`; their order and contents depend only on `(cfg.seed, epoch)`, so the same seed
+/// gives the same run whatever the number of workers.
 pub fn fit<M: ImageClassifier>(
     mut model: M,
-    train: &ImageDataset,
+    train: Arc<ImageDataset>,
     test: &ImageDataset,
     pre: &Preprocess,
     cfg: &TrainConfig,
@@ -88,20 +90,24 @@ pub fn fit<M: ImageClassifier>(
     if train.is_empty() {
         return Err(TrainError::Config("the training set is empty".into()));
     }
+    let images = train.len();
+    let loader_config = LoaderConfig { batch_size: cfg.batch_size, workers: cfg.workers, prefetch: 2 * cfg.workers.max(1), shuffle: true, seed: cfg.seed };
+    let loader = Loader::new(train, cfg.augment.clone(), pre.clone(), loader_config)?;
     let mut optimizer = build_optimizer(cfg);
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let mut history = Vec::with_capacity(cfg.epochs);
-    let mut order: Vec<usize> = (0..train.len()).collect();
 
     for epoch in 1..=cfg.epochs {
         let started = Instant::now();
-        order.sort_unstable();
-        order.shuffle(&mut StdRng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64)));
-        let batches = order.len().div_ceil(cfg.batch_size);
+        let mut batches = loader.epoch(epoch as u64);
+        let total = batches.total();
         let (mut loss_sum, mut correct) = (0f64, 0usize);
-
-        for (b, indices) in order.chunks(cfg.batch_size).enumerate() {
-            let (images, labels) = Batch::from_dataset(train, indices, pre)?.to_device(device);
+        let mut b = 0;
+        while let Some(batch) = batches.next() {
+            let batch = batch?;
+            b += 1;
+            let n = batch.len();
+            let (images, labels) = batch.to_device(device);
             let out = model.train_outputs(images);
             correct += count_correct(out.logits.clone(), labels.clone());
             let mut loss = loss_fn.forward(out.logits, labels.clone());
@@ -111,24 +117,27 @@ pub fn fit<M: ImageClassifier>(
             }
             let loss_value = loss.clone().into_scalar::<f32>();
             if !loss_value.is_finite() {
-                return Err(TrainError::Diverged { epoch, batch: b + 1, loss: loss_value });
+                return Err(TrainError::Diverged { epoch, batch: b, loss: loss_value });
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(cfg.lr, model, grads);
-            loss_sum += f64::from(loss_value) * indices.len() as f64;
-            progress(Progress::Batch { epoch, batch: b + 1, batches, loss: loss_value });
+            loss_sum += f64::from(loss_value) * n as f64;
+            progress(Progress::Batch { epoch, batch: b, batches: total, loss: loss_value });
         }
 
         let train_seconds = started.elapsed().as_secs_f64();
+        let waited = batches.waited().as_secs_f64();
+        drop(batches);
         let eval = evaluate(&model.valid(), test, pre, device)?;
         let metrics = EpochMetrics {
             epoch,
-            train_loss: loss_sum / train.len() as f64,
-            train_accuracy: correct as f64 / train.len() as f64,
+            train_loss: loss_sum / images as f64,
+            train_accuracy: correct as f64 / images as f64,
             test_loss: eval.loss,
             test_accuracy: eval.accuracy,
             train_seconds,
-            images_per_second: train.len() as f64 / train_seconds.max(1e-9),
+            images_per_second: images as f64 / train_seconds.max(1e-9),
+            data_wait_share: waited / train_seconds.max(1e-9),
         };
         progress(Progress::Epoch(&metrics));
         history.push(metrics);

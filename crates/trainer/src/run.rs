@@ -8,15 +8,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use cnn_data_augment::{ImageDataset, Preprocess, embedded};
+use cnn_data_augment::{ImageDataset, Preprocess};
 use cnn_models::{BuildOptions, ImageClassifier, registry};
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::fit::{EpochMetrics, Evaluation, Progress, evaluate, fit};
 
-/// Data sets the trainer can name today.
-pub const DATASETS: &[&str] = &[embedded::NAME];
+/// Data sets the trainer can name.
+pub const DATASETS: &[&str] = &cnn_data_augment::datasets::NAMES;
 
 /// What a finished run reports.
 #[derive(Clone, Debug)]
@@ -29,19 +29,17 @@ pub struct RunReport {
     pub test: Evaluation,
 }
 
-/// Loads a data set by registered name as `(train, test)`.
-pub fn load_dataset(name: &str) -> Result<(ImageDataset, ImageDataset)> {
-    match name.to_ascii_lowercase().as_str() {
-        embedded::NAME => Ok(embedded::mnist_5k()?),
-        other => Err(TrainError::Config(format!("unknown dataset '{other}'; known datasets: {}", DATASETS.join(", ")))),
-    }
+/// Loads a data set by registered name as `(train, test)`, from `data_dir` or the default folder.
+pub fn load_dataset(name: &str, data_dir: Option<&Path>) -> Result<(ImageDataset, ImageDataset)> {
+    let dir = data_dir.map(Path::to_path_buf).unwrap_or_else(cnn_data_augment::datasets::default_data_dir);
+    Ok(cnn_data_augment::datasets::load(name, &dir)?)
 }
 
 /// Trains `cfg.model` on `cfg.dataset` on `device` and writes the run into `dir`.
 pub fn train_run(cfg: &TrainConfig, device: &Device, dir: &Path, progress: &mut dyn FnMut(Progress<'_>)) -> Result<RunReport> {
     cfg.validate()?;
     let info = registry::lookup(&cfg.model)?;
-    let (train, test) = load_dataset(&cfg.dataset)?;
+    let (train, test) = load_dataset(&cfg.dataset, cfg.data_dir.as_deref())?;
     create_run_dir(dir)?;
     write_file(&dir.join("config.json"), serde_json::to_string_pretty(cfg).expect("config serialises").as_bytes())?;
 
@@ -78,20 +76,20 @@ fn finish<M: ImageClassifier>(
     dir: &Path,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<RunReport> {
-    let mut csv = String::from("epoch,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,images_per_second\n");
+    let mut csv = String::from("epoch,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,images_per_second,data_wait_share\n");
     let metrics_path = dir.join("metrics.csv");
     let mut on_progress = |p: Progress<'_>| {
         if let Progress::Epoch(m) = &p {
             csv.push_str(&format!(
-                "{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.1}\n",
-                m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.train_seconds, m.images_per_second
+                "{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.1},{:.4}\n",
+                m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.train_seconds, m.images_per_second, m.data_wait_share
             ));
             // Written after every epoch so an interrupted run still shows its curve.
             let _ = write_file(&metrics_path, csv.as_bytes());
         }
         progress(p);
     };
-    let (model, history) = fit(model, train, test, pre, cfg, autodiff, &mut on_progress)?;
+    let (model, history) = fit(model, std::sync::Arc::new(train.clone()), test, pre, cfg, autodiff, &mut on_progress)?;
     let inference = model.valid();
     let test_eval = evaluate(&inference, test, pre, device)?;
     let weights = dir.join("model.bpk");

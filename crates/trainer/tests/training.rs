@@ -28,7 +28,7 @@ fn short_run_on_200_digits_lowers_the_loss() {
     let model = LeNet5::new(10, &autodiff);
     let before = evaluate(&model.valid(), &small, &pre, &device).unwrap();
     let mut batches = 0;
-    let (model, history) = fit(model, &small, &small, &pre, &cfg, &autodiff, &mut |p| {
+    let (model, history) = fit(model, std::sync::Arc::new(small.clone()), &small, &pre, &cfg, &autodiff, &mut |p| {
         if let Progress::Batch { .. } = p {
             batches += 1;
         }
@@ -55,7 +55,7 @@ fn same_seed_gives_the_same_run() {
     let run = || {
         device.seed(3);
         let model = LeNet5::new(10, &autodiff);
-        fit(model, &small, &small, &pre, &cfg, &autodiff, &mut |_| {}).unwrap().1
+        fit(model, std::sync::Arc::new(small.clone()), &small, &pre, &cfg, &autodiff, &mut |_| {}).unwrap().1
     };
     let (a, b) = (run(), run());
     assert_eq!(a[1].train_loss, b[1].train_loss);
@@ -71,6 +71,6 @@ fn absurd_learning_rate_is_reported_as_divergence() {
     let small = train.subset(&(0..128).collect::<Vec<_>>()).unwrap();
     let cfg = TrainConfig { epochs: 3, batch_size: 16, optimizer: OptimizerKind::Sgd, lr: 1e12, ..TrainConfig::new("lenet5", "x") };
     let model = cnn_models::LeNet5Config::new().with_activation(cnn_models::Activation::Relu).init(&autodiff);
-    let err = fit(model, &small, &small, &Preprocess::mnist(32), &cfg, &autodiff, &mut |_| {}).unwrap_err();
+    let err = fit(model, std::sync::Arc::new(small.clone()), &small, &Preprocess::mnist(32), &cfg, &autodiff, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("diverged"), "{err}");
 }
