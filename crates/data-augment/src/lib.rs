@@ -28,6 +28,7 @@ pub mod cifar;
 pub mod dataset;
 pub mod datasets;
 pub mod embedded;
+pub mod folder;
 pub mod error;
 pub mod idx;
 pub mod image;

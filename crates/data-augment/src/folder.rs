@@ -1,0 +1,129 @@
+//! Image folders: `root/<class>/*.{png,jpg,jpeg,bmp,webp}`, decoded lazily (only when a sample is
+//! read), so a folder larger than memory streams from disk.
+//!
+//! - Classes are the sub-folders of `root`, sorted by name; labels are their indices.
+//! - With `root/train/<class>/…` and `root/val/<class>/…`, those two folders are the split
+//!   ([`ImageFolder::open_split`]); otherwise [`ImageFolder::stratified_split`] splits every
+//!   class by a seeded shuffle.
+//! - Every file's header is read when the folder is opened: a file that is not a readable image
+//!   (empty, truncated header, text named `.png`, too many pixels) is skipped with its reason
+//!   kept in [`ImageFolder::skipped`], and the CLI prints one warning with the count. A file
+//!   whose body turns out to be corrupt when it is decoded later is an error naming the file.
+//! - Channels: images are decoded by [`Image`]'s rule (gray stays gray, alpha dropped, 16-bit
+//!   scaled to 8) and the batch converts to the model's channel count.
+
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use crate::error::{DataError, Result};
+use crate::image::{IMAGE_EXTENSIONS, Image, MAX_PIXELS};
+use crate::loader::Source;
+
+/// A folder of labelled image files.
+#[derive(Clone, Debug)]
+pub struct ImageFolder {
+    /// Class names (sub-folder names), indexed by label.
+    pub classes: Vec<String>,
+    /// Every readable file with its label.
+    pub samples: Vec<(PathBuf, usize)>,
+    /// Files that were skipped, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+impl ImageFolder {
+    /// Scans `root/<class>/…`.
+    pub fn open(root: &Path) -> Result<Self> {
+        let classes = class_dirs(root)?;
+        if classes.is_empty() {
+            return Err(DataError::Invalid(format!("{} has no class folders (expected {}/<class>/<image>)", root.display(), root.display())));
+        }
+        let mut samples = Vec::new();
+        let mut skipped = Vec::new();
+        for (label, class) in classes.iter().enumerate() {
+            let dir = root.join(class);
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map_err(|source| DataError::Io { path: dir.clone(), source })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && has_image_extension(p))
+                .collect();
+            files.sort();
+            for file in files {
+                match check_header(&file) {
+                    Ok(()) => samples.push((file, label)),
+                    Err(reason) => skipped.push((file, reason)),
+                }
+            }
+        }
+        Ok(Self { classes: classes.iter().map(|c| c.to_string_lossy().into_owned()).collect(), samples, skipped })
+    }
+
+    /// `root/train` and `root/val` as a fixed split (their class folders must match).
+    pub fn open_split(root: &Path) -> Result<(Self, Self)> {
+        let (train, val) = (Self::open(&root.join("train"))?, Self::open(&root.join("val"))?);
+        if train.classes != val.classes {
+            return Err(DataError::Invalid(format!("{}: train/ and val/ have different class folders", root.display())));
+        }
+        Ok((train, val))
+    }
+
+    /// Splits every class by a seeded shuffle: `val_fraction` of each class goes to the second set.
+    pub fn stratified_split(&self, val_fraction: f64, seed: u64) -> (Self, Self) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (mut train, mut val) = (Vec::new(), Vec::new());
+        for label in 0..self.classes.len() {
+            let mut mine: Vec<_> = self.samples.iter().filter(|(_, l)| *l == label).cloned().collect();
+            mine.shuffle(&mut rng);
+            let n_val = (mine.len() as f64 * val_fraction).round() as usize;
+            val.extend(mine.drain(..n_val.min(mine.len())));
+            train.extend(mine);
+        }
+        let part = |samples| Self { classes: self.classes.clone(), samples, skipped: Vec::new() };
+        (part(train), part(val))
+    }
+}
+
+impl Source for ImageFolder {
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn get(&self, index: usize) -> Result<(Image, usize)> {
+        let (path, label) = self
+            .samples
+            .get(index)
+            .ok_or_else(|| DataError::Invalid(format!("index {index} is out of range for {} images", self.samples.len())))?;
+        Ok((Image::open(path)?, *label))
+    }
+}
+
+fn has_image_extension(p: &Path) -> bool {
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// The sub-folders of `root`, sorted (names need not be UTF-8).
+fn class_dirs(root: &Path) -> Result<Vec<std::ffi::OsString>> {
+    let mut dirs: Vec<_> = std::fs::read_dir(root)
+        .map_err(|source| DataError::Io { path: root.to_path_buf(), source })?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Reads only the header: is this a supported image of a sane size?
+fn check_header(path: &Path) -> std::result::Result<(), String> {
+    let reader = image::ImageReader::open(path).and_then(|r| r.with_guessed_format()).map_err(|e| e.to_string())?;
+    if reader.format().is_none() {
+        return Err("not a recognised image format".into());
+    }
+    let (w, h) = reader.into_dimensions().map_err(|e| e.to_string())?;
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(format!("{w}x{h} pixels exceeds the limit of {MAX_PIXELS}"));
+    }
+    Ok(())
+}
