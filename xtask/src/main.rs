@@ -53,10 +53,17 @@ fn plan(args: &[String]) -> Result<Plan, String> {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
             _ => (arg.as_str(), None),
         };
-        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{flag} needs a value"));
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
         match flag {
             "--release" => plan.release = true,
-            "--features" => plan.features.extend(value()?.split(',').filter(|f| !f.is_empty()).map(str::to_string)),
+            "--features" => plan
+                .features
+                .extend(value()?.split(',').filter(|f| !f.is_empty()).map(str::to_string)),
             "--device" => plan.device = Some(value()?),
             _ => plan.cnn_args.push(arg.clone()),
         }
@@ -93,7 +100,8 @@ fn run_cnn(subcommand: &str, args: &[String]) -> ExitCode {
     }
     if subcommand == "bench" && !plan.cnn_args.iter().any(|a| a.starts_with("--json")) {
         let device = plan.device.clone().unwrap_or_else(|| "default".into());
-        plan.cnn_args.extend(["--json".to_string(), format!("target/bench-{device}.json")]);
+        plan.cnn_args
+            .extend(["--json".to_string(), format!("target/bench-{device}.json")]);
     }
     cmd.arg(subcommand).args(&plan.cnn_args);
     eprintln!("xtask: building and running cnn (a first build compiles burn: 6 min on 2 cores, 20 with wgpu)");

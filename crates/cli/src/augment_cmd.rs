@@ -59,9 +59,21 @@ pub enum AugmentCommand {
 /// Runs one `cnn augment` subcommand.
 pub fn run(cmd: AugmentCommand) -> Result<()> {
     match cmd {
-        AugmentCommand::Preview { image, augment, n, seed, out } => preview_grid(&image, &augment, n, seed, &out),
+        AugmentCommand::Preview {
+            image,
+            augment,
+            n,
+            seed,
+            out,
+        } => preview_grid(&image, &augment, n, seed, &out),
         AugmentCommand::FitPca { dataset, out } => fit_pca(&dataset, &out),
-        AugmentCommand::Bench { augment, images, input_size, n, reps } => bench(&augment, &images, input_size, n, reps),
+        AugmentCommand::Bench {
+            augment,
+            images,
+            input_size,
+            n,
+            reps,
+        } => bench(&augment, &images, input_size, n, reps),
     }
 }
 
@@ -77,11 +89,22 @@ fn preview_grid(image: &Path, augment: &str, n: usize, seed: u64, out: &Path) ->
     // Show big photos at a manageable size: every tile is scaled to at most 256 px high.
     let tiles: Vec<Image> = tiles
         .iter()
-        .map(|t| if t.height > 256 { cnn_data_augment::augment::geometry::resize(t, 256, (t.width * 256).div_ceil(t.height)) } else { t.clone() })
+        .map(|t| {
+            if t.height > 256 {
+                cnn_data_augment::augment::geometry::resize(t, 256, (t.width * 256).div_ceil(t.height))
+            } else {
+                t.clone()
+            }
+        })
         .collect();
     let columns = ((n + 1) as f64).sqrt().ceil() as usize;
     preview::grid(&tiles, columns).save_png(out)?;
-    println!("wrote {} ({} tiles: the original and {n} augmented, {} ops)", out.display(), n + 1, pipeline.ops.len());
+    println!(
+        "wrote {} ({} tiles: the original and {n} augmented, {} ops)",
+        out.display(),
+        n + 1,
+        pipeline.ops.len()
+    );
     Ok(())
 }
 
@@ -131,7 +154,12 @@ fn fit_pca(dataset: &str, out: &Path) -> Result<()> {
     if dataset.eq_ignore_ascii_case(cnn_data_augment::embedded::NAME) {
         let (train, _) = cnn_data_augment::embedded::mnist_5k()?;
         for i in 0..train.len() {
-            fit.add(&Image::new(train.width(), train.height(), train.channels(), train.image(i).to_vec())?);
+            fit.add(&Image::new(
+                train.width(),
+                train.height(),
+                train.channels(),
+                train.image(i).to_vec(),
+            )?);
             images += 1;
         }
     } else {
@@ -158,13 +186,25 @@ fn fit_pca(dataset: &str, out: &Path) -> Result<()> {
             }
         }
         if images == 0 {
-            bail!("none of the {skipped} image files under {} could be read", dir.display());
+            bail!(
+                "none of the {skipped} image files under {} could be read",
+                dir.display()
+            );
         }
     }
     let pca = fit.finish();
-    println!("fitted RGB PCA over {images} images ({} pixels), 0-1 scale", fit.pixels());
+    println!(
+        "fitted RGB PCA over {images} images ({} pixels), 0-1 scale",
+        fit.pixels()
+    );
     for (i, (value, vector)) in pca.eigenvalues.iter().zip(&pca.eigenvectors).enumerate() {
-        println!("  eigenvalue {} = {value:.6}  eigenvector [{:+.4}, {:+.4}, {:+.4}]", i + 1, vector[0], vector[1], vector[2]);
+        println!(
+            "  eigenvalue {} = {value:.6}  eigenvector [{:+.4}, {:+.4}, {:+.4}]",
+            i + 1,
+            vector[0],
+            vector[1],
+            vector[2]
+        );
     }
     std::fs::write(out, serde_json::to_string_pretty(&pca)?).with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {}", out.display());

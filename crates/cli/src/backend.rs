@@ -59,15 +59,16 @@ pub fn resolve(requested: Option<&str>, available: &[Backend]) -> Result<Backend
         available.iter().map(|b| b.name()).collect::<Vec<_>>().join(", ")
     };
     let Some(name) = requested else {
-        return available
-            .first()
-            .copied()
-            .ok_or_else(|| "this build of cnn has no backend; rebuild with --features flex (or ndarray, wgpu)".to_string());
+        return available.first().copied().ok_or_else(|| {
+            "this build of cnn has no backend; rebuild with --features flex (or ndarray, wgpu)".to_string()
+        });
     };
     let wanted = ALL
         .into_iter()
         .find(|b| b.name().eq_ignore_ascii_case(name))
-        .ok_or_else(|| format!("unknown device '{name}': expected one of flex, ndarray, wgpu (this build has: {have})"))?;
+        .ok_or_else(|| {
+            format!("unknown device '{name}': expected one of flex, ndarray, wgpu (this build has: {have})")
+        })?;
     if available.contains(&wanted) {
         Ok(wanted)
     } else {
@@ -87,7 +88,9 @@ pub fn open(backend: Backend) -> Result<Device, String> {
         #[cfg(feature = "wgpu")]
         Backend::Wgpu => open_wgpu(),
         #[allow(unreachable_patterns)]
-        other => Err(format!("device '{other}' is not compiled into this build of cnn: rebuild with `--features {other}`")),
+        other => Err(format!(
+            "device '{other}' is not compiled into this build of cnn: rebuild with `--features {other}`"
+        )),
     }
 }
 
@@ -123,9 +126,15 @@ fn open_wgpu() -> Result<Device, String> {
     std::panic::set_hook(previous_hook);
     match probe {
         Ok((device, value)) if value == 4.0 => Ok(device),
-        Ok((_, value)) => Err(format!("the wgpu adapter gave a wrong result in a self-test (4 ones summed to {value})")),
+        Ok((_, value)) => Err(format!(
+            "the wgpu adapter gave a wrong result in a self-test (4 ones summed to {value})"
+        )),
         Err(_) => {
-            let reason = first_panic.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_else(|| "unknown reason".into());
+            let reason = first_panic
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or_else(|| "unknown reason".into());
             Err(format!(
                 "no usable GPU adapter for --device wgpu ({reason}); install a Vulkan or OpenGL driver (on Debian, `mesa-vulkan-drivers` gives a software Vulkan device) or use --device flex"
             ))

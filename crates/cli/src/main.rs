@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use cnn_trainer::{OptimizerKind, Progress, TrainConfig};
 
 #[derive(Parser)]
-#[command(name = "cnn", version, about = "Train, evaluate and inspect classic CNNs (LeNet-5 … ResNet) on burn")]
+#[command(
+    name = "cnn",
+    version,
+    about = "Train, evaluate and inspect classic CNNs (LeNet-5 … ResNet) on burn"
+)]
 struct Cli {
     /// Backend to run on: flex, ndarray or wgpu (default: the first compiled into this build).
     #[arg(long, global = true)]
@@ -173,9 +177,14 @@ struct ConvCostArgs {
 /// Parses `AxBxC` (or `A,B,C`) into N positive integers.
 fn parse_dims<const N: usize>(s: &str) -> Result<[usize; N], String> {
     let parts: Vec<&str> = s.split(['x', 'X', ',']).collect();
-    let values: Vec<usize> = parts.iter().map(|p| p.trim().parse::<usize>().ok().filter(|v| *v > 0)).collect::<Option<_>>()
+    let values: Vec<usize> = parts
+        .iter()
+        .map(|p| p.trim().parse::<usize>().ok().filter(|v| *v > 0))
+        .collect::<Option<_>>()
         .ok_or_else(|| format!("'{s}' is not {N} positive integers separated by 'x'"))?;
-    values.try_into().map_err(|_| format!("'{s}' has {} numbers, expected {N}", parts.len()))
+    values
+        .try_into()
+        .map_err(|_| format!("'{s}' has {} numbers, expected {N}", parts.len()))
 }
 
 fn main() -> ExitCode {
@@ -212,7 +221,13 @@ fn run(cli: Cli) -> Result<()> {
                 let i = m.default_input;
                 let model = cnn_models::build(m.name, cnn_models::BuildOptions::classes(default_classes(m)), &device)?;
                 let input = format!("{}x{}x{}", i.channels, i.size, i.size);
-                println!("{:<18} {:>13}  {:<11}  {}", m.name, group(cnn_models::param_count(&model) as u64), input, m.description());
+                println!(
+                    "{:<18} {:>13}  {:<11}  {}",
+                    m.name,
+                    group(cnn_models::param_count(&model) as u64),
+                    input,
+                    m.description()
+                );
             }
             Ok(())
         }
@@ -221,12 +236,26 @@ fn run(cli: Cli) -> Result<()> {
             let device = open_device(cli.device.as_deref())?.1;
             let classes = args.num_classes.unwrap_or_else(|| default_classes(info));
             let input = args.input.unwrap_or(info.default_input.shape());
-            let options = cnn_models::BuildOptions { num_classes: classes, in_channels: Some(input[0]) };
+            let options = cnn_models::BuildOptions {
+                num_classes: classes,
+                in_channels: Some(input[0]),
+            };
             let model = cnn_models::build(info.name, options, &device)?;
             let summary = model.summary(input);
             use cnn_models::summary::OutShape;
-            if let Some(row) = summary.rows.iter().find(|r| matches!(r.output, OutShape::Map([_, 0, _]) | OutShape::Map([_, _, 0]))) {
-                anyhow::bail!("input {}x{}x{} is too small for {}: layer {} has no output left", input[0], input[1], input[2], info.name, row.name);
+            if let Some(row) = summary
+                .rows
+                .iter()
+                .find(|r| matches!(r.output, OutShape::Map([_, 0, _]) | OutShape::Map([_, _, 0])))
+            {
+                anyhow::bail!(
+                    "input {}x{}x{} is too small for {}: layer {} has no output left",
+                    input[0],
+                    input[1],
+                    input[2],
+                    info.name,
+                    row.name
+                );
             }
             println!("{} ({classes} classes)", info.name);
             println!("{summary}");
@@ -252,13 +281,24 @@ fn run(cli: Cli) -> Result<()> {
                     group(conv),
                     group(reduce + conv)
                 );
-                println!("ratio: {:.2}x fewer multiplications", direct as f64 / (reduce + conv) as f64);
+                println!(
+                    "ratio: {:.2}x fewer multiplications",
+                    direct as f64 / (reduce + conv) as f64
+                );
             }
             Ok(())
         }
         Command::Devices => {
             for b in backend::ALL {
-                println!("{:<8} {}", b.name(), if b.compiled_in() { "compiled in" } else { "not in this build" });
+                println!(
+                    "{:<8} {}",
+                    b.name(),
+                    if b.compiled_in() {
+                        "compiled in"
+                    } else {
+                        "not in this build"
+                    }
+                );
             }
             Ok(())
         }
@@ -284,21 +324,38 @@ fn open_device(requested: Option<&str>) -> Result<(backend::Backend, burn::tenso
 fn bench(device: Option<&str>, args: BenchArgs) -> Result<()> {
     let (backend, device) = open_device(device)?;
     let cases: Vec<cnn_trainer::BenchCase> = if args.models.is_empty() {
-        cnn_trainer::family_suite().into_iter().map(|c| cnn_trainer::BenchCase { batch: args.batch, phase: args.phase, ..c }).collect()
+        cnn_trainer::family_suite()
+            .into_iter()
+            .map(|c| cnn_trainer::BenchCase {
+                batch: args.batch,
+                phase: args.phase,
+                ..c
+            })
+            .collect()
     } else {
         args.models
             .iter()
             .map(|name| {
                 let info = cnn_models::registry::lookup(name)?;
                 let size = args.size.unwrap_or(info.default_input.size.min(64));
-                Ok(cnn_trainer::BenchCase { model: info.name.into(), size, batch: args.batch, num_classes: 10, phase: args.phase })
+                Ok(cnn_trainer::BenchCase {
+                    model: info.name.into(),
+                    size,
+                    batch: args.batch,
+                    num_classes: 10,
+                    phase: args.phase,
+                })
             })
             .collect::<Result<_>>()?
     };
-    println!("{:<18} {:<6} {:>5} {:>6} {:>10} {:>10} {:>10} {:>9}  ({backend}, {} warm-up + {} timed steps)", "model", "phase", "px", "batch", "median", "min", "max", "GFLOP/s", args.warmup, args.reps);
+    println!(
+        "{:<18} {:<6} {:>5} {:>6} {:>10} {:>10} {:>10} {:>9}  ({backend}, {} warm-up + {} timed steps)",
+        "model", "phase", "px", "batch", "median", "min", "max", "GFLOP/s", args.warmup, args.reps
+    );
     let mut results = Vec::new();
     for case in &cases {
-        let r = cnn_trainer::run_bench(case, &device, args.warmup, args.reps).with_context(|| format!("benchmarking {}", case.model))?;
+        let r = cnn_trainer::run_bench(case, &device, args.warmup, args.reps)
+            .with_context(|| format!("benchmarking {}", case.model))?;
         println!(
             "{:<18} {:<6} {:>5} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>9.1}",
             case.model,
@@ -314,7 +371,8 @@ fn bench(device: Option<&str>, args: BenchArgs) -> Result<()> {
     }
     if let Some(path) = args.json {
         let doc = serde_json::json!({ "backend": backend.name(), "results": results });
-        std::fs::write(&path, serde_json::to_string_pretty(&doc)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -326,7 +384,10 @@ fn train(device: Option<&str>, args: TrainArgs) -> Result<()> {
     cnn_models::registry::lookup(&cfg.model)?;
     let (backend, device) = open_device(device)?;
     let dir = args.out.unwrap_or_else(|| {
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         PathBuf::from("runs").join(format!("{}-{}-{secs}", cfg.model, cfg.dataset))
     });
     println!(
@@ -345,7 +406,12 @@ fn train(device: Option<&str>, args: TrainArgs) -> Result<()> {
     let started = Instant::now();
     let mut last_report = Instant::now();
     let report = cnn_trainer::train_run(&cfg, &device, &dir, &mut |p| match p {
-        Progress::Batch { epoch, batch, batches, loss } => {
+        Progress::Batch {
+            epoch,
+            batch,
+            batches,
+            loss,
+        } => {
             // A line every few seconds keeps long epochs visible without flooding logs.
             if last_report.elapsed().as_secs_f32() >= 5.0 && batch < batches {
                 println!("  epoch {epoch} batch {batch}/{batches} loss {loss:.4}");
@@ -368,7 +434,14 @@ fn train(device: Option<&str>, args: TrainArgs) -> Result<()> {
         }
     })
     .with_context(|| format!("training {} on {}", cfg.model, cfg.dataset))?;
-    println!("wrote {} (config.json, metrics.csv, model.bpk, summary.json) in {:.1} s", report.dir.display(), started.elapsed().as_secs_f64());
-    println!("test accuracy {:.4} on {} images", report.test.accuracy, report.test.images);
+    println!(
+        "wrote {} (config.json, metrics.csv, model.bpk, summary.json) in {:.1} s",
+        report.dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "test accuracy {:.4} on {} images",
+        report.test.accuracy, report.test.images
+    );
     Ok(())
 }

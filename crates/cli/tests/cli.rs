@@ -3,7 +3,10 @@
 use std::process::{Command, Output};
 
 fn cnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnn")).args(args).output().expect("run cnn")
+    Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(args)
+        .output()
+        .expect("run cnn")
 }
 
 fn assert_clean_failure(out: &Output) -> String {
@@ -17,11 +20,15 @@ fn assert_clean_failure(out: &Output) -> String {
 
 #[test]
 fn a_backend_missing_from_the_build_is_a_one_line_error() {
-    let missing: Vec<&str> = [("flex", cfg!(feature = "flex")), ("ndarray", cfg!(feature = "ndarray")), ("wgpu", cfg!(feature = "wgpu"))]
-        .into_iter()
-        .filter(|(_, compiled)| !compiled)
-        .map(|(name, _)| name)
-        .collect();
+    let missing: Vec<&str> = [
+        ("flex", cfg!(feature = "flex")),
+        ("ndarray", cfg!(feature = "ndarray")),
+        ("wgpu", cfg!(feature = "wgpu")),
+    ]
+    .into_iter()
+    .filter(|(_, compiled)| !compiled)
+    .map(|(name, _)| name)
+    .collect();
     if missing.is_empty() {
         eprintln!("every backend is compiled in: nothing to check here (resolve() has unit tests)");
     }
@@ -64,11 +71,21 @@ fn default_training_reaches_95_percent_and_writes_a_run_folder() {
     let _ = std::fs::remove_dir_all(&dir);
     let out = cnn(&["--device", "flex", "train", "--out", dir.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("epoch   1/10  train loss"), "no per-epoch progress: {stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("epoch   1/10  train loss"),
+        "no per-epoch progress: {stdout}"
+    );
     assert!(stdout.contains(" data wait "), "no starvation figure: {stdout}");
     let last = stdout.trim_end().lines().last().unwrap();
-    assert!(last.starts_with("test accuracy 0.") && last.ends_with(" on 1000 images"), "{last}");
+    assert!(
+        last.starts_with("test accuracy 0.") && last.ends_with(" on 1000 images"),
+        "{last}"
+    );
     let accuracy: f64 = last.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(accuracy >= 0.95, "test accuracy {accuracy} < 0.95\n{stdout}");
     for file in ["config.json", "metrics.csv", "model.bpk", "summary.json"] {
@@ -76,7 +93,9 @@ fn default_training_reaches_95_percent_and_writes_a_run_folder() {
     }
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 11, "{csv}");
-    assert!(csv.starts_with("epoch,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,images_per_second,data_wait_share"));
+    assert!(csv.starts_with(
+        "epoch,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,images_per_second,data_wait_share"
+    ));
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
     assert!(config.contains("\"model\": \"lenet5\""), "{config}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -107,7 +126,11 @@ fn summary_prints_torchvision_totals() {
     ] {
         let out = cnn(&["summary", "--model", model, "--input", "3x224x224"]);
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(out.status.success(), "{model}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{model}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(text.contains(&format!("total params: {params}\n")), "{model}: {text}");
         assert!(text.contains(&format!("total mult-adds: {macs}")), "{model}: {text}");
     }
@@ -126,11 +149,25 @@ fn summary_rejects_inputs_that_vanish() {
 
 #[test]
 fn cost_conv_prints_the_course_numbers() {
-    let out = cnn(&["cost", "conv", "--input", "28x28x192", "--kernel", "5", "--filters", "32", "--bottleneck", "16"]);
+    let out = cnn(&[
+        "cost",
+        "conv",
+        "--input",
+        "28x28x192",
+        "--kernel",
+        "5",
+        "--filters",
+        "32",
+        "--bottleneck",
+        "16",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success());
     assert!(text.contains("120,422,400 multiplications"), "{text}");
-    assert!(text.contains("2,408,448 + 10,035,200 = 12,443,648 multiplications"), "{text}");
+    assert!(
+        text.contains("2,408,448 + 10,035,200 = 12,443,648 multiplications"),
+        "{text}"
+    );
     assert!(text.contains("ratio: 9.68x"), "{text}");
 }
 
@@ -138,8 +175,17 @@ fn cost_conv_prints_the_course_numbers() {
 fn models_lists_every_registered_name_with_its_parameters() {
     let out = cnn(&["models"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    for (name, params) in [("alexnet", "61,100,840"), ("vgg19", "143,667,240"), ("googlenet", "13,004,888"), ("resnet20", "269,722"), ("plain56", "853,018")] {
-        let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} missing: {text}"));
+    for (name, params) in [
+        ("alexnet", "61,100,840"),
+        ("vgg19", "143,667,240"),
+        ("googlenet", "13,004,888"),
+        ("resnet20", "269,722"),
+        ("plain56", "853,018"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {text}"));
         assert!(line.contains(params), "{line}");
     }
     assert_eq!(text.lines().count(), cnn_models::registry::MODELS.len() + 1);
@@ -152,7 +198,20 @@ fn repo_path(rel: &str) -> String {
 #[test]
 fn augment_preview_writes_a_grid_png_of_a_real_photo() {
     let out = std::env::temp_dir().join(format!("cnn-preview-{}.png", std::process::id()));
-    let run = cnn(&["augment", "preview", "--image", &repo_path("datasets/photos/chelsea.png"), "--augment", "imagenet", "--n", "8", "--seed", "3", "--out", out.to_str().unwrap()]);
+    let run = cnn(&[
+        "augment",
+        "preview",
+        "--image",
+        &repo_path("datasets/photos/chelsea.png"),
+        "--augment",
+        "imagenet",
+        "--n",
+        "8",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let grid = cnn_data_augment::Image::open(&out).unwrap();
     // 9 tiles in 3 columns; the original is scaled to 256 px high (451x300 -> 385x256).
@@ -164,15 +223,34 @@ fn augment_preview_writes_a_grid_png_of_a_real_photo() {
 fn augment_fit_pca_on_digits_and_on_photos() {
     let out = std::env::temp_dir().join(format!("cnn-pca-{}.json", std::process::id()));
     for dataset in ["mnist-5k".to_string(), repo_path("datasets/photos")] {
-        let run = cnn(&["augment", "fit-pca", "--dataset", &dataset, "--out", out.to_str().unwrap()]);
+        let run = cnn(&[
+            "augment",
+            "fit-pca",
+            "--dataset",
+            &dataset,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         let text = String::from_utf8_lossy(&run.stdout).to_string();
-        assert!(run.status.success(), "{dataset}: {}", String::from_utf8_lossy(&run.stderr));
+        assert!(
+            run.status.success(),
+            "{dataset}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
         assert!(text.contains("eigenvalue 1 ="), "{text}");
-        let pca: cnn_data_augment::augment::PcaColor = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        assert!(pca.eigenvalues[0] > 0.0 && pca.eigenvalues[0] >= pca.eigenvalues[1] && pca.eigenvalues[1] >= pca.eigenvalues[2]);
+        let pca: cnn_data_augment::augment::PcaColor =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert!(
+            pca.eigenvalues[0] > 0.0
+                && pca.eigenvalues[0] >= pca.eigenvalues[1]
+                && pca.eigenvalues[1] >= pca.eigenvalues[2]
+        );
         if dataset == "mnist-5k" {
             // Gray digits: R = G = B, so all variance lies along (1, 1, 1)/√3.
-            assert!(pca.eigenvalues[1] < 1e-9 && (pca.eigenvectors[0][0] - 1.0 / 3f64.sqrt()).abs() < 1e-6, "{pca:?}");
+            assert!(
+                pca.eigenvalues[1] < 1e-9 && (pca.eigenvectors[0][0] - 1.0 / 3f64.sqrt()).abs() < 1e-6,
+                "{pca:?}"
+            );
         } else {
             assert!(pca.eigenvalues[1] > 1e-5, "photos have colour: {pca:?}");
         }
@@ -184,15 +262,42 @@ fn augment_fit_pca_on_digits_and_on_photos() {
 fn augment_errors_are_clear() {
     let bad = std::env::temp_dir().join(format!("cnn-bad-{}.toml", std::process::id()));
     std::fs::write(&bad, "[[ops]]\nop = \"horizontal_flip\"\np = 2\n").unwrap();
-    let msg = assert_clean_failure(&cnn(&["augment", "preview", "--image", &repo_path("datasets/photos/rocket.jpg"), "--augment", bad.to_str().unwrap(), "--out", "/tmp/x.png"]));
+    let msg = assert_clean_failure(&cnn(&[
+        "augment",
+        "preview",
+        "--image",
+        &repo_path("datasets/photos/rocket.jpg"),
+        "--augment",
+        bad.to_str().unwrap(),
+        "--out",
+        "/tmp/x.png",
+    ]));
     assert!(msg.contains("horizontal_flip") && msg.contains("`p`"), "{msg}");
     std::fs::remove_file(bad).unwrap();
-    let msg = assert_clean_failure(&cnn(&["augment", "preview", "--image", "/nonexistent.png", "--augment", "cifar", "--out", "/tmp/x.png"]));
+    let msg = assert_clean_failure(&cnn(&[
+        "augment",
+        "preview",
+        "--image",
+        "/nonexistent.png",
+        "--augment",
+        "cifar",
+        "--out",
+        "/tmp/x.png",
+    ]));
     assert!(msg.contains("/nonexistent.png"), "{msg}");
     let tiny = std::env::temp_dir().join(format!("cnn-tiny-{}.png", std::process::id()));
     cnn_data_augment::Image::filled(20, 20, 3, 9).save_png(&tiny).unwrap();
     // cifar crops 32x32 after padding by 4: a 20x20 image is too small.
-    let msg = assert_clean_failure(&cnn(&["augment", "preview", "--image", tiny.to_str().unwrap(), "--augment", "cifar", "--out", "/tmp/x.png"]));
+    let msg = assert_clean_failure(&cnn(&[
+        "augment",
+        "preview",
+        "--image",
+        tiny.to_str().unwrap(),
+        "--augment",
+        "cifar",
+        "--out",
+        "/tmp/x.png",
+    ]));
     assert!(msg.contains("random_crop") && msg.contains("larger than"), "{msg}");
     std::fs::remove_file(tiny).unwrap();
 }

@@ -36,12 +36,20 @@ pub struct Preprocess {
 impl Preprocess {
     /// The MNIST normalisation for a grayscale model of input `size`×`size`.
     pub fn mnist(size: usize) -> Self {
-        Self { channels: 1, size, mean: vec![MNIST_MEAN_STD.0], std: vec![MNIST_MEAN_STD.1] }
+        Self {
+            channels: 1,
+            size,
+            mean: vec![MNIST_MEAN_STD.0],
+            std: vec![MNIST_MEAN_STD.1],
+        }
     }
 
     fn validate(&self) -> Result<()> {
         if !(self.channels == 1 || self.channels == 3) {
-            return Err(DataError::Invalid(format!("models take 1 or 3 channels, not {}", self.channels)));
+            return Err(DataError::Invalid(format!(
+                "models take 1 or 3 channels, not {}",
+                self.channels
+            )));
         }
         if self.mean.len() != self.channels || self.std.len() != self.channels {
             return Err(DataError::Invalid(format!(
@@ -76,12 +84,26 @@ impl Batch {
         let mut labels = Vec::with_capacity(indices.len());
         for (slot, &i) in indices.iter().enumerate() {
             if i >= data.len() {
-                return Err(DataError::Invalid(format!("index {i} is out of range for {} images", data.len())));
+                return Err(DataError::Invalid(format!(
+                    "index {i} is out of range for {} images",
+                    data.len()
+                )));
             }
-            write_image(data.image(i), data.height(), data.width(), data.channels(), pre, &mut images[slot * c * s * s..(slot + 1) * c * s * s]);
+            write_image(
+                data.image(i),
+                data.height(),
+                data.width(),
+                data.channels(),
+                pre,
+                &mut images[slot * c * s * s..(slot + 1) * c * s * s],
+            );
             labels.push(data.label(i) as i64);
         }
-        Ok(Self { images, shape: [indices.len(), c, s, s], labels })
+        Ok(Self {
+            images,
+            shape: [indices.len(), c, s, s],
+            labels,
+        })
     }
 
     /// Assembles already-decoded (and augmented) images with their labels into a batch.
@@ -93,7 +115,11 @@ impl Batch {
             write_image(&img.data, img.height, img.width, img.channels, pre, slot);
         }
         let labels = samples.iter().map(|(_, l)| *l as i64).collect();
-        Ok(Self { images, shape: [samples.len(), c, s, s], labels })
+        Ok(Self {
+            images,
+            shape: [samples.len(), c, s, s],
+            labels,
+        })
     }
 
     /// Number of images in the batch.
@@ -159,7 +185,12 @@ mod tests {
     #[test]
     fn pads_small_images_centred_with_background() {
         let ds = one_image(2, 2, 1, vec![255; 4]);
-        let pre = Preprocess { channels: 1, size: 4, mean: vec![0.0], std: vec![1.0] };
+        let pre = Preprocess {
+            channels: 1,
+            size: 4,
+            mean: vec![0.0],
+            std: vec![1.0],
+        };
         let b = Batch::from_dataset(&ds, &[0], &pre).unwrap();
         assert_eq!(b.shape, [1, 1, 4, 4]);
         #[rustfmt::skip]
@@ -173,10 +204,20 @@ mod tests {
         let mut px = vec![0u8; 27];
         px[4 * 3] = 255;
         let ds = one_image(3, 3, 3, px);
-        let gray = Preprocess { channels: 1, size: 1, mean: vec![0.0], std: vec![1.0] };
+        let gray = Preprocess {
+            channels: 1,
+            size: 1,
+            mean: vec![0.0],
+            std: vec![1.0],
+        };
         let b = Batch::from_dataset(&ds, &[0], &gray).unwrap();
         assert!((b.images[0] - 0.299).abs() < 1e-6);
-        let rgb = Preprocess { channels: 3, size: 1, mean: vec![0.5; 3], std: vec![0.5; 3] };
+        let rgb = Preprocess {
+            channels: 3,
+            size: 1,
+            mean: vec![0.5; 3],
+            std: vec![0.5; 3],
+        };
         let b = Batch::from_dataset(&one_image(1, 1, 1, vec![255]), &[0], &rgb).unwrap();
         assert_eq!(b.images, vec![1.0, 1.0, 1.0]);
     }
@@ -184,7 +225,12 @@ mod tests {
     #[test]
     fn bad_preprocess_is_an_error() {
         let ds = one_image(1, 1, 1, vec![0]);
-        let pre = Preprocess { channels: 2, size: 1, mean: vec![0.0; 2], std: vec![1.0; 2] };
+        let pre = Preprocess {
+            channels: 2,
+            size: 1,
+            mean: vec![0.0; 2],
+            std: vec![1.0; 2],
+        };
         assert!(Batch::from_dataset(&ds, &[0], &pre).is_err());
         assert!(Batch::from_dataset(&ds, &[1], &Preprocess::mnist(1)).is_err());
     }

@@ -22,7 +22,18 @@ pub enum Cifar {
 const PIXELS: usize = 32 * 32 * 3;
 
 /// CIFAR-10's class names, in label order (`batches.meta.txt`).
-pub const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
 
 impl Cifar {
     fn label_bytes(self) -> usize {
@@ -46,7 +57,10 @@ pub fn parse_cifar(kind: Cifar, bytes: &[u8], origin: &Path, class_names: Vec<St
     if bytes.is_empty() || bytes.len() % record != 0 {
         return Err(DataError::format(
             origin,
-            format!("{} bytes is not a whole number of {record}-byte CIFAR records (truncated or not CIFAR)", bytes.len()),
+            format!(
+                "{} bytes is not a whole number of {record}-byte CIFAR records (truncated or not CIFAR)",
+                bytes.len()
+            ),
         ));
     }
     let n = bytes.len() / record;
@@ -55,7 +69,13 @@ pub fn parse_cifar(kind: Cifar, bytes: &[u8], origin: &Path, class_names: Vec<St
     for (i, rec) in bytes.chunks_exact(record).enumerate() {
         let label = rec[kind.label_bytes() - 1] as usize;
         if label >= kind.classes() {
-            return Err(DataError::format(origin, format!("record {i} has label {label}, out of range for {} classes", kind.classes())));
+            return Err(DataError::format(
+                origin,
+                format!(
+                    "record {i} has label {label}, out of range for {} classes",
+                    kind.classes()
+                ),
+            ));
         }
         labels.push(label as u16);
         let planes = &rec[kind.label_bytes()..];
@@ -71,7 +91,10 @@ pub fn read_cifar(kind: Cifar, files: &[&Path], class_names: Vec<String>) -> Res
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
     for file in files {
-        let bytes = std::fs::read(file).map_err(|source| DataError::Io { path: file.to_path_buf(), source })?;
+        let bytes = std::fs::read(file).map_err(|source| DataError::Io {
+            path: file.to_path_buf(),
+            source,
+        })?;
         let part = parse_cifar(kind, &bytes, file, class_names.clone())?;
         for i in 0..part.len() {
             pixels.extend_from_slice(part.image(i));
@@ -83,8 +106,16 @@ pub fn read_cifar(kind: Cifar, files: &[&Path], class_names: Vec<String>) -> Res
 
 /// Class names from a CIFAR names file (`batches.meta.txt`, `fine_label_names.txt`): one per line.
 pub fn read_class_names(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
 #[cfg(test)]
@@ -93,7 +124,11 @@ mod tests {
 
     fn record(label: &[u8], r: u8, g: u8, b: u8) -> Vec<u8> {
         let mut out = label.to_vec();
-        out.extend(std::iter::repeat_n(r, 1024).chain(std::iter::repeat_n(g, 1024)).chain(std::iter::repeat_n(b, 1024)));
+        out.extend(
+            std::iter::repeat_n(r, 1024)
+                .chain(std::iter::repeat_n(g, 1024))
+                .chain(std::iter::repeat_n(b, 1024)),
+        );
         out
     }
 
@@ -109,7 +144,13 @@ mod tests {
     #[test]
     fn cifar100_uses_the_fine_label_and_checks_range() {
         let names: Vec<String> = (0..100).map(|i| i.to_string()).collect();
-        let ds = parse_cifar(Cifar::Hundred, &record(&[4, 77], 0, 0, 0), Path::new("t.bin"), names.clone()).unwrap();
+        let ds = parse_cifar(
+            Cifar::Hundred,
+            &record(&[4, 77], 0, 0, 0),
+            Path::new("t.bin"),
+            names.clone(),
+        )
+        .unwrap();
         assert_eq!(ds.label(0), 77);
         let err = parse_cifar(Cifar::Hundred, &record(&[4, 177], 0, 0, 0), Path::new("t.bin"), names).unwrap_err();
         assert!(err.to_string().contains("label 177"), "{err}");
@@ -120,7 +161,9 @@ mod tests {
         let names: Vec<String> = CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect();
         let mut bytes = record(&[1], 0, 0, 0);
         bytes.truncate(3000);
-        let err = parse_cifar(Cifar::Ten, &bytes, Path::new("data_batch_1.bin"), names).unwrap_err().to_string();
+        let err = parse_cifar(Cifar::Ten, &bytes, Path::new("data_batch_1.bin"), names)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("data_batch_1.bin") && err.contains("truncated"), "{err}");
     }
 }

@@ -25,7 +25,9 @@ impl ImageDataset {
     ) -> Result<Self> {
         let per_image = height * width * channels;
         if per_image == 0 {
-            return Err(DataError::Invalid(format!("image size {height}x{width}x{channels} is empty")));
+            return Err(DataError::Invalid(format!(
+                "image size {height}x{width}x{channels} is empty"
+            )));
         }
         if pixels.len() != per_image * labels.len() {
             return Err(DataError::Invalid(format!(
@@ -35,9 +37,19 @@ impl ImageDataset {
             )));
         }
         if let Some(&l) = labels.iter().find(|&&l| l as usize >= class_names.len()) {
-            return Err(DataError::Invalid(format!("label {l} is out of range for {} classes", class_names.len())));
+            return Err(DataError::Invalid(format!(
+                "label {l} is out of range for {} classes",
+                class_names.len()
+            )));
         }
-        Ok(Self { height, width, channels, pixels, labels, class_names })
+        Ok(Self {
+            height,
+            width,
+            channels,
+            pixels,
+            labels,
+            class_names,
+        })
     }
 
     /// Number of images.
@@ -103,14 +115,24 @@ impl ImageDataset {
     /// A new data set holding the images at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Result<Self> {
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
-            return Err(DataError::Invalid(format!("index {bad} is out of range for {} images", self.len())));
+            return Err(DataError::Invalid(format!(
+                "index {bad} is out of range for {} images",
+                self.len()
+            )));
         }
         let mut pixels = Vec::with_capacity(indices.len() * self.height * self.width * self.channels);
         for &i in indices {
             pixels.extend_from_slice(self.image(i));
         }
         let labels = indices.iter().map(|&i| self.labels[i]).collect();
-        Self::new(self.height, self.width, self.channels, pixels, labels, self.class_names.clone())
+        Self::new(
+            self.height,
+            self.width,
+            self.channels,
+            pixels,
+            labels,
+            self.class_names.clone(),
+        )
     }
 }
 

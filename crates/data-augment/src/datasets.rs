@@ -23,11 +23,26 @@ use crate::idx::read_idx_pair;
 pub const NAMES: [&str; 5] = ["mnist-5k", "mnist", "fashion-mnist", "cifar10", "cifar100"];
 
 /// Fashion-MNIST's class names, in label order.
-pub const FASHION_CLASSES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+pub const FASHION_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
 
 /// The default data folder: `$HOME/.cache/cnn-casestudies`.
 pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache").join("cnn-casestudies")
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".cache")
+        .join("cnn-casestudies")
 }
 
 /// Loads a registered data set as `(train, test)` from `data_dir`.
@@ -58,7 +73,10 @@ pub fn load(name: &str, data_dir: &Path) -> Result<(ImageDataset, ImageDataset)>
                 require(f, &lower)?;
             }
             let train_refs: Vec<&Path> = train.iter().map(PathBuf::as_path).collect();
-            Ok((read_cifar(Cifar::Ten, &train_refs, names.clone())?, read_cifar(Cifar::Ten, &[&test], names)?))
+            Ok((
+                read_cifar(Cifar::Ten, &train_refs, names.clone())?,
+                read_cifar(Cifar::Ten, &[&test], names)?,
+            ))
         }
         "cifar100" => {
             let base = subdir(&dir, "cifar-100-binary");
@@ -71,9 +89,15 @@ pub fn load(name: &str, data_dir: &Path) -> Result<(ImageDataset, ImageDataset)>
             let (train, test) = (base.join("train.bin"), base.join("test.bin"));
             require(&train, &lower)?;
             require(&test, &lower)?;
-            Ok((read_cifar(Cifar::Hundred, &[&train], names.clone())?, read_cifar(Cifar::Hundred, &[&test], names)?))
+            Ok((
+                read_cifar(Cifar::Hundred, &[&train], names.clone())?,
+                read_cifar(Cifar::Hundred, &[&test], names)?,
+            ))
         }
-        other => Err(DataError::Invalid(format!("unknown dataset '{other}'; known datasets: {}", NAMES.join(", ")))),
+        other => Err(DataError::Invalid(format!(
+            "unknown dataset '{other}'; known datasets: {}",
+            NAMES.join(", ")
+        ))),
     }
 }
 
@@ -86,7 +110,10 @@ fn require(path: &Path, name: &str) -> Result<()> {
     if path.is_file() {
         Ok(())
     } else {
-        Err(DataError::Invalid(format!("{name}: {} is missing (put the data set's files there, or point --data-dir at the folder holding '{name}/')", path.display())))
+        Err(DataError::Invalid(format!(
+            "{name}: {} is missing (put the data set's files there, or point --data-dir at the folder holding '{name}/')",
+            path.display()
+        )))
     }
 }
 

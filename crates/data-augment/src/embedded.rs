@@ -25,9 +25,20 @@ pub fn digit_class_names() -> Vec<String> {
 pub fn mnist_5k() -> Result<(ImageDataset, ImageDataset)> {
     let load = |images: &[u8], labels: &[u8], iname: &str, lname: &str| {
         let (ip, lp) = (resource(iname), resource(lname));
-        dataset_from_idx(parse_idx(images, &ip)?, parse_idx(labels, &lp)?, &ip, &lp, digit_class_names())
+        dataset_from_idx(
+            parse_idx(images, &ip)?,
+            parse_idx(labels, &lp)?,
+            &ip,
+            &lp,
+            digit_class_names(),
+        )
     };
-    let train = load(TRAIN_IMAGES, TRAIN_LABELS, "mnist-5k/train-images", "mnist-5k/train-labels")?;
+    let train = load(
+        TRAIN_IMAGES,
+        TRAIN_LABELS,
+        "mnist-5k/train-images",
+        "mnist-5k/train-labels",
+    )?;
     let test = load(TEST_IMAGES, TEST_LABELS, "mnist-5k/t10k-images", "mnist-5k/t10k-labels")?;
     Ok((train, test))
 }

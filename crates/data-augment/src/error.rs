@@ -55,6 +55,9 @@ pub type Result<T, E = DataError> = std::result::Result<T, E>;
 
 impl DataError {
     pub(crate) fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        DataError::Format { path: path.into(), reason: reason.into() }
+        DataError::Format {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }

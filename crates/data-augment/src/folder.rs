@@ -38,14 +38,21 @@ impl ImageFolder {
     pub fn open(root: &Path) -> Result<Self> {
         let classes = class_dirs(root)?;
         if classes.is_empty() {
-            return Err(DataError::Invalid(format!("{} has no class folders (expected {}/<class>/<image>)", root.display(), root.display())));
+            return Err(DataError::Invalid(format!(
+                "{} has no class folders (expected {}/<class>/<image>)",
+                root.display(),
+                root.display()
+            )));
         }
         let mut samples = Vec::new();
         let mut skipped = Vec::new();
         for (label, class) in classes.iter().enumerate() {
             let dir = root.join(class);
             let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .map_err(|source| DataError::Io { path: dir.clone(), source })?
+                .map_err(|source| DataError::Io {
+                    path: dir.clone(),
+                    source,
+                })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file() && has_image_extension(p))
                 .collect();
@@ -57,14 +64,21 @@ impl ImageFolder {
                 }
             }
         }
-        Ok(Self { classes: classes.iter().map(|c| c.to_string_lossy().into_owned()).collect(), samples, skipped })
+        Ok(Self {
+            classes: classes.iter().map(|c| c.to_string_lossy().into_owned()).collect(),
+            samples,
+            skipped,
+        })
     }
 
     /// `root/train` and `root/val` as a fixed split (their class folders must match).
     pub fn open_split(root: &Path) -> Result<(Self, Self)> {
         let (train, val) = (Self::open(&root.join("train"))?, Self::open(&root.join("val"))?);
         if train.classes != val.classes {
-            return Err(DataError::Invalid(format!("{}: train/ and val/ have different class folders", root.display())));
+            return Err(DataError::Invalid(format!(
+                "{}: train/ and val/ have different class folders",
+                root.display()
+            )));
         }
         Ok((train, val))
     }
@@ -80,7 +94,11 @@ impl ImageFolder {
             val.extend(mine.drain(..n_val.min(mine.len())));
             train.extend(mine);
         }
-        let part = |samples| Self { classes: self.classes.clone(), samples, skipped: Vec::new() };
+        let part = |samples| Self {
+            classes: self.classes.clone(),
+            samples,
+            skipped: Vec::new(),
+        };
         (part(train), part(val))
     }
 }
@@ -91,22 +109,29 @@ impl Source for ImageFolder {
     }
 
     fn get(&self, index: usize) -> Result<(Image, usize)> {
-        let (path, label) = self
-            .samples
-            .get(index)
-            .ok_or_else(|| DataError::Invalid(format!("index {index} is out of range for {} images", self.samples.len())))?;
+        let (path, label) = self.samples.get(index).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "index {index} is out of range for {} images",
+                self.samples.len()
+            ))
+        })?;
         Ok((Image::open(path)?, *label))
     }
 }
 
 fn has_image_extension(p: &Path) -> bool {
-    p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// The sub-folders of `root`, sorted (names need not be UTF-8).
 fn class_dirs(root: &Path) -> Result<Vec<std::ffi::OsString>> {
     let mut dirs: Vec<_> = std::fs::read_dir(root)
-        .map_err(|source| DataError::Io { path: root.to_path_buf(), source })?
+        .map_err(|source| DataError::Io {
+            path: root.to_path_buf(),
+            source,
+        })?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name())
@@ -117,7 +142,9 @@ fn class_dirs(root: &Path) -> Result<Vec<std::ffi::OsString>> {
 
 /// Reads only the header: is this a supported image of a sane size?
 fn check_header(path: &Path) -> std::result::Result<(), String> {
-    let reader = image::ImageReader::open(path).and_then(|r| r.with_guessed_format()).map_err(|e| e.to_string())?;
+    let reader = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| e.to_string())?;
     if reader.format().is_none() {
         return Err("not a recognised image format".into());
     }

@@ -23,7 +23,10 @@ pub struct IdxArray {
 
 /// Reads an IDX file of unsigned bytes from disk, gzipped or raw.
 pub fn read_idx_file(path: &Path) -> Result<IdxArray> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_idx(&bytes, path)
 }
 
@@ -46,12 +49,18 @@ pub fn parse_idx(bytes: &[u8], origin: &Path) -> Result<IdxArray> {
     if bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 {
         return Err(DataError::format(
             origin,
-            format!("not an IDX file of unsigned bytes (magic {:02x}{:02x}{:02x}{:02x}, expected 000008nn)", bytes[0], bytes[1], bytes[2], bytes[3]),
+            format!(
+                "not an IDX file of unsigned bytes (magic {:02x}{:02x}{:02x}{:02x}, expected 000008nn)",
+                bytes[0], bytes[1], bytes[2], bytes[3]
+            ),
         ));
     }
     let rank = bytes[3] as usize;
     if rank == 0 || rank > 4 {
-        return Err(DataError::format(origin, format!("IDX rank {rank} is not supported (1 to 4)")));
+        return Err(DataError::format(
+            origin,
+            format!("IDX rank {rank} is not supported (1 to 4)"),
+        ));
     }
     let header = 4 + 4 * rank;
     if bytes.len() < header {
@@ -64,10 +73,16 @@ pub fn parse_idx(bytes: &[u8], origin: &Path) -> Result<IdxArray> {
     let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     let body = &bytes[header..];
     match expected {
-        Some(n) if n == body.len() => Ok(IdxArray { dims, data: body.to_vec() }),
+        Some(n) if n == body.len() => Ok(IdxArray {
+            dims,
+            data: body.to_vec(),
+        }),
         Some(n) => Err(DataError::format(
             origin,
-            format!("header promises {n} bytes of data ({dims:?}) but the file holds {}", body.len()),
+            format!(
+                "header promises {n} bytes of data ({dims:?}) but the file holds {}",
+                body.len()
+            ),
         )),
         None => Err(DataError::format(origin, format!("dimensions {dims:?} overflow"))),
     }
@@ -87,18 +102,35 @@ pub fn dataset_from_idx(
         reason,
     };
     if images.dims.len() != 3 {
-        return Err(DataError::format(images_path, format!("expected a 3-D image array, found dimensions {:?}", images.dims)));
+        return Err(DataError::format(
+            images_path,
+            format!("expected a 3-D image array, found dimensions {:?}", images.dims),
+        ));
     }
     if labels.dims.len() != 1 {
-        return Err(DataError::format(labels_path, format!("expected a 1-D label array, found dimensions {:?}", labels.dims)));
-    }
-    if images.dims[0] != labels.dims[0] {
-        return Err(mismatch(format!("{} images but {} labels", images.dims[0], labels.dims[0])));
-    }
-    if let Some((i, &l)) = labels.data.iter().enumerate().find(|(_, l)| **l as usize >= class_names.len()) {
         return Err(DataError::format(
             labels_path,
-            format!("label {l} at index {i} is out of range for {} classes", class_names.len()),
+            format!("expected a 1-D label array, found dimensions {:?}", labels.dims),
+        ));
+    }
+    if images.dims[0] != labels.dims[0] {
+        return Err(mismatch(format!(
+            "{} images but {} labels",
+            images.dims[0], labels.dims[0]
+        )));
+    }
+    if let Some((i, &l)) = labels
+        .data
+        .iter()
+        .enumerate()
+        .find(|(_, l)| **l as usize >= class_names.len())
+    {
+        return Err(DataError::format(
+            labels_path,
+            format!(
+                "label {l} at index {i} is out of range for {} classes",
+                class_names.len()
+            ),
         ));
     }
     let labels: Vec<u16> = labels.data.iter().map(|&l| u16::from(l)).collect();
@@ -107,7 +139,13 @@ pub fn dataset_from_idx(
 
 /// Reads an images/labels pair of IDX files from disk.
 pub fn read_idx_pair(images: &Path, labels: &Path, class_names: Vec<String>) -> Result<ImageDataset> {
-    dataset_from_idx(read_idx_file(images)?, read_idx_file(labels)?, images, labels, class_names)
+    dataset_from_idx(
+        read_idx_file(images)?,
+        read_idx_file(labels)?,
+        images,
+        labels,
+        class_names,
+    )
 }
 
 pub(crate) fn resource(name: &str) -> PathBuf {
@@ -154,12 +192,23 @@ mod tests {
     #[test]
     fn label_count_and_range_are_checked() {
         let names: Vec<String> = (0..2).map(|i| i.to_string()).collect();
-        let images = IdxArray { dims: vec![2, 1, 1], data: vec![0, 0] };
+        let images = IdxArray {
+            dims: vec![2, 1, 1],
+            data: vec![0, 0],
+        };
         let (ip, lp) = (Path::new("i"), Path::new("l"));
-        let one = IdxArray { dims: vec![1], data: vec![0] };
+        let one = IdxArray {
+            dims: vec![1],
+            data: vec![0],
+        };
         assert!(dataset_from_idx(images.clone(), one, ip, lp, names.clone()).is_err());
-        let out_of_range = IdxArray { dims: vec![2], data: vec![0, 2] };
-        let msg = dataset_from_idx(images, out_of_range, ip, lp, names).unwrap_err().to_string();
+        let out_of_range = IdxArray {
+            dims: vec![2],
+            data: vec![0, 2],
+        };
+        let msg = dataset_from_idx(images, out_of_range, ip, lp, names)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("label 2 at index 1"), "{msg}");
     }
 }

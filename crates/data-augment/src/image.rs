@@ -20,12 +20,24 @@ pub fn image_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|source| DataError::Io { path: d.clone(), source })?;
+        let entries = std::fs::read_dir(&d).map_err(|source| DataError::Io {
+            path: d.clone(),
+            source,
+        })?;
         for entry in entries {
-            let path = entry.map_err(|source| DataError::Io { path: d.clone(), source })?.path();
+            let path = entry
+                .map_err(|source| DataError::Io {
+                    path: d.clone(),
+                    source,
+                })?
+                .path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())) {
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            {
                 out.push(path);
             }
         }
@@ -51,17 +63,32 @@ impl Image {
     /// Wraps `data`, checking its length.
     pub fn new(width: usize, height: usize, channels: usize, data: Vec<u8>) -> Result<Self> {
         if width == 0 || height == 0 || !(channels == 1 || channels == 3) {
-            return Err(DataError::Invalid(format!("bad image geometry {width}x{height}x{channels}")));
+            return Err(DataError::Invalid(format!(
+                "bad image geometry {width}x{height}x{channels}"
+            )));
         }
         if data.len() != width * height * channels {
-            return Err(DataError::Invalid(format!("{} bytes do not hold a {width}x{height}x{channels} image", data.len())));
+            return Err(DataError::Invalid(format!(
+                "{} bytes do not hold a {width}x{height}x{channels} image",
+                data.len()
+            )));
         }
-        Ok(Self { width, height, channels, data })
+        Ok(Self {
+            width,
+            height,
+            channels,
+            data,
+        })
     }
 
     /// An image filled with `value`.
     pub fn filled(width: usize, height: usize, channels: usize, value: u8) -> Self {
-        Self { width, height, channels, data: vec![value; width * height * channels] }
+        Self {
+            width,
+            height,
+            channels,
+            data: vec![value; width * height * channels],
+        }
     }
 
     /// The value at column `x`, row `y`, channel `c`.
@@ -74,14 +101,27 @@ impl Image {
     pub fn from_dynamic(img: &DynamicImage) -> Self {
         let gray = matches!(
             img,
-            DynamicImage::ImageLuma8(_) | DynamicImage::ImageLumaA8(_) | DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_)
+            DynamicImage::ImageLuma8(_)
+                | DynamicImage::ImageLumaA8(_)
+                | DynamicImage::ImageLuma16(_)
+                | DynamicImage::ImageLumaA16(_)
         );
         if gray {
             let g = img.to_luma8();
-            Self { width: g.width() as usize, height: g.height() as usize, channels: 1, data: g.into_raw() }
+            Self {
+                width: g.width() as usize,
+                height: g.height() as usize,
+                channels: 1,
+                data: g.into_raw(),
+            }
         } else {
             let rgb = img.to_rgb8();
-            Self { width: rgb.width() as usize, height: rgb.height() as usize, channels: 3, data: rgb.into_raw() }
+            Self {
+                width: rgb.width() as usize,
+                height: rgb.height() as usize,
+                channels: 3,
+                data: rgb.into_raw(),
+            }
         }
     }
 
@@ -98,16 +138,30 @@ impl Image {
     /// decoding.
     pub fn open(path: &Path) -> Result<Self> {
         let reader = image::ImageReader::open(path)
-            .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?
+            .map_err(|source| DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
             .with_guessed_format()
-            .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-        let (w, h) = reader.into_dimensions().map_err(|e| DataError::format(path, format!("not a readable image: {e}")))?;
+            .map_err(|source| DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let (w, h) = reader
+            .into_dimensions()
+            .map_err(|e| DataError::format(path, format!("not a readable image: {e}")))?;
         if u64::from(w) * u64::from(h) > MAX_PIXELS {
-            return Err(DataError::format(path, format!("{w}x{h} pixels exceeds the limit of {MAX_PIXELS}")));
+            return Err(DataError::format(
+                path,
+                format!("{w}x{h} pixels exceeds the limit of {MAX_PIXELS}"),
+            ));
         }
         let img = image::ImageReader::open(path)
             .and_then(|r| r.with_guessed_format())
-            .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?
+            .map_err(|source| DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
             .decode()
             .map_err(|e| DataError::format(path, format!("cannot decode image: {e}")))?;
         Ok(Self::from_dynamic(&img))
@@ -124,7 +178,11 @@ impl Image {
     pub fn with_channels(&self, channels: usize) -> Self {
         match (self.channels, channels) {
             (a, b) if a == b => self.clone(),
-            (1, 3) => Self { channels: 3, data: self.data.iter().flat_map(|&v| [v, v, v]).collect(), ..*self },
+            (1, 3) => Self {
+                channels: 3,
+                data: self.data.iter().flat_map(|&v| [v, v, v]).collect(),
+                ..*self
+            },
             _ => Self {
                 channels: 1,
                 data: self

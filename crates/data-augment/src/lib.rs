@@ -28,15 +28,15 @@ pub mod cifar;
 pub mod dataset;
 pub mod datasets;
 pub mod embedded;
-pub mod folder;
 pub mod error;
+pub mod folder;
 pub mod idx;
 pub mod image;
 pub mod loader;
 
+pub use augment::{Op, Pipeline};
 pub use batch::{Batch, Preprocess};
 pub use dataset::ImageDataset;
 pub use error::{DataError, Result};
 pub use image::Image;
-pub use augment::{Op, Pipeline};
 pub use loader::{EpochIter, Loader, LoaderConfig, Source};

@@ -41,7 +41,10 @@ impl Source for ImageDataset {
 
     fn get(&self, index: usize) -> Result<(Image, usize)> {
         if index >= ImageDataset::len(self) {
-            return Err(DataError::Invalid(format!("index {index} is out of range for {} images", ImageDataset::len(self))));
+            return Err(DataError::Invalid(format!(
+                "index {index} is out of range for {} images",
+                ImageDataset::len(self)
+            )));
         }
         let img = Image::new(self.width(), self.height(), self.channels(), self.image(index).to_vec())?;
         Ok((img, self.label(index)))
@@ -67,7 +70,13 @@ impl LoaderConfig {
     /// `batch_size` images per batch, default workers (cores − 1, at least 1), prefetch 4.
     pub fn new(batch_size: usize) -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Self { batch_size, workers: cores.saturating_sub(1).max(1), prefetch: 4, shuffle: true, seed: 0 }
+        Self {
+            batch_size,
+            workers: cores.saturating_sub(1).max(1),
+            prefetch: 4,
+            shuffle: true,
+            seed: 0,
+        }
     }
 }
 
@@ -86,7 +95,12 @@ impl<S: Source + 'static> Loader<S> {
             return Err(DataError::Invalid("batch size must be at least 1".into()));
         }
         pipeline.validate()?;
-        Ok(Self { source, pipeline: pipeline.into(), pre: pre.into(), config })
+        Ok(Self {
+            source,
+            pipeline: pipeline.into(),
+            pre: pre.into(),
+            config,
+        })
     }
 
     /// Number of batches per epoch.
@@ -98,7 +112,9 @@ impl<S: Source + 'static> Loader<S> {
     pub fn order(&self, epoch: u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.source.len()).collect();
         if self.config.shuffle {
-            order.shuffle(&mut StdRng::seed_from_u64(self.config.seed.wrapping_mul(0x9e37_79b9).wrapping_add(epoch)));
+            order.shuffle(&mut StdRng::seed_from_u64(
+                self.config.seed.wrapping_mul(0x9e37_79b9).wrapping_add(epoch),
+            ));
         }
         order
     }
@@ -109,11 +125,24 @@ impl<S: Source + 'static> Loader<S> {
         let chunks: Vec<Vec<usize>> = order.chunks(self.config.batch_size).map(<[usize]>::to_vec).collect();
         let total = chunks.len();
         let build = {
-            let (source, pipeline, pre, seed) = (self.source.clone(), self.pipeline.clone(), self.pre.clone(), self.config.seed);
+            let (source, pipeline, pre, seed) = (
+                self.source.clone(),
+                self.pipeline.clone(),
+                self.pre.clone(),
+                self.config.seed,
+            );
             move |indices: &[usize]| build_batch(&*source, &pipeline, &pre, indices, seed, epoch)
         };
         if self.config.workers == 0 {
-            return EpochIter { inner: Inner::Inline { chunks, build: Box::new(build), next: 0 }, waited: Duration::ZERO, total };
+            return EpochIter {
+                inner: Inner::Inline {
+                    chunks,
+                    build: Box::new(build),
+                    next: 0,
+                },
+                waited: Duration::ZERO,
+                total,
+            };
         }
         let workers = self.config.workers.min(total.max(1));
         let capacity = self.config.prefetch.div_ceil(workers).max(1);
@@ -133,12 +162,27 @@ impl<S: Source + 'static> Loader<S> {
             }));
             receivers.push(rx);
         }
-        EpochIter { inner: Inner::Threads { receivers, handles, next: 0 }, waited: Duration::ZERO, total }
+        EpochIter {
+            inner: Inner::Threads {
+                receivers,
+                handles,
+                next: 0,
+            },
+            waited: Duration::ZERO,
+            total,
+        }
     }
 }
 
 /// Reads, augments and assembles the samples at `indices`.
-fn build_batch<S: Source + ?Sized>(source: &S, pipeline: &Pipeline, pre: &Preprocess, indices: &[usize], seed: u64, epoch: u64) -> Result<Batch> {
+fn build_batch<S: Source + ?Sized>(
+    source: &S,
+    pipeline: &Pipeline,
+    pre: &Preprocess,
+    indices: &[usize],
+    seed: u64,
+    epoch: u64,
+) -> Result<Batch> {
     let mut samples = Vec::with_capacity(indices.len());
     for &i in indices {
         let (img, label) = source.get(i)?;
@@ -150,8 +194,16 @@ fn build_batch<S: Source + ?Sized>(source: &S, pipeline: &Pipeline, pre: &Prepro
 type BuildFn = Box<dyn Fn(&[usize]) -> Result<Batch> + Send>;
 
 enum Inner {
-    Inline { chunks: Vec<Vec<usize>>, build: BuildFn, next: usize },
-    Threads { receivers: Vec<Receiver<Result<Batch>>>, handles: Vec<JoinHandle<()>>, next: usize },
+    Inline {
+        chunks: Vec<Vec<usize>>,
+        build: BuildFn,
+        next: usize,
+    },
+    Threads {
+        receivers: Vec<Receiver<Result<Batch>>>,
+        handles: Vec<JoinHandle<()>>,
+        next: usize,
+    },
 }
 
 /// The batches of one epoch, in order. Dropping it early stops the workers.
@@ -190,7 +242,10 @@ impl Iterator for EpochIter {
                 } else {
                     let rx = &receivers[*next % receivers.len()];
                     *next += 1;
-                    Some(rx.recv().unwrap_or_else(|_| Err(DataError::Invalid("a data worker stopped unexpectedly".into()))))
+                    Some(
+                        rx.recv()
+                            .unwrap_or_else(|_| Err(DataError::Invalid("a data worker stopped unexpectedly".into()))),
+                    )
                 }
             }
         };

@@ -5,7 +5,9 @@ use cnn_data_augment::{Image, embedded::mnist_5k};
 use rand::Rng;
 
 fn photo(name: &str) -> Image {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/photos").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../datasets/photos")
+        .join(name);
     Image::open(&path).unwrap()
 }
 
@@ -31,14 +33,44 @@ fn identity_settings_leave_images_unchanged() {
     let img = photo("chelsea.png");
     let small = augment::geometry::resize(&img, 60, 90);
     for op in [
-        Op::Rotate { degrees: [0.0, 0.0], fill: 0 },
-        Op::Shear { x: [0.0, 0.0], y: [0.0, 0.0], fill: 0 },
-        Op::Affine { degrees: [0.0, 0.0], translate: [0.0, 0.0], scale: [1.0, 1.0], shear: [0.0, 0.0], fill: 0 },
-        Op::Elastic { alpha: 0.0, sigma: 4.0, p: 1.0, fill: 0 },
-        Op::PcaColor { sigma: 0.0, eigenvalues: [0.2, 0.02, 0.004], eigenvectors: augment::PcaColor::imagenet().eigenvectors },
-        Op::ColorJitter { brightness: 0.0, contrast: 0.0, saturation: 0.0 },
+        Op::Rotate {
+            degrees: [0.0, 0.0],
+            fill: 0,
+        },
+        Op::Shear {
+            x: [0.0, 0.0],
+            y: [0.0, 0.0],
+            fill: 0,
+        },
+        Op::Affine {
+            degrees: [0.0, 0.0],
+            translate: [0.0, 0.0],
+            scale: [1.0, 1.0],
+            shear: [0.0, 0.0],
+            fill: 0,
+        },
+        Op::Elastic {
+            alpha: 0.0,
+            sigma: 4.0,
+            p: 1.0,
+            fill: 0,
+        },
+        Op::PcaColor {
+            sigma: 0.0,
+            eigenvalues: [0.2, 0.02, 0.004],
+            eigenvectors: augment::PcaColor::imagenet().eigenvectors,
+        },
+        Op::ColorJitter {
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+        },
         Op::HorizontalFlip { p: 0.0 },
-        Op::RandomCrop { size: Size::Rect([60, 90]), padding: 0, padding_mode: Default::default() },
+        Op::RandomCrop {
+            size: Size::Rect([60, 90]),
+            padding: 0,
+            padding_mode: Default::default(),
+        },
     ] {
         assert_eq!(run(op.clone(), &small, 3), small, "{}", op.name());
     }
@@ -47,23 +79,50 @@ fn identity_settings_leave_images_unchanged() {
 #[test]
 fn output_sizes_follow_the_ops() {
     let img = photo("coffee.png");
-    let rrc = Op::RandomResizedCrop { size: Size::Square(224), scale: [0.08, 1.0], ratio: [0.75, 4.0 / 3.0] };
+    let rrc = Op::RandomResizedCrop {
+        size: Size::Square(224),
+        scale: [0.08, 1.0],
+        ratio: [0.75, 4.0 / 3.0],
+    };
     for index in 0..20 {
         let out = run(rrc.clone(), &img, index);
         assert_eq!((out.width, out.height), (224, 224));
     }
-    let crop = run(Op::RandomCrop { size: Size::Square(32), padding: 4, padding_mode: Default::default() }, &noise(32, 32, 3, 1), 0);
+    let crop = run(
+        Op::RandomCrop {
+            size: Size::Square(32),
+            padding: 4,
+            padding_mode: Default::default(),
+        },
+        &noise(32, 32, 3, 1),
+        0,
+    );
     assert_eq!((crop.width, crop.height), (32, 32));
-    let centre = run(Op::CenterCrop { size: Size::Rect([10, 20]) }, &img, 0);
+    let centre = run(
+        Op::CenterCrop {
+            size: Size::Rect([10, 20]),
+        },
+        &img,
+        0,
+    );
     assert_eq!((centre.width, centre.height), (20, 10));
-    assert_eq!(Pipeline::preset("imagenet").unwrap().check_input(300, 451).unwrap(), (224, 224));
+    assert_eq!(
+        Pipeline::preset("imagenet").unwrap().check_input(300, 451).unwrap(),
+        (224, 224)
+    );
 }
 
 #[test]
 fn colour_shift_mean_matches_the_drawn_offsets() {
     let gray = Image::filled(16, 16, 3, 128);
-    for (distribution, scale) in [(ShiftDistribution::Uniform, vec![30.0, 10.0, 50.0]), (ShiftDistribution::Normal, vec![20.0])] {
-        let op = Op::ColorShift { distribution, scale: scale.clone() };
+    for (distribution, scale) in [
+        (ShiftDistribution::Uniform, vec![30.0, 10.0, 50.0]),
+        (ShiftDistribution::Normal, vec![20.0]),
+    ] {
+        let op = Op::ColorShift {
+            distribution,
+            scale: scale.clone(),
+        };
         let out = run(op, &gray, 9);
         // Replay the sample's random stream to get the offsets the op drew.
         let mut rng = sample_rng(5, 0, 9);
@@ -74,18 +133,35 @@ fn colour_shift_mean_matches_the_drawn_offsets() {
                 ShiftDistribution::Normal => s * augment::ops::standard_normal(&mut rng),
             };
             let mean = out.data.iter().skip(c).step_by(3).map(|&v| v as f64).sum::<f64>() / 256.0;
-            assert!((mean - (128.0 + offset).round().clamp(0.0, 255.0)).abs() < 1e-9, "channel {c}: {mean} vs {offset}");
+            assert!(
+                (mean - (128.0 + offset).round().clamp(0.0, 255.0)).abs() < 1e-9,
+                "channel {c}: {mean} vs {offset}"
+            );
         }
     }
     let bright = Image::filled(4, 4, 3, 250);
-    let out = run(Op::ColorShift { distribution: ShiftDistribution::Uniform, scale: vec![100.0] }, &bright, 0);
-    assert!(out.data.iter().all(|&v| v == 255 || v < 250), "values must clamp at 255");
+    let out = run(
+        Op::ColorShift {
+            distribution: ShiftDistribution::Uniform,
+            scale: vec![100.0],
+        },
+        &bright,
+        0,
+    );
+    assert!(
+        out.data.iter().all(|&v| v == 255 || v < 250),
+        "values must clamp at 255"
+    );
 }
 
 #[test]
 fn pca_fit_recovers_a_known_covariance() {
     // Pixels = mean + Q · diag(√λ) · z, z ~ N(0, I): covariance Q diag(λ) Qᵀ.
-    let q = [[2.0 / 3.0, 2.0 / 3.0, 1.0 / 3.0], [-2.0 / 3.0, 1.0 / 3.0, 2.0 / 3.0], [1.0 / 3.0, -2.0 / 3.0, 2.0 / 3.0]];
+    let q = [
+        [2.0 / 3.0, 2.0 / 3.0, 1.0 / 3.0],
+        [-2.0 / 3.0, 1.0 / 3.0, 2.0 / 3.0],
+        [1.0 / 3.0, -2.0 / 3.0, 2.0 / 3.0],
+    ];
     let lambda: [f64; 3] = [0.04, 0.01, 0.0025];
     let mut rng = sample_rng(1, 2, 3);
     let mut fit = PcaFit::default();
@@ -101,7 +177,11 @@ fn pca_fit_recovers_a_known_covariance() {
     }
     let pca = fit.finish();
     for k in 0..3 {
-        assert!((pca.eigenvalues[k] / lambda[k] - 1.0).abs() < 0.03, "eigenvalue {k}: {:?}", pca.eigenvalues);
+        assert!(
+            (pca.eigenvalues[k] / lambda[k] - 1.0).abs() < 0.03,
+            "eigenvalue {k}: {:?}",
+            pca.eigenvalues
+        );
         let dot: f64 = (0..3).map(|i| pca.eigenvectors[k][i] * q[k][i]).sum();
         assert!(dot.abs() > 0.999, "eigenvector {k}: {:?}", pca.eigenvectors[k]);
     }
@@ -121,14 +201,19 @@ fn same_seed_epoch_index_gives_the_same_bytes() {
 #[test]
 fn results_do_not_depend_on_the_number_of_workers() {
     let (train, _) = mnist_5k().unwrap();
-    let digits: Vec<Image> = (0..40).map(|i| Image::new(28, 28, 1, train.image(i).to_vec()).unwrap()).collect();
+    let digits: Vec<Image> = (0..40)
+        .map(|i| Image::new(28, 28, 1, train.image(i).to_vec()).unwrap())
+        .collect();
     let mnist = Pipeline::preset("mnist").unwrap();
     let one = mnist.apply_all(&digits, 3, 1, 100, 1).unwrap();
     assert_eq!(one, mnist.apply_all(&digits, 3, 1, 100, 4).unwrap());
     assert_ne!(one[0], digits[0]);
     let colour: Vec<Image> = (0..13).map(|i| noise(32, 32, 3, i)).collect();
     let cifar = Pipeline::preset("cifar").unwrap();
-    assert_eq!(cifar.apply_all(&colour, 9, 0, 0, 1).unwrap(), cifar.apply_all(&colour, 9, 0, 0, 4).unwrap());
+    assert_eq!(
+        cifar.apply_all(&colour, 9, 0, 0, 1).unwrap(),
+        cifar.apply_all(&colour, 9, 0, 0, 4).unwrap()
+    );
 }
 
 #[test]
@@ -144,11 +229,21 @@ fn presets_round_trip_through_toml_and_json() {
 fn bad_pipelines_are_rejected_with_the_op_and_field() {
     let unknown = Pipeline::from_toml("[[ops]]\nop = \"blur\"\n").unwrap_err().to_string();
     assert!(unknown.contains("blur"), "{unknown}");
-    let negative = Pipeline::from_toml("[[ops]]\nop = \"horizontal_flip\"\n\n[[ops]]\nop = \"vertical_flip\"\np = -0.5\n").unwrap_err().to_string();
-    assert!(negative.contains("#2 `vertical_flip`") && negative.contains("`p`"), "{negative}");
-    let typo = Pipeline::from_json(r#"{"ops": [{"op": "rotate", "degree": [0, 5]}]}"#).unwrap_err().to_string();
+    let negative =
+        Pipeline::from_toml("[[ops]]\nop = \"horizontal_flip\"\n\n[[ops]]\nop = \"vertical_flip\"\np = -0.5\n")
+            .unwrap_err()
+            .to_string();
+    assert!(
+        negative.contains("#2 `vertical_flip`") && negative.contains("`p`"),
+        "{negative}"
+    );
+    let typo = Pipeline::from_json(r#"{"ops": [{"op": "rotate", "degree": [0, 5]}]}"#)
+        .unwrap_err()
+        .to_string();
     assert!(typo.contains("degree"), "{typo}");
-    let range = Pipeline::from_json(r#"{"ops": [{"op": "rotate", "degrees": [10, -10]}]}"#).unwrap_err().to_string();
+    let range = Pipeline::from_json(r#"{"ops": [{"op": "rotate", "degrees": [10, -10]}]}"#)
+        .unwrap_err()
+        .to_string();
     assert!(range.contains("`degrees`"), "{range}");
     let crop = Pipeline::from_toml("[[ops]]\nop = \"random_crop\"\nsize = 40\n").unwrap();
     let msg = crop.check_input(32, 32).unwrap_err().to_string();
@@ -159,5 +254,10 @@ fn bad_pipelines_are_rejected_with_the_op_and_field() {
     let msg = Pipeline::from_arg(dir.to_str().unwrap()).unwrap_err().to_string();
     assert!(msg.contains(dir.to_str().unwrap()) && msg.contains("`sigma`"), "{msg}");
     std::fs::remove_file(dir).unwrap();
-    assert!(Pipeline::from_arg("imagenett").unwrap_err().to_string().contains("neither an augmentation preset"));
+    assert!(
+        Pipeline::from_arg("imagenett")
+            .unwrap_err()
+            .to_string()
+            .contains("neither an augmentation preset")
+    );
 }

@@ -10,7 +10,9 @@ const DEBIAN_DATASETS: &str = "/usr/share/datasets";
 #[test]
 fn fashion_mnist_from_the_debian_package() {
     assert!(
-        Path::new(DEBIAN_DATASETS).join("fashion-mnist/train-images-idx3-ubyte.gz").is_file(),
+        Path::new(DEBIAN_DATASETS)
+            .join("fashion-mnist/train-images-idx3-ubyte.gz")
+            .is_file(),
         "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)"
     );
     let (train, test) = datasets::load("fashion-mnist", Path::new(DEBIAN_DATASETS)).unwrap();
@@ -49,7 +51,10 @@ fn cifar10_layout_is_read_from_the_data_dir() {
 fn missing_files_and_unknown_names_are_clear() {
     let empty = std::env::temp_dir().join(format!("cnn-empty-{}", std::process::id()));
     let err = datasets::load("mnist", &empty).unwrap_err().to_string();
-    assert!(err.contains("train-images-idx3-ubyte") && err.contains("--data-dir"), "{err}");
+    assert!(
+        err.contains("train-images-idx3-ubyte") && err.contains("--data-dir"),
+        "{err}"
+    );
     let err = datasets::load("imagenet", &empty).unwrap_err().to_string();
     assert!(err.contains("unknown dataset 'imagenet'"), "{err}");
 }

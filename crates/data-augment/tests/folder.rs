@@ -44,9 +44,13 @@ fn make_folder(tag: &str) -> PathBuf {
     std::fs::copy(photos().join("rocket.jpg"), root.join("rockets/rocket.jpg")).unwrap();
     // Converted, not rejected: 16-bit gray and RGBA PNGs.
     let gray16 = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(8, 6, |x, _| image::Luma([x as u16 * 8000]));
-    image::DynamicImage::ImageLuma16(gray16).save(root.join("cats/gray16.png")).unwrap();
+    image::DynamicImage::ImageLuma16(gray16)
+        .save(root.join("cats/gray16.png"))
+        .unwrap();
     let rgba = image::RgbaImage::from_pixel(5, 5, image::Rgba([200, 100, 50, 10]));
-    image::DynamicImage::ImageRgba8(rgba).save(root.join("coffee/rgba.png")).unwrap();
+    image::DynamicImage::ImageRgba8(rgba)
+        .save(root.join("coffee/rgba.png"))
+        .unwrap();
     // Skipped with a reason: empty, text named .png, a 30000x30000 header, a file that is not an image.
     std::fs::write(root.join("cats/empty.png"), b"").unwrap();
     std::fs::write(root.join("cats/notes.png"), b"this is not a picture").unwrap();
@@ -61,7 +65,11 @@ fn folders_give_labels_convert_odd_images_and_skip_bad_files() {
     let folder = ImageFolder::open(&root).unwrap();
     assert_eq!(folder.classes, ["cats", "coffee", "empty", "rockets"]);
     assert_eq!(folder.len(), 5);
-    let skipped: Vec<String> = folder.skipped.iter().map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let skipped: Vec<String> = folder
+        .skipped
+        .iter()
+        .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(skipped, ["empty.png", "notes.png", "bomb.png"]);
     let bomb = &folder.skipped[2].1;
     assert!(bomb.contains("exceeds the limit"), "{bomb}");
@@ -69,7 +77,10 @@ fn folders_give_labels_convert_odd_images_and_skip_bad_files() {
     assert_eq!(labels, [0, 0, 1, 1, 3]);
     let (gray, _) = folder.get(1).unwrap(); // cats/gray16.png
     assert_eq!(gray.channels, 1);
-    assert!((gray.get(7, 0, 0) as f64 - 56_000.0 / 257.0).abs() <= 1.0, "16-bit values scale to 8 bits");
+    assert!(
+        (gray.get(7, 0, 0) as f64 - 56_000.0 / 257.0).abs() <= 1.0,
+        "16-bit values scale to 8 bits"
+    );
     let (rgba, _) = folder.get(3).unwrap(); // coffee/rgba.png
     assert_eq!((rgba.channels, rgba.get(0, 0, 0), rgba.get(0, 0, 2)), (3, 200, 50));
     std::fs::remove_dir_all(&root).unwrap();
@@ -79,9 +90,20 @@ fn folders_give_labels_convert_odd_images_and_skip_bad_files() {
 fn folders_stream_through_the_loader_and_corrupt_bodies_name_the_file() {
     let root = make_folder("loader");
     let folder = Arc::new(ImageFolder::open(&root).unwrap());
-    let pre = Preprocess { channels: 3, size: 64, mean: vec![0.5; 3], std: vec![0.25; 3] };
+    let pre = Preprocess {
+        channels: 3,
+        size: 64,
+        mean: vec![0.5; 3],
+        std: vec![0.25; 3],
+    };
     let resize = Pipeline::from_toml("[[ops]]\nop = \"resize\"\nsize = 64\n").unwrap();
-    let config = LoaderConfig { batch_size: 2, workers: 2, prefetch: 2, shuffle: false, seed: 0 };
+    let config = LoaderConfig {
+        batch_size: 2,
+        workers: 2,
+        prefetch: 2,
+        shuffle: false,
+        seed: 0,
+    };
     let loader = Loader::new(folder.clone(), resize.clone(), pre.clone(), config.clone()).unwrap();
     let batches: Vec<_> = loader.epoch(0).collect::<Result<_, _>>().unwrap();
     assert_eq!(batches.iter().map(|b| b.len()).collect::<Vec<_>>(), [2, 2, 1]);
@@ -93,7 +115,11 @@ fn folders_stream_through_the_loader_and_corrupt_bodies_name_the_file() {
     std::fs::write(&png, &bytes[..5000]).unwrap();
     let folder = Arc::new(ImageFolder::open(&root).unwrap());
     let loader = Loader::new(folder, resize, pre, config).unwrap();
-    let err = loader.epoch(0).find_map(Result::err).expect("the truncated JPEG fails").to_string();
+    let err = loader
+        .epoch(0)
+        .find_map(Result::err)
+        .expect("the truncated JPEG fails")
+        .to_string();
     assert!(err.contains("coffee.png"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -105,13 +131,18 @@ fn stratified_split_keeps_every_class() {
     for (class, n) in [("a", 10), ("b", 20)] {
         std::fs::create_dir_all(root.join(class)).unwrap();
         for i in 0..n {
-            Image::filled(4, 4, 1, i as u8).save_png(&root.join(format!("{class}/{i}.png"))).unwrap();
+            Image::filled(4, 4, 1, i as u8)
+                .save_png(&root.join(format!("{class}/{i}.png")))
+                .unwrap();
         }
     }
     let folder = ImageFolder::open(&root).unwrap();
     let (train, val) = folder.stratified_split(0.2, 1);
     let count = |f: &ImageFolder, l: usize| f.samples.iter().filter(|(_, x)| *x == l).count();
-    assert_eq!((count(&train, 0), count(&val, 0), count(&train, 1), count(&val, 1)), (8, 2, 16, 4));
+    assert_eq!(
+        (count(&train, 0), count(&val, 0), count(&train, 1), count(&val, 1)),
+        (8, 2, 16, 4)
+    );
     let (again, _) = folder.stratified_split(0.2, 1);
     assert_eq!(again.samples, train.samples);
     std::fs::remove_dir_all(&root).unwrap();

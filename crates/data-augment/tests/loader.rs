@@ -5,13 +5,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cnn_data_augment::{Batch, DataError, Image, Loader, LoaderConfig, Pipeline, Preprocess, Source, embedded::mnist_5k};
+use cnn_data_augment::{
+    Batch, DataError, Image, Loader, LoaderConfig, Pipeline, Preprocess, Source, embedded::mnist_5k,
+};
 
 fn batches(workers: usize, pipeline: &str, epoch: u64) -> Vec<Batch> {
     let (train, _) = mnist_5k().unwrap();
     let train = Arc::new(train.subset(&(0..300).collect::<Vec<_>>()).unwrap());
-    let config = LoaderConfig { batch_size: 32, workers, prefetch: 4, shuffle: true, seed: 7 };
-    let loader = Loader::new(train, Pipeline::preset(pipeline).unwrap(), Preprocess::mnist(32), config).unwrap();
+    let config = LoaderConfig {
+        batch_size: 32,
+        workers,
+        prefetch: 4,
+        shuffle: true,
+        seed: 7,
+    };
+    let loader = Loader::new(
+        train,
+        Pipeline::preset(pipeline).unwrap(),
+        Preprocess::mnist(32),
+        config,
+    )
+    .unwrap();
     loader.epoch(epoch).collect::<Result<Vec<_>, _>>().unwrap()
 }
 
@@ -22,9 +36,16 @@ fn batches_are_identical_for_0_1_and_4_workers() {
     assert_eq!(inline[9].len(), 12);
     assert_eq!(batches(1, "mnist", 2), inline);
     assert_eq!(batches(4, "mnist", 2), inline);
-    assert_ne!(batches(4, "mnist", 3), inline, "another epoch shuffles and augments differently");
+    assert_ne!(
+        batches(4, "mnist", 3),
+        inline,
+        "another epoch shuffles and augments differently"
+    );
     let plain = batches(4, "none", 2);
-    assert_eq!(plain.iter().map(|b| b.labels.clone()).collect::<Vec<_>>(), inline.iter().map(|b| b.labels.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        plain.iter().map(|b| b.labels.clone()).collect::<Vec<_>>(),
+        inline.iter().map(|b| b.labels.clone()).collect::<Vec<_>>()
+    );
     assert_ne!(plain[0].images, inline[0].images);
 }
 
@@ -45,8 +66,16 @@ impl Source for Counting {
 
 #[test]
 fn a_slow_consumer_keeps_memory_bounded() {
-    let source = Arc::new(Counting { reads: AtomicUsize::new(0) });
-    let config = LoaderConfig { batch_size: 10, workers: 2, prefetch: 4, shuffle: false, seed: 0 };
+    let source = Arc::new(Counting {
+        reads: AtomicUsize::new(0),
+    });
+    let config = LoaderConfig {
+        batch_size: 10,
+        workers: 2,
+        prefetch: 4,
+        shuffle: false,
+        seed: 0,
+    };
     let loader = Loader::new(source.clone(), Pipeline::default(), Preprocess::mnist(8), config).unwrap();
     let mut epoch = loader.epoch(0);
     let first = epoch.next().unwrap().unwrap();
@@ -54,7 +83,10 @@ fn a_slow_consumer_keeps_memory_bounded() {
     std::thread::sleep(Duration::from_millis(300));
     // Consumed 1 batch; each of 2 workers may hold 2 ready batches and be building 1 more.
     let read = source.reads.load(Ordering::SeqCst);
-    assert!(read <= 10 * (1 + 2 * 2 + 2), "read {read} samples ahead of a consumer that took 10");
+    assert!(
+        read <= 10 * (1 + 2 * 2 + 2),
+        "read {read} samples ahead of a consumer that took 10"
+    );
     drop(epoch); // stops the workers
     let after = source.reads.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(100));
@@ -75,7 +107,13 @@ impl Source for Broken {
 #[test]
 fn read_errors_reach_the_consumer() {
     for workers in [0, 2] {
-        let config = LoaderConfig { batch_size: 2, workers, prefetch: 2, shuffle: false, seed: 0 };
+        let config = LoaderConfig {
+            batch_size: 2,
+            workers,
+            prefetch: 2,
+            shuffle: false,
+            seed: 0,
+        };
         let loader = Loader::new(Arc::new(Broken), Pipeline::default(), Preprocess::mnist(8), config).unwrap();
         let err = loader.epoch(0).next().unwrap().unwrap_err();
         assert!(err.to_string().contains("sample 0 is unreadable"), "{err}");

@@ -32,7 +32,10 @@ fn pixels_match_the_source_rows() {
         let (pixels, label) = (&values[..784], values[784] as usize);
         let (set, pos) = match train_rows.iter().position(|&r| r == row) {
             Some(p) => (&train, p),
-            None => (&test, test_rows.iter().position(|&r| r == row).expect("row in neither split")),
+            None => (
+                &test,
+                test_rows.iter().position(|&r| r == row).expect("row in neither split"),
+            ),
         };
         assert_eq!(set.image(pos), pixels, "source row {row}");
         assert_eq!(set.label(pos), label, "source row {row}");

@@ -7,9 +7,9 @@ use burn::nn::pool::AdaptiveAvgPool2dConfig;
 use burn::nn::{DropoutConfig, LinearConfig, LocalResponseNormConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
+use crate::ImageClassifier;
 use crate::layers::{Dense, Layer, forward_features_head, forward_seq, max_pool, summarize_features_head};
 use crate::summary::{Shape3, Summary};
-use crate::ImageClassifier;
 
 /// Configuration of [`AlexNet`]. The default is torchvision's `alexnet` (61,100,840 parameters at
 /// 1000 classes); the two options bring back details of the paper.
@@ -64,7 +64,11 @@ impl AlexNetConfig {
         if self.local_response_norm {
             features.push(lrn());
         }
-        features.extend([Layer::MaxPool(max_pool(3, 2, 0, false)), conv(64, 192, 5, 1, 2, groups), Layer::Relu(Relu)]);
+        features.extend([
+            Layer::MaxPool(max_pool(3, 2, 0, false)),
+            conv(64, 192, 5, 1, 2, groups),
+            Layer::Relu(Relu),
+        ]);
         if self.local_response_norm {
             features.push(lrn());
         }
@@ -88,7 +92,11 @@ impl AlexNetConfig {
             Dense::Relu(Relu),
             Dense::Linear(LinearConfig::new(4096, self.num_classes).init(device)),
         ];
-        AlexNet { features, avgpool: AdaptiveAvgPool2dConfig::new([6, 6]).init(), classifier }
+        AlexNet {
+            features,
+            avgpool: AdaptiveAvgPool2dConfig::new([6, 6]).init(),
+            classifier,
+        }
     }
 }
 

@@ -68,11 +68,23 @@ impl InceptionAux {
 
     fn summarize(&self, name: &str, input: Shape3, s: &mut Summary) {
         let pooled = [input[0], 4, 4];
-        s.push(format!("{name}.avgpool"), "AdaptiveAvgPool2d", OutShape::Map(pooled), 0, 0);
+        s.push(
+            format!("{name}.avgpool"),
+            "AdaptiveAvgPool2d",
+            OutShape::Map(pooled),
+            0,
+            0,
+        );
         let out = self.conv.summarize(&format!("{name}.conv"), pooled, s);
         for (label, fc) in [("fc1", &self.fc1), ("fc2", &self.fc2)] {
             let [i, o] = fc.weight.dims();
-            s.push(format!("{name}.{label}"), "Linear", OutShape::Flat(o), crate::keys::param_count(fc), (i * o) as u64);
+            s.push(
+                format!("{name}.{label}"),
+                "Linear",
+                OutShape::Flat(o),
+                crate::keys::param_count(fc),
+                (i * o) as u64,
+            );
         }
         debug_assert_eq!(out.iter().product::<usize>(), 2048);
     }
@@ -146,10 +158,15 @@ impl GoogLeNetConfig {
     pub fn init(&self, device: &Device) -> GoogLeNet {
         let mut inceptions = INCEPTIONS.iter().map(|&(i, a, b, c, d, e, f)| {
             // torchvision's third branch uses a 3×3 kernel (kept for its published weights).
-            InceptionConfig::new(i, a, b, c, d, e, f).with_branch3_kernel(3).init(device)
+            InceptionConfig::new(i, a, b, c, d, e, f)
+                .with_branch3_kernel(3)
+                .init(device)
         });
         let mut next = || inceptions.next().expect("nine inception modules");
-        let aux = |in_c| self.aux_logits.then(|| InceptionAux::new(in_c, self.num_classes, self.aux_dropout, device));
+        let aux = |in_c| {
+            self.aux_logits
+                .then(|| InceptionAux::new(in_c, self.num_classes, self.aux_dropout, device))
+        };
         GoogLeNet {
             conv1: BasicConv2d::new(self.in_channels, 64, 7, 2, 3, device),
             maxpool1: max_pool(3, 2, 0, true),
@@ -194,28 +211,44 @@ impl GoogLeNet {
         let channels = [(0.229, 0.485), (0.224, 0.456), (0.225, 0.406)]
             .iter()
             .enumerate()
-            .map(|(c, &(std, mean))| x.clone().narrow(1, c, 1).mul_scalar(std / 0.5).add_scalar((mean - 0.5) / 0.5))
+            .map(|(c, &(std, mean))| {
+                x.clone()
+                    .narrow(1, c, 1)
+                    .mul_scalar(std / 0.5)
+                    .add_scalar((mean - 0.5) / 0.5)
+            })
             .collect();
         Tensor::cat(channels, 1)
     }
 
     /// Runs the network; `with_aux` also computes the auxiliary classifiers' logits (training).
     fn run(&self, x: Tensor<4>, with_aux: bool) -> TrainOutput {
-        let x = self.conv3.forward(self.conv2.forward(self.maxpool1.forward(self.conv1.forward(self.transform(x)))));
-        let x = self.maxpool3.forward(self.inception3b.forward(self.inception3a.forward(self.maxpool2.forward(x))));
+        let x = self.conv3.forward(
+            self.conv2
+                .forward(self.maxpool1.forward(self.conv1.forward(self.transform(x)))),
+        );
+        let x = self.maxpool3.forward(
+            self.inception3b
+                .forward(self.inception3a.forward(self.maxpool2.forward(x))),
+        );
         let x = self.inception4a.forward(x);
         let mut aux = Vec::new();
         if let (true, Some(a)) = (with_aux, &self.aux1) {
             aux.push(a.forward(x.clone()));
         }
-        let x = self.inception4d.forward(self.inception4c.forward(self.inception4b.forward(x)));
+        let x = self
+            .inception4d
+            .forward(self.inception4c.forward(self.inception4b.forward(x)));
         if let (true, Some(a)) = (with_aux, &self.aux2) {
             aux.push(a.forward(x.clone()));
         }
         let x = self.maxpool4.forward(self.inception4e.forward(x));
         let x = self.inception5b.forward(self.inception5a.forward(x));
         let x = self.dropout.forward(self.avgpool.forward(x).flatten(1, 3));
-        TrainOutput { logits: self.fc.forward(x), aux }
+        TrainOutput {
+            logits: self.fc.forward(x),
+            aux,
+        }
     }
 
     /// Inference: class logits only (the auxiliary classifiers are skipped).
@@ -232,7 +265,9 @@ impl GoogLeNet {
     /// `include_aux` is set, since inference skips them).
     pub fn summary_with(&self, input: Shape3, include_aux: bool) -> Summary {
         let mut s = Summary::new(input);
-        let pool = |name: &str, p: &MaxPool2d, shape: Shape3, s: &mut Summary| Layer::MaxPool(p.clone()).summarize(name, shape, s);
+        let pool = |name: &str, p: &MaxPool2d, shape: Shape3, s: &mut Summary| {
+            Layer::MaxPool(p.clone()).summarize(name, shape, s)
+        };
         let mut x = self.conv1.summarize("conv1", input, &mut s);
         x = pool("maxpool1", &self.maxpool1, x, &mut s);
         x = self.conv2.summarize("conv2", x, &mut s);
@@ -257,7 +292,13 @@ impl GoogLeNet {
         x = self.inception5b.summarize("inception5b", x, &mut s);
         x = Layer::AdaptiveAvgPool(self.avgpool.clone()).summarize("avgpool", x, &mut s);
         let [i, o] = self.fc.weight.dims();
-        s.push("fc", "Linear", OutShape::Flat(o), crate::keys::param_count(&self.fc), (i * o) as u64);
+        s.push(
+            "fc",
+            "Linear",
+            OutShape::Flat(o),
+            crate::keys::param_count(&self.fc),
+            (i * o) as u64,
+        );
         debug_assert_eq!(i, x[0]);
         s
     }

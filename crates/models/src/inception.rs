@@ -9,9 +9,9 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation::relu};
 
+use crate::ImageClassifier;
 use crate::layers::{Layer, batch_norm, conv, conv_macs, conv_out, max_pool};
 use crate::summary::{OutShape, Shape3, Summary};
-use crate::ImageClassifier;
 
 /// Convolution (no bias), batch norm (ε = 0.001) and ReLU: torchvision's `BasicConv2d`.
 #[derive(Module, Debug)]
@@ -25,7 +25,10 @@ pub struct BasicConv2d {
 impl BasicConv2d {
     /// A square `kernel` convolution with the given stride and padding.
     pub fn new(in_c: usize, out_c: usize, kernel: usize, stride: usize, padding: usize, device: &Device) -> Self {
-        Self { conv: conv(in_c, out_c, kernel, stride, padding, false, device), bn: batch_norm(out_c, 1e-3, device) }
+        Self {
+            conv: conv(in_c, out_c, kernel, stride, padding, false, device),
+            bn: batch_norm(out_c, 1e-3, device),
+        }
     }
 
     /// `relu(bn(conv(x)))`.
@@ -36,8 +39,20 @@ impl BasicConv2d {
     /// Adds rows for the convolution and its batch norm; returns the output shape.
     pub fn summarize(&self, name: &str, input: Shape3, s: &mut Summary) -> Shape3 {
         let out = conv_out(&self.conv, input);
-        s.push(format!("{name}.conv"), "Conv2d", OutShape::Map(out), crate::keys::param_count(&self.conv), conv_macs(&self.conv, out));
-        s.push(format!("{name}.bn"), "BatchNorm2d", OutShape::Map(out), crate::keys::param_count(&self.bn), 0);
+        s.push(
+            format!("{name}.conv"),
+            "Conv2d",
+            OutShape::Map(out),
+            crate::keys::param_count(&self.conv),
+            conv_macs(&self.conv, out),
+        );
+        s.push(
+            format!("{name}.bn"),
+            "BatchNorm2d",
+            OutShape::Map(out),
+            crate::keys::param_count(&self.bn),
+            0,
+        );
         out
     }
 }
@@ -109,7 +124,14 @@ impl InceptionConfig {
         let k = self.branch3_kernel;
         let reduced = |red: usize, out: usize, kernel: usize| {
             if self.naive {
-                vec![BranchLayer::Conv(BasicConv2d::new(self.in_channels, out, kernel, 1, kernel / 2, device))]
+                vec![BranchLayer::Conv(BasicConv2d::new(
+                    self.in_channels,
+                    out,
+                    kernel,
+                    1,
+                    kernel / 2,
+                    device,
+                ))]
             } else {
                 vec![
                     BranchLayer::Conv(BasicConv2d::new(self.in_channels, red, 1, 1, 0, device)),
@@ -119,7 +141,14 @@ impl InceptionConfig {
         };
         let mut branch4 = vec![BranchLayer::Pool(max_pool(3, 1, 1, true))];
         if !self.naive {
-            branch4.push(BranchLayer::Conv(BasicConv2d::new(self.in_channels, self.pool_proj, 1, 1, 0, device)));
+            branch4.push(BranchLayer::Conv(BasicConv2d::new(
+                self.in_channels,
+                self.pool_proj,
+                1,
+                1,
+                0,
+                device,
+            )));
         }
         Inception {
             branch1: BasicConv2d::new(self.in_channels, self.ch1x1, 1, 1, 0, device),
@@ -190,7 +219,8 @@ impl InceptionNet {
 
     /// Class logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.fc.forward(self.avgpool.forward(self.inception.forward(x)).flatten(1, 3))
+        self.fc
+            .forward(self.avgpool.forward(self.inception.forward(x)).flatten(1, 3))
     }
 
     /// Per-layer summary.
@@ -199,7 +229,13 @@ impl InceptionNet {
         let out = self.inception.summarize("inception", input, &mut s);
         let out = Layer::AdaptiveAvgPool(self.avgpool.clone()).summarize("avgpool", out, &mut s);
         let [i, o] = self.fc.weight.dims();
-        s.push("fc", "Linear", OutShape::Flat(o), crate::keys::param_count(&self.fc), (i * o) as u64);
+        s.push(
+            "fc",
+            "Linear",
+            OutShape::Flat(o),
+            crate::keys::param_count(&self.fc),
+            (i * o) as u64,
+        );
         debug_assert_eq!(i, out[0]);
         s
     }

@@ -28,7 +28,13 @@ pub fn tensor_shapes<M: Module>(module: &M) -> BTreeMap<String, Vec<usize>> {
 /// The torchvision state_dict key and shape of the burn tensor at `path` with `shape`.
 pub fn torchvision_key(path: &str, shape: &[usize]) -> (String, Vec<usize>) {
     let (parent, leaf) = path.rsplit_once('.').unwrap_or(("", path));
-    let join = |leaf: &str| if parent.is_empty() { leaf.to_string() } else { format!("{parent}.{leaf}") };
+    let join = |leaf: &str| {
+        if parent.is_empty() {
+            leaf.to_string()
+        } else {
+            format!("{parent}.{leaf}")
+        }
+    };
     match (leaf, shape.len()) {
         ("gamma", _) => (join("weight"), shape.to_vec()),
         ("beta", _) => (join("bias"), shape.to_vec()),
@@ -39,7 +45,10 @@ pub fn torchvision_key(path: &str, shape: &[usize]) -> (String, Vec<usize>) {
 
 /// The tensors of `module` as torchvision would name and shape them.
 pub fn torchvision_shapes<M: Module>(module: &M) -> BTreeMap<String, Vec<usize>> {
-    tensor_shapes(module).iter().map(|(p, s)| torchvision_key(p, s)).collect()
+    tensor_shapes(module)
+        .iter()
+        .map(|(p, s)| torchvision_key(p, s))
+        .collect()
 }
 
 #[derive(Default)]
@@ -50,7 +59,8 @@ struct ShapeVisitor {
 
 impl ModuleVisitor for ShapeVisitor {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push((!container_type.starts_with("Enum:")).then(|| name.to_string()));
+        self.path
+            .push((!container_type.starts_with("Enum:")).then(|| name.to_string()));
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -70,9 +80,18 @@ mod tests {
     #[test]
     fn mapping_rules() {
         assert_eq!(torchvision_key("bn1.gamma", &[64]), ("bn1.weight".into(), vec![64]));
-        assert_eq!(torchvision_key("fc.weight", &[512, 10]), ("fc.weight".into(), vec![10, 512]));
-        assert_eq!(torchvision_key("conv1.weight", &[64, 3, 7, 7]), ("conv1.weight".into(), vec![64, 3, 7, 7]));
-        assert_eq!(torchvision_key("layer1.0.bn1.running_var", &[64]), ("layer1.0.bn1.running_var".into(), vec![64]));
+        assert_eq!(
+            torchvision_key("fc.weight", &[512, 10]),
+            ("fc.weight".into(), vec![10, 512])
+        );
+        assert_eq!(
+            torchvision_key("conv1.weight", &[64, 3, 7, 7]),
+            ("conv1.weight".into(), vec![64, 3, 7, 7])
+        );
+        assert_eq!(
+            torchvision_key("layer1.0.bn1.running_var", &[64]),
+            ("layer1.0.bn1.running_var".into(), vec![64])
+        );
     }
 }
 

@@ -126,22 +126,38 @@ pub fn forward_dense(layers: &[Dense], x: Tensor<2>) -> Tensor<2> {
 
 /// Summarises a feature-map sequence stored under `prefix`.
 pub fn summarize_seq(prefix: &str, layers: &[Layer], input: Shape3, summary: &mut Summary) -> Shape3 {
-    layers.iter().enumerate().fold(input, |s, (i, l)| l.summarize(&format!("{prefix}.{i}"), s, summary))
+    layers
+        .iter()
+        .enumerate()
+        .fold(input, |s, (i, l)| l.summarize(&format!("{prefix}.{i}"), s, summary))
 }
 
 /// Summarises a dense sequence stored under `prefix`.
 pub fn summarize_dense(prefix: &str, layers: &[Dense], input: usize, summary: &mut Summary) -> usize {
-    layers.iter().enumerate().fold(input, |s, (i, l)| l.summarize(&format!("{prefix}.{i}"), s, summary))
+    layers
+        .iter()
+        .enumerate()
+        .fold(input, |s, (i, l)| l.summarize(&format!("{prefix}.{i}"), s, summary))
 }
 
 /// The torchvision "features → avgpool → flatten → classifier" forward of AlexNet and VGG.
-pub fn forward_features_head(features: &[Layer], avgpool: &AdaptiveAvgPool2d, classifier: &[Dense], x: Tensor<4>) -> Tensor<2> {
+pub fn forward_features_head(
+    features: &[Layer],
+    avgpool: &AdaptiveAvgPool2d,
+    classifier: &[Dense],
+    x: Tensor<4>,
+) -> Tensor<2> {
     let x = avgpool.forward(forward_seq(features, x));
     forward_dense(classifier, x.flatten(1, 3))
 }
 
 /// The summary of a "features → avgpool → classifier" network.
-pub fn summarize_features_head(features: &[Layer], avgpool: &AdaptiveAvgPool2d, classifier: &[Dense], input: Shape3) -> Summary {
+pub fn summarize_features_head(
+    features: &[Layer],
+    avgpool: &AdaptiveAvgPool2d,
+    classifier: &[Dense],
+    input: Shape3,
+) -> Summary {
     let mut s = Summary::new(input);
     let f = summarize_seq("features", features, input, &mut s);
     let p = Layer::AdaptiveAvgPool(avgpool.clone()).summarize("avgpool", f, &mut s);
@@ -150,7 +166,15 @@ pub fn summarize_features_head(features: &[Layer], avgpool: &AdaptiveAvgPool2d, 
 }
 
 /// A square convolution with symmetric padding, PyTorch's default initialisation.
-pub fn conv(in_c: usize, out_c: usize, kernel: usize, stride: usize, padding: usize, bias: bool, device: &Device) -> Conv2d {
+pub fn conv(
+    in_c: usize,
+    out_c: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    bias: bool,
+    device: &Device,
+) -> Conv2d {
     Conv2dConfig::new([in_c, out_c], [kernel, kernel])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
@@ -195,7 +219,10 @@ fn pad_totals(p: &PaddingConfig2d, input: Shape3, kernel: [usize; 2], stride: [u
         PaddingConfig2d::Same => {
             // Enough padding that the output is ceil(input / stride).
             let total = |n: usize, k: usize, s: usize| (n.div_ceil(s) - 1) * s + k - n.min((n.div_ceil(s) - 1) * s + k);
-            (total(input[1], kernel[0], stride[0]), total(input[2], kernel[1], stride[1]))
+            (
+                total(input[1], kernel[0], stride[0]),
+                total(input[2], kernel[1], stride[1]),
+            )
         }
     }
 }

@@ -136,12 +136,24 @@ impl LeNet5 {
         let mut shape = input;
         for (name, conv, pool) in [("conv1", &self.conv1, "pool1"), ("conv2", &self.conv2, "pool2")] {
             let out = conv_out(conv, shape);
-            s.push(name, "Conv2d", OutShape::Map(out), crate::keys::param_count(conv), conv_macs(conv, out));
+            s.push(
+                name,
+                "Conv2d",
+                OutShape::Map(out),
+                crate::keys::param_count(conv),
+                conv_macs(conv, out),
+            );
             shape = Layer::AvgPool(self.pool.clone()).summarize(pool, out, &mut s);
         }
         for (name, fc) in [("fc1", &self.fc1), ("fc2", &self.fc2), ("fc3", &self.fc3)] {
             let [i, o] = fc.weight.dims();
-            s.push(name, "Linear", OutShape::Flat(o), crate::keys::param_count(fc), (i * o) as u64);
+            s.push(
+                name,
+                "Linear",
+                OutShape::Flat(o),
+                crate::keys::param_count(fc),
+                (i * o) as u64,
+            );
         }
         s
     }

@@ -50,11 +50,11 @@ pub mod vgg;
 pub use alexnet::{AlexNet, AlexNetConfig};
 pub use googlenet::{GoogLeNet, GoogLeNetConfig};
 pub use inception::{Inception, InceptionConfig, InceptionNet};
+pub use keys::param_count;
 pub use lenet::{Activation, LeNet5, LeNet5Config};
 pub use nin::{NinBlock, NinBlockConfig};
 pub use registry::{BuildOptions, InputSpec, Model, ModelError, ModelInfo, build};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, ShortcutKind};
-pub use keys::param_count;
 pub use summary::Summary;
 pub use vgg::{Vgg, VggConfig, VggDepth};
 
@@ -80,6 +80,9 @@ pub trait ImageClassifier: Module {
 
     /// The training path: logits plus auxiliary logits where the model has them.
     fn train_outputs(&self, images: Tensor<4>) -> TrainOutput {
-        TrainOutput { logits: self.logits(images), aux: Vec::new() }
+        TrainOutput {
+            logits: self.logits(images),
+            aux: Vec::new(),
+        }
     }
 }

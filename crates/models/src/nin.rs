@@ -45,7 +45,15 @@ impl NinBlockConfig {
     /// Builds the block on `device`.
     pub fn init(&self, device: &Device) -> NinBlock {
         NinBlock {
-            conv: conv(self.in_channels, self.channels, self.kernel, self.stride, self.padding, true, device),
+            conv: conv(
+                self.in_channels,
+                self.channels,
+                self.kernel,
+                self.stride,
+                self.padding,
+                true,
+                device,
+            ),
             mlp1: conv(self.channels, self.channels, 1, 1, 0, true, device),
             mlp2: conv(self.channels, self.channels, 1, 1, 0, true, device),
         }
@@ -62,11 +70,19 @@ impl NinBlock {
 
     /// Adds the block's rows under `name`; returns its output shape.
     pub fn summarize(&self, name: &str, input: Shape3, s: &mut Summary) -> Shape3 {
-        [("conv", &self.conv), ("mlp1", &self.mlp1), ("mlp2", &self.mlp2)].into_iter().fold(input, |shape, (label, c)| {
-            let out = conv_out(c, shape);
-            s.push(format!("{name}.{label}"), "Conv2d", OutShape::Map(out), crate::keys::param_count(c), conv_macs(c, out));
-            out
-        })
+        [("conv", &self.conv), ("mlp1", &self.mlp1), ("mlp2", &self.mlp2)]
+            .into_iter()
+            .fold(input, |shape, (label, c)| {
+                let out = conv_out(c, shape);
+                s.push(
+                    format!("{name}.{label}"),
+                    "Conv2d",
+                    OutShape::Map(out),
+                    crate::keys::param_count(c),
+                    conv_macs(c, out),
+                );
+                out
+            })
     }
 }
 

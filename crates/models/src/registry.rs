@@ -69,7 +69,10 @@ impl ModelInfo {
         match self.family {
             Family::LeNet => "LeNet-5 (LeCun et al. 1998), tanh".into(),
             Family::AlexNet => "AlexNet (Krizhevsky et al. 2012), torchvision layout".into(),
-            Family::Vgg(d, bn) => format!("{d:?}{} (Simonyan & Zisserman 2015)", if bn { " with batch norm" } else { "" }),
+            Family::Vgg(d, bn) => format!(
+                "{d:?}{} (Simonyan & Zisserman 2015)",
+                if bn { " with batch norm" } else { "" }
+            ),
             Family::ResNet(d, true) => format!("ResNet-{d} (He et al. 2016), torchvision layout"),
             Family::ResNet(d, false) => format!("plain twin of ResNet-{d} (no shortcuts)"),
             Family::CifarResNet(d, true) => format!("CIFAR ResNet-{d} (6n+2, option-A shortcuts)"),
@@ -85,7 +88,11 @@ const fn rgb(size: usize) -> InputSpec {
 }
 
 const fn entry(name: &'static str, family: Family, default_input: InputSpec) -> ModelInfo {
-    ModelInfo { name, family, default_input }
+    ModelInfo {
+        name,
+        family,
+        default_input,
+    }
 }
 
 /// Every model this crate builds, by name.
@@ -121,7 +128,14 @@ pub const MODELS: &[ModelInfo] = &[
     entry("plain56", Family::CifarResNet(56, false), rgb(32)),
     entry("plain110", Family::CifarResNet(110, false), rgb(32)),
     entry("googlenet", Family::GoogLeNet, rgb(224)),
-    entry("inception_module", Family::InceptionModule, InputSpec { channels: 192, size: 28 }),
+    entry(
+        "inception_module",
+        Family::InceptionModule,
+        InputSpec {
+            channels: 192,
+            size: 28,
+        },
+    ),
 ];
 
 /// Errors of this crate.
@@ -149,11 +163,14 @@ pub enum ModelError {
 
 /// Looks a model up by name (case-insensitive).
 pub fn lookup(name: &str) -> Result<&'static ModelInfo, ModelError> {
-    MODELS.iter().find(|m| m.name.eq_ignore_ascii_case(name)).ok_or_else(|| ModelError::UnknownModel {
-        name: name.to_string(),
-        suggestion: nearest(name),
-        known: MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
-    })
+    MODELS
+        .iter()
+        .find(|m| m.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| ModelError::UnknownModel {
+            name: name.to_string(),
+            suggestion: nearest(name),
+            known: MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+        })
 }
 
 /// Options for [`build`].
@@ -168,7 +185,10 @@ pub struct BuildOptions {
 impl BuildOptions {
     /// `num_classes` classes, default input channels.
     pub fn classes(num_classes: usize) -> Self {
-        Self { num_classes, in_channels: None }
+        Self {
+            num_classes,
+            in_channels: None,
+        }
     }
 }
 
@@ -194,20 +214,48 @@ pub enum Model {
 pub fn build(name: &str, options: BuildOptions, device: &Device) -> Result<Model, ModelError> {
     let info = lookup(name)?;
     if options.num_classes == 0 {
-        return Err(ModelError::BadOption { model: info.name, reason: "num_classes must be at least 1".into() });
+        return Err(ModelError::BadOption {
+            model: info.name,
+            reason: "num_classes must be at least 1".into(),
+        });
     }
     let in_c = options.in_channels.unwrap_or(info.default_input.channels);
     if in_c == 0 {
-        return Err(ModelError::BadOption { model: info.name, reason: "input channels must be at least 1".into() });
+        return Err(ModelError::BadOption {
+            model: info.name,
+            reason: "input channels must be at least 1".into(),
+        });
     }
     let n = options.num_classes;
     Ok(match info.family {
-        Family::LeNet => Model::LeNet5(LeNet5Config::new().with_num_classes(n).with_in_channels(in_c).init(device)),
-        Family::AlexNet => Model::AlexNet(AlexNetConfig::new().with_num_classes(n).with_in_channels(in_c).init(device)),
-        Family::Vgg(depth, bn) => Model::Vgg(VggConfig::new(depth).with_batch_norm(bn).with_num_classes(n).with_in_channels(in_c).init(device)),
+        Family::LeNet => Model::LeNet5(
+            LeNet5Config::new()
+                .with_num_classes(n)
+                .with_in_channels(in_c)
+                .init(device),
+        ),
+        Family::AlexNet => Model::AlexNet(
+            AlexNetConfig::new()
+                .with_num_classes(n)
+                .with_in_channels(in_c)
+                .init(device),
+        ),
+        Family::Vgg(depth, bn) => Model::Vgg(
+            VggConfig::new(depth)
+                .with_batch_norm(bn)
+                .with_num_classes(n)
+                .with_in_channels(in_c)
+                .init(device),
+        ),
         Family::ResNet(depth, residual) => {
             let (block, blocks) = imagenet_depth(depth).expect("registered depths are in the table");
-            Model::ResNet(ResNetConfig::imagenet(block, blocks).with_residual(residual).with_num_classes(n).with_in_channels(in_c).init(device))
+            Model::ResNet(
+                ResNetConfig::imagenet(block, blocks)
+                    .with_residual(residual)
+                    .with_num_classes(n)
+                    .with_in_channels(in_c)
+                    .init(device),
+            )
         }
         Family::CifarResNet(depth, residual) => Model::ResNet(
             ResNetConfig::cifar((depth - 2) / 6, ShortcutKind::ZeroPad)
@@ -216,7 +264,12 @@ pub fn build(name: &str, options: BuildOptions, device: &Device) -> Result<Model
                 .with_in_channels(in_c)
                 .init(device),
         ),
-        Family::GoogLeNet => Model::GoogLeNet(GoogLeNetConfig::new().with_num_classes(n).with_in_channels(in_c).init(device)),
+        Family::GoogLeNet => Model::GoogLeNet(
+            GoogLeNetConfig::new()
+                .with_num_classes(n)
+                .with_in_channels(in_c)
+                .init(device),
+        ),
         Family::InceptionModule => {
             let mut cfg = InceptionConfig::course_example();
             cfg.in_channels = in_c;
@@ -254,7 +307,10 @@ impl ImageClassifier for Model {
     fn train_outputs(&self, images: Tensor<4>) -> TrainOutput {
         match self {
             Model::GoogLeNet(m) => m.train_outputs(images),
-            other => TrainOutput { logits: other.logits(images), aux: Vec::new() },
+            other => TrainOutput {
+                logits: other.logits(images),
+                aux: Vec::new(),
+            },
         }
     }
 }
@@ -262,7 +318,12 @@ impl ImageClassifier for Model {
 /// The registered name with the smallest edit distance to `name`, if it is within 3 edits.
 fn nearest(name: &str) -> Option<&'static str> {
     let name = name.to_ascii_lowercase();
-    MODELS.iter().map(|m| (edit_distance(&name, m.name), m.name)).filter(|(d, _)| *d <= 3).min().map(|(_, n)| n)
+    MODELS
+        .iter()
+        .map(|m| (edit_distance(&name, m.name), m.name))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, n)| n)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -293,7 +354,10 @@ mod tests {
     fn unknown_name_suggests_nearest() {
         let msg = lookup("resnet51").unwrap_err().to_string();
         assert!(msg.contains("did you mean 'resnet50'"), "{msg}");
-        assert!(matches!(lookup("transformer"), Err(ModelError::UnknownModel { suggestion: None, .. })));
+        assert!(matches!(
+            lookup("transformer"),
+            Err(ModelError::UnknownModel { suggestion: None, .. })
+        ));
     }
 
     #[test]

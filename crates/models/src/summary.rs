@@ -54,12 +54,21 @@ pub struct Summary {
 impl Summary {
     /// An empty summary for `input`.
     pub fn new(input: Shape3) -> Self {
-        Self { input: Some(input), rows: Vec::new() }
+        Self {
+            input: Some(input),
+            rows: Vec::new(),
+        }
     }
 
     /// Appends a row.
     pub fn push(&mut self, name: impl Into<String>, kind: &str, output: OutShape, params: usize, mult_adds: u64) {
-        self.rows.push(SummaryRow { name: name.into(), kind: kind.to_string(), output, params, mult_adds });
+        self.rows.push(SummaryRow {
+            name: name.into(),
+            kind: kind.to_string(),
+            output,
+            params,
+            mult_adds,
+        });
     }
 
     /// Sum of the rows' parameters.
@@ -74,7 +83,9 @@ impl Summary {
 
     /// The rows whose name starts with `prefix` (a layer and everything inside it).
     pub fn rows_under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a SummaryRow> + 'a {
-        self.rows.iter().filter(move |r| r.name == prefix || r.name.starts_with(&format!("{prefix}.")))
+        self.rows
+            .iter()
+            .filter(move |r| r.name == prefix || r.name.starts_with(&format!("{prefix}.")))
     }
 }
 
@@ -84,7 +95,11 @@ impl fmt::Display for Summary {
         if let Some([c, h, w]) = self.input {
             writeln!(f, "input: [{c}, {h}, {w}]")?;
         }
-        writeln!(f, "{:<width$}  {:<18}  {:<16}  {:>12}  {:>16}", "layer", "kind", "output", "params", "mult-adds")?;
+        writeln!(
+            f,
+            "{:<width$}  {:<18}  {:<16}  {:>12}  {:>16}",
+            "layer", "kind", "output", "params", "mult-adds"
+        )?;
         for r in &self.rows {
             writeln!(
                 f,
@@ -153,6 +168,9 @@ mod tests {
         assert_eq!(group(1_234_567), "1,234,567");
         assert_eq!(group(12), "12");
         assert_eq!(conv_mults(28, 28, 192, 5, 32), 120_422_400);
-        assert_eq!(conv_mults(28, 28, 192, 1, 16) + conv_mults(28, 28, 16, 5, 32), 12_443_648);
+        assert_eq!(
+            conv_mults(28, 28, 192, 1, 16) + conv_mults(28, 28, 16, 5, 32),
+            12_443_648
+        );
     }
 }

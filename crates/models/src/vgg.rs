@@ -8,9 +8,9 @@ use burn::nn::{DropoutConfig, LinearConfig, Relu};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::ImageClassifier;
 use crate::layers::{Dense, Layer, batch_norm, conv, forward_features_head, max_pool, summarize_features_head};
 use crate::summary::{Shape3, Summary};
-use crate::ImageClassifier;
 
 /// The depth of a VGG network (configurations A, B, D and E of the paper).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,7 +45,11 @@ impl VggDepth {
             VggDepth::Vgg16 => [2, 2, 3, 3, 3],
             VggDepth::Vgg19 => [2, 2, 4, 4, 4],
         };
-        [64, 128, 256, 512, 512].into_iter().zip(convs_per_stage).flat_map(|(w, n)| stage(w, n)).collect()
+        [64, 128, 256, 512, 512]
+            .into_iter()
+            .zip(convs_per_stage)
+            .flat_map(|(w, n)| stage(w, n))
+            .collect()
     }
 }
 
@@ -108,14 +112,21 @@ impl VggConfig {
             dropout(),
             Dense::Linear(LinearConfig::new(4096, self.num_classes).init(device)),
         ];
-        Vgg { features, avgpool: AdaptiveAvgPool2dConfig::new([7, 7]).init(), classifier }
+        Vgg {
+            features,
+            avgpool: AdaptiveAvgPool2dConfig::new([7, 7]).init(),
+            classifier,
+        }
     }
 }
 
 impl Vgg {
     /// A VGG of `depth`, optionally with batch normalisation, for `num_classes` classes.
     pub fn new(depth: VggDepth, batch_norm: bool, num_classes: usize, device: &Device) -> Self {
-        VggConfig::new(depth).with_batch_norm(batch_norm).with_num_classes(num_classes).init(device)
+        VggConfig::new(depth)
+            .with_batch_norm(batch_norm)
+            .with_num_classes(num_classes)
+            .init(device)
     }
 
     /// VGG-16 without batch normalisation.
@@ -151,7 +162,12 @@ mod tests {
 
     #[test]
     fn tables_have_the_papers_weight_layer_counts() {
-        for (depth, convs) in [(VggDepth::Vgg11, 8), (VggDepth::Vgg13, 10), (VggDepth::Vgg16, 13), (VggDepth::Vgg19, 16)] {
+        for (depth, convs) in [
+            (VggDepth::Vgg11, 8),
+            (VggDepth::Vgg13, 10),
+            (VggDepth::Vgg16, 13),
+            (VggDepth::Vgg19, 16),
+        ] {
             let n = depth.layers().iter().filter(|i| matches!(i, VggItem::Conv(_))).count();
             assert_eq!(n, convs, "{depth:?}");
             assert_eq!(depth.layers().iter().filter(|i| **i == VggItem::Pool).count(), 5);

@@ -26,7 +26,10 @@ fn lenet5_maps_a_batch_to_logits() {
 #[test]
 fn lenet5_class_count_and_channels_are_configurable() {
     let device = Device::flex();
-    let model = LeNet5Config::new().with_num_classes(4).with_in_channels(3).init(&device);
+    let model = LeNet5Config::new()
+        .with_num_classes(4)
+        .with_in_channels(3)
+        .init(&device);
     // Only conv1 (3·6·25 weights) and fc3 (84·4 + 4) change relative to the 10-class grayscale net.
     assert_eq!(model.num_params(), 61_706 - 156 + (3 * 6 * 25 + 6) - 850 + (84 * 4 + 4));
     let logits = model.forward(Tensor::<4>::zeros([2, 3, 32, 32], &device));

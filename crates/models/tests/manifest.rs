@@ -5,13 +5,24 @@ mod common;
 
 use std::collections::BTreeMap;
 
-
 use burn::tensor::Device;
 use cnn_models::{BuildOptions, build, keys::torchvision_shapes, param_count};
 
 const MIRRORED: [&str; 14] = [
-    "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "resnet18", "resnet34", "resnet50",
-    "resnet101", "resnet152", "googlenet",
+    "alexnet",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "googlenet",
 ];
 
 fn manifest() -> serde_json::Value {
@@ -25,7 +36,9 @@ fn parameter_counts_equal_torchvision() {
     let device = Device::flex();
     for name in MIRRORED {
         let model = build(name, BuildOptions::classes(1000), &device).unwrap();
-        let expected = manifest[name]["num_params"].as_u64().unwrap_or_else(|| panic!("{name} not in manifest"));
+        let expected = manifest[name]["num_params"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} not in manifest"));
         assert_eq!(param_count(&model) as u64, expected, "{name}");
     }
 }
@@ -42,11 +55,23 @@ fn keys_and_shapes_equal_torchvision_under_the_mapping() {
             .unwrap()
             .iter()
             .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
-            .map(|(k, v)| (k.clone(), v.as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| d.as_u64().unwrap() as usize)
+                        .collect(),
+                )
+            })
             .collect();
         let missing: Vec<_> = theirs.keys().filter(|k| !ours.contains_key(*k)).collect();
         let extra: Vec<_> = ours.keys().filter(|k| !theirs.contains_key(*k)).collect();
-        assert!(missing.is_empty() && extra.is_empty(), "{name}: missing {missing:?}, extra {extra:?}");
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{name}: missing {missing:?}, extra {extra:?}"
+        );
         for (key, shape) in &theirs {
             assert_eq!(&ours[key], shape, "{name}: {key}");
         }

@@ -1,6 +1,5 @@
 //! Summary totals equal torchvision's published figures and the course's cost example.
 
-
 use burn::tensor::Device;
 use cnn_models::{BuildOptions, GoogLeNet, InceptionConfig, InceptionNet, build, param_count, registry::MODELS};
 
@@ -32,7 +31,11 @@ fn summaries_account_for_every_parameter() {
         };
         assert_eq!(summary.total_params(), param_count(&model), "{}", info.name);
         let text = summary.to_string();
-        assert!(text.contains(&format!("total params: {}", param_count(&model))), "{}", info.name);
+        assert!(
+            text.contains(&format!("total params: {}", param_count(&model))),
+            "{}",
+            info.name
+        );
     }
 }
 
@@ -50,9 +53,17 @@ fn inception_example_shows_the_bottleneck_saving() {
     let macs = |s: &cnn_models::Summary, name: &str| s.rows.iter().find(|r| r.name == name).unwrap().mult_adds;
     assert_eq!(macs(&with, "inception.branch3.0.conv"), 2_408_448);
     assert_eq!(macs(&with, "inception.branch3.1.conv"), 10_035_200);
-    let naive = InceptionNet::new(&InceptionConfig::course_example().with_naive(true), 10, &device).summary([192, 28, 28]);
+    let naive =
+        InceptionNet::new(&InceptionConfig::course_example().with_naive(true), 10, &device).summary([192, 28, 28]);
     assert_eq!(macs(&naive, "inception.branch3.0.conv"), 120_422_400);
-    let out = |s: &cnn_models::Summary| s.rows.iter().rev().find(|r| r.kind == "AdaptiveAvgPool2d").unwrap().output;
+    let out = |s: &cnn_models::Summary| {
+        s.rows
+            .iter()
+            .rev()
+            .find(|r| r.kind == "AdaptiveAvgPool2d")
+            .unwrap()
+            .output
+    };
     assert_eq!(out(&with).to_string(), "[256, 1, 1]");
     assert_eq!(out(&naive).to_string(), "[416, 1, 1]");
 }

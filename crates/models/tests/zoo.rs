@@ -38,9 +38,22 @@ fn grayscale_input_channels_are_configurable() {
     let device = Device::flex();
     for name in ["alexnet", "vgg11", "resnet18", "resnet20", "googlenet"] {
         let info = cnn_models::registry::lookup(name).unwrap();
-        let model = build(name, BuildOptions { num_classes: 4, in_channels: Some(1) }, &device).unwrap().valid();
+        let model = build(
+            name,
+            BuildOptions {
+                num_classes: 4,
+                in_channels: Some(1),
+            },
+            &device,
+        )
+        .unwrap()
+        .valid();
         let [_, h, w] = small_input(info.family, 1);
-        assert_eq!(model.logits(Tensor::zeros([1, 1, h, w], &device)).dims(), [1, 4], "{name}");
+        assert_eq!(
+            model.logits(Tensor::zeros([1, 1, h, w], &device)).dims(),
+            [1, 4],
+            "{name}"
+        );
     }
 }
 
@@ -52,9 +65,17 @@ fn googlenet_training_mode_adds_two_aux_outputs() {
     assert_eq!(out.logits.dims(), [2, 5]);
     assert_eq!(out.aux.len(), 2);
     assert!(out.aux.iter().all(|a| a.dims() == [2, 5]));
-    let no_aux = cnn_models::GoogLeNetConfig::new().with_num_classes(5).with_aux_logits(false).init(&device);
+    let no_aux = cnn_models::GoogLeNetConfig::new()
+        .with_num_classes(5)
+        .with_aux_logits(false)
+        .init(&device);
     assert_eq!(param_count(&no_aux), 6_624_904 - 1024 * 1000 - 1000 + 1024 * 5 + 5);
-    assert!(no_aux.forward_train(Tensor::zeros([1, 3, 96, 96], &device)).aux.is_empty());
+    assert!(
+        no_aux
+            .forward_train(Tensor::zeros([1, 3, 96, 96], &device))
+            .aux
+            .is_empty()
+    );
 }
 
 #[test]
@@ -71,7 +92,11 @@ fn cifar_resnet_parameter_counts_match_the_paper() {
 #[test]
 fn plain_twins_share_parameters_and_differ_in_the_forward() {
     let device = Device::flex();
-    for (res, plain) in [("resnet20", "plain20"), ("resnet56", "plain56"), ("resnet110", "plain110")] {
+    for (res, plain) in [
+        ("resnet20", "plain20"),
+        ("resnet56", "plain56"),
+        ("resnet110", "plain110"),
+    ] {
         let r = build(res, BuildOptions::classes(10), &device).unwrap();
         let p = build(plain, BuildOptions::classes(10), &device).unwrap();
         assert_eq!(tensor_shapes(&r), tensor_shapes(&p), "{res} vs {plain}");
@@ -79,7 +104,10 @@ fn plain_twins_share_parameters_and_differ_in_the_forward() {
     }
     // Same weights, different forward: the shortcut is the only difference.
     let r = build("resnet20", BuildOptions::classes(10), &device).unwrap().valid();
-    let p = build("plain20", BuildOptions::classes(10), &device).unwrap().load_record(r.clone().into_record()).valid();
+    let p = build("plain20", BuildOptions::classes(10), &device)
+        .unwrap()
+        .load_record(r.clone().into_record())
+        .valid();
     let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
     let diff = (r.logits(x.clone()) - p.logits(x)).abs().max().into_scalar::<f32>();
     assert!(diff > 1e-4, "plain and residual gave the same output");
@@ -103,7 +131,10 @@ fn alexnet_options_follow_the_paper() {
     // conv2, conv4 and conv5 lose half their weights (not their biases).
     let halved = (64 * 192 * 25 + 384 * 256 * 9 + 256 * 256 * 9) / 2;
     assert_eq!(param_count(&grouped), 61_100_840 - halved);
-    let lrn = cnn_models::AlexNetConfig::new().with_local_response_norm(true).with_num_classes(3).init(&device);
+    let lrn = cnn_models::AlexNetConfig::new()
+        .with_local_response_norm(true)
+        .with_num_classes(3)
+        .init(&device);
     assert_eq!(lrn.features.len(), 15);
     assert_eq!(lrn.forward(Tensor::zeros([1, 3, 64, 64], &device)).dims(), [1, 3]);
 }
@@ -112,19 +143,33 @@ fn alexnet_options_follow_the_paper() {
 fn googlenet_transform_input_renormalises_imagenet_input() {
     let device = Device::flex();
     let plain = cnn_models::GoogLeNetConfig::new().with_num_classes(3).init(&device);
-    let transformed = cnn_models::GoogLeNetConfig::new().with_num_classes(3).with_transform_input(true).init(&device);
+    let transformed = cnn_models::GoogLeNetConfig::new()
+        .with_num_classes(3)
+        .with_transform_input(true)
+        .init(&device);
     let x = Tensor::<4>::random([2, 3, 8, 8], Distribution::Default, &device);
     // torchvision: x_c * (std_c / 0.5) + (mean_c - 0.5) / 0.5
     let manual: Vec<Tensor<4>> = [(0.229f32, 0.485f32), (0.224, 0.456), (0.225, 0.406)]
         .iter()
         .enumerate()
-        .map(|(c, &(std, mean))| x.clone().narrow(1, c, 1).mul_scalar(std / 0.5).add_scalar((mean - 0.5) / 0.5))
+        .map(|(c, &(std, mean))| {
+            x.clone()
+                .narrow(1, c, 1)
+                .mul_scalar(std / 0.5)
+                .add_scalar((mean - 0.5) / 0.5)
+        })
         .collect();
-    let diff = (transformed.transform(x.clone()) - Tensor::cat(manual, 1)).abs().max().into_scalar::<f32>();
+    let diff = (transformed.transform(x.clone()) - Tensor::cat(manual, 1))
+        .abs()
+        .max()
+        .into_scalar::<f32>();
     assert!(diff < 1e-6, "{diff}");
     let same = (plain.transform(x.clone()) - x).abs().max().into_scalar::<f32>();
     assert_eq!(same, 0.0);
     // One channel: nothing to re-normalise.
-    let gray = cnn_models::GoogLeNetConfig::new().with_in_channels(1).with_transform_input(true).init(&device);
+    let gray = cnn_models::GoogLeNetConfig::new()
+        .with_in_channels(1)
+        .with_transform_input(true)
+        .init(&device);
     assert!(!gray.transform_input);
 }

@@ -81,11 +81,21 @@ pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: 
     let info = registry::lookup(&case.model)?;
     let channels = info.default_input.channels;
     let input = [case.batch, channels, case.size, case.size];
-    let options = BuildOptions { num_classes: case.num_classes, in_channels: Some(channels) };
+    let options = BuildOptions {
+        num_classes: case.num_classes,
+        in_channels: Some(channels),
+    };
     let probe = registry::build(info.name, options, device)?;
     let summary = probe.summary([channels, case.size, case.size]);
-    if summary.rows.iter().any(|r| matches!(r.output, cnn_models::summary::OutShape::Map([_, 0, _] | [_, _, 0]))) {
-        return Err(TrainError::Config(format!("input {}px is too small for {}", case.size, info.name)));
+    if summary
+        .rows
+        .iter()
+        .any(|r| matches!(r.output, cnn_models::summary::OutShape::Map([_, 0, _] | [_, _, 0])))
+    {
+        return Err(TrainError::Config(format!(
+            "input {}px is too small for {}",
+            case.size, info.name
+        )));
     }
     let macs = summary.total_mult_adds();
     drop(probe);
@@ -107,7 +117,9 @@ pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: 
         BenchPhase::Train => {
             let autodiff = device.clone().autodiff();
             let mut model: Model = registry::build(info.name, options, &autodiff)?;
-            let mut optim = SgdConfig::new().with_momentum(Some(MomentumConfig::new().with_dampening(0.0))).init();
+            let mut optim = SgdConfig::new()
+                .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
+                .init();
             let loss_fn = CrossEntropyLossConfig::new().init(&autodiff);
             let images = images.to_device(&autodiff);
             let labels = Tensor::<1, Int>::from_data(TensorData::new(labels_data, [case.batch]), &autodiff);
@@ -116,7 +128,10 @@ pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: 
                 let out = model.train_outputs(images.clone());
                 let mut loss = loss_fn.forward(out.logits, labels.clone());
                 for aux in out.aux {
-                    loss = loss + loss_fn.forward(aux, labels.clone()).mul_scalar(crate::fit::AUX_LOSS_WEIGHT);
+                    loss = loss
+                        + loss_fn
+                            .forward(aux, labels.clone())
+                            .mul_scalar(crate::fit::AUX_LOSS_WEIGHT);
                 }
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optim.step(0.01, model, grads);
@@ -146,8 +161,22 @@ pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: 
 /// The inference suite of the model-zoo issue: one model per family at a CPU-friendly size,
 /// batch 32.
 pub fn family_suite() -> Vec<BenchCase> {
-    [("lenet5", 32, 10), ("resnet20", 32, 10), ("resnet18", 64, 10), ("vgg16", 64, 10), ("alexnet", 64, 10), ("googlenet", 96, 10), ("inception_module", 28, 10)]
-        .into_iter()
-        .map(|(model, size, num_classes)| BenchCase { model: model.into(), size, batch: 32, num_classes, phase: BenchPhase::Infer })
-        .collect()
+    [
+        ("lenet5", 32, 10),
+        ("resnet20", 32, 10),
+        ("resnet18", 64, 10),
+        ("vgg16", 64, 10),
+        ("alexnet", 64, 10),
+        ("googlenet", 96, 10),
+        ("inception_module", 28, 10),
+    ]
+    .into_iter()
+    .map(|(model, size, num_classes)| BenchCase {
+        model: model.into(),
+        size,
+        batch: 32,
+        num_classes,
+        phase: BenchPhase::Infer,
+    })
+    .collect()
 }

@@ -98,7 +98,9 @@ impl TrainConfig {
         if self.workers > 256 {
             return bad(format!("--workers {} is absurd (at most 256)", self.workers));
         }
-        self.augment.validate().map_err(|e| TrainError::Config(format!("--augment: {e}")))?;
+        self.augment
+            .validate()
+            .map_err(|e| TrainError::Config(format!("--augment: {e}")))?;
         Ok(())
     }
 }
@@ -112,11 +114,35 @@ mod tests {
         let ok = TrainConfig::new("lenet5", "mnist-5k");
         assert!(ok.validate().is_ok());
         for (cfg, flag) in [
-            (TrainConfig { epochs: 0, ..ok.clone() }, "--epochs"),
-            (TrainConfig { batch_size: 0, ..ok.clone() }, "--batch-size"),
+            (
+                TrainConfig {
+                    epochs: 0,
+                    ..ok.clone()
+                },
+                "--epochs",
+            ),
+            (
+                TrainConfig {
+                    batch_size: 0,
+                    ..ok.clone()
+                },
+                "--batch-size",
+            ),
             (TrainConfig { lr: -1.0, ..ok.clone() }, "--lr"),
-            (TrainConfig { lr: f64::NAN, ..ok.clone() }, "--lr"),
-            (TrainConfig { momentum: 1.5, ..ok.clone() }, "--momentum"),
+            (
+                TrainConfig {
+                    lr: f64::NAN,
+                    ..ok.clone()
+                },
+                "--lr",
+            ),
+            (
+                TrainConfig {
+                    momentum: 1.5,
+                    ..ok.clone()
+                },
+                "--momentum",
+            ),
         ] {
             assert!(cfg.validate().unwrap_err().to_string().contains(flag));
         }

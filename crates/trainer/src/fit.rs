@@ -91,7 +91,13 @@ pub fn fit<M: ImageClassifier>(
         return Err(TrainError::Config("the training set is empty".into()));
     }
     let images = train.len();
-    let loader_config = LoaderConfig { batch_size: cfg.batch_size, workers: cfg.workers, prefetch: 2 * cfg.workers.max(1), shuffle: true, seed: cfg.seed };
+    let loader_config = LoaderConfig {
+        batch_size: cfg.batch_size,
+        workers: cfg.workers,
+        prefetch: 2 * cfg.workers.max(1),
+        shuffle: true,
+        seed: cfg.seed,
+    };
     let loader = Loader::new(train, cfg.augment.clone(), pre.clone(), loader_config)?;
     let mut optimizer = build_optimizer(cfg);
     let loss_fn = CrossEntropyLossConfig::new().init(device);
@@ -117,12 +123,21 @@ pub fn fit<M: ImageClassifier>(
             }
             let loss_value = loss.clone().into_scalar::<f32>();
             if !loss_value.is_finite() {
-                return Err(TrainError::Diverged { epoch, batch: b, loss: loss_value });
+                return Err(TrainError::Diverged {
+                    epoch,
+                    batch: b,
+                    loss: loss_value,
+                });
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(cfg.lr, model, grads);
             loss_sum += f64::from(loss_value) * n as f64;
-            progress(Progress::Batch { epoch, batch: b, batches: total, loss: loss_value });
+            progress(Progress::Batch {
+                epoch,
+                batch: b,
+                batches: total,
+                loss: loss_value,
+            });
         }
 
         let train_seconds = started.elapsed().as_secs_f64();
@@ -146,7 +161,12 @@ pub fn fit<M: ImageClassifier>(
 }
 
 /// Loss and top-1 accuracy of `model` (in inference mode) on `data`.
-pub fn evaluate<M: ImageClassifier>(model: &M, data: &ImageDataset, pre: &Preprocess, device: &Device) -> Result<Evaluation> {
+pub fn evaluate<M: ImageClassifier>(
+    model: &M,
+    data: &ImageDataset,
+    pre: &Preprocess,
+    device: &Device,
+) -> Result<Evaluation> {
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let (mut loss_sum, mut correct) = (0f64, 0usize);
     let all: Vec<usize> = (0..data.len()).collect();
@@ -158,7 +178,11 @@ pub fn evaluate<M: ImageClassifier>(model: &M, data: &ImageDataset, pre: &Prepro
         loss_sum += f64::from(loss) * indices.len() as f64;
     }
     let n = data.len().max(1) as f64;
-    Ok(Evaluation { loss: loss_sum / n, accuracy: correct as f64 / n, images: data.len() })
+    Ok(Evaluation {
+        loss: loss_sum / n,
+        accuracy: correct as f64 / n,
+        images: data.len(),
+    })
 }
 
 fn count_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
@@ -170,7 +194,9 @@ fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     match cfg.optimizer {
         OptimizerKind::Adam => AdamConfig::new().init(),
         OptimizerKind::Sgd => SgdConfig::new()
-            .with_momentum(Some(MomentumConfig::new().with_momentum(cfg.momentum).with_dampening(0.0)))
+            .with_momentum(Some(
+                MomentumConfig::new().with_momentum(cfg.momentum).with_dampening(0.0),
+            ))
             .init(),
     }
 }

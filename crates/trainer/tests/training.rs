@@ -22,25 +22,48 @@ fn short_run_on_200_digits_lowers_the_loss() {
     let (train, _) = mnist_5k().unwrap();
     let small = train.subset(&(0..200).collect::<Vec<_>>()).unwrap();
     let pre = Preprocess::mnist(32);
-    let cfg = TrainConfig { epochs: 4, batch_size: 20, seed: 7, ..TrainConfig::new("lenet5", "mnist-5k") };
+    let cfg = TrainConfig {
+        epochs: 4,
+        batch_size: 20,
+        seed: 7,
+        ..TrainConfig::new("lenet5", "mnist-5k")
+    };
 
     device.seed(cfg.seed);
     let model = LeNet5::new(10, &autodiff);
     let before = evaluate(&model.valid(), &small, &pre, &device).unwrap();
     let mut batches = 0;
-    let (model, history) = fit(model, std::sync::Arc::new(small.clone()), &small, &pre, &cfg, &autodiff, &mut |p| {
-        if let Progress::Batch { .. } = p {
-            batches += 1;
-        }
-    })
+    let (model, history) = fit(
+        model,
+        std::sync::Arc::new(small.clone()),
+        &small,
+        &pre,
+        &cfg,
+        &autodiff,
+        &mut |p| {
+            if let Progress::Batch { .. } = p {
+                batches += 1;
+            }
+        },
+    )
     .unwrap();
     let after = evaluate(&model.valid(), &small, &pre, &device).unwrap();
 
     assert_eq!(batches, 4 * 10);
     assert_eq!(history.len(), 4);
-    assert!(after.loss < 0.6 * before.loss, "loss {:.4} -> {:.4}", before.loss, after.loss);
+    assert!(
+        after.loss < 0.6 * before.loss,
+        "loss {:.4} -> {:.4}",
+        before.loss,
+        after.loss
+    );
     assert!(history[3].train_loss < history[0].train_loss);
-    assert!(after.accuracy > before.accuracy + 0.3, "accuracy {:.3} -> {:.3}", before.accuracy, after.accuracy);
+    assert!(
+        after.accuracy > before.accuracy + 0.3,
+        "accuracy {:.3} -> {:.3}",
+        before.accuracy,
+        after.accuracy
+    );
 }
 
 #[test]
@@ -51,11 +74,27 @@ fn same_seed_gives_the_same_run() {
     let (train, _) = mnist_5k().unwrap();
     let small = train.subset(&(0..64).collect::<Vec<_>>()).unwrap();
     let pre = Preprocess::mnist(32);
-    let cfg = TrainConfig { epochs: 2, batch_size: 16, optimizer: OptimizerKind::Sgd, lr: 0.05, ..TrainConfig::new("lenet5", "x") };
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: 16,
+        optimizer: OptimizerKind::Sgd,
+        lr: 0.05,
+        ..TrainConfig::new("lenet5", "x")
+    };
     let run = || {
         device.seed(3);
         let model = LeNet5::new(10, &autodiff);
-        fit(model, std::sync::Arc::new(small.clone()), &small, &pre, &cfg, &autodiff, &mut |_| {}).unwrap().1
+        fit(
+            model,
+            std::sync::Arc::new(small.clone()),
+            &small,
+            &pre,
+            &cfg,
+            &autodiff,
+            &mut |_| {},
+        )
+        .unwrap()
+        .1
     };
     let (a, b) = (run(), run());
     assert_eq!(a[1].train_loss, b[1].train_loss);
@@ -69,8 +108,25 @@ fn absurd_learning_rate_is_reported_as_divergence() {
     let autodiff = device.clone().autodiff();
     let (train, _) = mnist_5k().unwrap();
     let small = train.subset(&(0..128).collect::<Vec<_>>()).unwrap();
-    let cfg = TrainConfig { epochs: 3, batch_size: 16, optimizer: OptimizerKind::Sgd, lr: 1e12, ..TrainConfig::new("lenet5", "x") };
-    let model = cnn_models::LeNet5Config::new().with_activation(cnn_models::Activation::Relu).init(&autodiff);
-    let err = fit(model, std::sync::Arc::new(small.clone()), &small, &Preprocess::mnist(32), &cfg, &autodiff, &mut |_| {}).unwrap_err();
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 16,
+        optimizer: OptimizerKind::Sgd,
+        lr: 1e12,
+        ..TrainConfig::new("lenet5", "x")
+    };
+    let model = cnn_models::LeNet5Config::new()
+        .with_activation(cnn_models::Activation::Relu)
+        .init(&autodiff);
+    let err = fit(
+        model,
+        std::sync::Arc::new(small.clone()),
+        &small,
+        &Preprocess::mnist(32),
+        &cfg,
+        &autodiff,
+        &mut |_| {},
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("diverged"), "{err}");
 }

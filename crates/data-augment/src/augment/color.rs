@@ -27,12 +27,19 @@ pub fn shift_channels(img: &Image, offsets: &[f64]) -> Image {
 /// Multiplies every value by `factor` (brightness), clamping.
 pub fn brightness(img: &Image, factor: f64) -> Image {
     let t = lut(|v| v * factor);
-    Image { data: img.data.iter().map(|&v| t[v as usize]).collect(), ..*img }
+    Image {
+        data: img.data.iter().map(|&v| t[v as usize]).collect(),
+        ..*img
+    }
 }
 
 /// BT.601 luma of one pixel.
 fn luma(p: &[u8]) -> f64 {
-    if p.len() == 1 { p[0] as f64 } else { 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64 }
+    if p.len() == 1 {
+        p[0] as f64
+    } else {
+        0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64
+    }
 }
 
 /// Blends towards the image's mean gray level: `factor` 1 = unchanged, 0 = flat gray.
@@ -40,7 +47,10 @@ pub fn contrast(img: &Image, factor: f64) -> Image {
     let c = img.channels;
     let mean = img.data.chunks_exact(c).map(luma).sum::<f64>() / (img.width * img.height) as f64;
     let t = lut(|v| mean + factor * (v - mean));
-    Image { data: img.data.iter().map(|&v| t[v as usize]).collect(), ..*img }
+    Image {
+        data: img.data.iter().map(|&v| t[v as usize]).collect(),
+        ..*img
+    }
 }
 
 /// Blends each pixel towards its own gray level: `factor` 1 = unchanged, 0 = grayscale.
@@ -77,7 +87,11 @@ impl PcaColor {
     pub fn imagenet() -> Self {
         Self {
             eigenvalues: [0.2175, 0.0188, 0.0045],
-            eigenvectors: [[-0.5675, -0.5808, -0.5836], [0.7192, -0.0045, -0.6948], [0.4009, -0.8140, 0.4203]],
+            eigenvectors: [
+                [-0.5675, -0.5808, -0.5836],
+                [0.7192, -0.0045, -0.6948],
+                [0.4009, -0.8140, 0.4203],
+            ],
         }
     }
 
@@ -152,7 +166,10 @@ impl PcaFit {
     /// Eigen-decomposition of the covariance.
     pub fn finish(&self) -> PcaColor {
         let (values, vectors) = symmetric_eigen(self.covariance());
-        PcaColor { eigenvalues: values, eigenvectors: vectors }
+        PcaColor {
+            eigenvalues: values,
+            eigenvectors: vectors,
+        }
     }
 }
 
@@ -196,7 +213,10 @@ pub fn symmetric_eigen(m: [[f64; 3]; 3]) -> ([f64; 3], [[f64; 3]; 3]) {
     let values = order.map(|i| a[i][i].max(0.0));
     let vectors = order.map(|i| {
         let col = [v[0][i], v[1][i], v[2][i]];
-        let big = col.iter().copied().fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
+        let big = col
+            .iter()
+            .copied()
+            .fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
         if big < 0.0 { col.map(|x| -x) } else { col }
     });
     (values, vectors)
@@ -226,7 +246,11 @@ mod tests {
     #[test]
     fn eigen_recovers_a_known_decomposition() {
         // A = Q diag(5, 2, 0.5) Qᵀ for an orthonormal Q.
-        let q = [[2.0 / 3.0, 2.0 / 3.0, 1.0 / 3.0], [-2.0 / 3.0, 1.0 / 3.0, 2.0 / 3.0], [1.0 / 3.0, -2.0 / 3.0, 2.0 / 3.0]];
+        let q = [
+            [2.0 / 3.0, 2.0 / 3.0, 1.0 / 3.0],
+            [-2.0 / 3.0, 1.0 / 3.0, 2.0 / 3.0],
+            [1.0 / 3.0, -2.0 / 3.0, 2.0 / 3.0],
+        ];
         let l = [5.0, 2.0, 0.5];
         let mut a = [[0.0; 3]; 3];
         for i in 0..3 {

@@ -30,7 +30,9 @@ pub fn gaussian_blur(field: &mut [f64], w: usize, h: usize, sigma: f64) {
         return;
     }
     let radius = (3.0 * sigma).ceil() as isize;
-    let kernel: Vec<f64> = (-radius..=radius).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp()).collect();
+    let kernel: Vec<f64> = (-radius..=radius)
+        .map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp())
+        .collect();
     let norm: f64 = kernel.iter().sum();
     let kernel: Vec<f64> = kernel.iter().map(|k| k / norm).collect();
     let mut tmp = vec![0.0; field.len()];
@@ -68,7 +70,13 @@ mod tests {
 
     #[test]
     fn distortion_moves_pixels_but_keeps_size() {
-        let img = Image::new(28, 28, 1, (0..784).map(|i| if (i / 28) % 4 < 2 { 255 } else { 0 }).collect()).unwrap();
+        let img = Image::new(
+            28,
+            28,
+            1,
+            (0..784).map(|i| if (i / 28) % 4 < 2 { 255 } else { 0 }).collect(),
+        )
+        .unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
         let out = elastic(&img, 34.0, 4.0, 0, &mut rng);
         assert_eq!((out.width, out.height), (28, 28));

@@ -35,19 +35,32 @@ pub fn transpose(img: &Image) -> Image {
             data[dst..dst + c].copy_from_slice(&img.data[src..src + c]);
         }
     }
-    Image { width: h, height: w, channels: c, data }
+    Image {
+        width: h,
+        height: w,
+        channels: c,
+        data,
+    }
 }
 
 /// The `h × w` window whose top-left corner is at (`left`, `top`). The window must lie inside.
 pub fn crop(img: &Image, top: usize, left: usize, h: usize, w: usize) -> Image {
-    assert!(top + h <= img.height && left + w <= img.width, "crop window outside the image");
+    assert!(
+        top + h <= img.height && left + w <= img.width,
+        "crop window outside the image"
+    );
     let c = img.channels;
     let mut data = Vec::with_capacity(h * w * c);
     for y in top..top + h {
         let start = (y * img.width + left) * c;
         data.extend_from_slice(&img.data[start..start + w * c]);
     }
-    Image { width: w, height: h, channels: c, data }
+    Image {
+        width: w,
+        height: h,
+        channels: c,
+        data,
+    }
 }
 
 /// How padding fills the border.
@@ -97,7 +110,12 @@ pub fn pad(img: &Image, pad: usize, mode: PadMode) -> Image {
             }
         }
     }
-    Image { width: ow, height: oh, channels: c, data }
+    Image {
+        width: ow,
+        height: oh,
+        channels: c,
+        data,
+    }
 }
 
 /// Bilinear resize to `out_h × out_w` (half-pixel centres, edges clamped; no antialiasing).
@@ -130,7 +148,12 @@ pub fn resize(img: &Image, out_h: usize, out_w: usize) -> Image {
             }
         }
     }
-    Image { width: out_w, height: out_h, channels: c, data }
+    Image {
+        width: out_w,
+        height: out_h,
+        channels: c,
+        data,
+    }
 }
 
 /// A 2-D affine map `(x, y) ↦ (m[0]·x + m[1]·y + m[2], m[3]·x + m[4]·y + m[5])`.
@@ -139,7 +162,16 @@ pub type Affine = [f64; 6];
 /// The map from output to input pixel of a rotation by `degrees` (counter-clockwise as seen on
 /// screen), shears `shear_x`/`shear_y` (degrees), isotropic `scale` and translation
 /// (`tx`, `ty` pixels), all about the image centre — torchvision's `affine` parameters.
-pub fn inverse_affine(width: usize, height: usize, degrees: f64, shear_x: f64, shear_y: f64, scale: f64, tx: f64, ty: f64) -> Affine {
+pub fn inverse_affine(
+    width: usize,
+    height: usize,
+    degrees: f64,
+    shear_x: f64,
+    shear_y: f64,
+    scale: f64,
+    tx: f64,
+    ty: f64,
+) -> Affine {
     let (cx, cy) = ((width as f64 - 1.0) / 2.0, (height as f64 - 1.0) / 2.0);
     let (s, c) = degrees.to_radians().sin_cos();
     // Forward linear part: rotation · shear · scale (y axis points down, so CCW uses +sin here).
@@ -156,12 +188,21 @@ pub fn inverse_affine(width: usize, height: usize, degrees: f64, shear_x: f64, s
     let inv = [a[3] / det, -a[1] / det, -a[2] / det, a[0] / det];
     // p = A⁻¹ (p' − c − t) + c
     let (ox, oy) = (cx + tx, cy + ty);
-    [inv[0], inv[1], cx - inv[0] * ox - inv[1] * oy, inv[2], inv[3], cy - inv[2] * ox - inv[3] * oy]
+    [
+        inv[0],
+        inv[1],
+        cx - inv[0] * ox - inv[1] * oy,
+        inv[2],
+        inv[3],
+        cy - inv[2] * ox - inv[3] * oy,
+    ]
 }
 
 /// Samples `img` at `map(x, y)` for every output pixel, bilinearly; points outside get `fill`.
 pub fn warp(img: &Image, map: &Affine, fill: u8) -> Image {
-    remap(img, fill, |x, y| (map[0] * x + map[1] * y + map[2], map[3] * x + map[4] * y + map[5]))
+    remap(img, fill, |x, y| {
+        (map[0] * x + map[1] * y + map[2], map[3] * x + map[4] * y + map[5])
+    })
 }
 
 /// Samples `img` at `source(x, y)` for every output pixel (same size), bilinearly.

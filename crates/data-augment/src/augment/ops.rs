@@ -240,13 +240,32 @@ impl Op {
     /// larger than the padded image), which [`super::Pipeline::check_input`] verifies up front.
     pub fn apply(&self, img: &Image, rng: &mut impl Rng) -> Result<Image, String> {
         Ok(match *self {
-            Op::HorizontalFlip { p } => if rng.random::<f64>() < p { geometry::flip_horizontal(img) } else { img.clone() },
-            Op::VerticalFlip { p } => if rng.random::<f64>() < p { geometry::flip_vertical(img) } else { img.clone() },
-            Op::RandomCrop { size, padding, padding_mode } => {
+            Op::HorizontalFlip { p } => {
+                if rng.random::<f64>() < p {
+                    geometry::flip_horizontal(img)
+                } else {
+                    img.clone()
+                }
+            }
+            Op::VerticalFlip { p } => {
+                if rng.random::<f64>() < p {
+                    geometry::flip_vertical(img)
+                } else {
+                    img.clone()
+                }
+            }
+            Op::RandomCrop {
+                size,
+                padding,
+                padding_mode,
+            } => {
                 let padded = geometry::pad(img, padding, padding_mode);
                 let (h, w) = size.hw();
                 if h > padded.height || w > padded.width {
-                    return Err(format!("crop {h}x{w} is larger than the {}x{} (padded) image", padded.height, padded.width));
+                    return Err(format!(
+                        "crop {h}x{w} is larger than the {}x{} (padded) image",
+                        padded.height, padded.width
+                    ));
                 }
                 let top = rng.random_range(0..=padded.height - h);
                 let left = rng.random_range(0..=padded.width - w);
@@ -255,7 +274,10 @@ impl Op {
             Op::CenterCrop { size } => {
                 let (h, w) = size.hw();
                 if h > img.height || w > img.width {
-                    return Err(format!("crop {h}x{w} is larger than the {}x{} image", img.height, img.width));
+                    return Err(format!(
+                        "crop {h}x{w} is larger than the {}x{} image",
+                        img.height, img.width
+                    ));
                 }
                 geometry::crop(img, (img.height - h) / 2, (img.width - w) / 2, h, w)
             }
@@ -270,24 +292,49 @@ impl Op {
             }
             Op::Rotate { degrees, fill } => {
                 let angle = uniform(rng, degrees);
-                geometry::warp(img, &geometry::inverse_affine(img.width, img.height, angle, 0.0, 0.0, 1.0, 0.0, 0.0), fill)
+                geometry::warp(
+                    img,
+                    &geometry::inverse_affine(img.width, img.height, angle, 0.0, 0.0, 1.0, 0.0, 0.0),
+                    fill,
+                )
             }
             Op::Shear { x, y, fill } => {
                 let (sx, sy) = (uniform(rng, x), uniform(rng, y));
-                geometry::warp(img, &geometry::inverse_affine(img.width, img.height, 0.0, sx, sy, 1.0, 0.0, 0.0), fill)
+                geometry::warp(
+                    img,
+                    &geometry::inverse_affine(img.width, img.height, 0.0, sx, sy, 1.0, 0.0, 0.0),
+                    fill,
+                )
             }
-            Op::Affine { degrees, translate, scale, shear, fill } => {
+            Op::Affine {
+                degrees,
+                translate,
+                scale,
+                shear,
+                fill,
+            } => {
                 let angle = uniform(rng, degrees);
                 let tx = uniform(rng, [-translate[0], translate[0]]) * img.width as f64;
                 let ty = uniform(rng, [-translate[1], translate[1]]) * img.height as f64;
                 let s = uniform(rng, scale);
                 let sx = uniform(rng, shear);
-                geometry::warp(img, &geometry::inverse_affine(img.width, img.height, angle, sx, 0.0, s, tx.round(), ty.round()), fill)
+                geometry::warp(
+                    img,
+                    &geometry::inverse_affine(img.width, img.height, angle, sx, 0.0, s, tx.round(), ty.round()),
+                    fill,
+                )
             }
             Op::Elastic { alpha, sigma, p, fill } => {
-                if rng.random::<f64>() < p { elastic(img, alpha, sigma, fill, rng) } else { img.clone() }
+                if rng.random::<f64>() < p {
+                    elastic(img, alpha, sigma, fill, rng)
+                } else {
+                    img.clone()
+                }
             }
-            Op::ColorShift { distribution, ref scale } => {
+            Op::ColorShift {
+                distribution,
+                ref scale,
+            } => {
                 let offsets: Vec<f64> = (0..img.channels)
                     .map(|c| {
                         let s = scale[c.min(scale.len() - 1)];
@@ -299,13 +346,32 @@ impl Op {
                     .collect();
                 color::shift_channels(img, &offsets)
             }
-            Op::ColorJitter { brightness, contrast, saturation } => {
-                let (b, c, s) = (jitter_factor(rng, brightness), jitter_factor(rng, contrast), jitter_factor(rng, saturation));
+            Op::ColorJitter {
+                brightness,
+                contrast,
+                saturation,
+            } => {
+                let (b, c, s) = (
+                    jitter_factor(rng, brightness),
+                    jitter_factor(rng, contrast),
+                    jitter_factor(rng, saturation),
+                );
                 color::saturation(&color::contrast(&color::brightness(img, b), c), s)
             }
-            Op::PcaColor { sigma, eigenvalues, eigenvectors } => {
+            Op::PcaColor {
+                sigma,
+                eigenvalues,
+                eigenvectors,
+            } => {
                 let alphas = [0; 3].map(|_| sigma * standard_normal(rng));
-                color::pca_shift(img, &PcaColor { eigenvalues, eigenvectors }, alphas)
+                color::pca_shift(
+                    img,
+                    &PcaColor {
+                        eigenvalues,
+                        eigenvectors,
+                    },
+                    alphas,
+                )
             }
         })
     }
@@ -313,7 +379,13 @@ impl Op {
 
 /// torchvision's RandomResizedCrop window: 10 tries at a random area and log-uniform aspect
 /// ratio, then a centre crop with the ratio clamped into range. Returns `(top, left, h, w)`.
-pub fn resized_crop_window(height: usize, width: usize, scale: [f64; 2], ratio: [f64; 2], rng: &mut impl Rng) -> (usize, usize, usize, usize) {
+pub fn resized_crop_window(
+    height: usize,
+    width: usize,
+    scale: [f64; 2],
+    ratio: [f64; 2],
+    rng: &mut impl Rng,
+) -> (usize, usize, usize, usize) {
     let area = (height * width) as f64;
     let log_ratio = [ratio[0].ln(), ratio[1].ln()];
     for _ in 0..10 {

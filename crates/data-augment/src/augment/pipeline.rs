@@ -22,8 +22,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use super::ops::{Op, Size};
 use super::geometry::PadMode;
+use super::ops::{Op, Size};
 use crate::error::{DataError, Result};
 use crate::image::Image;
 
@@ -58,17 +58,40 @@ impl Pipeline {
         let ops = match name {
             "none" => vec![],
             "mnist" => vec![
-                Op::Affine { degrees: [-10.0, 10.0], translate: [0.1, 0.1], scale: [0.9, 1.1], shear: [-10.0, 10.0], fill: 0 },
-                Op::Elastic { alpha: 34.0, sigma: 4.0, p: 0.5, fill: 0 },
+                Op::Affine {
+                    degrees: [-10.0, 10.0],
+                    translate: [0.1, 0.1],
+                    scale: [0.9, 1.1],
+                    shear: [-10.0, 10.0],
+                    fill: 0,
+                },
+                Op::Elastic {
+                    alpha: 34.0,
+                    sigma: 4.0,
+                    p: 0.5,
+                    fill: 0,
+                },
             ],
             "cifar" => vec![
-                Op::RandomCrop { size: Size::Square(32), padding: 4, padding_mode: PadMode::Zero },
+                Op::RandomCrop {
+                    size: Size::Square(32),
+                    padding: 4,
+                    padding_mode: PadMode::Zero,
+                },
                 Op::HorizontalFlip { p: 0.5 },
             ],
             "imagenet" => vec![
-                Op::RandomResizedCrop { size: Size::Square(224), scale: [0.08, 1.0], ratio: [3.0 / 4.0, 4.0 / 3.0] },
+                Op::RandomResizedCrop {
+                    size: Size::Square(224),
+                    scale: [0.08, 1.0],
+                    ratio: [3.0 / 4.0, 4.0 / 3.0],
+                },
                 Op::HorizontalFlip { p: 0.5 },
-                Op::ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.4 },
+                Op::ColorJitter {
+                    brightness: 0.4,
+                    contrast: 0.4,
+                    saturation: 0.4,
+                },
                 Op::PcaColor {
                     sigma: 0.1,
                     eigenvalues: super::color::PcaColor::imagenet().eigenvalues,
@@ -76,7 +99,10 @@ impl Pipeline {
                 },
             ],
             other => {
-                return Err(DataError::Invalid(format!("unknown augmentation preset '{other}' (presets: {})", PRESETS.join(", "))));
+                return Err(DataError::Invalid(format!(
+                    "unknown augmentation preset '{other}' (presets: {})",
+                    PRESETS.join(", ")
+                )));
             }
         };
         Ok(Self { ops })
@@ -89,16 +115,26 @@ impl Pipeline {
         }
         let path = Path::new(arg);
         if !path.exists() {
-            return Err(DataError::Invalid(format!("'{arg}' is neither an augmentation preset ({}) nor a file", PRESETS.join(", "))));
+            return Err(DataError::Invalid(format!(
+                "'{arg}' is neither an augmentation preset ({}) nor a file",
+                PRESETS.join(", ")
+            )));
         }
         Self::from_file(path)
     }
 
     /// Reads a pipeline from TOML (`.toml`) or JSON (any other extension) and validates it.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let is_toml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
-        let parsed = if is_toml { Self::from_toml(&text) } else { Self::from_json(&text) };
+        let parsed = if is_toml {
+            Self::from_toml(&text)
+        } else {
+            Self::from_json(&text)
+        };
         parsed.map_err(|e| DataError::format(path, e.to_string()))
     }
 
@@ -129,14 +165,36 @@ impl Pipeline {
     /// Checks every parameter, naming the op and field of the first bad one.
     pub fn validate(&self) -> Result<()> {
         for (i, op) in self.ops.iter().enumerate() {
-            let bad = |field: &str, reason: String| DataError::Augment { index: i + 1, op: op.name().into(), field: field.into(), reason };
-            let prob = |field: &str, p: f64| if (0.0..=1.0).contains(&p) { Ok(()) } else { Err(bad(field, format!("must be a probability in [0, 1], got {p}"))) };
+            let bad = |field: &str, reason: String| DataError::Augment {
+                index: i + 1,
+                op: op.name().into(),
+                field: field.into(),
+                reason,
+            };
+            let prob = |field: &str, p: f64| {
+                if (0.0..=1.0).contains(&p) {
+                    Ok(())
+                } else {
+                    Err(bad(field, format!("must be a probability in [0, 1], got {p}")))
+                }
+            };
             let range = |field: &str, r: [f64; 2]| {
-                if r.iter().all(|v| v.is_finite()) && r[0] <= r[1] { Ok(()) } else { Err(bad(field, format!("must be a range [low, high] with low <= high, got {r:?}"))) }
+                if r.iter().all(|v| v.is_finite()) && r[0] <= r[1] {
+                    Ok(())
+                } else {
+                    Err(bad(
+                        field,
+                        format!("must be a range [low, high] with low <= high, got {r:?}"),
+                    ))
+                }
             };
             let size = |s: Size| {
                 let (h, w) = s.hw();
-                if h > 0 && w > 0 { Ok(()) } else { Err(bad("size", "must be positive".into())) }
+                if h > 0 && w > 0 {
+                    Ok(())
+                } else {
+                    Err(bad("size", "must be positive".into()))
+                }
             };
             match op {
                 Op::HorizontalFlip { p } | Op::VerticalFlip { p } => prob("p", *p)?,
@@ -160,7 +218,13 @@ impl Pipeline {
                         return Err(bad("x/y", "shear angles must be within ±80 degrees".into()));
                     }
                 }
-                Op::Affine { degrees, translate, scale, shear, .. } => {
+                Op::Affine {
+                    degrees,
+                    translate,
+                    scale,
+                    shear,
+                    ..
+                } => {
                     range("degrees", *degrees)?;
                     range("scale", *scale)?;
                     range("shear", *shear)?;
@@ -168,7 +232,10 @@ impl Pipeline {
                         return Err(bad("scale", format!("must be positive, got {scale:?}")));
                     }
                     if translate.iter().any(|t| !(0.0..=1.0).contains(t)) {
-                        return Err(bad("translate", format!("fractions must lie in [0, 1], got {translate:?}")));
+                        return Err(bad(
+                            "translate",
+                            format!("fractions must lie in [0, 1], got {translate:?}"),
+                        ));
                     }
                     if shear.iter().any(|a| a.abs() >= 80.0) {
                         return Err(bad("shear", "angles must be within ±80 degrees".into()));
@@ -188,8 +255,16 @@ impl Pipeline {
                         return Err(bad("scale", format!("needs 1 to 3 non-negative values, got {scale:?}")));
                     }
                 }
-                Op::ColorJitter { brightness, contrast, saturation } => {
-                    for (field, v) in [("brightness", brightness), ("contrast", contrast), ("saturation", saturation)] {
+                Op::ColorJitter {
+                    brightness,
+                    contrast,
+                    saturation,
+                } => {
+                    for (field, v) in [
+                        ("brightness", brightness),
+                        ("contrast", contrast),
+                        ("saturation", saturation),
+                    ] {
                         if !(v.is_finite() && *v >= 0.0) {
                             return Err(bad(field, format!("must be >= 0, got {v}")));
                         }
@@ -213,12 +288,19 @@ impl Pipeline {
     pub fn check_input(&self, height: usize, width: usize) -> Result<(usize, usize)> {
         let (mut h, mut w) = (height, width);
         for (i, op) in self.ops.iter().enumerate() {
-            let bad = |reason: String| DataError::Augment { index: i + 1, op: op.name().into(), field: "size".into(), reason };
+            let bad = |reason: String| DataError::Augment {
+                index: i + 1,
+                op: op.name().into(),
+                field: "size".into(),
+                reason,
+            };
             match op {
                 Op::RandomCrop { size, padding, .. } => {
                     let (ch, cw) = size.hw();
                     if ch > h + 2 * padding || cw > w + 2 * padding {
-                        return Err(bad(format!("{ch}x{cw} is larger than the {h}x{w} image plus padding {padding}")));
+                        return Err(bad(format!(
+                            "{ch}x{cw} is larger than the {h}x{w} image plus padding {padding}"
+                        )));
                     }
                     (h, w) = (ch, cw);
                 }
@@ -241,15 +323,25 @@ impl Pipeline {
         let mut rng = sample_rng(seed, epoch, index);
         let mut out = img.clone();
         for (i, op) in self.ops.iter().enumerate() {
-            out = op
-                .apply(&out, &mut rng)
-                .map_err(|reason| DataError::Augment { index: i + 1, op: op.name().into(), field: "size".into(), reason })?;
+            out = op.apply(&out, &mut rng).map_err(|reason| DataError::Augment {
+                index: i + 1,
+                op: op.name().into(),
+                field: "size".into(),
+                reason,
+            })?;
         }
         Ok(out)
     }
 
     /// Augments `images` (sample `i` has index `first_index + i`) on `workers` threads.
-    pub fn apply_all(&self, images: &[Image], seed: u64, epoch: u64, first_index: u64, workers: usize) -> Result<Vec<Image>> {
+    pub fn apply_all(
+        &self,
+        images: &[Image],
+        seed: u64,
+        epoch: u64,
+        first_index: u64,
+        workers: usize,
+    ) -> Result<Vec<Image>> {
         let workers = workers.max(1).min(images.len().max(1));
         let chunk = images.len().div_ceil(workers).max(1);
         std::thread::scope(|scope| {

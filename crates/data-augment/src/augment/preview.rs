@@ -49,7 +49,12 @@ pub fn grid(tiles: &[Image], columns: usize) -> Image {
         for y in 0..rgb.height {
             for x in 0..rgb.width {
                 let i = (y * rgb.width + x) * 3;
-                put(cx + frame + x, cy + frame + y, [rgb.data[i], rgb.data[i + 1], rgb.data[i + 2]], &mut out);
+                put(
+                    cx + frame + x,
+                    cy + frame + y,
+                    [rgb.data[i], rgb.data[i + 1], rgb.data[i + 2]],
+                    &mut out,
+                );
             }
         }
         draw_number(&mut out, n, cx + frame + 2, cy + frame + 2, &mut put);
@@ -73,7 +78,12 @@ fn draw_number(out: &mut Image, n: usize, x: usize, y: usize, put: &mut impl FnM
                 if bits & (0b100 >> col) != 0 {
                     for sy in 0..scale {
                         for sx in 0..scale {
-                            put(x + scale + (k * 4 + col) * scale + sx, y + scale + row * scale + sy, [255, 220, 0], out);
+                            put(
+                                x + scale + (k * 4 + col) * scale + sx,
+                                y + scale + row * scale + sy,
+                                [255, 220, 0],
+                                out,
+                            );
                         }
                     }
                 }

@@ -3,10 +3,10 @@
 //! parameter-free (option A: subsample and zero-pad channels), identity, or none (a plain net).
 
 use burn::module::Module;
-use burn::nn::conv::Conv2d;
 use burn::nn::BatchNorm;
-use burn::tensor::{Device, Tensor, activation::relu, module::max_pool2d};
+use burn::nn::conv::Conv2d;
 use burn::tensor::ops::MaxPoolOptions;
+use burn::tensor::{Device, Tensor, activation::relu, module::max_pool2d};
 use serde::{Deserialize, Serialize};
 
 use crate::layers::{Layer, batch_norm, conv, conv_macs, conv_out, forward_seq, summarize_seq};
@@ -68,13 +68,24 @@ pub struct ResidualBlock {
 
 impl ResidualBlock {
     /// A block from `in_c` to `width · expansion` channels with the given stride.
-    pub fn new(kind: BlockKind, in_c: usize, width: usize, stride: usize, shortcut: ShortcutKind, residual: bool, device: &Device) -> Self {
+    pub fn new(
+        kind: BlockKind,
+        in_c: usize,
+        width: usize,
+        stride: usize,
+        shortcut: ShortcutKind,
+        residual: bool,
+        device: &Device,
+    ) -> Self {
         let out_c = width * kind.expansion();
         let reshape = stride != 1 || in_c != out_c;
         let (downsample, zero_pad) = match (residual && reshape, shortcut) {
             (false, _) => (None, None),
             (true, ShortcutKind::Projection) => (
-                Some(vec![Layer::Conv(conv(in_c, out_c, 1, stride, 0, false, device)), Layer::BatchNorm(batch_norm(out_c, 1e-5, device))]),
+                Some(vec![
+                    Layer::Conv(conv(in_c, out_c, 1, stride, 0, false, device)),
+                    Layer::BatchNorm(batch_norm(out_c, 1e-5, device)),
+                ]),
                 None,
             ),
             (true, ShortcutKind::ZeroPad) => (None, Some((stride, out_c - in_c))),
@@ -130,8 +141,20 @@ impl ResidualBlock {
         let mut shape = input;
         let add_conv = |label: &str, c: &Conv2d, bn: &BatchNorm, shape: &mut Shape3, s: &mut Summary| {
             let out = conv_out(c, *shape);
-            s.push(format!("{name}.{label}"), "Conv2d", OutShape::Map(out), crate::keys::param_count(c), conv_macs(c, out));
-            s.push(format!("{name}.{}", label.replace("conv", "bn")), "BatchNorm2d", OutShape::Map(out), crate::keys::param_count(bn), 0);
+            s.push(
+                format!("{name}.{label}"),
+                "Conv2d",
+                OutShape::Map(out),
+                crate::keys::param_count(c),
+                conv_macs(c, out),
+            );
+            s.push(
+                format!("{name}.{}", label.replace("conv", "bn")),
+                "BatchNorm2d",
+                OutShape::Map(out),
+                crate::keys::param_count(bn),
+                0,
+            );
             *shape = out;
         };
         add_conv("conv1", &self.conv1, &self.bn1, &mut shape, s);

@@ -15,9 +15,9 @@ use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation::relu};
 use serde::{Deserialize, Serialize};
 
+use crate::ImageClassifier;
 use crate::layers::{Layer, batch_norm, conv, conv_macs, conv_out, max_pool};
 use crate::summary::{OutShape, Shape3, Summary};
-use crate::ImageClassifier;
 
 /// The stem of the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,9 +96,15 @@ impl ResNetConfig {
     /// # Panics
     /// If `blocks` and `widths` differ in length or have more than four stages.
     pub fn init(&self, device: &Device) -> ResNet {
-        assert!(self.blocks.len() == self.widths.len() && (1..=4).contains(&self.blocks.len()), "ResNet needs 1 to 4 stages with one width each");
+        assert!(
+            self.blocks.len() == self.widths.len() && (1..=4).contains(&self.blocks.len()),
+            "ResNet needs 1 to 4 stages with one width each"
+        );
         let (conv1, maxpool) = match self.stem {
-            Stem::ImageNet => (conv(self.in_channels, self.widths[0], 7, 2, 3, false, device), Some(max_pool(3, 2, 1, false))),
+            Stem::ImageNet => (
+                conv(self.in_channels, self.widths[0], 7, 2, 3, false, device),
+                Some(max_pool(3, 2, 1, false)),
+            ),
             Stem::Cifar => (conv(self.in_channels, self.widths[0], 3, 1, 1, false, device), None),
         };
         let mut channels = self.widths[0];
@@ -107,7 +113,15 @@ impl ResNetConfig {
             let stage = (0..n)
                 .map(|b| {
                     let stride = if i > 0 && b == 0 { 2 } else { 1 };
-                    let block = ResidualBlock::new(self.block, channels, width, stride, self.shortcut, self.residual, device);
+                    let block = ResidualBlock::new(
+                        self.block,
+                        channels,
+                        width,
+                        stride,
+                        self.shortcut,
+                        self.residual,
+                        device,
+                    );
                     channels = width * self.block.expansion();
                     block
                 })
@@ -146,7 +160,9 @@ pub fn imagenet_depth(depth: usize) -> Option<(BlockKind, [usize; 4])> {
 impl ResNet {
     fn imagenet(depth: usize, num_classes: usize, device: &Device) -> Self {
         let (block, blocks) = imagenet_depth(depth).expect("a depth from the table");
-        ResNetConfig::imagenet(block, blocks).with_num_classes(num_classes).init(device)
+        ResNetConfig::imagenet(block, blocks)
+            .with_num_classes(num_classes)
+            .init(device)
     }
 
     /// ResNet-18.
@@ -175,8 +191,13 @@ impl ResNet {
     /// # Panics
     /// If `depth` is not of the form 6n+2.
     pub fn resnet_cifar(depth: usize, num_classes: usize, device: &Device) -> Self {
-        assert!(depth >= 8 && (depth - 2) % 6 == 0, "CIFAR ResNets have 6n+2 layers, not {depth}");
-        ResNetConfig::cifar((depth - 2) / 6, ShortcutKind::ZeroPad).with_num_classes(num_classes).init(device)
+        assert!(
+            depth >= 8 && (depth - 2) % 6 == 0,
+            "CIFAR ResNets have 6n+2 layers, not {depth}"
+        );
+        ResNetConfig::cifar((depth - 2) / 6, ShortcutKind::ZeroPad)
+            .with_num_classes(num_classes)
+            .init(device)
     }
 
     /// The stages in order.
@@ -203,8 +224,20 @@ impl ResNet {
     pub fn summary(&self, input: Shape3) -> Summary {
         let mut s = Summary::new(input);
         let out = conv_out(&self.conv1, input);
-        s.push("conv1", "Conv2d", OutShape::Map(out), crate::keys::param_count(&self.conv1), conv_macs(&self.conv1, out));
-        s.push("bn1", "BatchNorm2d", OutShape::Map(out), crate::keys::param_count(&self.bn1), 0);
+        s.push(
+            "conv1",
+            "Conv2d",
+            OutShape::Map(out),
+            crate::keys::param_count(&self.conv1),
+            conv_macs(&self.conv1, out),
+        );
+        s.push(
+            "bn1",
+            "BatchNorm2d",
+            OutShape::Map(out),
+            crate::keys::param_count(&self.bn1),
+            0,
+        );
         let mut shape = out;
         if let Some(pool) = &self.maxpool {
             shape = Layer::MaxPool(pool.clone()).summarize("maxpool", shape, &mut s);
@@ -216,7 +249,13 @@ impl ResNet {
         }
         shape = Layer::AdaptiveAvgPool(self.avgpool.clone()).summarize("avgpool", shape, &mut s);
         let [i, o] = self.fc.weight.dims();
-        s.push("fc", "Linear", OutShape::Flat(o), crate::keys::param_count(&self.fc), (i * o) as u64);
+        s.push(
+            "fc",
+            "Linear",
+            OutShape::Flat(o),
+            crate::keys::param_count(&self.fc),
+            (i * o) as u64,
+        );
         debug_assert_eq!(i, shape.iter().product::<usize>());
         s
     }
