@@ -38,6 +38,8 @@ enum Command {
     Summary(SummaryArgs),
     /// Measure images/s of inference or training steps (one model, or the per-family suite).
     Bench(BenchArgs),
+    /// Time one epoch of the data pipeline: loading only, compute only, 0 and N workers.
+    BenchLoader(BenchLoaderArgs),
     /// Augmentation tools: preview a pipeline on an image, fit PCA colour statistics.
     #[command(subcommand)]
     Augment(augment_cmd::AugmentCommand),
@@ -152,6 +154,15 @@ struct BenchArgs {
     json: Option<PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct BenchLoaderArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Use only the first N training images.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
 #[derive(Subcommand)]
 enum CostCommand {
     /// Multiplications of a "same" convolution, with and without a 1x1 bottleneck.
@@ -262,6 +273,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench(cli.device.as_deref(), args),
+        Command::BenchLoader(args) => bench_loader(cli.device.as_deref(), args),
         Command::Augment(cmd) => augment_cmd::run(cmd),
         Command::Cost(CostCommand::Conv(a)) => {
             let [h, w, c] = a.input;
@@ -374,6 +386,34 @@ fn bench(device: Option<&str>, args: BenchArgs) -> Result<()> {
         std::fs::write(&path, serde_json::to_string_pretty(&doc)?)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn bench_loader(device: Option<&str>, args: BenchLoaderArgs) -> Result<()> {
+    let cfg = args.train.config()?;
+    cfg.validate()?;
+    let info = cnn_models::registry::lookup(&cfg.model)?;
+    let (backend, device) = open_device(device)?;
+    let (train, _) = cnn_trainer::load_dataset(&cfg.dataset, cfg.data_dir.as_deref())?;
+    let train = match args.limit {
+        Some(n) if n < train.len() => train.subset(&(0..n).collect::<Vec<_>>())?,
+        _ => train,
+    };
+    let pre = cnn_trainer::preprocess_for(info.default_input, &train);
+    println!(
+        "one epoch of {} on {} images of {} (batch {}, {} augmentation ops) on {backend}",
+        cfg.model,
+        train.len(),
+        cfg.dataset,
+        cfg.batch_size,
+        cfg.augment.ops.len()
+    );
+    for t in cnn_trainer::bench_pipeline(&cfg, std::sync::Arc::new(train), &pre, &device)? {
+        match t.data_wait_share {
+            Some(w) => println!("  {:<34} {:>8.2} s   data wait {:.1}%", t.what, t.seconds, 100.0 * w),
+            None => println!("  {:<34} {:>8.2} s", t.what, t.seconds),
+        }
     }
     Ok(())
 }

@@ -301,3 +301,20 @@ fn augment_errors_are_clear() {
     assert!(msg.contains("random_crop") && msg.contains("larger than"), "{msg}");
     std::fs::remove_file(tiny).unwrap();
 }
+
+#[test]
+fn bench_loader_times_the_pipeline_four_ways() {
+    let out = cnn(&["bench-loader", "--augment", "mnist", "--workers", "1", "--limit", "256"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for line in [
+        "loading only, 1 thread",
+        "loading only, 1 workers",
+        "compute only",
+        "training, 0 workers",
+        "training, 1 workers",
+    ] {
+        assert!(text.contains(line), "{line} missing: {text}");
+    }
+    assert!(text.contains("on 256 images of mnist-5k"), "{text}");
+}

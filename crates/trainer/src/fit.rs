@@ -190,7 +190,8 @@ fn count_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
     predicted.equal(labels).int().sum().into_scalar::<i64>() as usize
 }
 
-fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
+/// The optimiser `cfg` asks for.
+pub(crate) fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     match cfg.optimizer {
         OptimizerKind::Adam => AdamConfig::new().init(),
         OptimizerKind::Sgd => SgdConfig::new()

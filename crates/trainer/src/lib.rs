@@ -11,13 +11,15 @@
 //! - [`run_bench`]: images/s of inference or of a training step, for benchmarks.
 
 pub mod bench;
+pub mod bench_loader;
 pub mod config;
 pub mod error;
 pub mod fit;
 pub mod run;
 
 pub use bench::{BenchCase, BenchPhase, BenchResult, family_suite, run_bench};
+pub use bench_loader::{PipelineTiming, bench_pipeline};
 pub use config::{OptimizerKind, TrainConfig};
 pub use error::{Result, TrainError};
 pub use fit::{EpochMetrics, Evaluation, Progress, evaluate, fit};
-pub use run::{DATASETS, RunReport, load_dataset, train_run};
+pub use run::{DATASETS, RunReport, load_dataset, preprocess_for, train_run};

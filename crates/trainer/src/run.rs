@@ -71,7 +71,7 @@ pub const LARGE_MODEL_TRAIN_SIZE: usize = 64;
 /// its default input size when that is at most 64 px (LeNet-5: 32, CIFAR ResNets: 32) and
 /// [`LARGE_MODEL_TRAIN_SIZE`] for the ImageNet-sized ones; images are centred on (or cropped to)
 /// that size and normalised with MNIST's mean and std on every channel.
-fn preprocess_for(input: registry::InputSpec, _data: &ImageDataset) -> Preprocess {
+pub fn preprocess_for(input: registry::InputSpec, _data: &ImageDataset) -> Preprocess {
     let size = if input.size <= LARGE_MODEL_TRAIN_SIZE {
         input.size
     } else {
