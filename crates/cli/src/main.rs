@@ -199,6 +199,12 @@ fn parse_dims<const N: usize>(s: &str) -> Result<[usize; N], String> {
 }
 
 fn main() -> ExitCode {
+    // `cnn models | head` should end quietly like any Unix tool, not panic on a closed pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
