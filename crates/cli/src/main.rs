@@ -55,7 +55,8 @@ struct TrainArgs {
     /// Model name (see `cnn models`).
     #[arg(long, default_value = "lenet5")]
     model: String,
-    /// Data set: mnist-5k (embedded), mnist, fashion-mnist, cifar10, cifar100.
+    /// Data set: mnist-5k (embedded), mnist, fashion-mnist, cifar10, cifar100, or the path of an
+    /// image folder (root/<class>/*.png|jpg…, or root/train/… and root/val/…).
     #[arg(long, default_value = "mnist-5k")]
     dataset: String,
     /// Folder holding the data sets' folders [default: ~/.cache/cnn-casestudies]; Debian's
@@ -406,7 +407,7 @@ fn bench_loader(device: Option<&str>, args: BenchLoaderArgs) -> Result<()> {
         Some(n) if n < train.len() => train.subset(&(0..n).collect::<Vec<_>>())?,
         _ => train,
     };
-    let pre = cnn_trainer::preprocess_for(info.default_input, &train);
+    let pre = cnn_trainer::preprocess_for(info.default_input, false);
     println!(
         "one epoch of {} on {} images of {} (batch {}, {} augmentation ops) on {backend}",
         cfg.model,
@@ -464,6 +465,7 @@ fn train(device: Option<&str>, args: TrainArgs) -> Result<()> {
                 last_report = Instant::now();
             }
         }
+        Progress::Warning(w) => eprintln!("warning: {w}"),
         Progress::Epoch(m) => {
             println!(
                 "epoch {:>3}/{}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.0} img/s  data wait {:.1}%",

@@ -318,3 +318,47 @@ fn bench_loader_times_the_pipeline_four_ways() {
     }
     assert!(text.contains("on 256 images of mnist-5k"), "{text}");
 }
+
+#[test]
+fn train_takes_an_image_folder_and_warns_about_bad_files() {
+    let root = std::env::temp_dir().join(format!("cnn-train-folder-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for (class, rgb) in [("blue", [20u8, 40, 220]), ("red", [230, 30, 20])] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for i in 0..10u8 {
+            let mut img = cnn_data_augment::Image::filled(40, 30, 3, 0);
+            for (k, v) in img.data.iter_mut().enumerate() {
+                *v = rgb[k % 3].saturating_add(i * 2);
+            }
+            img.save_png(&root.join(format!("{class}/{i}.png"))).unwrap();
+        }
+    }
+    std::fs::write(root.join("red/broken.png"), b"not a png").unwrap();
+    let out_dir = root.join("run");
+    let out = cnn(&[
+        "train",
+        "--dataset",
+        root.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("warning: skipped 1 unreadable image file(s)") && stderr.contains("broken.png"),
+        "{stderr}"
+    );
+    let last = stdout.trim_end().lines().last().unwrap();
+    assert!(
+        last.starts_with("test accuracy ") && last.ends_with(" on 4 images"),
+        "{last}"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}

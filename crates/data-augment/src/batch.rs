@@ -31,6 +31,9 @@ pub struct Preprocess {
     pub mean: Vec<f32>,
     /// Per-channel standard deviation, one value per output channel.
     pub std: Vec<f32>,
+    /// Resize (bilinear) images of another size to `size × size` instead of centring/cropping
+    /// them: for sources whose images differ in size, such as photo folders.
+    pub resize: bool,
 }
 
 impl Preprocess {
@@ -41,6 +44,7 @@ impl Preprocess {
             size,
             mean: vec![MNIST_MEAN_STD.0],
             std: vec![MNIST_MEAN_STD.1],
+            resize: false,
         }
     }
 
@@ -112,7 +116,12 @@ impl Batch {
         let (c, s) = (pre.channels, pre.size);
         let mut images = vec![0f32; samples.len() * c * s * s];
         for ((img, _), slot) in samples.iter().zip(images.chunks_exact_mut(c * s * s)) {
-            write_image(&img.data, img.height, img.width, img.channels, pre, slot);
+            if pre.resize && (img.height != s || img.width != s) {
+                let resized = crate::augment::geometry::resize(img, s, s);
+                write_image(&resized.data, s, s, resized.channels, pre, slot);
+            } else {
+                write_image(&img.data, img.height, img.width, img.channels, pre, slot);
+            }
         }
         let labels = samples.iter().map(|(_, l)| *l as i64).collect();
         Ok(Self {
@@ -190,6 +199,7 @@ mod tests {
             size: 4,
             mean: vec![0.0],
             std: vec![1.0],
+            resize: false,
         };
         let b = Batch::from_dataset(&ds, &[0], &pre).unwrap();
         assert_eq!(b.shape, [1, 1, 4, 4]);
@@ -209,6 +219,7 @@ mod tests {
             size: 1,
             mean: vec![0.0],
             std: vec![1.0],
+            resize: false,
         };
         let b = Batch::from_dataset(&ds, &[0], &gray).unwrap();
         assert!((b.images[0] - 0.299).abs() < 1e-6);
@@ -217,6 +228,7 @@ mod tests {
             size: 1,
             mean: vec![0.5; 3],
             std: vec![0.5; 3],
+            resize: false,
         };
         let b = Batch::from_dataset(&one_image(1, 1, 1, vec![255]), &[0], &rgb).unwrap();
         assert_eq!(b.images, vec![1.0, 1.0, 1.0]);
@@ -230,6 +242,7 @@ mod tests {
             size: 1,
             mean: vec![0.0; 2],
             std: vec![1.0; 2],
+            resize: false,
         };
         assert!(Batch::from_dataset(&ds, &[0], &pre).is_err());
         assert!(Batch::from_dataset(&ds, &[1], &Preprocess::mnist(1)).is_err());

@@ -84,6 +84,7 @@ impl ImageFolder {
     }
 
     /// Splits every class by a seeded shuffle: `val_fraction` of each class goes to the second set.
+    /// The list of skipped files stays with the first set.
     pub fn stratified_split(&self, val_fraction: f64, seed: u64) -> (Self, Self) {
         let mut rng = StdRng::seed_from_u64(seed);
         let (mut train, mut val) = (Vec::new(), Vec::new());
@@ -94,12 +95,12 @@ impl ImageFolder {
             val.extend(mine.drain(..n_val.min(mine.len())));
             train.extend(mine);
         }
-        let part = |samples| Self {
+        let part = |samples, skipped| Self {
             classes: self.classes.clone(),
             samples,
-            skipped: Vec::new(),
+            skipped,
         };
-        (part(train), part(val))
+        (part(train, self.skipped.clone()), part(val, Vec::new()))
     }
 }
 

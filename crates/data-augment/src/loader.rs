@@ -81,14 +81,14 @@ impl LoaderConfig {
 }
 
 /// Makes the batches of one epoch at a time from a [`Source`].
-pub struct Loader<S: Source + 'static> {
+pub struct Loader<S: Source + ?Sized + 'static> {
     source: std::sync::Arc<S>,
     pipeline: std::sync::Arc<Pipeline>,
     pre: std::sync::Arc<Preprocess>,
     config: LoaderConfig,
 }
 
-impl<S: Source + 'static> Loader<S> {
+impl<S: Source + ?Sized + 'static> Loader<S> {
     /// A loader over `source`, augmenting with `pipeline` and fitting images with `pre`.
     pub fn new(source: std::sync::Arc<S>, pipeline: Pipeline, pre: Preprocess, config: LoaderConfig) -> Result<Self> {
         if config.batch_size == 0 {

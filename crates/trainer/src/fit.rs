@@ -8,7 +8,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor};
 use std::sync::Arc;
 
-use cnn_data_augment::{Batch, ImageDataset, Loader, LoaderConfig, Preprocess};
+use cnn_data_augment::{Batch, Loader, LoaderConfig, Preprocess, Source};
 use cnn_models::ImageClassifier;
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,8 @@ pub enum Progress<'a> {
     },
     /// An epoch finished and was evaluated.
     Epoch(&'a EpochMetrics),
+    /// Something the user should know that does not stop the run (e.g. skipped image files).
+    Warning(String),
 }
 
 /// Loss and accuracy over a data set.
@@ -79,8 +81,8 @@ pub struct Evaluation {
 /// gives the same run whatever the number of workers.
 pub fn fit<M: ImageClassifier>(
     mut model: M,
-    train: Arc<ImageDataset>,
-    test: &ImageDataset,
+    train: Arc<dyn Source>,
+    test: &dyn Source,
     pre: &Preprocess,
     cfg: &TrainConfig,
     device: &Device,
@@ -163,7 +165,7 @@ pub fn fit<M: ImageClassifier>(
 /// Loss and top-1 accuracy of `model` (in inference mode) on `data`.
 pub fn evaluate<M: ImageClassifier>(
     model: &M,
-    data: &ImageDataset,
+    data: &dyn Source,
     pre: &Preprocess,
     device: &Device,
 ) -> Result<Evaluation> {
@@ -171,7 +173,11 @@ pub fn evaluate<M: ImageClassifier>(
     let (mut loss_sum, mut correct) = (0f64, 0usize);
     let all: Vec<usize> = (0..data.len()).collect();
     for indices in all.chunks(EVAL_BATCH) {
-        let (images, labels) = Batch::from_dataset(data, indices, pre)?.to_device(device);
+        let samples = indices
+            .iter()
+            .map(|&i| data.get(i))
+            .collect::<cnn_data_augment::Result<Vec<_>>>()?;
+        let (images, labels) = Batch::from_images(&samples, pre)?.to_device(device);
         let logits = model.logits(images);
         correct += count_correct(logits.clone(), labels.clone());
         let loss = loss_fn.forward(logits, labels).into_scalar::<f32>();

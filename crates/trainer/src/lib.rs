@@ -22,4 +22,4 @@ pub use bench_loader::{PipelineTiming, bench_pipeline};
 pub use config::{OptimizerKind, TrainConfig};
 pub use error::{Result, TrainError};
 pub use fit::{EpochMetrics, Evaluation, Progress, evaluate, fit};
-pub use run::{DATASETS, RunReport, load_dataset, preprocess_for, train_run};
+pub use run::{DATASETS, LoadedData, RunReport, load_data, load_dataset, preprocess_for, train_run};

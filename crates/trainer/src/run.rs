@@ -8,7 +8,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use cnn_data_augment::{ImageDataset, Preprocess};
+use std::sync::Arc;
+
+use cnn_data_augment::folder::ImageFolder;
+use cnn_data_augment::{ImageDataset, Preprocess, Source};
 use cnn_models::{BuildOptions, ImageClassifier, registry};
 
 use crate::config::TrainConfig;
@@ -29,7 +32,60 @@ pub struct RunReport {
     pub test: Evaluation,
 }
 
-/// Loads a data set by registered name as `(train, test)`, from `data_dir` or the default folder.
+/// A training and a test set, ready for the loader.
+pub struct LoadedData {
+    /// Training samples.
+    pub train: Arc<dyn Source>,
+    /// Held-out samples.
+    pub test: Arc<dyn Source>,
+    /// Class names, indexed by label.
+    pub class_names: Vec<String>,
+    /// `true` for photo folders: images differ in size and are resized to the model's input.
+    pub photos: bool,
+    /// Files of an image folder that were skipped, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Loads `name` — a registered data set (from `data_dir` or the default folder) or the path of an
+/// image folder (`root/<class>/…`, or `root/train/<class>/…` + `root/val/<class>/…`; otherwise a
+/// seeded, stratified 80/20 split of `root`).
+pub fn load_data(name: &str, data_dir: Option<&Path>, seed: u64) -> Result<LoadedData> {
+    let path = Path::new(name);
+    if path.is_dir() {
+        let (train, test) = if path.join("train").is_dir() && path.join("val").is_dir() {
+            ImageFolder::open_split(path)?
+        } else {
+            ImageFolder::open(path)?.stratified_split(0.2, seed)
+        };
+        if train.is_empty() || test.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{} gives {} training and {} test images: too few to train on",
+                path.display(),
+                train.len(),
+                test.len()
+            )));
+        }
+        let skipped = train.skipped.iter().chain(&test.skipped).cloned().collect();
+        let class_names = train.classes.clone();
+        return Ok(LoadedData {
+            train: Arc::new(train),
+            test: Arc::new(test),
+            class_names,
+            photos: true,
+            skipped,
+        });
+    }
+    let (train, test) = load_dataset(name, data_dir)?;
+    Ok(LoadedData {
+        class_names: train.class_names().to_vec(),
+        train: Arc::new(train),
+        test: Arc::new(test),
+        photos: false,
+        skipped: Vec::new(),
+    })
+}
+
+/// Loads a registered data set by name as `(train, test)`, from `data_dir` or the default folder.
 pub fn load_dataset(name: &str, data_dir: Option<&Path>) -> Result<(ImageDataset, ImageDataset)> {
     let dir = data_dir
         .map(Path::to_path_buf)
@@ -46,7 +102,15 @@ pub fn train_run(
 ) -> Result<RunReport> {
     cfg.validate()?;
     let info = registry::lookup(&cfg.model)?;
-    let (train, test) = load_dataset(&cfg.dataset, cfg.data_dir.as_deref())?;
+    let data = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?;
+    if let Some((file, reason)) = data.skipped.first() {
+        progress(Progress::Warning(format!(
+            "skipped {} unreadable image file(s) in {}, e.g. {}: {reason}",
+            data.skipped.len(),
+            cfg.dataset,
+            file.display()
+        )));
+    }
     create_run_dir(dir)?;
     write_file(
         &dir.join("config.json"),
@@ -54,43 +118,63 @@ pub fn train_run(
     )?;
 
     let autodiff = device.clone().autodiff();
-    let pre = preprocess_for(info.default_input, &train);
+    let pre = preprocess_for(info.default_input, data.photos);
     device.seed(cfg.seed);
     let options = BuildOptions {
-        num_classes: train.num_classes(),
+        num_classes: data.class_names.len(),
         in_channels: Some(pre.channels),
     };
     let model = registry::build(info.name, options, &autodiff)?;
-    finish(model, &train, &test, &pre, cfg, &autodiff, device, dir, progress)
+    finish(
+        model,
+        data.train,
+        &*data.test,
+        &pre,
+        cfg,
+        &autodiff,
+        device,
+        dir,
+        progress,
+    )
 }
 
 /// Input size trained at for models designed for ImageNet-sized (224 px) input: CPU-friendly.
 pub const LARGE_MODEL_TRAIN_SIZE: usize = 64;
 
-/// The documented input rule: the model's own channel count (gray repeated to RGB, RGB to luma),
+/// ImageNet's per-channel mean and standard deviation (torchvision's), used for photos.
+pub const IMAGENET_MEAN_STD: ([f32; 3], [f32; 3]) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+
+/// The documented input rule: the model's own channel count (gray repeated to RGB, RGB to luma);
 /// its default input size when that is at most 64 px (LeNet-5: 32, CIFAR ResNets: 32) and
-/// [`LARGE_MODEL_TRAIN_SIZE`] for the ImageNet-sized ones; images are centred on (or cropped to)
-/// that size and normalised with MNIST's mean and std on every channel.
-pub fn preprocess_for(input: registry::InputSpec, _data: &ImageDataset) -> Preprocess {
+/// [`LARGE_MODEL_TRAIN_SIZE`] for the ImageNet-sized ones. Digit-style data sets are centred on
+/// (or cropped to) that size and normalised with MNIST's mean and std on every channel; photos
+/// are resized to it and, for RGB models, normalised with ImageNet's statistics.
+pub fn preprocess_for(input: registry::InputSpec, photos: bool) -> Preprocess {
     let size = if input.size <= LARGE_MODEL_TRAIN_SIZE {
         input.size
     } else {
         LARGE_MODEL_TRAIN_SIZE
     };
-    let (mean, std) = cnn_data_augment::batch::MNIST_MEAN_STD;
+    let (mean, std) = if photos && input.channels == 3 {
+        (IMAGENET_MEAN_STD.0.to_vec(), IMAGENET_MEAN_STD.1.to_vec())
+    } else {
+        let (m, s) = cnn_data_augment::batch::MNIST_MEAN_STD;
+        (vec![m; input.channels], vec![s; input.channels])
+    };
     Preprocess {
         channels: input.channels,
         size,
-        mean: vec![mean; input.channels],
-        std: vec![std; input.channels],
+        mean,
+        std,
+        resize: photos,
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn finish<M: ImageClassifier>(
     model: M,
-    train: &ImageDataset,
-    test: &ImageDataset,
+    train: Arc<dyn Source>,
+    test: &dyn Source,
     pre: &Preprocess,
     cfg: &TrainConfig,
     autodiff: &Device,
@@ -120,15 +204,7 @@ fn finish<M: ImageClassifier>(
         }
         progress(p);
     };
-    let (model, history) = fit(
-        model,
-        std::sync::Arc::new(train.clone()),
-        test,
-        pre,
-        cfg,
-        autodiff,
-        &mut on_progress,
-    )?;
+    let (model, history) = fit(model, train, test, pre, cfg, autodiff, &mut on_progress)?;
     let inference = model.valid();
     let test_eval = evaluate(&inference, test, pre, device)?;
     let weights = dir.join("model.bpk");
