@@ -1,20 +1,22 @@
 //! # cnn-data-augment
 //!
 //! Everything between a file on disk and a mini-batch tensor: data sets, the augmentations
-//! of the CNN case studies, and (as the project grows) the multi-threaded loader that prepares
-//! mini-batches while training runs. It knows nothing of models.
+//! of the CNN case studies, and the multi-threaded loader that prepares mini-batches while
+//! training runs. It knows nothing of models.
 //!
-//! Today it holds:
 //! - [`ImageDataset`]: 8-bit HWC images with labels, in memory;
-//! - [`idx`]: the IDX reader of MNIST and Fashion-MNIST (gzipped or raw);
+//! - [`idx`] and [`cifar`]: the IDX reader of MNIST and Fashion-MNIST (gzipped or raw) and the
+//!   CIFAR-10/100 binary reader; [`datasets`]: the registry of data set names;
+//! - [`folder::ImageFolder`]: `root/<class>/*.png|jpg…`, decoded lazily;
 //! - [`embedded::mnist_5k`]: 5,000 real MNIST digits compiled into the binary (4,000 train /
 //!   1,000 test, stratified);
 //! - [`Batch`] and [`Preprocess`]: fitting images to a model's input and moving them to a device;
 //! - [`augment`]: mirroring, crops, rotation, shear, elastic warping, colour shifts, PCA colour,
 //!   composed into deterministic [`Pipeline`]s (TOML/JSON files or presets);
 //! - [`Image`]: the 8-bit image the augmentations work on, decoded with the `image` crate;
-//! - [`Loader`]: worker threads that read, augment and assemble mini-batches in the background,
-//!   in the same order for any number of workers, with bounded memory and a data-wait figure.
+//! - [`Loader`]: worker threads that read, augment and assemble mini-batches in the background
+//!   from any [`Source`], in the same order for any number of workers, with bounded memory and a
+//!   data-wait figure.
 //!
 //! ```
 //! let (train, test) = cnn_data_augment::embedded::mnist_5k().unwrap();

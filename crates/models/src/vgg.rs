@@ -28,7 +28,7 @@ pub enum VggDepth {
 /// One entry of a layer table: a 3×3 convolution with that many filters, or a 2×2 max pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VggItem {
-    /// 3×3 convolution (padding 1) with this many output channels, then [BN], ReLU.
+    /// 3×3 convolution (padding 1) with this many output channels, then (batch norm,) ReLU.
     Conv(usize),
     /// 2×2 max pool, stride 2.
     Pool,

@@ -6,7 +6,7 @@
 //! `device.autodiff()`.
 //!
 //! - [`TrainConfig`]: what to train, how long, with which optimiser and seed;
-//! - [`fit`]: the loop itself, generic over any [`ImageClassifier`](cnn_models::ImageClassifier);
+//! - [`fit()`]: the loop itself, generic over any [`ImageClassifier`](cnn_models::ImageClassifier);
 //! - [`train_run`]: names → model and data → trained run folder;
 //! - [`run_bench`]: images/s of inference or of a training step, for benchmarks.
 
