@@ -68,10 +68,11 @@ fn plan(args: &[String]) -> Result<Plan, String> {
             _ => plan.cnn_args.push(arg.clone()),
         }
     }
-    if let Some(d) = &plan.device {
-        if (d == "ndarray" || d == "wgpu") && !plan.features.contains(d) {
-            plan.features.push(d.clone());
-        }
+    if let Some(d) = &plan.device
+        && (d == "ndarray" || d == "wgpu")
+        && !plan.features.contains(d)
+    {
+        plan.features.push(d.clone());
     }
     Ok(plan)
 }

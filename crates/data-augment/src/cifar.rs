@@ -54,7 +54,7 @@ impl Cifar {
 /// Parses the records in `bytes` (one `.bin` file), naming `origin` in errors.
 pub fn parse_cifar(kind: Cifar, bytes: &[u8], origin: &Path, class_names: Vec<String>) -> Result<ImageDataset> {
     let record = kind.label_bytes() + PIXELS;
-    if bytes.is_empty() || bytes.len() % record != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
         return Err(DataError::format(
             origin,
             format!(

@@ -102,6 +102,7 @@ impl AlexNetConfig {
 
 impl AlexNet {
     /// torchvision's `alexnet` for `num_classes` classes.
+    #[allow(clippy::self_named_constructors)] // named constructors per variant, like ResNet::resnet50
     pub fn alexnet(num_classes: usize, device: &Device) -> Self {
         AlexNetConfig::new().with_num_classes(num_classes).init(device)
     }

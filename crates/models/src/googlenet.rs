@@ -196,6 +196,7 @@ impl GoogLeNetConfig {
 
 impl GoogLeNet {
     /// torchvision's `googlenet` with auxiliary classifiers, for `num_classes` classes.
+    #[allow(clippy::self_named_constructors)] // named constructors per variant, like ResNet::resnet50
     pub fn googlenet(num_classes: usize, device: &Device) -> Self {
         GoogLeNetConfig::new().with_num_classes(num_classes).init(device)
     }

@@ -59,6 +59,7 @@ impl BasicConv2d {
 
 /// One step of a multi-layer branch.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum BranchLayer {
     /// Convolution + BN + ReLU.
     Conv(BasicConv2d),

@@ -73,6 +73,25 @@ impl ModuleVisitor for ShapeVisitor {
     }
 }
 
+/// Learnable parameters of `module`, counted as torchvision counts them.
+///
+/// burn's `Module::num_params` also counts BatchNorm's running mean and variance (they are
+/// stored like parameters); torchvision keeps them as buffers outside `parameters()`. This count
+/// leaves them out, so it equals `sum(p.numel() for p in model.parameters())`.
+pub fn param_count<M: Module>(module: &M) -> usize {
+    tensor_shapes(module)
+        .iter()
+        .filter(|(path, _)| !is_running_stat(path))
+        .map(|(_, shape)| shape.iter().product::<usize>())
+        .sum()
+}
+
+/// Whether `path` names a BatchNorm running statistic rather than a learnable parameter.
+pub fn is_running_stat(path: &str) -> bool {
+    let leaf = path.rsplit('.').next().unwrap_or(path);
+    leaf == "running_mean" || leaf == "running_var"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,23 +112,4 @@ mod tests {
             ("layer1.0.bn1.running_var".into(), vec![64])
         );
     }
-}
-
-/// Learnable parameters of `module`, counted as torchvision counts them.
-///
-/// burn's `Module::num_params` also counts BatchNorm's running mean and variance (they are
-/// stored like parameters); torchvision keeps them as buffers outside `parameters()`. This count
-/// leaves them out, so it equals `sum(p.numel() for p in model.parameters())`.
-pub fn param_count<M: Module>(module: &M) -> usize {
-    tensor_shapes(module)
-        .iter()
-        .filter(|(path, _)| !is_running_stat(path))
-        .map(|(_, shape)| shape.iter().product::<usize>())
-        .sum()
-}
-
-/// Whether `path` names a BatchNorm running statistic rather than a learnable parameter.
-pub fn is_running_stat(path: &str) -> bool {
-    let leaf = path.rsplit('.').next().unwrap_or(path);
-    leaf == "running_mean" || leaf == "running_var"
 }

@@ -110,10 +110,9 @@ pub fn fit<M: ImageClassifier>(
         let mut batches = loader.epoch(epoch as u64);
         let total = batches.total();
         let (mut loss_sum, mut correct) = (0f64, 0usize);
-        let mut b = 0;
-        while let Some(batch) = batches.next() {
+        for (b, batch) in batches.by_ref().enumerate() {
+            let b = b + 1;
             let batch = batch?;
-            b += 1;
             let n = batch.len();
             let (images, labels) = batch.to_device(device);
             let out = model.train_outputs(images);

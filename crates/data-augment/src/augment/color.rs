@@ -152,6 +152,7 @@ impl PcaFit {
     }
 
     /// The 3×3 covariance of the pixels added.
+    #[allow(clippy::needless_range_loop)] // index form mirrors the formula
     pub fn covariance(&self) -> [[f64; 3]; 3] {
         let n = self.n.max(1.0);
         let mut cov = [[0.0; 3]; 3];
@@ -175,6 +176,7 @@ impl PcaFit {
 
 /// Eigenvalues (descending, clamped at 0) and unit eigenvectors (rows) of a symmetric 3×3 matrix,
 /// by cyclic Jacobi rotations. The sign of each vector is fixed so its largest entry is positive.
+#[allow(clippy::needless_range_loop)] // index form mirrors the Jacobi rotation formulas
 pub fn symmetric_eigen(m: [[f64; 3]; 3]) -> ([f64; 3], [[f64; 3]; 3]) {
     let mut a = m;
     let mut v = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];

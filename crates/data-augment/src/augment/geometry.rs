@@ -162,6 +162,7 @@ pub type Affine = [f64; 6];
 /// The map from output to input pixel of a rotation by `degrees` (counter-clockwise as seen on
 /// screen), shears `shear_x`/`shear_y` (degrees), isotropic `scale` and translation
 /// (`tx`, `ty` pixels), all about the image centre — torchvision's `affine` parameters.
+#[allow(clippy::too_many_arguments)] // torchvision's affine parameters, one by one
 pub fn inverse_affine(
     width: usize,
     height: usize,

@@ -192,7 +192,7 @@ impl ResNet {
     /// If `depth` is not of the form 6n+2.
     pub fn resnet_cifar(depth: usize, num_classes: usize, device: &Device) -> Self {
         assert!(
-            depth >= 8 && (depth - 2) % 6 == 0,
+            depth >= 8 && (depth - 2).is_multiple_of(6),
             "CIFAR ResNets have 6n+2 layers, not {depth}"
         );
         ResNetConfig::cifar((depth - 2) / 6, ShortcutKind::ZeroPad)
