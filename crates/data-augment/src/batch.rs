@@ -16,6 +16,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::dataset::ImageDataset;
 use crate::error::{DataError, Result};
 use crate::image::Image;
+use crate::loader::Source;
 
 /// Per-channel mean and standard deviation of MNIST's training pixels (in [0, 1]).
 pub const MNIST_MEAN_STD: (f32, f32) = (0.1307, 0.3081);
@@ -82,32 +83,8 @@ pub struct Batch {
 impl Batch {
     /// Assembles the images at `indices` of `data` into a batch.
     pub fn from_dataset(data: &ImageDataset, indices: &[usize], pre: &Preprocess) -> Result<Self> {
-        pre.validate()?;
-        let (c, s) = (pre.channels, pre.size);
-        let mut images = vec![0f32; indices.len() * c * s * s];
-        let mut labels = Vec::with_capacity(indices.len());
-        for (slot, &i) in indices.iter().enumerate() {
-            if i >= data.len() {
-                return Err(DataError::Invalid(format!(
-                    "index {i} is out of range for {} images",
-                    data.len()
-                )));
-            }
-            write_image(
-                data.image(i),
-                data.height(),
-                data.width(),
-                data.channels(),
-                pre,
-                &mut images[slot * c * s * s..(slot + 1) * c * s * s],
-            );
-            labels.push(data.label(i) as i64);
-        }
-        Ok(Self {
-            images,
-            shape: [indices.len(), c, s, s],
-            labels,
-        })
+        let samples = indices.iter().map(|&i| data.get(i)).collect::<Result<Vec<_>>>()?;
+        Self::from_images(&samples, pre)
     }
 
     /// Assembles already-decoded (and augmented) images with their labels into a batch.

@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::error::{DataError, Result};
-use crate::image::{IMAGE_EXTENSIONS, Image, MAX_PIXELS};
+use crate::image::{Image, has_image_extension, probe};
 use crate::loader::Source;
 
 /// A folder of labelled image files.
@@ -58,7 +58,7 @@ impl ImageFolder {
                 .collect();
             files.sort();
             for file in files {
-                match check_header(&file) {
+                match probe(&file) {
                     Ok(()) => samples.push((file, label)),
                     Err(reason) => skipped.push((file, reason)),
                 }
@@ -120,12 +120,6 @@ impl Source for ImageFolder {
     }
 }
 
-fn has_image_extension(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
 /// The sub-folders of `root`, sorted (names need not be UTF-8).
 fn class_dirs(root: &Path) -> Result<Vec<std::ffi::OsString>> {
     let mut dirs: Vec<_> = std::fs::read_dir(root)
@@ -139,19 +133,4 @@ fn class_dirs(root: &Path) -> Result<Vec<std::ffi::OsString>> {
         .collect();
     dirs.sort();
     Ok(dirs)
-}
-
-/// Reads only the header: is this a supported image of a sane size?
-fn check_header(path: &Path) -> std::result::Result<(), String> {
-    let reader = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| e.to_string())?;
-    if reader.format().is_none() {
-        return Err("not a recognised image format".into());
-    }
-    let (w, h) = reader.into_dimensions().map_err(|e| e.to_string())?;
-    if u64::from(w) * u64::from(h) > MAX_PIXELS {
-        return Err(format!("{w}x{h} pixels exceeds the limit of {MAX_PIXELS}"));
-    }
-    Ok(())
 }

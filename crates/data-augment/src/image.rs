@@ -15,6 +15,42 @@ pub const MAX_PIXELS: u64 = 100_000_000;
 /// File extensions read as images.
 pub const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "bmp", "webp"];
 
+/// Whether `path` has one of the [`IMAGE_EXTENSIONS`] (case-insensitive).
+pub fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Reads only the header of `path`: is it a supported image of at most [`MAX_PIXELS`]? The error
+/// is the reason, without the path.
+pub fn probe(path: &Path) -> std::result::Result<(), String> {
+    let reader = open_reader(path).map_err(|e| e.to_string())?;
+    checked_decoder(reader).map(|_| ())
+}
+
+fn open_reader(path: &Path) -> std::io::Result<image::ImageReader<std::io::BufReader<std::fs::File>>> {
+    image::ImageReader::open(path)?.with_guessed_format()
+}
+
+/// The decoder for a reader whose header names a known format and at most [`MAX_PIXELS`]
+/// pixels; nothing but the header has been read yet.
+fn checked_decoder<R: std::io::BufRead + std::io::Seek + 'static>(
+    reader: image::ImageReader<R>,
+) -> std::result::Result<impl image::ImageDecoder, String> {
+    if reader.format().is_none() {
+        return Err("not a recognised image format".into());
+    }
+    let decoder = reader
+        .into_decoder()
+        .map_err(|e| format!("not a readable image: {e}"))?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(format!("{w}x{h} pixels exceeds the limit of {MAX_PIXELS}"));
+    }
+    Ok(decoder)
+}
+
 /// Every image file under `dir` (recursively, by extension), sorted by path.
 pub fn image_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let mut out = Vec::new();
@@ -33,11 +69,7 @@ pub fn image_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
                 .path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-            {
+            } else if has_image_extension(&path) {
                 out.push(path);
             }
         }
@@ -135,34 +167,14 @@ impl Image {
     }
 
     /// Reads and decodes an image file (PNG, JPEG, BMP, WebP), refusing absurd sizes before
-    /// decoding.
+    /// decoding. The file is opened and read once.
     pub fn open(path: &Path) -> Result<Self> {
-        let reader = image::ImageReader::open(path)
-            .map_err(|source| DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?
-            .with_guessed_format()
-            .map_err(|source| DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        let (w, h) = reader
-            .into_dimensions()
-            .map_err(|e| DataError::format(path, format!("not a readable image: {e}")))?;
-        if u64::from(w) * u64::from(h) > MAX_PIXELS {
-            return Err(DataError::format(
-                path,
-                format!("{w}x{h} pixels exceeds the limit of {MAX_PIXELS}"),
-            ));
-        }
-        let img = image::ImageReader::open(path)
-            .and_then(|r| r.with_guessed_format())
-            .map_err(|source| DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?
-            .decode()
+        let reader = open_reader(path).map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let decoder = checked_decoder(reader).map_err(|reason| DataError::format(path, reason))?;
+        let img = DynamicImage::from_decoder(decoder)
             .map_err(|e| DataError::format(path, format!("cannot decode image: {e}")))?;
         Ok(Self::from_dynamic(&img))
     }

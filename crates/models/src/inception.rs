@@ -10,7 +10,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation::relu};
 
 use crate::ImageClassifier;
-use crate::layers::{Layer, batch_norm, conv, conv_macs, conv_out, max_pool};
+use crate::layers::{Layer, batch_norm, conv, max_pool, summarize_conv};
 use crate::summary::{OutShape, Shape3, Summary};
 
 /// Convolution (no bias), batch norm (ε = 0.001) and ReLU: torchvision's `BasicConv2d`.
@@ -38,14 +38,7 @@ impl BasicConv2d {
 
     /// Adds rows for the convolution and its batch norm; returns the output shape.
     pub fn summarize(&self, name: &str, input: Shape3, s: &mut Summary) -> Shape3 {
-        let out = conv_out(&self.conv, input);
-        s.push(
-            format!("{name}.conv"),
-            "Conv2d",
-            OutShape::Map(out),
-            crate::keys::param_count(&self.conv),
-            conv_macs(&self.conv, out),
-        );
+        let out = summarize_conv(format!("{name}.conv"), &self.conv, input, s);
         s.push(
             format!("{name}.bn"),
             "BatchNorm2d",

@@ -196,6 +196,19 @@ pub fn batch_norm(channels: usize, epsilon: f64, device: &Device) -> BatchNorm {
     BatchNormConfig::new(channels).with_epsilon(epsilon).init(device)
 }
 
+/// Adds a convolution's row to `summary` and returns its output shape.
+pub fn summarize_conv(name: impl Into<String>, c: &Conv2d, input: Shape3, summary: &mut Summary) -> Shape3 {
+    let out = conv_out(c, input);
+    summary.push(
+        name,
+        "Conv2d",
+        OutShape::Map(out),
+        crate::keys::param_count(c),
+        conv_macs(c, out),
+    );
+    out
+}
+
 /// Output shape of a convolution for one input shape.
 pub fn conv_out(c: &Conv2d, input: Shape3) -> Shape3 {
     let [out_c, _, kh, kw] = c.weight.dims();

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor, activation};
 use serde::{Deserialize, Serialize};
 
 use crate::ImageClassifier;
-use crate::layers::{Layer, conv_macs, conv_out};
+use crate::layers::{Layer, summarize_conv};
 use crate::summary::{OutShape, Shape3, Summary};
 
 /// The non-linearity applied after every convolution and hidden fully connected layer.
@@ -135,14 +135,7 @@ impl LeNet5 {
         let mut s = Summary::new(input);
         let mut shape = input;
         for (name, conv, pool) in [("conv1", &self.conv1, "pool1"), ("conv2", &self.conv2, "pool2")] {
-            let out = conv_out(conv, shape);
-            s.push(
-                name,
-                "Conv2d",
-                OutShape::Map(out),
-                crate::keys::param_count(conv),
-                conv_macs(conv, out),
-            );
+            let out = summarize_conv(name, conv, shape, &mut s);
             shape = Layer::AvgPool(self.pool.clone()).summarize(pool, out, &mut s);
         }
         for (name, fc) in [("fc1", &self.fc1), ("fc2", &self.fc2), ("fc3", &self.fc3)] {

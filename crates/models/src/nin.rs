@@ -9,8 +9,8 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor, activation::relu};
 
-use crate::layers::{conv, conv_macs, conv_out};
-use crate::summary::{OutShape, Shape3, Summary};
+use crate::layers::{conv, summarize_conv};
+use crate::summary::{Shape3, Summary};
 
 /// Configuration of [`NinBlock`].
 #[derive(Config, Debug)]
@@ -73,15 +73,7 @@ impl NinBlock {
         [("conv", &self.conv), ("mlp1", &self.mlp1), ("mlp2", &self.mlp2)]
             .into_iter()
             .fold(input, |shape, (label, c)| {
-                let out = conv_out(c, shape);
-                s.push(
-                    format!("{name}.{label}"),
-                    "Conv2d",
-                    OutShape::Map(out),
-                    crate::keys::param_count(c),
-                    conv_macs(c, out),
-                );
-                out
+                summarize_conv(format!("{name}.{label}"), c, shape, s)
             })
     }
 }

@@ -9,7 +9,7 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor, activation::relu, module::max_pool2d};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{Layer, batch_norm, conv, conv_macs, conv_out, forward_seq, summarize_seq};
+use crate::layers::{Layer, batch_norm, conv, forward_seq, summarize_conv, summarize_seq};
 use crate::summary::{OutShape, Shape3, Summary};
 
 /// Which block a ResNet stacks.
@@ -140,14 +140,7 @@ impl ResidualBlock {
     pub fn summarize(&self, name: &str, input: Shape3, s: &mut Summary) -> Shape3 {
         let mut shape = input;
         let add_conv = |label: &str, c: &Conv2d, bn: &BatchNorm, shape: &mut Shape3, s: &mut Summary| {
-            let out = conv_out(c, *shape);
-            s.push(
-                format!("{name}.{label}"),
-                "Conv2d",
-                OutShape::Map(out),
-                crate::keys::param_count(c),
-                conv_macs(c, out),
-            );
+            let out = summarize_conv(format!("{name}.{label}"), c, *shape, s);
             s.push(
                 format!("{name}.{}", label.replace("conv", "bn")),
                 "BatchNorm2d",

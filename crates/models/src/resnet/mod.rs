@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor, activation::relu};
 use serde::{Deserialize, Serialize};
 
 use crate::ImageClassifier;
-use crate::layers::{Layer, batch_norm, conv, conv_macs, conv_out, max_pool};
+use crate::layers::{Layer, batch_norm, conv, max_pool, summarize_conv};
 use crate::summary::{OutShape, Shape3, Summary};
 
 /// The stem of the network.
@@ -223,14 +223,7 @@ impl ResNet {
     /// Per-layer summary for one input of shape `input`.
     pub fn summary(&self, input: Shape3) -> Summary {
         let mut s = Summary::new(input);
-        let out = conv_out(&self.conv1, input);
-        s.push(
-            "conv1",
-            "Conv2d",
-            OutShape::Map(out),
-            crate::keys::param_count(&self.conv1),
-            conv_macs(&self.conv1, out),
-        );
+        let out = summarize_conv("conv1", &self.conv1, input, &mut s);
         s.push(
             "bn1",
             "BatchNorm2d",
