@@ -158,6 +158,10 @@ impl Image {
     }
 
     /// Converts to the `image` crate (gray or RGB).
+    ///
+    /// # Panics
+    /// If the public fields were changed so that `data` no longer holds
+    /// `width · height · channels` bytes ([`Image::new`] checks this).
     pub fn to_dynamic(&self) -> DynamicImage {
         let (w, h) = (self.width as u32, self.height as u32);
         match self.channels {
