@@ -4,11 +4,13 @@
 //! ```text
 //! cargo xtask train [--device flex|ndarray|wgpu] [--features F] [--release] [cnn train flags…]
 //! cargo xtask bench [--device flex|ndarray|wgpu] [--features F] [--release] [cnn bench flags…]
+//! cargo xtask download <mnist|fashion-mnist|cifar10|cifar100> [--from DIR] [--data-dir DIR]
 //! ```
 //!
 //! `train` runs `cnn train --model lenet5 --dataset mnist-5k` unless the flags say otherwise;
 //! `bench` runs `cnn bench` (one model per family, inference, batch 32) and writes
-//! `target/bench-<device>.json` unless `--json` is given.
+//! `target/bench-<device>.json` unless `--json` is given. `download` runs `cnn download`:
+//! checksums, a progress bar, atomic placement; `--from DIR` imports local copies.
 //! `--device ndarray|wgpu` also enables that cargo feature for the build. The build uses the
 //! dev profile, whose dependencies are fully optimised (see the workspace `Cargo.toml`), so it
 //! shares burn's build with `cargo test`; `--release` uses the release profile instead.
@@ -18,13 +20,15 @@ use std::process::{Command, ExitCode};
 const USAGE: &str = "usage: cargo xtask train [--device flex|ndarray|wgpu] [--features F] [--release] \
 [--model NAME] [--dataset NAME] [--epochs N] [--batch-size N] [--lr F] [--optimizer sgd|adam] [--seed N] [--out DIR]
        cargo xtask bench [--device flex|ndarray|wgpu] [--features F] [--release] \
-[--model NAME]... [--size N] [--batch N] [--phase infer|train] [--warmup N] [--reps N] [--json FILE]";
+[--model NAME]... [--size N] [--batch N] [--phase infer|train] [--warmup N] [--reps N] [--json FILE]
+       cargo xtask download <mnist|fashion-mnist|cifar10|cifar100> [--from DIR] [--data-dir DIR]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("train") => run_cnn("train", &args[1..]),
         Some("bench") => run_cnn("bench", &args[1..]),
+        Some("download") => run_cnn("download", &args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             ExitCode::SUCCESS

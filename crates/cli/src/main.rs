@@ -5,14 +5,15 @@
 
 mod augment_cmd;
 mod backend;
+mod download_cmd;
+mod eval_cmd;
+mod train_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use cnn_trainer::{OptimizerKind, Progress, TrainConfig};
 
 #[derive(Parser)]
 #[command(
@@ -31,7 +32,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model on a data set and write a run folder.
-    Train(TrainArgs),
+    Train(train_cmd::TrainArgs),
+    /// Download a data set (mnist, fashion-mnist, cifar10, cifar100) with checksums, or import
+    /// local copies with --from.
+    Download(download_cmd::DownloadArgs),
+    /// Evaluate a trained run: accuracy, top-5, per-class accuracy, confusion matrix
+    /// (printed and written to <run>/confusion.png).
+    Eval(eval_cmd::EvalArgs),
+    /// Classify image files with a trained run, optionally averaging ten crops (--tta).
+    Predict(eval_cmd::PredictArgs),
     /// List the models with their parameter counts.
     Models,
     /// Print a model's layers with output shapes, parameters and multiply-adds.
@@ -48,73 +57,6 @@ enum Command {
     Cost(CostCommand),
     /// List the backends compiled into this build.
     Devices,
-}
-
-#[derive(clap::Args)]
-struct TrainArgs {
-    /// Model name (see `cnn models`).
-    #[arg(long, default_value = "lenet5")]
-    model: String,
-    /// Data set: mnist-5k (embedded), mnist, fashion-mnist, cifar10, cifar100, or the path of an
-    /// image folder (root/<class>/*.png|jpg…, or root/train/… and root/val/…).
-    #[arg(long, default_value = "mnist-5k")]
-    dataset: String,
-    /// Folder holding the data sets' folders [default: ~/.cache/cnn-casestudies]; Debian's
-    /// dataset-fashion-mnist works with --data-dir /usr/share/datasets.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Passes over the training set [default: 10].
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Images per mini-batch [default: 32].
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Learning rate [default: 0.001].
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Optimiser: sgd or adam [default: adam].
-    #[arg(long)]
-    optimizer: Option<OptimizerKind>,
-    /// Momentum for sgd [default: 0.9].
-    #[arg(long)]
-    momentum: Option<f64>,
-    /// Seed for initialisation, shuffling and augmentation [default: 42].
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Augmentation of the training images: a preset (none, mnist, cifar, imagenet) or a
-    /// .toml/.json pipeline file [default: none].
-    #[arg(long)]
-    augment: Option<String>,
-    /// Data worker threads that prepare batches in the background; 0 = on the training thread
-    /// [default: cores - 1, at least 1].
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Run folder to write (default: runs/<model>-<dataset>-<unix time>).
-    #[arg(long)]
-    out: Option<PathBuf>,
-}
-
-impl TrainArgs {
-    /// The trainer's defaults, overridden by whatever flags were given.
-    fn config(&self) -> Result<TrainConfig> {
-        let d = TrainConfig::new(&self.model, &self.dataset);
-        let augment = match &self.augment {
-            Some(a) => cnn_data_augment::Pipeline::from_arg(a)?,
-            None => d.augment.clone(),
-        };
-        Ok(TrainConfig {
-            epochs: self.epochs.unwrap_or(d.epochs),
-            batch_size: self.batch_size.unwrap_or(d.batch_size),
-            lr: self.lr.unwrap_or(d.lr),
-            optimizer: self.optimizer.unwrap_or(d.optimizer),
-            momentum: self.momentum.unwrap_or(d.momentum),
-            seed: self.seed.unwrap_or(d.seed),
-            workers: self.workers.unwrap_or(d.workers),
-            data_dir: self.data_dir.clone(),
-            augment,
-            ..d
-        })
-    }
 }
 
 #[derive(clap::Args)]
@@ -158,7 +100,7 @@ struct BenchArgs {
 #[derive(clap::Args)]
 struct BenchLoaderArgs {
     #[command(flatten)]
-    train: TrainArgs,
+    train: train_cmd::TrainArgs,
     /// Use only the first N training images.
     #[arg(long)]
     limit: Option<usize>,
@@ -321,7 +263,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Train(args) => train(cli.device.as_deref(), args),
+        Command::Train(args) => train_cmd::run(cli.device.as_deref(), args),
+        Command::Download(args) => download_cmd::run(args),
+        Command::Eval(args) => eval_cmd::eval(cli.device.as_deref(), args),
+        Command::Predict(args) => eval_cmd::predict(cli.device.as_deref(), args),
     }
 }
 
@@ -334,7 +279,7 @@ fn group(n: u64) -> String {
     cnn_models::summary::group(n)
 }
 
-fn open_device(requested: Option<&str>) -> Result<(backend::Backend, burn::tensor::Device)> {
+pub(crate) fn open_device(requested: Option<&str>) -> Result<(backend::Backend, burn::tensor::Device)> {
     let backend = backend::resolve(requested, &backend::compiled()).map_err(anyhow::Error::msg)?;
     let device = backend::open(backend).map_err(anyhow::Error::msg)?;
     Ok((backend, device))
@@ -402,94 +347,28 @@ fn bench_loader(device: Option<&str>, args: BenchLoaderArgs) -> Result<()> {
     cfg.validate()?;
     let info = cnn_models::registry::lookup(&cfg.model)?;
     let (backend, device) = open_device(device)?;
-    let (train, _) = cnn_trainer::load_dataset(&cfg.dataset, cfg.data_dir.as_deref())?;
-    let train = match args.limit {
-        Some(n) if n < train.len() => train.subset(&(0..n).collect::<Vec<_>>())?,
-        _ => train,
+    let data = cnn_trainer::load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?;
+    let train: std::sync::Arc<dyn cnn_data_augment::Source> = match args.limit {
+        Some(len) => std::sync::Arc::new(cnn_data_augment::Subset::prefix(data.train, len)),
+        None => data.train,
     };
-    let pre = cnn_trainer::preprocess_for(info.default_input, false);
+    let pre = cnn_trainer::preprocess_for(info.default_input, data.photos);
     println!(
-        "one epoch of {} on {} images of {} (batch {}, {} augmentation ops) on {backend}",
+        "one epoch of {} on {} images of {} ({} px, batch {}, {} augmentation ops, {} workers, prefetch {}) on {backend}",
         cfg.model,
         train.len(),
         cfg.dataset,
+        pre.size,
         cfg.batch_size,
-        cfg.augment.ops.len()
+        cfg.augment.ops.len(),
+        cfg.workers,
+        cfg.prefetch_batches()
     );
-    for t in cnn_trainer::bench_pipeline(&cfg, std::sync::Arc::new(train), &pre, &device)? {
+    for t in cnn_trainer::bench_pipeline(&cfg, train, data.class_names.len(), &pre, &device)? {
         match t.data_wait_share {
             Some(w) => println!("  {:<34} {:>8.2} s   data wait {:.1}%", t.what, t.seconds, 100.0 * w),
             None => println!("  {:<34} {:>8.2} s", t.what, t.seconds),
         }
     }
-    Ok(())
-}
-
-fn train(device: Option<&str>, args: TrainArgs) -> Result<()> {
-    let cfg = args.config()?;
-    cfg.validate()?;
-    cnn_models::registry::lookup(&cfg.model)?;
-    let (backend, device) = open_device(device)?;
-    let dir = args.out.unwrap_or_else(|| {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        PathBuf::from("runs").join(format!("{}-{}-{secs}", cfg.model, cfg.dataset))
-    });
-    println!(
-        "training {} on {} for {} epochs (batch {}, {:?} lr {}, seed {}, {} augmentation ops, {} data workers) on {backend}",
-        cfg.model,
-        cfg.dataset,
-        cfg.epochs,
-        cfg.batch_size,
-        cfg.optimizer,
-        cfg.lr,
-        cfg.seed,
-        cfg.augment.ops.len(),
-        cfg.workers
-    );
-    println!("run folder: {}", dir.display());
-    let started = Instant::now();
-    let mut last_report = Instant::now();
-    let report = cnn_trainer::train_run(&cfg, &device, &dir, &mut |p| match p {
-        Progress::Batch {
-            epoch,
-            batch,
-            batches,
-            loss,
-        } => {
-            // A line every few seconds keeps long epochs visible without flooding logs.
-            if last_report.elapsed().as_secs_f32() >= 5.0 && batch < batches {
-                println!("  epoch {epoch} batch {batch}/{batches} loss {loss:.4}");
-                last_report = Instant::now();
-            }
-        }
-        Progress::Warning(w) => eprintln!("warning: {w}"),
-        Progress::Epoch(m) => {
-            println!(
-                "epoch {:>3}/{}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.0} img/s  data wait {:.1}%",
-                m.epoch,
-                cfg.epochs,
-                m.train_loss,
-                m.train_accuracy,
-                m.test_loss,
-                m.test_accuracy,
-                m.images_per_second,
-                100.0 * m.data_wait_share
-            );
-            last_report = Instant::now();
-        }
-    })
-    .with_context(|| format!("training {} on {}", cfg.model, cfg.dataset))?;
-    println!(
-        "wrote {} (config.json, metrics.csv, model.bpk, summary.json) in {:.1} s",
-        report.dir.display(),
-        started.elapsed().as_secs_f64()
-    );
-    println!(
-        "test accuracy {:.4} on {} images",
-        report.test.accuracy, report.test.images
-    );
     Ok(())
 }

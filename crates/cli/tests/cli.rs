@@ -88,14 +88,12 @@ fn default_training_reaches_95_percent_and_writes_a_run_folder() {
     );
     let accuracy: f64 = last.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(accuracy >= 0.95, "test accuracy {accuracy} < 0.95\n{stdout}");
-    for file in ["config.json", "metrics.csv", "model.bpk", "summary.json"] {
+    for file in ["config.json", "metrics.csv", "model.bpk", "summary.json", "curves.png", "best.bpk"] {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 11, "{csv}");
-    assert!(csv.starts_with(
-        "epoch,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,images_per_second,data_wait_share"
-    ));
+    assert!(csv.starts_with("epoch,lr,train_loss,train_accuracy,train_top5,valid_loss,valid_accuracy,valid_top5,"));
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
     assert!(config.contains("\"model\": \"lenet5\""), "{config}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -361,4 +359,181 @@ fn train_takes_an_image_folder_and_warns_about_bad_files() {
         "{last}"
     );
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn bench_loader_takes_an_image_folder_and_a_prefetch_bound() {
+    let root = std::env::temp_dir().join(format!("cnn-bench-folder-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for class in ["cat", "coffee"] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        let photo = repo_path(&format!(
+            "datasets/photos/{}.png",
+            if class == "cat" { "chelsea" } else { "coffee" }
+        ));
+        for i in 0..5 {
+            std::fs::copy(&photo, root.join(format!("{class}/{i}.png"))).unwrap();
+        }
+    }
+    let out = cnn(&[
+        "bench-loader",
+        "--model",
+        "resnet20",
+        "--dataset",
+        root.to_str().unwrap(),
+        "--augment",
+        "imagenet",
+        "--workers",
+        "1",
+        "--prefetch",
+        "1",
+        "--batch-size",
+        "4",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("on 8 images of") && text.contains("prefetch 1"), "{text}");
+    assert!(text.contains("training, 1 workers"), "{text}");
+    let msg = assert_clean_failure(&cnn(&["train", "--prefetch", "0"]));
+    assert!(msg.contains("--prefetch"), "{msg}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn download_imports_debians_fashion_mnist_and_rejects_unknown_names() {
+    let data = std::env::temp_dir().join(format!("cnn-download-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let out = cnn(&[
+        "download",
+        "fashion-mnist",
+        "--from",
+        "/usr/share/datasets/fashion-mnist",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches("sha256 of the contents").count(), 4, "{stdout}");
+    assert!(
+        stdout.contains("fashion-mnist is ready: cnn train --dataset fashion-mnist --data-dir"),
+        "{stdout}"
+    );
+    for name in ["train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        assert!(data.join("fashion-mnist").join(name).is_file(), "{name}");
+    }
+    let msg = assert_clean_failure(&cnn(&["download", "imagenet"]));
+    assert!(msg.contains("unknown dataset 'imagenet'"), "{msg}");
+    let msg = assert_clean_failure(&cnn(&["download", "mnist", "--from", data.to_str().unwrap()]));
+    assert!(msg.contains("train-images-idx3-ubyte.gz is missing"), "{msg}");
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+/// Every float of a run's final model, for exact comparisons.
+fn run_weights(dir: &std::path::Path) -> Vec<Vec<f32>> {
+    let run = cnn_trainer::RunFolder::open(dir).unwrap();
+    cnn_trainer::checkpoint::parameter_values(&run.load_model(&burn::tensor::Device::flex()).unwrap())
+}
+
+#[cfg(feature = "flex")]
+#[test]
+fn a_killed_run_resumes_to_the_same_weights_then_evaluates_and_predicts() {
+    let root = std::env::temp_dir().join(format!("cnn-cli-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (straight, killed) = (root.join("straight"), root.join("killed"));
+    let common = ["--device", "flex", "train", "--epochs", "3", "--optimizer", "sgd", "--lr", "0.05"];
+    let mut args: Vec<&str> = common.to_vec();
+    args.extend(["--schedule", "cosine", "--warmup", "1", "--weight-decay", "0.0005", "--out"]);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(&args)
+        .arg(&killed)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it (SIGKILL) as soon as the first checkpoint exists: in the middle of epoch 2.
+    let started = std::time::Instant::now();
+    while !killed.join("checkpoint.json").exists() {
+        assert!(started.elapsed().as_secs() < 300, "no checkpoint after 5 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let info = cnn_trainer::checkpoint::info(&killed).unwrap();
+    assert_eq!(info.epoch, 1, "killed too late to test a resume");
+    assert!(!killed.join("model.bpk").exists());
+
+    let msg = assert_clean_failure(&cnn(&["train", "--resume", killed.to_str().unwrap(), "--lr", "0.1"]));
+    assert!(msg.contains("--lr cannot be changed"), "{msg}");
+    let out = cnn(&["--device", "flex", "train", "--resume", killed.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("resuming lenet5") && stdout.contains("epoch   2/3") && !stdout.contains("epoch   1/3"), "{stdout}");
+
+    let mut args: Vec<&str> = common.to_vec();
+    args.extend(["--schedule", "cosine", "--warmup", "1", "--weight-decay", "0.0005", "--out", straight.to_str().unwrap()]);
+    assert!(cnn(&args).status.success());
+    assert_eq!(run_weights(&straight), run_weights(&killed), "resumed weights differ");
+
+    // cnn eval: overall, per-class, the printed matrix and confusion.png.
+    let out = cnn(&["eval", "--run", killed.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("on the 1000 test images of mnist-5k: accuracy 0.") && stdout.contains("top-5"), "{stdout}");
+    assert!(stdout.contains("per class:") && stdout.contains("confusion matrix"), "{stdout}");
+    let row_sums: Vec<usize> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("confusion matrix"))
+        .skip(1)
+        .take(10)
+        .map(|l| l.split_whitespace().skip(1).map(|c| c.parse::<usize>().unwrap()).sum())
+        .collect();
+    assert_eq!(row_sums, vec![100; 10], "{stdout}");
+    let png = image::open(killed.join("confusion.png")).unwrap();
+    assert!(png.width() > 500 && png.height() > 500);
+
+    // cnn predict on a real digit written as PNG, with and without ten-crop averaging.
+    let (test, _) = (cnn_data_augment::embedded::mnist_5k().unwrap().1, ());
+    let (img, label) = cnn_data_augment::Source::get(&test, 0).unwrap();
+    let digit = root.join("digit.png");
+    img.save_png(&digit).unwrap();
+    for tta in [false, true] {
+        let mut args = vec!["predict", "--run", killed.to_str().unwrap(), "--top-k", "3", digit.to_str().unwrap()];
+        if tta {
+            args.push("--tta");
+        }
+        let out = cnn(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 4, "{stdout}");
+        assert_eq!(lines[0].contains("10-crop"), tta);
+        let probs: Vec<f64> = lines[1..].iter().map(|l| l.split_whitespace().next().unwrap().parse().unwrap()).collect();
+        assert!(probs.windows(2).all(|w| w[0] >= w[1]) && probs.iter().sum::<f64>() <= 1.0 + 1e-3, "{stdout}");
+        if !tta {
+            assert_eq!(lines[1].split_whitespace().nth(1).unwrap(), label.to_string(), "{stdout}");
+        }
+    }
+    let msg = assert_clean_failure(&cnn(&["eval", "--run", root.to_str().unwrap()]));
+    assert!(msg.contains("config.json"), "{msg}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn bad_training_settings_are_clear_errors() {
+    for (args, needle) in [
+        (vec!["train", "--schedule", "linear"], "constant, step or cosine"),
+        (vec!["train", "--optimizer", "rmsprop"], "sgd, adam or adamw"),
+        (vec!["train", "--epochs", "2", "--warmup", "2"], "--warmup"),
+        (vec!["train", "--valid-split", "1.5"], "--valid-split"),
+        (vec!["train", "--weight-decay=-1"], "--weight-decay"),
+        (vec!["train", "--early-stop", "0"], "--early-stop"),
+        (vec!["train", "--resume", "/nonexistent/run"], "config.json"),
+    ] {
+        let msg = assert_clean_failure(&cnn(&args));
+        assert!(msg.contains(needle), "{args:?}: {msg}");
+    }
 }

@@ -22,7 +22,7 @@ use crate::loader::Source;
 pub const MNIST_MEAN_STD: (f32, f32) = (0.1307, 0.3081);
 
 /// How images are fitted to a model's input.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Preprocess {
     /// Output channels (1 or 3).
     pub channels: usize,

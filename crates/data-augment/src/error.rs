@@ -45,6 +45,19 @@ pub enum DataError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A file's checksum is not the published one.
+    #[error("{path}: checksum mismatch: expected {expected}, got {actual}")]
+    Checksum {
+        /// The file involved.
+        path: PathBuf,
+        /// The published checksum.
+        expected: String,
+        /// What the file has.
+        actual: String,
+    },
+    /// A download failed from every source.
+    #[error("{0}")]
+    Download(String),
     /// A request that cannot be satisfied by the data (bad index, bad size, …).
     #[error("{0}")]
     Invalid(String),

@@ -118,6 +118,15 @@ impl Source for ImageFolder {
         })?;
         Ok((Image::open(path)?, *label))
     }
+
+    fn label(&self, index: usize) -> Result<usize> {
+        self.samples.get(index).map(|(_, label)| *label).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "index {index} is out of range for {} images",
+                self.samples.len()
+            ))
+        })
+    }
 }
 
 /// The sub-folders of `root`, sorted (names need not be UTF-8).

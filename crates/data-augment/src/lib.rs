@@ -16,7 +16,9 @@
 //! - [`Image`]: the 8-bit image the augmentations work on, decoded with the `image` crate;
 //! - [`Loader`]: worker threads that read, augment and assemble mini-batches in the background
 //!   from any [`Source`], in the same order for any number of workers, with bounded memory and a
-//!   data-wait figure.
+//!   data-wait figure; [`Subset`] and [`stratified_split`] for parts of a source;
+//! - [`download`] (feature `download`, on by default): checked downloads of the registered data
+//!   sets, or imports of local copies, with atomic placement.
 //!
 //! ```
 //! let (train, test) = cnn_data_augment::embedded::mnist_5k().unwrap();
@@ -29,12 +31,15 @@ pub mod batch;
 pub mod cifar;
 pub mod dataset;
 pub mod datasets;
+#[cfg(feature = "download")]
+pub mod download;
 pub mod embedded;
 pub mod error;
 pub mod folder;
 pub mod idx;
 pub mod image;
 pub mod loader;
+pub mod subset;
 
 pub use augment::{Op, Pipeline};
 pub use batch::{Batch, Preprocess};
@@ -42,3 +47,4 @@ pub use dataset::ImageDataset;
 pub use error::{DataError, Result};
 pub use image::Image;
 pub use loader::{EpochIter, Loader, LoaderConfig, Source};
+pub use subset::{Subset, stratified_split};

@@ -32,6 +32,11 @@ pub trait Source: Send + Sync {
     }
     /// Sample `index`: the image and its class.
     fn get(&self, index: usize) -> Result<(Image, usize)>;
+    /// The class of sample `index`. Sources that know it without decoding the image override
+    /// this (it is used to split data sets by class).
+    fn label(&self, index: usize) -> Result<usize> {
+        Ok(self.get(index)?.1)
+    }
 }
 
 impl Source for ImageDataset {
@@ -47,7 +52,17 @@ impl Source for ImageDataset {
             )));
         }
         let img = Image::new(self.width(), self.height(), self.channels(), self.image(index).to_vec())?;
-        Ok((img, self.label(index)))
+        Ok((img, ImageDataset::label(self, index)))
+    }
+
+    fn label(&self, index: usize) -> Result<usize> {
+        if index >= ImageDataset::len(self) {
+            return Err(DataError::Invalid(format!(
+                "index {index} is out of range for {} images",
+                ImageDataset::len(self)
+            )));
+        }
+        Ok(ImageDataset::label(self, index))
     }
 }
 

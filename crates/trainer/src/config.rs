@@ -4,6 +4,7 @@ use cnn_data_augment::Pipeline;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+pub use crate::schedule::Schedule;
 
 /// The optimiser used for training.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -11,8 +12,10 @@ use crate::error::{Result, TrainError};
 pub enum OptimizerKind {
     /// Stochastic gradient descent with (PyTorch-style, undampened) momentum.
     Sgd,
-    /// Adam (Kingma & Ba 2015).
+    /// Adam (Kingma & Ba 2015); `--weight-decay` adds L2 to the gradient.
     Adam,
+    /// AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay.
+    AdamW,
 }
 
 impl std::str::FromStr for OptimizerKind {
@@ -22,7 +25,8 @@ impl std::str::FromStr for OptimizerKind {
         match s.to_ascii_lowercase().as_str() {
             "sgd" => Ok(OptimizerKind::Sgd),
             "adam" => Ok(OptimizerKind::Adam),
-            other => Err(format!("unknown optimizer '{other}' (expected sgd or adam)")),
+            "adamw" => Ok(OptimizerKind::AdamW),
+            other => Err(format!("unknown optimizer '{other}' (expected sgd, adam or adamw)")),
         }
     }
 }
@@ -46,6 +50,22 @@ pub struct TrainConfig {
     pub momentum: f64,
     /// Seed for weight initialisation, shuffling and augmentation.
     pub seed: u64,
+    /// Weight decay (L2 for SGD and Adam, decoupled for AdamW); 0 = none.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Learning-rate schedule after the warm-up.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Epochs of linear learning-rate warm-up (per batch, from lr/steps to lr).
+    #[serde(default)]
+    pub warmup: usize,
+    /// Stop when the validation loss has not improved for this many epochs.
+    #[serde(default)]
+    pub early_stop: Option<usize>,
+    /// Share of the training set held out (stratified, seeded) for validation each epoch;
+    /// 0 validates on the test set.
+    #[serde(default = "default_valid_split")]
+    pub valid_split: f64,
     /// Augmentation of the training images (empty: none).
     #[serde(default)]
     pub augment: Pipeline,
@@ -55,6 +75,13 @@ pub struct TrainConfig {
     /// Data worker threads (0: build batches on the training thread).
     #[serde(default = "default_workers")]
     pub workers: usize,
+    /// Most finished batches waiting in the loader's queue (`None`: two per worker).
+    #[serde(default)]
+    pub prefetch: Option<usize>,
+}
+
+fn default_valid_split() -> f64 {
+    0.1
 }
 
 fn default_workers() -> usize {
@@ -62,8 +89,9 @@ fn default_workers() -> usize {
 }
 
 impl TrainConfig {
-    /// The defaults for `model` on `dataset`: Adam, lr 1e-3, batch 32, 10 epochs, seed 42, no
-    /// augmentation, cores − 1 data workers (at least 1).
+    /// The defaults for `model` on `dataset`: Adam, lr 1e-3 (constant, no warm-up, no weight
+    /// decay), batch 32, 10 epochs, seed 42, no augmentation, 10% of the training set held out
+    /// for validation, no early stopping, cores − 1 data workers (at least 1).
     pub fn new(model: impl Into<String>, dataset: impl Into<String>) -> Self {
         Self {
             model: model.into(),
@@ -74,10 +102,21 @@ impl TrainConfig {
             optimizer: OptimizerKind::Adam,
             momentum: 0.9,
             seed: 42,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            warmup: 0,
+            early_stop: None,
+            valid_split: default_valid_split(),
             augment: Pipeline::default(),
             data_dir: None,
             workers: default_workers(),
+            prefetch: None,
         }
+    }
+
+    /// Batches the loader may keep ready: `prefetch`, or two per worker.
+    pub fn prefetch_batches(&self) -> usize {
+        self.prefetch.unwrap_or(2 * self.workers.max(1))
     }
 
     /// Checks that every value is usable, naming the first bad one.
@@ -95,8 +134,28 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.momentum) {
             return bad(format!("--momentum must be in [0, 1), got {}", self.momentum));
         }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!("--weight-decay must be 0 or more, got {}", self.weight_decay));
+        }
+        if self.warmup >= self.epochs && self.warmup > 0 {
+            return bad(format!(
+                "--warmup {} must be shorter than --epochs {}",
+                self.warmup, self.epochs
+            ));
+        }
+        if self.early_stop == Some(0) {
+            return bad("--early-stop must be at least 1 epoch".into());
+        }
+        if !(0.0..0.9).contains(&self.valid_split) {
+            return bad(format!("--valid-split must be in [0, 0.9), got {}", self.valid_split));
+        }
         if self.workers > 256 {
             return bad(format!("--workers {} is absurd (at most 256)", self.workers));
+        }
+        if let Some(p) = self.prefetch
+            && !(1..=4096).contains(&p)
+        {
+            return bad(format!("--prefetch must be between 1 and 4096 batches, got {p}"));
         }
         self.augment
             .validate()
@@ -143,6 +202,34 @@ mod tests {
                 },
                 "--momentum",
             ),
+            (
+                TrainConfig {
+                    weight_decay: -0.1,
+                    ..ok.clone()
+                },
+                "--weight-decay",
+            ),
+            (
+                TrainConfig {
+                    warmup: 10,
+                    ..ok.clone()
+                },
+                "--warmup",
+            ),
+            (
+                TrainConfig {
+                    early_stop: Some(0),
+                    ..ok.clone()
+                },
+                "--early-stop",
+            ),
+            (
+                TrainConfig {
+                    valid_split: 0.95,
+                    ..ok.clone()
+                },
+                "--valid-split",
+            ),
         ] {
             assert!(cfg.validate().unwrap_err().to_string().contains(flag));
         }
@@ -154,5 +241,12 @@ mod tests {
         let json = serde_json::to_string(&cfg).unwrap();
         assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), cfg);
         assert_eq!("SGD".parse::<OptimizerKind>(), Ok(OptimizerKind::Sgd));
+        assert_eq!("adamw".parse::<OptimizerKind>(), Ok(OptimizerKind::AdamW));
+        assert!("rmsprop".parse::<OptimizerKind>().unwrap_err().contains("adamw"));
+        // A config.json written before these fields existed still loads, with their defaults.
+        let old = r#"{"model":"lenet5","dataset":"mnist-5k","epochs":1,"batch_size":8,"lr":0.001,
+            "optimizer":"adam","momentum":0.9,"seed":1}"#;
+        let cfg: TrainConfig = serde_json::from_str(old).unwrap();
+        assert_eq!((cfg.schedule, cfg.warmup, cfg.valid_split), (Schedule::Constant, 0, 0.1));
     }
 }

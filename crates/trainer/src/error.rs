@@ -9,6 +9,9 @@ pub enum TrainError {
     /// A configuration value is out of range or inconsistent.
     #[error("invalid setting: {0}")]
     Config(String),
+    /// A run folder, checkpoint or weights file cannot be used.
+    #[error("{0}")]
+    Checkpoint(String),
     /// The model name is unknown.
     #[error(transparent)]
     Model(#[from] cnn_models::ModelError),

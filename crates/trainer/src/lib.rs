@@ -7,19 +7,30 @@
 //!
 //! - [`TrainConfig`]: what to train, how long, with which optimiser and seed;
 //! - [`fit()`]: the loop itself, generic over any [`ImageClassifier`](cnn_models::ImageClassifier);
-//! - [`train_run`]: names → model and data → trained run folder;
+//! - [`train_run`]: names → model and data → trained run folder, with a checkpoint after every
+//!   epoch, exact resume, early stopping and `curves.png` ([`checkpoint`], [`plot`]);
+//! - [`schedule`]: constant, step and cosine learning rates with linear warm-up;
+//! - [`eval`]: top-1/top-5, per-class accuracy and confusion matrices; predictions with
+//!   ten-crop test-time augmentation;
 //! - [`run_bench`]: images/s of inference or of a training step, for benchmarks.
 
 pub mod bench;
 pub mod bench_loader;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod eval;
 pub mod fit;
+pub mod plot;
 pub mod run;
+pub mod schedule;
+pub mod train;
 
 pub use bench::{BenchCase, BenchPhase, BenchResult, family_suite, run_bench};
 pub use bench_loader::{PipelineTiming, bench_pipeline};
-pub use config::{OptimizerKind, TrainConfig};
+pub use config::{OptimizerKind, Schedule, TrainConfig};
 pub use error::{Result, TrainError};
-pub use fit::{EpochMetrics, Evaluation, Progress, evaluate, fit};
-pub use run::{DATASETS, LoadedData, RunReport, load_data, load_dataset, preprocess_for, train_run};
+pub use eval::{DetailedEvaluation, evaluate_detailed, predict, ten_crops};
+pub use fit::{EpochMetrics, Evaluation, Fitted, Progress, Stop, evaluate, fit, fit_from};
+pub use run::{DATASETS, LoadedData, RunFolder, RunReport, load_data, load_dataset, preprocess_for};
+pub use train::train_run;

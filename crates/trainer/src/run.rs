@@ -1,7 +1,9 @@
-//! A complete run: resolve names, train, evaluate, and write the run folder.
+//! Data sets by name, the input rule, and the files of a run folder.
 //!
-//! A run folder holds `config.json` (the [`TrainConfig`]), `metrics.csv` (one row per epoch),
-//! `model.bpk` (the trained weights, burn's burnpack format) and `summary.json` (final test
+//! A run folder holds `config.json` (the [`TrainConfig`]), `preprocess.json` (how images were
+//! fitted to the model), `classes.json` (class names by label), `metrics.csv` (one row per
+//! epoch), `curves.png`, the checkpoint files (see [`crate::checkpoint`]), `best.bpk`,
+//! `model.bpk` (the final weights, burn's burnpack format) and `summary.json` (final test
 //! figures).
 
 use std::io::Write;
@@ -12,11 +14,11 @@ use std::sync::Arc;
 
 use cnn_data_augment::folder::ImageFolder;
 use cnn_data_augment::{ImageDataset, Preprocess, Source};
-use cnn_models::{BuildOptions, ImageClassifier, registry};
+use cnn_models::{BuildOptions, registry};
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
-use crate::fit::{EpochMetrics, Evaluation, Progress, evaluate, fit};
+use crate::fit::{EpochMetrics, Evaluation, Stop};
 
 /// Data sets the trainer can name.
 pub const DATASETS: &[&str] = &cnn_data_augment::datasets::NAMES;
@@ -30,6 +32,55 @@ pub struct RunReport {
     pub history: Vec<EpochMetrics>,
     /// The final model on the held-out test set.
     pub test: Evaluation,
+    /// Why training stopped.
+    pub stop: Stop,
+}
+
+/// What a run folder says about its model: enough to rebuild it and feed it images.
+#[derive(Clone, Debug)]
+pub struct RunFolder {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// `config.json`.
+    pub config: TrainConfig,
+    /// `preprocess.json`.
+    pub preprocess: Preprocess,
+    /// `classes.json`.
+    pub class_names: Vec<String>,
+}
+
+impl RunFolder {
+    /// Reads the run folder `dir`, naming the file that is missing or unreadable.
+    pub fn open(dir: &Path) -> Result<Self> {
+        fn read<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
+            let path = dir.join(name);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                TrainError::Checkpoint(format!(
+                    "{}: {e} (is {} a run folder written by `cnn train`?)",
+                    path.display(),
+                    dir.display()
+                ))
+            })?;
+            serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config: read(dir, "config.json")?,
+            preprocess: read(dir, "preprocess.json")?,
+            class_names: read(dir, "classes.json")?,
+        })
+    }
+
+    /// Builds the run's model on `device` with its final weights (or the newest checkpoint's
+    /// if the run did not finish).
+    pub fn load_model(&self, device: &Device) -> Result<cnn_models::Model> {
+        let options = BuildOptions {
+            num_classes: self.class_names.len(),
+            in_channels: Some(self.preprocess.channels),
+        };
+        let model = registry::build(&self.config.model, options, device)?;
+        crate::checkpoint::load_weights(&crate::checkpoint::run_weights(&self.dir)?, model)
+    }
 }
 
 /// A training and a test set, ready for the loader.
@@ -93,51 +144,6 @@ pub fn load_dataset(name: &str, data_dir: Option<&Path>) -> Result<(ImageDataset
     Ok(cnn_data_augment::datasets::load(name, &dir)?)
 }
 
-/// Trains `cfg.model` on `cfg.dataset` on `device` and writes the run into `dir`.
-pub fn train_run(
-    cfg: &TrainConfig,
-    device: &Device,
-    dir: &Path,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<RunReport> {
-    cfg.validate()?;
-    let info = registry::lookup(&cfg.model)?;
-    let data = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?;
-    if let Some((file, reason)) = data.skipped.first() {
-        progress(Progress::Warning(format!(
-            "skipped {} unreadable image file(s) in {}, e.g. {}: {reason}",
-            data.skipped.len(),
-            cfg.dataset,
-            file.display()
-        )));
-    }
-    create_run_dir(dir)?;
-    write_file(
-        &dir.join("config.json"),
-        serde_json::to_string_pretty(cfg).expect("config serialises").as_bytes(),
-    )?;
-
-    let autodiff = device.clone().autodiff();
-    let pre = preprocess_for(info.default_input, data.photos);
-    device.seed(cfg.seed);
-    let options = BuildOptions {
-        num_classes: data.class_names.len(),
-        in_channels: Some(pre.channels),
-    };
-    let model = registry::build(info.name, options, &autodiff)?;
-    finish(
-        model,
-        data.train,
-        &*data.test,
-        &pre,
-        cfg,
-        &autodiff,
-        device,
-        dir,
-        progress,
-    )
-}
-
 /// Input size trained at for models designed for ImageNet-sized (224 px) input: CPU-friendly.
 pub const LARGE_MODEL_TRAIN_SIZE: usize = 64;
 
@@ -170,66 +176,7 @@ pub fn preprocess_for(input: registry::InputSpec, photos: bool) -> Preprocess {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish<M: ImageClassifier>(
-    model: M,
-    train: Arc<dyn Source>,
-    test: &dyn Source,
-    pre: &Preprocess,
-    cfg: &TrainConfig,
-    autodiff: &Device,
-    device: &Device,
-    dir: &Path,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<RunReport> {
-    let mut csv = String::from(
-        "epoch,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,images_per_second,data_wait_share\n",
-    );
-    let metrics_path = dir.join("metrics.csv");
-    let mut on_progress = |p: Progress<'_>| {
-        if let Progress::Epoch(m) = &p {
-            csv.push_str(&format!(
-                "{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.1},{:.4}\n",
-                m.epoch,
-                m.train_loss,
-                m.train_accuracy,
-                m.test_loss,
-                m.test_accuracy,
-                m.train_seconds,
-                m.images_per_second,
-                m.data_wait_share
-            ));
-            // Written after every epoch so an interrupted run still shows its curve.
-            let _ = write_file(&metrics_path, csv.as_bytes());
-        }
-        progress(p);
-    };
-    let (model, history) = fit(model, train, test, pre, cfg, autodiff, &mut on_progress)?;
-    let inference = model.valid();
-    let test_eval = evaluate(&inference, test, pre, device)?;
-    let weights = dir.join("model.bpk");
-    inference.save_file(&weights).map_err(|e| TrainError::Write {
-        path: weights.clone(),
-        reason: e.to_string(),
-    })?;
-    let summary = serde_json::json!({
-        "test_accuracy": test_eval.accuracy,
-        "test_loss": test_eval.loss,
-        "test_images": test_eval.images,
-        "epochs": history.len(),
-    });
-    write_file(
-        &dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary).expect("json").as_bytes(),
-    )?;
-    Ok(RunReport {
-        dir: dir.to_path_buf(),
-        history,
-        test: test_eval,
-    })
-}
-
-fn create_run_dir(dir: &Path) -> Result<()> {
+pub(crate) fn create_run_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| TrainError::Write {
         path: dir.to_path_buf(),
         reason: e.to_string(),
@@ -243,7 +190,8 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let tmp = path.with_extension("tmp");
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
     f.write_all(bytes).map_err(err)?;
     f.sync_all().map_err(err)?;

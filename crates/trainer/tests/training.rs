@@ -98,7 +98,7 @@ fn same_seed_gives_the_same_run() {
     };
     let (a, b) = (run(), run());
     assert_eq!(a[1].train_loss, b[1].train_loss);
-    assert_eq!(a[1].test_loss, b[1].test_loss);
+    assert_eq!(a[1].valid_loss, b[1].valid_loss);
 }
 
 #[test]

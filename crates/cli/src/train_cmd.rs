@@ -1,0 +1,283 @@
+//! `cnn train`: flags → [`TrainConfig`] → a run folder, with progress and resume.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use cnn_trainer::{OptimizerKind, Progress, RunFolder, Schedule, Stop, TrainConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Flags of `cnn train` (also used by `cnn bench-loader`).
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Model name (see `cnn models`) [default: lenet5].
+    #[arg(long)]
+    model: Option<String>,
+    /// Data set: mnist-5k (embedded), mnist, fashion-mnist, cifar10, cifar100, or the path of an
+    /// image folder (root/<class>/*.png|jpg…, or root/train/… and root/val/…) [default: mnist-5k].
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Folder holding the data sets' folders [default: ~/.cache/cnn-casestudies]; Debian's
+    /// dataset-fashion-mnist works with --data-dir /usr/share/datasets.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Passes over the training set; with --resume, the total to reach [default: 10].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per mini-batch [default: 32].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Learning rate (peak, after warm-up) [default: 0.001].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Optimiser: sgd, adam or adamw [default: adam].
+    #[arg(long)]
+    optimizer: Option<OptimizerKind>,
+    /// Momentum for sgd [default: 0.9].
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// Weight decay: L2 for sgd and adam, decoupled for adamw [default: 0].
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Learning-rate schedule: constant, step (x0.1 at 50% and 75% of the epochs) or cosine
+    /// [default: constant].
+    #[arg(long)]
+    schedule: Option<Schedule>,
+    /// Epochs of linear learning-rate warm-up [default: 0].
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// Stop when the validation loss has not improved for N epochs [default: off].
+    #[arg(long)]
+    early_stop: Option<usize>,
+    /// Share of the training set held out for validation (stratified); 0 validates on the
+    /// test set [default: 0.1].
+    #[arg(long)]
+    valid_split: Option<f64>,
+    /// Seed for initialisation, shuffling, augmentation and dropout [default: 42].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Augmentation of the training images: a preset (none, mnist, cifar, imagenet) or a
+    /// .toml/.json pipeline file [default: none].
+    #[arg(long)]
+    augment: Option<String>,
+    /// Data worker threads that prepare batches in the background; 0 = on the training thread
+    /// [default: cores - 1, at least 1].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Most finished batches kept waiting for the training loop (bounds memory)
+    /// [default: 2 per worker].
+    #[arg(long)]
+    prefetch: Option<usize>,
+    /// Run folder to write [default: runs/<model>-<dataset>-<unix time>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the interrupted (or finished) run in this folder from its last checkpoint, with
+    /// its own settings; only --epochs (the new total), --workers and --prefetch may be given.
+    #[arg(long, conflicts_with = "out")]
+    resume: Option<PathBuf>,
+}
+
+impl TrainArgs {
+    /// The trainer's defaults, overridden by whatever flags were given.
+    pub fn config(&self) -> Result<TrainConfig> {
+        let d = TrainConfig::new(
+            self.model.as_deref().unwrap_or("lenet5"),
+            self.dataset.as_deref().unwrap_or("mnist-5k"),
+        );
+        let augment = match &self.augment {
+            Some(a) => cnn_data_augment::Pipeline::from_arg(a)?,
+            None => d.augment.clone(),
+        };
+        Ok(TrainConfig {
+            epochs: self.epochs.unwrap_or(d.epochs),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            lr: self.lr.unwrap_or(d.lr),
+            optimizer: self.optimizer.unwrap_or(d.optimizer),
+            momentum: self.momentum.unwrap_or(d.momentum),
+            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
+            schedule: self.schedule.unwrap_or(d.schedule),
+            warmup: self.warmup.unwrap_or(d.warmup),
+            early_stop: self.early_stop.or(d.early_stop),
+            valid_split: self.valid_split.unwrap_or(d.valid_split),
+            seed: self.seed.unwrap_or(d.seed),
+            workers: self.workers.unwrap_or(d.workers),
+            prefetch: self.prefetch.or(d.prefetch),
+            data_dir: self.data_dir.clone(),
+            augment,
+            ..d
+        })
+    }
+
+    /// The run's own config with the few flags a resume may change.
+    fn resumed_config(&self, dir: &std::path::Path) -> Result<TrainConfig> {
+        let given: Vec<&str> = [
+            ("--model", self.model.is_some()),
+            ("--dataset", self.dataset.is_some()),
+            ("--data-dir", self.data_dir.is_some()),
+            ("--batch-size", self.batch_size.is_some()),
+            ("--lr", self.lr.is_some()),
+            ("--optimizer", self.optimizer.is_some()),
+            ("--momentum", self.momentum.is_some()),
+            ("--weight-decay", self.weight_decay.is_some()),
+            ("--schedule", self.schedule.is_some()),
+            ("--warmup", self.warmup.is_some()),
+            ("--early-stop", self.early_stop.is_some()),
+            ("--valid-split", self.valid_split.is_some()),
+            ("--seed", self.seed.is_some()),
+            ("--augment", self.augment.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            bail!(
+                "--resume continues a run with its own settings (its config.json); {} cannot be changed (only --epochs, --workers, --prefetch)",
+                given.join(", ")
+            );
+        }
+        let run = RunFolder::open(dir)?;
+        Ok(TrainConfig {
+            epochs: self.epochs.unwrap_or(run.config.epochs),
+            workers: self.workers.unwrap_or(run.config.workers),
+            prefetch: self.prefetch.or(run.config.prefetch),
+            ..run.config
+        })
+    }
+}
+
+/// Runs `cnn train`.
+pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
+    let (cfg, dir, resume) = match &args.resume {
+        Some(dir) => (args.resumed_config(dir)?, dir.clone(), true),
+        None => {
+            let cfg = args.config()?;
+            let dir = args.out.clone().unwrap_or_else(|| {
+                let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                let data = std::path::Path::new(&cfg.dataset)
+                    .file_name()
+                    .map_or(cfg.dataset.clone(), |n| n.to_string_lossy().into_owned());
+                PathBuf::from("runs").join(format!("{}-{data}-{secs}", cfg.model))
+            });
+            (cfg, dir, false)
+        }
+    };
+    cfg.validate()?;
+    cnn_models::registry::lookup(&cfg.model)?;
+    let (backend, device) = crate::open_device(device)?;
+    println!(
+        "{} {} on {} for {} epochs (batch {}, {:?} lr {} {:?}{}{}, seed {}, {} augmentation ops, {} data workers) on {backend}",
+        if resume { "resuming" } else { "training" },
+        cfg.model,
+        cfg.dataset,
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.optimizer,
+        cfg.lr,
+        cfg.schedule,
+        if cfg.warmup > 0 { format!(", warm-up {}", cfg.warmup) } else { String::new() },
+        if cfg.weight_decay > 0.0 { format!(", weight decay {}", cfg.weight_decay) } else { String::new() },
+        cfg.seed,
+        cfg.augment.ops.len(),
+        cfg.workers
+    );
+    println!("run folder: {}", dir.display());
+    let started = Instant::now();
+    let mut display = EpochDisplay::new(cfg.epochs);
+    let report = cnn_trainer::train_run(&cfg, &device, &dir, resume, &mut |p| display.show(p))
+        .with_context(|| format!("training {} on {}", cfg.model, cfg.dataset))?;
+    display.finish();
+    if let Stop::EarlyStopped { best_epoch } = report.stop {
+        println!(
+            "early stop after epoch {}: the validation loss has not improved since epoch {best_epoch}",
+            report.history.len()
+        );
+    }
+    println!(
+        "wrote {} (curves.png, metrics.csv, checkpoint, best.bpk, model.bpk, summary.json) in {:.1} s",
+        report.dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "test accuracy {:.4} on {} images",
+        report.test.accuracy, report.test.images
+    );
+    Ok(())
+}
+
+/// Per-epoch lines always; within an epoch a progress bar on a terminal, else a line every
+/// few seconds.
+struct EpochDisplay {
+    epochs: usize,
+    bar: Option<ProgressBar>,
+    terminal: bool,
+    last_line: Instant,
+}
+
+impl EpochDisplay {
+    fn new(epochs: usize) -> Self {
+        Self {
+            epochs,
+            bar: None,
+            terminal: std::io::stdout().is_terminal(),
+            last_line: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, p: Progress<'_>) {
+        match p {
+            Progress::Batch {
+                epoch,
+                batch,
+                batches,
+                loss,
+                lr,
+            } => {
+                if self.terminal {
+                    let bar = self.bar.get_or_insert_with(|| {
+                        let bar = ProgressBar::new(batches as u64);
+                        bar.set_style(
+                            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} batches  {msg}  eta {eta}")
+                                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                        );
+                        bar.set_prefix(format!("{epoch}/{}", self.epochs));
+                        bar
+                    });
+                    bar.set_position(batch as u64);
+                    bar.set_message(format!("loss {loss:.4} lr {lr:.2e}"));
+                } else if self.last_line.elapsed().as_secs_f32() >= 5.0 && batch < batches {
+                    // A line every few seconds keeps long epochs visible without flooding logs.
+                    println!("  epoch {epoch} batch {batch}/{batches} loss {loss:.4} lr {lr:.2e}");
+                    self.last_line = Instant::now();
+                }
+            }
+            Progress::Warning(w) => {
+                self.finish();
+                eprintln!("warning: {w}");
+            }
+            Progress::Epoch(m) => {
+                self.finish();
+                println!(
+                    "epoch {:>3}/{}  train loss {:.4} acc {:.4}  valid loss {:.4} acc {:.4} top-5 {:.4}  lr {:.2e}  {:.0} img/s  data wait {:.1}%",
+                    m.epoch,
+                    self.epochs,
+                    m.train_loss,
+                    m.train_accuracy,
+                    m.valid_loss,
+                    m.valid_accuracy,
+                    m.valid_top5,
+                    m.lr,
+                    m.images_per_second,
+                    100.0 * m.data_wait_share
+                );
+                self.last_line = Instant::now();
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

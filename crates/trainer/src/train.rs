@@ -1,0 +1,200 @@
+//! A complete run: resolve names, train with a checkpoint after every epoch, evaluate, and
+//! write the run folder (see [`crate::run`] for its files). A run can be resumed from its last
+//! checkpoint and then ends exactly as an uninterrupted run would.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::tensor::Device;
+use cnn_data_augment::{Source, stratified_split};
+use cnn_models::{BuildOptions, registry};
+
+use crate::checkpoint::{self, CHECKPOINT_FILE};
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::fit::{EpochMetrics, Progress, Stop, build_optimizer, evaluate, fit_from};
+use crate::plot;
+use crate::run::{RunReport, create_run_dir, load_data, preprocess_for, write_file};
+
+/// Mixed into the seed for the validation split, so it differs from the shuffling stream.
+const VALID_SPLIT_SALT: u64 = 0x7661_6c69_64;
+
+/// Trains `cfg.model` on `cfg.dataset` on `device` and writes the run into `dir`.
+///
+/// With `resume`, `dir` must hold a run's checkpoint: training continues after its last
+/// completed epoch until `cfg.epochs` in total (`cfg` is normally the run's own `config.json`,
+/// with `epochs` possibly raised). Without, `dir` must not hold a run yet.
+pub fn train_run(
+    cfg: &TrainConfig,
+    device: &Device,
+    dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<RunReport> {
+    cfg.validate()?;
+    let info = registry::lookup(&cfg.model)?;
+    let started = Instant::now();
+    let data = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?;
+    if let Some((file, reason)) = data.skipped.first() {
+        progress(Progress::Warning(format!(
+            "skipped {} unreadable image file(s) in {}, e.g. {}: {reason}",
+            data.skipped.len(),
+            cfg.dataset,
+            file.display()
+        )));
+    }
+    let pre = preprocess_for(info.default_input, data.photos);
+    if resume {
+        checkpoint::info(dir)?;
+    } else {
+        if dir.join(CHECKPOINT_FILE).exists() || dir.join("model.bpk").exists() {
+            return Err(TrainError::Config(format!(
+                "{} already holds a run: continue it with --resume {}, or pick another --out",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        create_run_dir(dir)?;
+    }
+    write_file(&dir.join("config.json"), pretty(cfg).as_bytes())?;
+    write_file(&dir.join("preprocess.json"), pretty(&pre).as_bytes())?;
+    write_file(&dir.join("classes.json"), pretty(&data.class_names).as_bytes())?;
+
+    let (train, valid): (Arc<dyn Source>, Arc<dyn Source>) = if cfg.valid_split > 0.0 {
+        let (t, v) = stratified_split(data.train, cfg.valid_split, cfg.seed ^ VALID_SPLIT_SALT)?;
+        (Arc::new(t), Arc::new(v))
+    } else {
+        (data.train, data.test.clone())
+    };
+    if valid.is_empty() {
+        return Err(TrainError::Config(format!(
+            "--valid-split {} leaves no validation images",
+            cfg.valid_split
+        )));
+    }
+
+    let autodiff = device.clone().autodiff();
+    device.seed(cfg.seed);
+    let options = BuildOptions {
+        num_classes: data.class_names.len(),
+        in_channels: Some(pre.channels),
+    };
+    let model = registry::build(info.name, options, &autodiff)?;
+    let optimizer = build_optimizer(cfg);
+    let (model, optimizer, history) = if resume {
+        let restored = checkpoint::restore(dir, model, optimizer)?;
+        if restored.history.len() >= cfg.epochs {
+            return Err(TrainError::Config(format!(
+                "{} has already trained {} epochs: pass --epochs with a larger total to train on",
+                dir.display(),
+                restored.history.len()
+            )));
+        }
+        (restored.model, restored.optimizer, restored.history)
+    } else {
+        (model, optimizer, Vec::new())
+    };
+
+    let title = format!("{} on {}", cfg.model, cfg.dataset);
+    let mut after_epoch = |model: &cnn_models::Model, optim: &ModuleOptimizer, history: &[EpochMetrics]| {
+        checkpoint::save(dir, model, optim, history)?;
+        write_file(&dir.join("metrics.csv"), metrics_csv(history).as_bytes())?;
+        plot::training_curves(&dir.join("curves.png"), &title, history)
+    };
+    let fitted = match fit_from(
+        model,
+        optimizer,
+        history,
+        train,
+        &*valid,
+        &pre,
+        cfg,
+        &autodiff,
+        progress,
+        &mut after_epoch,
+    ) {
+        Ok(f) => f,
+        Err(e @ TrainError::Diverged { .. }) => {
+            if let Ok(last) = checkpoint::info(dir) {
+                progress(Progress::Warning(format!(
+                    "the last good checkpoint (epoch {}) is kept in {}",
+                    last.epoch,
+                    dir.display()
+                )));
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+
+    let inference = fitted.model.valid();
+    let test = evaluate(&inference, &*data.test, &pre, device)?;
+    let weights = inference
+        .into_record()
+        .into_bytes()
+        .map_err(|e| TrainError::Write {
+            path: dir.join("model.bpk"),
+            reason: e.to_string(),
+        })?;
+    write_file(&dir.join("model.bpk"), &weights)?;
+    let best = fitted
+        .history
+        .iter()
+        .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
+        .map(|m| m.epoch);
+    let summary = serde_json::json!({
+        "test_accuracy": test.accuracy,
+        "test_top5": test.top5,
+        "test_loss": test.loss,
+        "test_images": test.images,
+        "epochs": fitted.history.len(),
+        "best_epoch_by_valid_loss": best,
+        "stopped": match fitted.stop {
+            Stop::Completed => "completed".to_string(),
+            Stop::EarlyStopped { best_epoch } => format!("early stop: no better valid loss since epoch {best_epoch}"),
+        },
+        "seconds_this_session": started.elapsed().as_secs_f64(),
+        "training_seconds_all_epochs": fitted.history.iter().map(|m| m.train_seconds).sum::<f64>(),
+    });
+    write_file(
+        &dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary).expect("json").as_bytes(),
+    )?;
+    Ok(RunReport {
+        dir: dir.to_path_buf(),
+        history: fitted.history,
+        test,
+        stop: fitted.stop,
+    })
+}
+
+/// `metrics.csv`: one row per epoch.
+pub fn metrics_csv(history: &[EpochMetrics]) -> String {
+    let mut csv = String::from(
+        "epoch,lr,train_loss,train_accuracy,train_top5,valid_loss,valid_accuracy,valid_top5,train_seconds,images_per_second,data_wait_share\n",
+    );
+    for m in history {
+        csv.push_str(&format!(
+            "{},{:.6e},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3},{:.1},{:.4}\n",
+            m.epoch,
+            m.lr,
+            m.train_loss,
+            m.train_accuracy,
+            m.train_top5,
+            m.valid_loss,
+            m.valid_accuracy,
+            m.valid_top5,
+            m.train_seconds,
+            m.images_per_second,
+            m.data_wait_share
+        ));
+    }
+    csv
+}
+
+fn pretty<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).expect("run files serialise")
+}

@@ -1,0 +1,160 @@
+//! Run folders: checkpoints, exact resume, divergence, curves.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use cnn_data_augment::Source;
+use cnn_trainer::checkpoint::{self, parameter_values};
+use cnn_trainer::{OptimizerKind, Progress, RunFolder, TrainConfig, TrainError, train_run};
+
+/// burn's random generator is global per backend: runs that seed it must not interleave.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// An image folder of real digits: 16 each of 0, 1 and 7 from the embedded MNIST-5k.
+fn digit_folder(root: &Path) {
+    let (train, _) = cnn_data_augment::embedded::mnist_5k().unwrap();
+    for digit in [0usize, 1, 7] {
+        let dir = root.join(format!("digit{digit}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let picks = (0..train.len()).filter(|&i| train.label(i) == digit).take(16);
+        for (k, i) in picks.enumerate() {
+            let (img, _) = Source::get(&train, i).unwrap();
+            img.save_png(&dir.join(format!("{k:02}.png"))).unwrap();
+        }
+    }
+}
+
+fn config(model: &str, data: &Path, epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 8,
+        optimizer: OptimizerKind::Sgd,
+        lr: 0.01,
+        workers: 2,
+        valid_split: 0.25,
+        ..TrainConfig::new(model, data.to_str().unwrap())
+    }
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cnn-run-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn weights(dir: &Path) -> Vec<Vec<f32>> {
+    parameter_values(&RunFolder::open(dir).unwrap().load_model(&Device::flex()).unwrap())
+}
+
+/// The metrics that must agree between runs (not the timings).
+fn learning_figures(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').take(8).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+#[test]
+fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
+    let _rng = rng_lock();
+    let root = scratch("resume");
+    let data = root.join("digits");
+    digit_folder(&data);
+    let device = Device::flex();
+    // LeNet-5 (plain), AlexNet (dropout: the generator must be restored) and ResNet-20
+    // (BatchNorm statistics, SGD momentum).
+    for model in ["lenet5", "alexnet", "resnet20"] {
+        let (straight, split) = (root.join(format!("{model}-straight")), root.join(format!("{model}-split")));
+        train_run(&config(model, &data, 2), &device, &straight, false, &mut |_| {}).unwrap();
+        train_run(&config(model, &data, 1), &device, &split, false, &mut |_| {}).unwrap();
+        // A half-written next checkpoint (as after a kill mid-write) must be ignored.
+        std::fs::create_dir_all(split.join("checkpoint-0002.tmp")).unwrap();
+        std::fs::write(split.join("checkpoint-0002.tmp/model.bpk"), b"half a file").unwrap();
+        std::fs::write(split.join(".checkpoint.json.tmp"), b"{\"epoch\": 2, \"fol").unwrap();
+        let report = train_run(&config(model, &data, 2), &device, &split, true, &mut |_| {}).unwrap();
+        assert_eq!(report.history.len(), 2);
+        assert_eq!(learning_figures(&straight), learning_figures(&split), "{model}");
+        assert_eq!(weights(&straight), weights(&split), "{model}: final weights differ");
+        assert_eq!(checkpoint::info(&split).unwrap().epoch, 2);
+        assert!(!split.join("checkpoint-0001").exists(), "old checkpoint kept");
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_run_folder_has_its_files_and_readable_curves() {
+    let _rng = rng_lock();
+    let root = scratch("files");
+    let data = root.join("digits");
+    digit_folder(&data);
+    let dir = root.join("run");
+    let mut epochs_seen = 0;
+    let report = train_run(&config("lenet5", &data, 3), &Device::flex(), &dir, false, &mut |p| {
+        if let Progress::Epoch(_) = p {
+            epochs_seen += 1;
+            // Written before the epoch is reported.
+            assert!(dir.join("curves.png").is_file() && dir.join("checkpoint.json").is_file());
+        }
+    })
+    .unwrap();
+    assert_eq!(epochs_seen, 3);
+    for f in ["config.json", "preprocess.json", "classes.json", "metrics.csv", "best.bpk", "model.bpk", "summary.json"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    assert_eq!(std::fs::read_to_string(dir.join("metrics.csv")).unwrap().lines().count(), 4);
+    let curves = image::open(dir.join("curves.png")).unwrap();
+    assert_eq!((curves.width(), curves.height()), (1200, 480));
+    assert!(report.test.top5 >= report.test.accuracy);
+    // Starting a new run over an existing one is refused.
+    let err = train_run(&config("lenet5", &data, 1), &Device::flex(), &dir, false, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("--resume"), "{err}");
+    // Resuming a run that already has its epochs asks for a larger total.
+    let err = train_run(&config("lenet5", &data, 3), &Device::flex(), &dir, true, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("already trained 3 epochs"), "{err}");
+    // Resuming a folder that is not a run says so.
+    let err = train_run(&config("lenet5", &data, 3), &Device::flex(), &data, true, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("checkpoint.json"), "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
+    let _rng = rng_lock();
+    let root = scratch("nan");
+    let data = root.join("digits");
+    digit_folder(&data);
+    let dir = root.join("run");
+    let device = Device::flex();
+    train_run(&config("alexnet", &data, 1), &device, &dir, false, &mut |_| {}).unwrap();
+    let saved = dir.join("checkpoint-0001/model.bpk");
+    let before = std::fs::read(&saved).unwrap();
+    // AlexNet's ReLUs do not saturate the way LeNet-5's tanh does: the loss overflows.
+    let absurd = TrainConfig {
+        lr: 1e12,
+        ..config("alexnet", &data, 3)
+    };
+    let mut warnings = Vec::new();
+    let err = train_run(&absurd, &device, &dir, true, &mut |p| {
+        if let Progress::Warning(w) = p {
+            warnings.push(w);
+        }
+    })
+    .unwrap_err();
+    assert!(matches!(err, TrainError::Diverged { epoch: 2, .. }), "{err}");
+    assert!(err.to_string().contains("try a smaller --lr"), "{err}");
+    assert!(
+        warnings.iter().any(|w| w.contains("last good checkpoint (epoch 1)")),
+        "{warnings:?}"
+    );
+    assert_eq!(checkpoint::info(&dir).unwrap().epoch, 1);
+    // The checkpoint is untouched, and the run resumes from it with a sane rate.
+    assert_eq!(std::fs::read(&saved).unwrap(), before);
+    train_run(&config("alexnet", &data, 2), &device, &dir, true, &mut |_| {}).unwrap();
+    std::fs::remove_dir_all(&root).unwrap();
+}
