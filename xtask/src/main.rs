@@ -5,7 +5,13 @@
 //! cargo xtask train [--device flex|ndarray|wgpu] [--features F] [--release] [cnn train flags…]
 //! cargo xtask bench [--device flex|ndarray|wgpu] [--features F] [--release] [cnn bench flags…]
 //! cargo xtask download <mnist|fashion-mnist|cifar10|cifar100> [--from DIR] [--data-dir DIR]
+//! cargo xtask experiment degradation [--release] [--subset N] [--epochs N] [--out DIR] …
 //! ```
+//!
+//! `train --preset NAME` runs a recipe from `cnn_trainer::presets::PRESETS` (`lenet5-mnist5k`,
+//! `lenet5-fashion`, `resnet20-fashion`); `experiment degradation` trains plain-20/56 and
+//! ResNet-20/56 on Fashion-MNIST and writes `degradation.png` and `.csv` (about 30 min on
+//! 2 cores with the defaults).
 //!
 //! `train` runs `cnn train --model lenet5 --dataset mnist-5k` unless the flags say otherwise;
 //! `bench` runs `cnn bench` (one model per family, inference, batch 32) and writes
@@ -18,10 +24,11 @@
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask train [--device flex|ndarray|wgpu] [--features F] [--release] \
-[--model NAME] [--dataset NAME] [--epochs N] [--batch-size N] [--lr F] [--optimizer sgd|adam] [--seed N] [--out DIR]
+[--preset NAME] [--model NAME] [--dataset NAME] [--epochs N] [--resume DIR] [cnn train flags…]
        cargo xtask bench [--device flex|ndarray|wgpu] [--features F] [--release] \
 [--model NAME]... [--size N] [--batch N] [--phase infer|train] [--warmup N] [--reps N] [--json FILE]
-       cargo xtask download <mnist|fashion-mnist|cifar10|cifar100> [--from DIR] [--data-dir DIR]";
+       cargo xtask download <mnist|fashion-mnist|cifar10|cifar100> [--from DIR] [--data-dir DIR]
+       cargo xtask experiment degradation [--subset N] [--epochs N] [--batch-size N] [--lr F] [--nets a,b] [--out DIR]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +36,7 @@ fn main() -> ExitCode {
         Some("train") => run_cnn("train", &args[1..]),
         Some("bench") => run_cnn("bench", &args[1..]),
         Some("download") => run_cnn("download", &args[1..]),
+        Some("experiment") => run_cnn("experiment", &args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             ExitCode::SUCCESS

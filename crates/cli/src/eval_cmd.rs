@@ -54,19 +54,19 @@ pub fn eval(device: Option<&str>, args: EvalArgs) -> Result<()> {
             run.class_names.len()
         );
     }
-    let result = cnn_trainer::evaluate_detailed(
-        &model,
-        &*data.test,
-        run.class_names.len(),
-        &run.preprocess,
-        &device,
-    )?;
+    let result = cnn_trainer::evaluate_detailed(&model, &*data.test, run.class_names.len(), &run.preprocess, &device)?;
     let s = &result.summary;
     println!(
         "{} on the {} test images of {dataset}: accuracy {:.4}  top-5 {:.4}  loss {:.4}",
         run.config.model, s.images, s.accuracy, s.top5, s.loss
     );
-    let width = run.class_names.iter().map(|n| n.chars().count()).max().unwrap_or(5).clamp(5, 20);
+    let width = run
+        .class_names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 20);
     println!("\nper class:");
     for (name, acc) in run.class_names.iter().zip(result.per_class_accuracy()) {
         match acc {
@@ -105,14 +105,7 @@ pub fn predict(device: Option<&str>, args: PredictArgs) -> Result<()> {
         .iter()
         .map(|p| Image::open(p).map(|img| img.with_channels(run.preprocess.channels)))
         .collect::<cnn_data_augment::Result<Vec<_>>>()?;
-    let ranked = cnn_trainer::predict(
-        &model,
-        &images,
-        &run.preprocess,
-        args.top_k,
-        args.tta,
-        &device,
-    )?;
+    let ranked = cnn_trainer::predict(&model, &images, &run.preprocess, args.top_k, args.tta, &device)?;
     for (path, top) in args.images.iter().zip(ranked) {
         println!("{}{}", path.display(), if args.tta { " (10-crop average)" } else { "" });
         for (class, p) in top {

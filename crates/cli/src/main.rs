@@ -7,6 +7,7 @@ mod augment_cmd;
 mod backend;
 mod download_cmd;
 mod eval_cmd;
+mod experiment_cmd;
 mod train_cmd;
 
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Classify image files with a trained run, optionally averaging ten crops (--tta).
     Predict(eval_cmd::PredictArgs),
+    /// The course's experiments (degradation: plain vs residual networks as depth grows).
+    #[command(subcommand)]
+    Experiment(experiment_cmd::ExperimentCommand),
     /// List the models with their parameter counts.
     Models,
     /// Print a model's layers with output shapes, parameters and multiply-adds.
@@ -265,6 +269,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train(args) => train_cmd::run(cli.device.as_deref(), args),
         Command::Download(args) => download_cmd::run(args),
+        Command::Experiment(cmd) => experiment_cmd::run(cli.device.as_deref(), cmd),
         Command::Eval(args) => eval_cmd::eval(cli.device.as_deref(), args),
         Command::Predict(args) => eval_cmd::predict(cli.device.as_deref(), args),
     }

@@ -11,6 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Flags of `cnn train` (also used by `cnn bench-loader`).
 #[derive(clap::Args)]
 pub struct TrainArgs {
+    /// Start from a named recipe (lenet5-mnist5k, lenet5-fashion, resnet20-fashion); other
+    /// flags override its settings.
+    #[arg(long)]
+    preset: Option<String>,
     /// Model name (see `cnn models`) [default: lenet5].
     #[arg(long)]
     model: Option<String>,
@@ -54,6 +58,9 @@ pub struct TrainArgs {
     /// test set [default: 0.1].
     #[arg(long)]
     valid_split: Option<f64>,
+    /// Train on a stratified sample of this many training images [default: all].
+    #[arg(long)]
+    subset: Option<usize>,
     /// Seed for initialisation, shuffling, augmentation and dropout [default: 42].
     #[arg(long)]
     seed: Option<u64>,
@@ -81,10 +88,15 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The trainer's defaults, overridden by whatever flags were given.
     pub fn config(&self) -> Result<TrainConfig> {
-        let d = TrainConfig::new(
-            self.model.as_deref().unwrap_or("lenet5"),
-            self.dataset.as_deref().unwrap_or("mnist-5k"),
-        );
+        let base = match &self.preset {
+            Some(name) => cnn_trainer::presets::preset(name)?,
+            None => TrainConfig::new("lenet5", "mnist-5k"),
+        };
+        let d = TrainConfig {
+            model: self.model.clone().unwrap_or(base.model.clone()),
+            dataset: self.dataset.clone().unwrap_or(base.dataset.clone()),
+            ..base
+        };
         let augment = match &self.augment {
             Some(a) => cnn_data_augment::Pipeline::from_arg(a)?,
             None => d.augment.clone(),
@@ -100,6 +112,7 @@ impl TrainArgs {
             warmup: self.warmup.unwrap_or(d.warmup),
             early_stop: self.early_stop.or(d.early_stop),
             valid_split: self.valid_split.unwrap_or(d.valid_split),
+            subset: self.subset.or(d.subset),
             seed: self.seed.unwrap_or(d.seed),
             workers: self.workers.unwrap_or(d.workers),
             prefetch: self.prefetch.or(d.prefetch),
@@ -112,6 +125,8 @@ impl TrainArgs {
     /// The run's own config with the few flags a resume may change.
     fn resumed_config(&self, dir: &std::path::Path) -> Result<TrainConfig> {
         let given: Vec<&str> = [
+            ("--preset", self.preset.is_some()),
+            ("--subset", self.subset.is_some()),
             ("--model", self.model.is_some()),
             ("--dataset", self.dataset.is_some()),
             ("--data-dir", self.data_dir.is_some()),
@@ -153,7 +168,10 @@ pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
         None => {
             let cfg = args.config()?;
             let dir = args.out.clone().unwrap_or_else(|| {
-                let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                let secs = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
                 let data = std::path::Path::new(&cfg.dataset)
                     .file_name()
                     .map_or(cfg.dataset.clone(), |n| n.to_string_lossy().into_owned());
@@ -175,8 +193,16 @@ pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
         cfg.optimizer,
         cfg.lr,
         cfg.schedule,
-        if cfg.warmup > 0 { format!(", warm-up {}", cfg.warmup) } else { String::new() },
-        if cfg.weight_decay > 0.0 { format!(", weight decay {}", cfg.weight_decay) } else { String::new() },
+        if cfg.warmup > 0 {
+            format!(", warm-up {}", cfg.warmup)
+        } else {
+            String::new()
+        },
+        if cfg.weight_decay > 0.0 {
+            format!(", weight decay {}", cfg.weight_decay)
+        } else {
+            String::new()
+        },
         cfg.seed,
         cfg.augment.ops.len(),
         cfg.workers
@@ -237,8 +263,10 @@ impl EpochDisplay {
                     let bar = self.bar.get_or_insert_with(|| {
                         let bar = ProgressBar::new(batches as u64);
                         bar.set_style(
-                            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} batches  {msg}  eta {eta}")
-                                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                            ProgressStyle::with_template(
+                                "epoch {prefix} {bar:30} {pos}/{len} batches  {msg}  eta {eta}",
+                            )
+                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
                         );
                         bar.set_prefix(format!("{epoch}/{}", self.epochs));
                         bar

@@ -88,7 +88,14 @@ fn default_training_reaches_95_percent_and_writes_a_run_folder() {
     );
     let accuracy: f64 = last.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(accuracy >= 0.95, "test accuracy {accuracy} < 0.95\n{stdout}");
-    for file in ["config.json", "metrics.csv", "model.bpk", "summary.json", "curves.png", "best.bpk"] {
+    for file in [
+        "config.json",
+        "metrics.csv",
+        "model.bpk",
+        "summary.json",
+        "curves.png",
+        "best.bpk",
+    ] {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
@@ -444,9 +451,27 @@ fn a_killed_run_resumes_to_the_same_weights_then_evaluates_and_predicts() {
     let root = std::env::temp_dir().join(format!("cnn-cli-resume-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let (straight, killed) = (root.join("straight"), root.join("killed"));
-    let common = ["--device", "flex", "train", "--epochs", "3", "--optimizer", "sgd", "--lr", "0.05"];
+    let common = [
+        "--device",
+        "flex",
+        "train",
+        "--epochs",
+        "3",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.05",
+    ];
     let mut args: Vec<&str> = common.to_vec();
-    args.extend(["--schedule", "cosine", "--warmup", "1", "--weight-decay", "0.0005", "--out"]);
+    args.extend([
+        "--schedule",
+        "cosine",
+        "--warmup",
+        "1",
+        "--weight-decay",
+        "0.0005",
+        "--out",
+    ]);
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_cnn"))
         .args(&args)
@@ -470,20 +495,46 @@ fn a_killed_run_resumes_to_the_same_weights_then_evaluates_and_predicts() {
     assert!(msg.contains("--lr cannot be changed"), "{msg}");
     let out = cnn(&["--device", "flex", "train", "--resume", killed.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.starts_with("resuming lenet5") && stdout.contains("epoch   2/3") && !stdout.contains("epoch   1/3"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("resuming lenet5") && stdout.contains("epoch   2/3") && !stdout.contains("epoch   1/3"),
+        "{stdout}"
+    );
 
     let mut args: Vec<&str> = common.to_vec();
-    args.extend(["--schedule", "cosine", "--warmup", "1", "--weight-decay", "0.0005", "--out", straight.to_str().unwrap()]);
+    args.extend([
+        "--schedule",
+        "cosine",
+        "--warmup",
+        "1",
+        "--weight-decay",
+        "0.0005",
+        "--out",
+        straight.to_str().unwrap(),
+    ]);
     assert!(cnn(&args).status.success());
     assert_eq!(run_weights(&straight), run_weights(&killed), "resumed weights differ");
 
     // cnn eval: overall, per-class, the printed matrix and confusion.png.
     let out = cnn(&["eval", "--run", killed.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("on the 1000 test images of mnist-5k: accuracy 0.") && stdout.contains("top-5"), "{stdout}");
-    assert!(stdout.contains("per class:") && stdout.contains("confusion matrix"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("on the 1000 test images of mnist-5k: accuracy 0.") && stdout.contains("top-5"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("per class:") && stdout.contains("confusion matrix"),
+        "{stdout}"
+    );
     let row_sums: Vec<usize> = stdout
         .lines()
         .skip_while(|l| !l.starts_with("confusion matrix"))
@@ -501,20 +552,41 @@ fn a_killed_run_resumes_to_the_same_weights_then_evaluates_and_predicts() {
     let digit = root.join("digit.png");
     img.save_png(&digit).unwrap();
     for tta in [false, true] {
-        let mut args = vec!["predict", "--run", killed.to_str().unwrap(), "--top-k", "3", digit.to_str().unwrap()];
+        let mut args = vec![
+            "predict",
+            "--run",
+            killed.to_str().unwrap(),
+            "--top-k",
+            "3",
+            digit.to_str().unwrap(),
+        ];
         if tta {
             args.push("--tta");
         }
         let out = cnn(&args);
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines.len(), 4, "{stdout}");
         assert_eq!(lines[0].contains("10-crop"), tta);
-        let probs: Vec<f64> = lines[1..].iter().map(|l| l.split_whitespace().next().unwrap().parse().unwrap()).collect();
-        assert!(probs.windows(2).all(|w| w[0] >= w[1]) && probs.iter().sum::<f64>() <= 1.0 + 1e-3, "{stdout}");
+        let probs: Vec<f64> = lines[1..]
+            .iter()
+            .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+            .collect();
+        assert!(
+            probs.windows(2).all(|w| w[0] >= w[1]) && probs.iter().sum::<f64>() <= 1.0 + 1e-3,
+            "{stdout}"
+        );
         if !tta {
-            assert_eq!(lines[1].split_whitespace().nth(1).unwrap(), label.to_string(), "{stdout}");
+            assert_eq!(
+                lines[1].split_whitespace().nth(1).unwrap(),
+                label.to_string(),
+                "{stdout}"
+            );
         }
     }
     let msg = assert_clean_failure(&cnn(&["eval", "--run", root.to_str().unwrap()]));
@@ -536,4 +608,71 @@ fn bad_training_settings_are_clear_errors() {
         let msg = assert_clean_failure(&cnn(&args));
         assert!(msg.contains(needle), "{args:?}: {msg}");
     }
+}
+
+#[test]
+fn degradation_experiment_runs_end_to_end_and_reuses_finished_runs() {
+    let out = std::env::temp_dir().join(format!("cnn-degradation-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let args = [
+        "experiment",
+        "degradation",
+        "--dataset",
+        "mnist-5k",
+        "--subset",
+        "80",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--nets",
+        "plain20,resnet20",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let run = cnn(&args);
+    let stdout = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("plain20   epoch  2/2") && stdout.contains("resnet20  epoch  2/2"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(out.join("degradation.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 2, "{csv}");
+    assert!(csv.lines().nth(1).unwrap().starts_with("plain20,1,"), "{csv}");
+    let png = image::open(out.join("degradation.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (900, 560));
+    // The subset and split are as asked: 80 images, 72 for training.
+    let metrics = std::fs::read_to_string(out.join("resnet20/config.json")).unwrap();
+    assert!(metrics.contains("\"subset\": 80"), "{metrics}");
+
+    let again = cnn(&args);
+    let stderr = String::from_utf8_lossy(&again.stderr).to_string();
+    assert!(again.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("is finished: reusing it").count(), 2, "{stderr}");
+    assert_eq!(std::fs::read_to_string(out.join("degradation.csv")).unwrap(), csv);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn presets_fill_in_the_recipe_and_flags_override_it() {
+    let msg = assert_clean_failure(&cnn(&["train", "--preset", "nope"]));
+    assert!(msg.contains("lenet5-fashion"), "{msg}");
+    // The preset names a data set that is not in this data dir: the error shows the preset took effect.
+    let empty = std::env::temp_dir().join(format!("cnn-empty-data-{}", std::process::id()));
+    let msg = assert_clean_failure(&cnn(&[
+        "train",
+        "--preset",
+        "resnet20-fashion",
+        "--data-dir",
+        empty.to_str().unwrap(),
+    ]));
+    assert!(
+        msg.contains("training resnet20 on fashion-mnist") && msg.contains("fashion-mnist"),
+        "{msg}"
+    );
 }

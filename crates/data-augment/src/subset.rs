@@ -59,7 +59,10 @@ impl Source for Subset {
 impl Subset {
     fn inner_index(&self, index: usize) -> Result<usize> {
         self.indices.get(index).copied().ok_or_else(|| {
-            DataError::Invalid(format!("index {index} is out of range for {} samples", self.indices.len()))
+            DataError::Invalid(format!(
+                "index {index} is out of range for {} samples",
+                self.indices.len()
+            ))
         })
     }
 }
@@ -102,7 +105,17 @@ mod tests {
 
     fn toy(labels: &[u16]) -> Arc<dyn Source> {
         let n = labels.len();
-        Arc::new(ImageDataset::new(1, 1, 1, (0..n).map(|i| i as u8).collect(), labels.to_vec(), vec!["a".into(), "b".into()]).unwrap())
+        Arc::new(
+            ImageDataset::new(
+                1,
+                1,
+                1,
+                (0..n).map(|i| i as u8).collect(),
+                labels.to_vec(),
+                vec!["a".into(), "b".into()],
+            )
+            .unwrap(),
+        )
     }
 
     #[test]

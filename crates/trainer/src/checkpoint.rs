@@ -70,7 +70,11 @@ pub fn save<M: Module>(dir: &Path, model: &M, optimizer: &ModuleOptimizer, histo
     let final_dir = dir.join(&folder);
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| write_err(&tmp, e))?;
-    let model_bytes = model.clone().into_record().into_bytes().map_err(|e| write_err(&tmp, e))?;
+    let model_bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| write_err(&tmp, e))?;
     write_file(&tmp.join("model.bpk"), &model_bytes)?;
     let optim_bytes = optimizer.to_record().into_bytes().map_err(|e| write_err(&tmp, e))?;
     write_file(&tmp.join("optimizer.bpk"), &optim_bytes)?;

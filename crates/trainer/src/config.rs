@@ -62,6 +62,10 @@ pub struct TrainConfig {
     /// Stop when the validation loss has not improved for this many epochs.
     #[serde(default)]
     pub early_stop: Option<usize>,
+    /// Train on a stratified, seeded sample of this many training images (before the
+    /// validation split); `None`: all of them.
+    #[serde(default)]
+    pub subset: Option<usize>,
     /// Share of the training set held out (stratified, seeded) for validation each epoch;
     /// 0 validates on the test set.
     #[serde(default = "default_valid_split")]
@@ -107,6 +111,7 @@ impl TrainConfig {
             warmup: 0,
             early_stop: None,
             valid_split: default_valid_split(),
+            subset: None,
             augment: Pipeline::default(),
             data_dir: None,
             workers: default_workers(),
@@ -142,6 +147,9 @@ impl TrainConfig {
                 "--warmup {} must be shorter than --epochs {}",
                 self.warmup, self.epochs
             ));
+        }
+        if self.subset == Some(0) {
+            return bad("--subset must be at least 1 image".into());
         }
         if self.early_stop == Some(0) {
             return bad("--early-stop must be at least 1 epoch".into());
@@ -247,6 +255,9 @@ mod tests {
         let old = r#"{"model":"lenet5","dataset":"mnist-5k","epochs":1,"batch_size":8,"lr":0.001,
             "optimizer":"adam","momentum":0.9,"seed":1}"#;
         let cfg: TrainConfig = serde_json::from_str(old).unwrap();
-        assert_eq!((cfg.schedule, cfg.warmup, cfg.valid_split), (Schedule::Constant, 0, 0.1));
+        assert_eq!(
+            (cfg.schedule, cfg.warmup, cfg.valid_split),
+            (Schedule::Constant, 0, 0.1)
+        );
     }
 }

@@ -63,7 +63,11 @@ pub fn evaluate_detailed<M: ImageClassifier>(
         let (c1, c5) = count_correct(logits.clone(), labels.clone());
         (top1, top5) = (top1 + c1, top5 + c5);
         let predicted: Tensor<1, Int> = logits.clone().argmax(1).squeeze_dim(1);
-        let predicted = predicted.into_data().convert::<i64>().try_into_vec::<i64>().unwrap_or_default();
+        let predicted = predicted
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .unwrap_or_default();
         for ((_, truth), p) in samples.iter().zip(predicted) {
             confusion[*truth][p as usize] += 1;
         }
@@ -123,7 +127,11 @@ pub fn predict<M: ImageClassifier>(
         };
         let (batch, _) = Batch::from_images(&views, &fitted)?.to_device(device);
         let probs = softmax(model.logits(batch), 1).mean_dim(0);
-        let probs = probs.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+        let probs = probs
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap_or_default();
         let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         ranked.truncate(top_k.max(1));

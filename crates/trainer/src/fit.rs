@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::momentum::MomentumConfig;
 use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor};
 use std::sync::Arc;
@@ -268,9 +268,7 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 /// `Some(best epoch)` when the validation loss has not improved for `patience` epochs.
 pub fn early_stop(history: &[EpochMetrics], patience: Option<usize>) -> Option<usize> {
     let patience = patience?;
-    let best = history
-        .iter()
-        .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))?;
+    let best = history.iter().min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))?;
     (history.len() - best.epoch.min(history.len()) >= patience).then_some(best.epoch)
 }
 
@@ -313,7 +311,10 @@ pub(crate) fn count_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> (usize
     let predicted: Tensor<1, Int> = logits.clone().argmax(1).squeeze_dim(1);
     let top1 = predicted.equal(labels.clone()).int().sum().into_scalar::<i64>() as usize;
     let k = classes.min(5) as i64;
-    let own = logits.clone().gather(1, labels.unsqueeze_dim(1)).expand([batch, classes]);
+    let own = logits
+        .clone()
+        .gather(1, labels.unsqueeze_dim(1))
+        .expand([batch, classes]);
     let beaten_by = logits.greater(own).int().sum_dim(1);
     let top5 = beaten_by.lower_elem(k).int().sum().into_scalar::<i64>() as usize;
     (top1, top5)

@@ -9,6 +9,8 @@
 //! - [`fit()`]: the loop itself, generic over any [`ImageClassifier`](cnn_models::ImageClassifier);
 //! - [`train_run`]: names → model and data → trained run folder, with a checkpoint after every
 //!   epoch, exact resume, early stopping and `curves.png` ([`checkpoint`], [`plot`]);
+//! - [`presets`]: the named recipes behind the README's results; [`experiment`]: the
+//!   plain-vs-residual degradation experiment;
 //! - [`schedule`]: constant, step and cosine learning rates with linear warm-up;
 //! - [`eval`]: top-1/top-5, per-class accuracy and confusion matrices; predictions with
 //!   ten-crop test-time augmentation;
@@ -20,8 +22,10 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod eval;
+pub mod experiment;
 pub mod fit;
 pub mod plot;
+pub mod presets;
 pub mod run;
 pub mod schedule;
 pub mod train;

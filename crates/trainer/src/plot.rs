@@ -127,7 +127,9 @@ fn draw_lines<DB: DrawingBackend>(
 
 /// A line chart of `series` (e.g. training error of several networks) as a PNG.
 pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<()> {
-    render(path, (900, 560), |root| draw_lines(&root, title, x_label, y_label, series))
+    render(path, (900, 560), |root| {
+        draw_lines(&root, title, x_label, y_label, series)
+    })
 }
 
 /// `curves.png`: loss (left) and top-1 accuracy (right) per epoch, training and validation.
@@ -175,7 +177,9 @@ pub fn confusion_matrix(path: &Path, title: &str, counts: &[Vec<usize>], class_n
             let total = row.iter().sum::<usize>().max(1) as f64;
             let y = top + (r as u32 * cell) as i32;
             if cell >= 20 {
-                let name: String = class_names.get(r).map_or(r.to_string(), |s| s.chars().take(16).collect());
+                let name: String = class_names
+                    .get(r)
+                    .map_or(r.to_string(), |s| s.chars().take(16).collect());
                 text(&name, 6, y + cell as i32 / 2 - 7, 13, &BLACK)?;
             }
             for (c, &count) in row.iter().enumerate() {

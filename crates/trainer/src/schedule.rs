@@ -27,7 +27,9 @@ impl std::str::FromStr for Schedule {
             "constant" => Ok(Schedule::Constant),
             "step" => Ok(Schedule::Step),
             "cosine" => Ok(Schedule::Cosine),
-            other => Err(format!("unknown schedule '{other}' (expected constant, step or cosine)")),
+            other => Err(format!(
+                "unknown schedule '{other}' (expected constant, step or cosine)"
+            )),
         }
     }
 }
@@ -101,6 +103,11 @@ mod tests {
         let last = learning_rate(&c, 8, 9, 10);
         assert!(last > 0.0 && last < 0.001, "{last}");
         assert_eq!("Cosine".parse::<Schedule>(), Ok(Schedule::Cosine));
-        assert!("linear".parse::<Schedule>().unwrap_err().contains("constant, step or cosine"));
+        assert!(
+            "linear"
+                .parse::<Schedule>()
+                .unwrap_err()
+                .contains("constant, step or cosine")
+        );
     }
 }

@@ -21,6 +21,8 @@ use crate::run::{RunReport, create_run_dir, load_data, preprocess_for, write_fil
 
 /// Mixed into the seed for the validation split, so it differs from the shuffling stream.
 const VALID_SPLIT_SALT: u64 = 0x7661_6c69_64;
+/// Mixed into the seed for `--subset`.
+const SUBSET_SALT: u64 = 0x7375_6273_6574;
 
 /// Trains `cfg.model` on `cfg.dataset` on `device` and writes the run into `dir`.
 ///
@@ -63,11 +65,18 @@ pub fn train_run(
     write_file(&dir.join("preprocess.json"), pretty(&pre).as_bytes())?;
     write_file(&dir.join("classes.json"), pretty(&data.class_names).as_bytes())?;
 
+    let all_train: Arc<dyn Source> = match cfg.subset {
+        Some(n) if n < data.train.len() => {
+            let share = n as f64 / data.train.len() as f64;
+            Arc::new(stratified_split(data.train, share, cfg.seed ^ SUBSET_SALT)?.1)
+        }
+        _ => data.train,
+    };
     let (train, valid): (Arc<dyn Source>, Arc<dyn Source>) = if cfg.valid_split > 0.0 {
-        let (t, v) = stratified_split(data.train, cfg.valid_split, cfg.seed ^ VALID_SPLIT_SALT)?;
+        let (t, v) = stratified_split(all_train, cfg.valid_split, cfg.seed ^ VALID_SPLIT_SALT)?;
         (Arc::new(t), Arc::new(v))
     } else {
-        (data.train, data.test.clone())
+        (all_train, data.test.clone())
     };
     if valid.is_empty() {
         return Err(TrainError::Config(format!(
@@ -132,13 +141,10 @@ pub fn train_run(
 
     let inference = fitted.model.valid();
     let test = evaluate(&inference, &*data.test, &pre, device)?;
-    let weights = inference
-        .into_record()
-        .into_bytes()
-        .map_err(|e| TrainError::Write {
-            path: dir.join("model.bpk"),
-            reason: e.to_string(),
-        })?;
+    let weights = inference.into_record().into_bytes().map_err(|e| TrainError::Write {
+        path: dir.join("model.bpk"),
+        reason: e.to_string(),
+    })?;
     write_file(&dir.join("model.bpk"), &weights)?;
     let best = fitted
         .history

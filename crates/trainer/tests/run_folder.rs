@@ -70,7 +70,10 @@ fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
     // LeNet-5 (plain), AlexNet (dropout: the generator must be restored) and ResNet-20
     // (BatchNorm statistics, SGD momentum).
     for model in ["lenet5", "alexnet", "resnet20"] {
-        let (straight, split) = (root.join(format!("{model}-straight")), root.join(format!("{model}-split")));
+        let (straight, split) = (
+            root.join(format!("{model}-straight")),
+            root.join(format!("{model}-split")),
+        );
         train_run(&config(model, &data, 2), &device, &straight, false, &mut |_| {}).unwrap();
         train_run(&config(model, &data, 1), &device, &split, false, &mut |_| {}).unwrap();
         // A half-written next checkpoint (as after a kill mid-write) must be ignored.
@@ -104,10 +107,24 @@ fn a_run_folder_has_its_files_and_readable_curves() {
     })
     .unwrap();
     assert_eq!(epochs_seen, 3);
-    for f in ["config.json", "preprocess.json", "classes.json", "metrics.csv", "best.bpk", "model.bpk", "summary.json"] {
+    for f in [
+        "config.json",
+        "preprocess.json",
+        "classes.json",
+        "metrics.csv",
+        "best.bpk",
+        "model.bpk",
+        "summary.json",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
-    assert_eq!(std::fs::read_to_string(dir.join("metrics.csv")).unwrap().lines().count(), 4);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        4
+    );
     let curves = image::open(dir.join("curves.png")).unwrap();
     assert_eq!((curves.width(), curves.height()), (1200, 480));
     assert!(report.test.top5 >= report.test.accuracy);

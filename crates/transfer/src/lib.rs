@@ -1,10 +1,14 @@
 //! # cnn-transfer
 //!
 //! Transfer learning for the `cnn-models` networks: importing torchvision weights through
-//! `burn::store` (PyTorch `.pth` and `.safetensors`), replacing a model's head for a new number
-//! of classes, freezing by depth, and caching backbone features on disk so that only a new head
-//! trains.
+//! `burn::store` (PyTorch `.pth` and `.safetensors`) with a report of applied, missing and unused
+//! keys ([`import`]).
 //!
-//! Status: this crate is a placeholder in the workspace so that the dependency graph
-//! (cli → trainer → transfer → models) is in place; its features arrive with the transfer-learning
-//! issue. It exposes nothing yet.
+//! Still to come (tracked in the transfer-learning issue): replacing a model's head for a new
+//! number of classes, freezing by depth, and caching backbone features on disk.
+
+pub mod error;
+pub mod import;
+
+pub use error::{Result, TransferError};
+pub use import::{Format, LoadReport, Partial, load_torchvision, load_torchvision_remapped};

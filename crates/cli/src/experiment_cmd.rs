@@ -1,0 +1,129 @@
+//! `cnn experiment degradation`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use cnn_trainer::Progress;
+use cnn_trainer::experiment::{DegradationOptions, degradation};
+
+/// The experiments.
+#[derive(clap::Subcommand)]
+pub enum ExperimentCommand {
+    /// Train plain-20/56 and ResNet-20/56 alike on Fashion-MNIST and plot their training error
+    /// (He et al. 2016, Fig. 1 and 6). Finished runs are reused, interrupted ones resumed.
+    Degradation {
+        /// Training images (stratified sample) [default: 4000].
+        #[arg(long)]
+        subset: Option<usize>,
+        /// Epochs per network [default: 8].
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Mini-batch size [default: 64].
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Peak learning rate (SGD, momentum 0.9, 1 warm-up epoch, cosine) [default: 0.05].
+        #[arg(long)]
+        lr: Option<f64>,
+        /// Networks to compare, comma-separated [default: plain20,plain56,resnet20,resnet56].
+        #[arg(long, value_delimiter = ',')]
+        nets: Option<Vec<String>>,
+        /// Data set [default: fashion-mnist].
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Folder holding the data sets [default: ~/.cache/cnn-casestudies].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Data worker threads [default: cores - 1].
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Output folder [default: runs/degradation].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Runs an experiment.
+pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
+    let ExperimentCommand::Degradation {
+        subset,
+        epochs,
+        batch_size,
+        lr,
+        nets,
+        dataset,
+        data_dir,
+        workers,
+        out,
+    } = cmd;
+    let d = DegradationOptions::default();
+    let opts = DegradationOptions {
+        nets: nets.unwrap_or(d.nets),
+        dataset: dataset.unwrap_or(d.dataset),
+        data_dir: data_dir.or(d.data_dir),
+        subset: subset.unwrap_or(d.subset),
+        epochs: epochs.unwrap_or(d.epochs),
+        batch_size: batch_size.unwrap_or(d.batch_size),
+        lr: lr.unwrap_or(d.lr),
+        workers: workers.unwrap_or(d.workers),
+        out: out.unwrap_or(d.out),
+        ..d
+    };
+    for net in &opts.nets {
+        let cfg = opts.config(net);
+        cfg.validate()?;
+        cnn_models::registry::lookup(net)?;
+    }
+    let (backend, device) = crate::open_device(device)?;
+    println!(
+        "degradation: {} on {} images of {}, {} epochs each, batch {}, SGD lr {} (cosine) on {backend} -> {}",
+        opts.nets.join(", "),
+        opts.subset,
+        opts.dataset,
+        opts.epochs,
+        opts.batch_size,
+        opts.lr,
+        opts.out.display()
+    );
+    let started = Instant::now();
+    let mut last = Instant::now();
+    let results = degradation(&opts, &device, &mut |net, p| match p {
+        Progress::Epoch(m) => {
+            println!(
+                "{net:<9} epoch {:>2}/{}  train error {:.2}%  valid error {:.2}%  {:.0} img/s",
+                m.epoch,
+                opts.epochs,
+                100.0 * (1.0 - m.train_accuracy),
+                100.0 * (1.0 - m.valid_accuracy),
+                m.images_per_second
+            );
+            last = Instant::now();
+        }
+        Progress::Batch {
+            epoch, batch, batches, ..
+        } if last.elapsed().as_secs() >= 30 => {
+            println!("{net:<9} epoch {epoch} batch {batch}/{batches}");
+            last = Instant::now();
+        }
+        Progress::Warning(w) => eprintln!("warning: {w}"),
+        Progress::Batch { .. } => {}
+    })?;
+    println!("\nfinal training error (last epoch) and test accuracy:");
+    for r in &results {
+        if let Some(m) = r.history.last() {
+            println!(
+                "  {:<9} train error {:.2}%   test accuracy {:.4}",
+                r.net,
+                100.0 * (1.0 - m.train_accuracy),
+                r.test_accuracy
+            );
+        }
+    }
+    println!(
+        "wrote {} and {} in {:.0} s",
+        opts.out.join("degradation.csv").display(),
+        opts.out.join("degradation.png").display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! The error type of this crate.
+
+use thiserror::Error;
+
+/// What can go wrong while transferring weights.
+#[derive(Debug, Error)]
+pub enum TransferError {
+    /// A weights file cannot be used (missing, unreadable, wrong keys or shapes).
+    #[error("{0}")]
+    Weights(String),
+    /// A model could not be built.
+    #[error(transparent)]
+    Model(#[from] cnn_models::ModelError),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = TransferError> = std::result::Result<T, E>;
