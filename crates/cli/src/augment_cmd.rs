@@ -14,7 +14,7 @@ pub enum AugmentCommand {
         /// The image to augment.
         #[arg(long)]
         image: PathBuf,
-        /// Preset (none, mnist, cifar, imagenet) or a .toml/.json pipeline file.
+        /// Preset (none, flip, mnist, cifar, imagenet) or a .toml/.json pipeline file.
         #[arg(long)]
         augment: String,
         /// Number of augmented versions.

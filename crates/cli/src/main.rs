@@ -9,6 +9,7 @@ mod download_cmd;
 mod eval_cmd;
 mod experiment_cmd;
 mod train_cmd;
+mod weights_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,9 @@ enum Command {
     /// The course's experiments (degradation: plain vs residual networks as depth grows).
     #[command(subcommand)]
     Experiment(experiment_cmd::ExperimentCommand),
+    /// torchvision weights: import (.pth/.safetensors → .bpk) and verify against reference logits.
+    #[command(subcommand)]
+    Weights(weights_cmd::WeightsCommand),
     /// List the models with their parameter counts.
     Models,
     /// Print a model's layers with output shapes, parameters and multiply-adds.
@@ -270,6 +274,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train_cmd::run(cli.device.as_deref(), args),
         Command::Download(args) => download_cmd::run(args),
         Command::Experiment(cmd) => experiment_cmd::run(cli.device.as_deref(), cmd),
+        Command::Weights(cmd) => weights_cmd::run(cli.device.as_deref(), cmd),
         Command::Eval(args) => eval_cmd::eval(cli.device.as_deref(), args),
         Command::Predict(args) => eval_cmd::predict(cli.device.as_deref(), args),
     }

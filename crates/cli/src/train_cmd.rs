@@ -64,7 +64,7 @@ pub struct TrainArgs {
     /// Seed for initialisation, shuffling, augmentation and dropout [default: 42].
     #[arg(long)]
     seed: Option<u64>,
-    /// Augmentation of the training images: a preset (none, mnist, cifar, imagenet) or a
+    /// Augmentation of the training images: a preset (none, flip, mnist, cifar, imagenet) or a
     /// .toml/.json pipeline file [default: none].
     #[arg(long)]
     augment: Option<String>,

@@ -676,3 +676,83 @@ fn presets_fill_in_the_recipe_and_flags_override_it() {
         "{msg}"
     );
 }
+
+fn fixture(name: &str) -> String {
+    let dir = std::env::var_os("CNN_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/torchvision")
+        });
+    assert!(
+        dir.join("manifest.json").is_file(),
+        "fixtures not found at {}",
+        dir.display()
+    );
+    dir.join(name).to_str().unwrap().to_string()
+}
+
+#[test]
+fn weights_verify_prints_the_parity_and_import_writes_burnpack() {
+    for (model, file) in [("resnet18", "resnet18"), ("googlenet", "googlenet")] {
+        let out = cnn(&[
+            "weights",
+            "verify",
+            "--model",
+            model,
+            "--weights",
+            &fixture(&format!("{file}.pth")),
+            "--io",
+            &fixture(&format!("{file}.io.safetensors")),
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let diff: f32 = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("max abs diff "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{stdout}"))
+            .parse()
+            .unwrap();
+        assert!(diff <= 1e-4, "{model}: {stdout}");
+        assert!(stdout.contains("0 missing, 0 unused"), "{stdout}");
+    }
+    let bpk = std::env::temp_dir().join(format!("cnn-import-{}.bpk", std::process::id()));
+    let out = cnn(&[
+        "weights",
+        "import",
+        "--model",
+        "resnet18",
+        "--from",
+        &fixture("resnet18.pth"),
+        "--out",
+        bpk.to_str().unwrap(),
+        "--num-classes",
+        "7",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("100 tensors applied, 2 missing") && stdout.contains("missing: fc.bias, fc.weight"),
+        "{stdout}"
+    );
+    assert!(std::fs::metadata(&bpk).unwrap().len() > 40_000_000);
+    std::fs::remove_file(&bpk).unwrap();
+    let msg = assert_clean_failure(&cnn(&[
+        "weights",
+        "verify",
+        "--model",
+        "vgg11",
+        "--weights",
+        &fixture("resnet18.pth"),
+        "--io",
+        &fixture("resnet18.io.safetensors"),
+    ]));
+    assert!(
+        msg.contains("has no tensor 'classifier.0.bias'") && msg.contains("right model"),
+        "{msg}"
+    );
+}

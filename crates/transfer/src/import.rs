@@ -160,8 +160,12 @@ fn check(result: ApplyResult, path: &Path, partial: &Partial) -> Result<LoadRepo
                 expected,
                 found,
             } => format!(
-                "tensor '{key}' has shape {:?} in the file but {:?} in the model",
-                found, expected
+                "tensor '{key}' has shape {found} in the file but {expected} in the model{}",
+                if found.num_dims() == 2 {
+                    " (burn's layout: Linear weights transposed)"
+                } else {
+                    ""
+                }
             ),
             other => other.to_string(),
         };

@@ -1,23 +1,12 @@
 //! torchvision parity: the fixtures' seeded random-init state_dicts, loaded into our models,
 //! give torchvision's eval-mode logits on the fixtures' inputs (max abs diff ≤ 1e-4, flex).
 
-use std::path::PathBuf;
+mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use cnn_models::{BlockKind, BuildOptions, ImageClassifier, ResNetConfig};
 use cnn_transfer::{Partial, load_torchvision, load_torchvision_remapped};
-
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("CNN_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/torchvision"));
-    assert!(
-        dir.join("manifest.json").is_file(),
-        "torchvision fixtures not found at {} (set CNN_FIXTURES)",
-        dir.display()
-    );
-    dir
-}
+use common::fixtures;
 
 /// `(input, logits)` of a fixture's `.io.safetensors`.
 fn io(name: &str) -> (TensorData, TensorData) {

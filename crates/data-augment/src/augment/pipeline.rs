@@ -28,7 +28,7 @@ use crate::error::{DataError, Result};
 use crate::image::Image;
 
 /// Names of the built-in pipelines.
-pub const PRESETS: [&str; 4] = ["none", "mnist", "cifar", "imagenet"];
+pub const PRESETS: [&str; 5] = ["none", "flip", "mnist", "cifar", "imagenet"];
 
 /// An ordered list of augmentation ops.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -52,11 +52,13 @@ pub fn sample_rng(seed: u64, epoch: u64, index: u64) -> StdRng {
 }
 
 impl Pipeline {
-    /// A built-in pipeline by name: `none`; `mnist` (small affine + elastic); `cifar` (pad-4 crop
+    /// A built-in pipeline by name: `none`; `flip` (horizontal mirroring, e.g. for clothes);
+    /// `mnist` (small affine + elastic); `cifar` (pad-4 crop
     /// + flip); `imagenet` (random-resized crop to 224 + flip + colour jitter + PCA colour).
     pub fn preset(name: &str) -> Result<Self> {
         let ops = match name {
             "none" => vec![],
+            "flip" => vec![Op::HorizontalFlip { p: 0.5 }],
             "mnist" => vec![
                 Op::Affine {
                     degrees: [-10.0, 10.0],

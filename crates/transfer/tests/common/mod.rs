@@ -1,0 +1,58 @@
+//! Helpers shared by the integration tests: the torchvision fixtures and synthetic weight files.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub fn fixtures() -> PathBuf {
+    let dir = std::env::var_os("CNN_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/torchvision"));
+    assert!(
+        dir.join("manifest.json").is_file(),
+        "torchvision fixtures not found at {} (set CNN_FIXTURES)",
+        dir.display()
+    );
+    dir
+}
+
+/// `key → shape` of a manifest model.
+pub fn manifest_keys(model: &str) -> BTreeMap<String, Vec<usize>> {
+    let text = std::fs::read_to_string(fixtures().join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let keys = manifest[model]["keys"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{model} not in manifest"));
+    keys.iter()
+        .map(|(k, v)| {
+            let shape = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            (k.clone(), shape)
+        })
+        .collect()
+}
+
+/// Writes a safetensors file with these keys and shapes; every value of tensor i is i / 1000.
+pub fn write_safetensors(path: &Path, keys: &BTreeMap<String, Vec<usize>>) {
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, (k, shape))| {
+            let n: usize = shape.iter().product();
+            let value = (i as f32 / 1000.0).to_le_bytes();
+            (k.clone(), shape.clone(), value.repeat(n))
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .map(|(k, shape, bytes)| {
+            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).unwrap();
+            (k.clone(), view)
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}

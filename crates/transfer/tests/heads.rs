@@ -1,0 +1,71 @@
+//! A model is built to fit its weights file: the file's number of classes, GoogLeNet's aux heads
+//! when present, or a fresh head of another size.
+
+mod common;
+
+use burn::tensor::Device;
+use cnn_models::Model;
+use cnn_transfer::load_fitting;
+use common::{fixtures, manifest_keys, write_safetensors};
+
+fn googlenet_aux(model: &Model) -> bool {
+    match model {
+        Model::GoogLeNet(g) => g.aux1.is_some() && g.aux2.is_some(),
+        _ => panic!("not a GoogLeNet"),
+    }
+}
+
+#[test]
+fn class_counts_and_aux_heads_come_from_the_file() {
+    let device = Device::flex();
+    // The fixture has aux heads and 1000 classes.
+    let (model, report, head) = load_fitting("googlenet", &fixtures().join("googlenet.pth"), None, &device).unwrap();
+    assert_eq!((head.num_classes, head.aux_heads), (Some(1000), true));
+    assert!(googlenet_aux(&model) && report.missing.is_empty(), "{report}");
+
+    // A 4-class GoogLeNet saved without aux heads, and a 7-class ResNet-18: no flags needed.
+    let dir = std::env::temp_dir().join(format!("cnn-heads-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut keys = manifest_keys("googlenet");
+    keys.retain(|k, _| !k.starts_with("aux"));
+    keys.insert("fc.weight".into(), vec![4, 1024]);
+    keys.insert("fc.bias".into(), vec![4]);
+    let file = dir.join("googlenet4.safetensors");
+    write_safetensors(&file, &keys);
+    let (model, report, head) = load_fitting("googlenet", &file, None, &device).unwrap();
+    assert_eq!((head.num_classes, head.aux_heads), (Some(4), false));
+    assert!(
+        !googlenet_aux(&model) && report.missing.is_empty() && report.unused.is_empty(),
+        "{report}"
+    );
+
+    let mut keys = manifest_keys("resnet18");
+    keys.insert("fc.weight".into(), vec![7, 512]);
+    keys.insert("fc.bias".into(), vec![7]);
+    let file = dir.join("resnet7.safetensors");
+    write_safetensors(&file, &keys);
+    let (model, report, _) = load_fitting("resnet18", &file, None, &device).unwrap();
+    assert!(report.missing.is_empty(), "{report}");
+    let Model::ResNet(r) = model else { panic!() };
+    assert_eq!(r.fc.weight.val().dims(), [512, 7]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn another_class_count_gets_a_fresh_head_and_keeps_the_backbone() {
+    let device = Device::flex();
+    let path = fixtures().join("resnet18.pth");
+    let (full, _, _) = load_fitting("resnet18", &path, None, &device).unwrap();
+    let (five, report, head) = load_fitting("resnet18", &path, Some(5), &device).unwrap();
+    assert_eq!(head.num_classes, Some(1000));
+    assert_eq!(report.missing, vec!["fc.bias".to_string(), "fc.weight".to_string()]);
+    assert!(report.unused.is_empty(), "{report}");
+    let (Model::ResNet(full), Model::ResNet(five)) = (full, five) else {
+        panic!()
+    };
+    assert_eq!(five.fc.weight.val().dims(), [512, 5]);
+    assert_eq!(
+        full.conv1.weight.val().into_data().try_to_vec::<f32>().unwrap(),
+        five.conv1.weight.val().into_data().try_to_vec::<f32>().unwrap()
+    );
+}
