@@ -106,6 +106,7 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
             last = Instant::now();
         }
         Progress::Warning(w) => eprintln!("warning: {w}"),
+        Progress::Note(n) => println!("{net:<9} {n}"),
         Progress::Batch { .. } => {}
     })?;
     println!("\nfinal training error (last epoch) and test accuracy:");

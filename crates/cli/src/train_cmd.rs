@@ -58,6 +58,15 @@ pub struct TrainArgs {
     /// test set [default: 0.1].
     #[arg(long)]
     valid_split: Option<f64>,
+    /// Start from torchvision weights (.pth/.safetensors); the head is replaced when the data
+    /// set has another number of classes (see `cnn weights`).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Freeze part of the backbone: none, all (train only the head), upto:<stage> (e.g.
+    /// upto:layer2, upto:features.10, upto:inception4a) or auto (from the labelled images per
+    /// class; auto:<small>,<large> sets the thresholds) [default: none].
+    #[arg(long)]
+    freeze: Option<cnn_transfer::FreezePolicy>,
     /// Train on a stratified sample of this many training images [default: all].
     #[arg(long)]
     subset: Option<usize>,
@@ -113,6 +122,8 @@ impl TrainArgs {
             early_stop: self.early_stop.or(d.early_stop),
             valid_split: self.valid_split.unwrap_or(d.valid_split),
             subset: self.subset.or(d.subset),
+            weights: self.weights.clone().or(d.weights),
+            freeze: self.freeze.clone().unwrap_or(d.freeze),
             seed: self.seed.unwrap_or(d.seed),
             workers: self.workers.unwrap_or(d.workers),
             prefetch: self.prefetch.or(d.prefetch),
@@ -127,6 +138,8 @@ impl TrainArgs {
         let given: Vec<&str> = [
             ("--preset", self.preset.is_some()),
             ("--subset", self.subset.is_some()),
+            ("--weights", self.weights.is_some()),
+            ("--freeze", self.freeze.is_some()),
             ("--model", self.model.is_some()),
             ("--dataset", self.dataset.is_some()),
             ("--data-dir", self.data_dir.is_some()),
@@ -282,6 +295,10 @@ impl EpochDisplay {
             Progress::Warning(w) => {
                 self.finish();
                 eprintln!("warning: {w}");
+            }
+            Progress::Note(n) => {
+                self.finish();
+                println!("{n}");
             }
             Progress::Epoch(m) => {
                 self.finish();

@@ -174,3 +174,16 @@ pub fn parameter_values<M: Module>(model: &M) -> Vec<Vec<f32>> {
     model.visit(&mut collect);
     collect.0
 }
+
+/// Initialises every parameter of `model` now. burn initialises parameters lazily, on first
+/// use; calling this right after seeding makes the initial weights a function of the seed alone,
+/// whatever the code draws from the generator before the first forward pass.
+pub fn materialize<M: Module>(model: &M) {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Touch);
+}

@@ -62,6 +62,13 @@ pub struct TrainConfig {
     /// Stop when the validation loss has not improved for this many epochs.
     #[serde(default)]
     pub early_stop: Option<usize>,
+    /// Start from these weights (torchvision `.pth`/`.safetensors`); the head is replaced when
+    /// the data set has another number of classes.
+    #[serde(default)]
+    pub weights: Option<std::path::PathBuf>,
+    /// Which stages of the backbone to freeze (`none`, `all`, `upto:<stage>`, `auto`).
+    #[serde(default)]
+    pub freeze: cnn_transfer::FreezePolicy,
     /// Train on a stratified, seeded sample of this many training images (before the
     /// validation split); `None`: all of them.
     #[serde(default)]
@@ -112,6 +119,8 @@ impl TrainConfig {
             early_stop: None,
             valid_split: default_valid_split(),
             subset: None,
+            weights: None,
+            freeze: cnn_transfer::FreezePolicy::None,
             augment: Pipeline::default(),
             data_dir: None,
             workers: default_workers(),

@@ -18,6 +18,9 @@ pub enum TrainError {
     /// The data could not be read or prepared.
     #[error(transparent)]
     Data(#[from] cnn_data_augment::DataError),
+    /// Weights could not be loaded or a freeze policy applied.
+    #[error(transparent)]
+    Transfer(#[from] cnn_transfer::TransferError),
     /// The run folder or one of its files could not be written.
     #[error("cannot write {path}: {reason}")]
     Write {

@@ -70,6 +70,8 @@ pub enum Progress<'a> {
     Epoch(&'a EpochMetrics),
     /// Something the user should know that does not stop the run (e.g. skipped image files).
     Warning(String),
+    /// A decision the run made, for the log (e.g. what `--freeze auto` chose).
+    Note(String),
 }
 
 /// Loss and accuracy over a data set.

@@ -91,7 +91,18 @@ pub fn train_run(
         num_classes: data.class_names.len(),
         in_channels: Some(pre.channels),
     };
-    let model = registry::build(info.name, options, &autodiff)?;
+    let mut model = registry::build(info.name, options, &autodiff)?;
+    checkpoint::materialize(&model);
+    if let Some(weights) = &cfg.weights {
+        let (loaded, report, _) = cnn_transfer::load_fitting(info.name, weights, Some(options.num_classes), &autodiff)?;
+        progress(Progress::Note(format!("weights from {}: {report}", weights.display())));
+        model = loaded;
+    }
+    let images_per_class = train.len() / options.num_classes.max(1);
+    let (frozen, why) = cnn_transfer::resolve(&model, &cfg.freeze, images_per_class)?;
+    if cfg.freeze != cnn_transfer::FreezePolicy::None {
+        progress(Progress::Note(format!("freeze: {why}")));
+    }
     let optimizer = build_optimizer(cfg);
     let (model, optimizer, history) = if resume {
         let restored = checkpoint::restore(dir, model, optimizer)?;
@@ -106,6 +117,8 @@ pub fn train_run(
     } else {
         (model, optimizer, Vec::new())
     };
+    // Freezing is applied to the model being trained (and again after a restore).
+    let model = cnn_transfer::freeze(model, &frozen)?;
 
     let title = format!("{} on {}", cfg.model, cfg.dataset);
     let mut after_epoch = |model: &cnn_models::Model, optim: &ModuleOptimizer, history: &[EpochMetrics]| {

@@ -175,3 +175,68 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
     train_run(&config("alexnet", &data, 2), &device, &dir, true, &mut |_| {}).unwrap();
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn frozen_stages_are_bit_identical_after_training_and_their_batchnorm_keeps_its_statistics() {
+    use cnn_models::{BuildOptions, Model, registry};
+    let _rng = rng_lock();
+    let root = scratch("freeze");
+    let data = root.join("digits");
+    digit_folder(&data);
+    let dir = root.join("run");
+    let device = Device::flex();
+    let cfg = TrainConfig {
+        freeze: "upto:layer1".parse().unwrap(),
+        // Weight decay too: the optimiser must not decay frozen weights either.
+        weight_decay: 0.01,
+        ..config("resnet20", &data, 2)
+    };
+    let mut notes = Vec::new();
+    train_run(&cfg, &device, &dir, false, &mut |p| {
+        if let Progress::Note(n) = p {
+            notes.push(n);
+        }
+    })
+    .unwrap();
+    assert!(
+        notes.iter().any(|n| n.contains("2 of 4 stages frozen (up to layer1)")),
+        "{notes:?}"
+    );
+    // The same initial weights as the run: seed, then build on the autodiff device.
+    device.seed(cfg.seed);
+    let options = BuildOptions {
+        num_classes: 3,
+        in_channels: Some(3),
+    };
+    let Model::ResNet(before) = registry::build("resnet20", options, &device.clone().autodiff()).unwrap() else {
+        panic!()
+    };
+    checkpoint::materialize(&before);
+    let Model::ResNet(after) = RunFolder::open(&dir).unwrap().load_model(&device).unwrap() else {
+        panic!()
+    };
+    // conv1, bn1 (weights and running statistics) and layer1: untouched.
+    assert_eq!(parameter_values(&before.conv1), parameter_values(&after.conv1));
+    assert_eq!(parameter_values(&before.bn1), parameter_values(&after.bn1));
+    assert_eq!(
+        parameter_values(&before.layer1.clone()),
+        parameter_values(&after.layer1.clone())
+    );
+    // The rest trained: weights moved, and layer2's BatchNorm statistics were updated.
+    assert_ne!(
+        parameter_values(&before.layer2.clone()),
+        parameter_values(&after.layer2.clone())
+    );
+    assert_ne!(parameter_values(&before.fc), parameter_values(&after.fc));
+    let mean = |m: &cnn_models::ResNet| {
+        m.layer2[0]
+            .bn1
+            .running_mean
+            .value()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    assert_ne!(mean(&before), mean(&after));
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -5,13 +5,17 @@
 //! keys ([`import`]); reading a file's head (classes, GoogLeNet's aux heads) to build a model that
 //! fits it, or a new head for another number of classes ([`inspect`]).
 //!
-//! Still to come (tracked in the transfer-learning issue): replacing a model's head for a new
-//! number of classes, freezing by depth, and caching backbone features on disk.
+//! [`freeze`]: freezing by depth (`none`, `all`, `upto:<stage>`, `auto` from the number of images
+//! per class), with BatchNorm in inference behaviour.
+//!
+//! Still to come (tracked in the transfer-learning issue): caching backbone features on disk.
 
 pub mod error;
+pub mod freeze;
 pub mod import;
 pub mod inspect;
 
 pub use error::{Result, TransferError};
+pub use freeze::{AutoThresholds, FreezePolicy, Stage, freeze, resolve, stages};
 pub use import::{Format, LoadReport, Partial, load_torchvision, load_torchvision_remapped};
 pub use inspect::{HeadInfo, head_info, load_fitting, tensor_shapes};

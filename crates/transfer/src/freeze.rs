@@ -1,0 +1,322 @@
+//! Freezing by depth (`--freeze none | all | upto:<stage> | auto`).
+//!
+//! Frozen parameters get no gradients, so the optimiser leaves them untouched, and frozen
+//! BatchNorm and Dropout layers behave as in inference: BatchNorm normalises with its running
+//! statistics and does not update them (burn's `freeze_group`, not merely `no_grad`).
+//!
+//! Stages, in depth order, per family (torchvision names):
+//!
+//! | family | stages | head (never frozen) |
+//! | --- | --- | --- |
+//! | ResNet (ImageNet and CIFAR) | `conv1` (with `bn1`), `layer1` … `layer4` | `fc` |
+//! | VGG, AlexNet | `features.N` for each convolution at index N | `classifier` |
+//! | GoogLeNet | `conv1`, `conv2`, `conv3`, `inception3a` … `inception5b` | `fc`, `aux1`, `aux2` |
+//! | LeNet-5 | `conv1`, `conv2`, `fc1`, `fc2` | `fc3` |
+//!
+//! `auto` follows the course: with few labelled images per class, freeze the whole backbone and
+//! train only the new softmax; with a medium number, freeze the early half of the stages; with
+//! many, train everything (initialised from the weights).
+
+use burn::module::{Module, ParamGroup};
+use cnn_models::Model;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TransferError};
+
+/// Which part of the backbone to freeze.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum FreezePolicy {
+    /// Train everything.
+    #[default]
+    None,
+    /// Freeze every stage: only the head trains.
+    All,
+    /// Freeze the stages up to and including this one.
+    UpTo(String),
+    /// Choose from the number of labelled images per class (see [`AutoThresholds`]).
+    Auto(AutoThresholds),
+}
+
+/// The images-per-class thresholds of `--freeze auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AutoThresholds {
+    /// Below this many images per class: freeze the whole backbone.
+    pub small: usize,
+    /// From `small` up to this many: freeze the early half of the stages; above: nothing.
+    pub large: usize,
+}
+
+impl Default for AutoThresholds {
+    fn default() -> Self {
+        Self {
+            small: 100,
+            large: 1000,
+        }
+    }
+}
+
+impl std::str::FromStr for FreezePolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "none" => Ok(Self::None),
+            "all" => Ok(Self::All),
+            "auto" => Ok(Self::Auto(AutoThresholds::default())),
+            _ => {
+                if let Some(stage) = s.strip_prefix("upto:").filter(|s| !s.is_empty()) {
+                    return Ok(Self::UpTo(stage.to_string()));
+                }
+                if let Some(rest) = s.strip_prefix("auto:") {
+                    let parts: Vec<Option<usize>> = rest.split(',').map(|p| p.trim().parse().ok()).collect();
+                    if let [Some(small), Some(large)] = parts[..]
+                        && small <= large
+                    {
+                        return Ok(Self::Auto(AutoThresholds { small, large }));
+                    }
+                }
+                Err(format!(
+                    "unknown freeze policy '{s}' (expected none, all, upto:<stage>, auto or auto:<small>,<large>)"
+                ))
+            }
+        }
+    }
+}
+
+impl TryFrom<String> for FreezePolicy {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<FreezePolicy> for String {
+    fn from(p: FreezePolicy) -> String {
+        match p {
+            FreezePolicy::None => "none".into(),
+            FreezePolicy::All => "all".into(),
+            FreezePolicy::UpTo(s) => format!("upto:{s}"),
+            FreezePolicy::Auto(t) if t == AutoThresholds::default() => "auto".into(),
+            FreezePolicy::Auto(t) => format!("auto:{},{}", t.small, t.large),
+        }
+    }
+}
+
+/// One stage: its name and the key prefixes of its parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stage {
+    /// Name used by `upto:<stage>`.
+    pub name: String,
+    /// Parameter path prefixes (torchvision names, ending in `.`).
+    pub prefixes: Vec<String>,
+}
+
+/// The stages of `model`, in depth order (see the module docs).
+pub fn stages(model: &Model) -> Vec<Stage> {
+    let simple = |names: &[&str]| -> Vec<Stage> {
+        names
+            .iter()
+            .map(|n| Stage {
+                name: n.to_string(),
+                prefixes: vec![format!("{n}.")],
+            })
+            .collect()
+    };
+    match model {
+        Model::ResNet(r) => {
+            let mut v = vec![Stage {
+                name: "conv1".into(),
+                prefixes: vec!["conv1.".into(), "bn1.".into()],
+            }];
+            let layers = [&r.layer1, &r.layer2, &r.layer3, &r.layer4];
+            for (i, layer) in layers.iter().enumerate() {
+                if !layer.is_empty() {
+                    v.extend(simple(&[&format!("layer{}", i + 1)]));
+                }
+            }
+            v
+        }
+        Model::Vgg(v) => feature_stages(&v.features),
+        Model::AlexNet(a) => feature_stages(&a.features),
+        Model::GoogLeNet(_) => simple(&[
+            "conv1",
+            "conv2",
+            "conv3",
+            "inception3a",
+            "inception3b",
+            "inception4a",
+            "inception4b",
+            "inception4c",
+            "inception4d",
+            "inception4e",
+            "inception5a",
+            "inception5b",
+        ]),
+        Model::LeNet5(_) => simple(&["conv1", "conv2", "fc1", "fc2"]),
+        Model::Inception(_) => Vec::new(),
+    }
+}
+
+/// One stage per convolution of a `features` list; a following BatchNorm joins its stage.
+fn feature_stages(features: &[cnn_models::layers::Layer]) -> Vec<Stage> {
+    use cnn_models::layers::Layer;
+    let mut out: Vec<Stage> = Vec::new();
+    for (i, layer) in features.iter().enumerate() {
+        match layer {
+            Layer::Conv(_) => out.push(Stage {
+                name: format!("features.{i}"),
+                prefixes: vec![format!("features.{i}.")],
+            }),
+            Layer::BatchNorm(_) => {
+                if let Some(last) = out.last_mut() {
+                    last.prefixes.push(format!("features.{i}."));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The stages `policy` freezes, given `images_per_class` labelled images per class (for
+/// `auto`), with a sentence saying why.
+pub fn resolve(model: &Model, policy: &FreezePolicy, images_per_class: usize) -> Result<(Vec<Stage>, String)> {
+    let all = stages(model);
+    let upto = |name: &str| -> Result<Vec<Stage>> {
+        let end = all.iter().position(|s| s.name == name).ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+            TransferError::Weights(format!(
+                "--freeze upto:{name}: no stage '{name}' in this model; its stages are {}",
+                names.join(", ")
+            ))
+        })?;
+        Ok(all[..=end].to_vec())
+    };
+    Ok(match policy {
+        FreezePolicy::None => (Vec::new(), "nothing frozen".into()),
+        FreezePolicy::All => (all.clone(), "whole backbone frozen: only the head trains".into()),
+        FreezePolicy::UpTo(name) => {
+            let frozen = upto(name)?;
+            let why = format!("{} of {} stages frozen (up to {name})", frozen.len(), all.len());
+            (frozen, why)
+        }
+        FreezePolicy::Auto(t) => {
+            let (frozen, what) = if images_per_class < t.small {
+                (
+                    all.clone(),
+                    "small: freeze the whole backbone, train only the new softmax".to_string(),
+                )
+            } else if images_per_class <= t.large {
+                let half = all.len() / 2;
+                let name = all
+                    .get(half.saturating_sub(1))
+                    .map_or("-", |s| s.name.as_str())
+                    .to_string();
+                (
+                    all[..half].to_vec(),
+                    format!("medium: freeze the early stages (up to {name}), train the rest"),
+                )
+            } else {
+                (
+                    Vec::new(),
+                    "large: train everything, initialised from the weights".to_string(),
+                )
+            };
+            let why = format!(
+                "--freeze auto: {images_per_class} labelled images per class is {what} (thresholds: < {} small, ≤ {} medium, else large; set with --freeze auto:<small>,<large>)",
+                t.small, t.large
+            );
+            (frozen, why)
+        }
+    })
+}
+
+/// Freezes the parameters of `stages` in `model` (see the module docs for what that means).
+pub fn freeze(model: Model, stages: &[Stage]) -> Result<Model> {
+    // burn's module paths start with the enum variant (`ResNet.conv1.weight`); torchvision's
+    // names do not. Match both, anchored at the root so `layer1.0.conv1` is not `conv1`.
+    let variant = variant_name(&model);
+    let patterns: Vec<String> = stages
+        .iter()
+        .flat_map(|s| s.prefixes.iter())
+        .map(|p| {
+            let name = p.trim_end_matches('.').replace('.', "\\.");
+            format!("^({variant}\\.)?{name}(\\.|$)")
+        })
+        .collect();
+    if patterns.is_empty() {
+        return Ok(model);
+    }
+    let group =
+        ParamGroup::from_any_regexes(patterns).map_err(|e| TransferError::Weights(format!("freezing: {e:?}")))?;
+    Ok(model.freeze_group(group))
+}
+
+/// The name burn gives the `Model` variant in module paths.
+fn variant_name(model: &Model) -> &'static str {
+    match model {
+        Model::LeNet5(_) => "LeNet5",
+        Model::AlexNet(_) => "AlexNet",
+        Model::Vgg(_) => "Vgg",
+        Model::ResNet(_) => "ResNet",
+        Model::GoogLeNet(_) => "GoogLeNet",
+        Model::Inception(_) => "Inception",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+    use cnn_models::BuildOptions;
+
+    #[test]
+    fn policies_parse_and_print_back() {
+        for s in ["none", "all", "upto:layer2", "auto", "auto:50,500"] {
+            let p: FreezePolicy = s.parse().unwrap();
+            assert_eq!(String::from(p), s);
+        }
+        assert!("upto:".parse::<FreezePolicy>().is_err());
+        assert!(
+            "auto:500,50"
+                .parse::<FreezePolicy>()
+                .unwrap_err()
+                .contains("upto:<stage>")
+        );
+    }
+
+    #[test]
+    fn stages_per_family_and_auto_by_images_per_class() {
+        let device = Device::flex();
+        let build = |n| cnn_models::build(n, BuildOptions::classes(10), &device).unwrap();
+        let names = |m: &Model| stages(m).into_iter().map(|s| s.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(&build("resnet18")),
+            ["conv1", "layer1", "layer2", "layer3", "layer4"]
+        );
+        assert_eq!(names(&build("resnet20")), ["conv1", "layer1", "layer2", "layer3"]);
+        assert_eq!(names(&build("vgg11")).len(), 8);
+        assert_eq!(stages(&build("vgg11_bn"))[0].prefixes, ["features.0.", "features.1."]);
+        assert_eq!(
+            names(&build("alexnet")),
+            ["features.0", "features.3", "features.6", "features.8", "features.10"]
+        );
+        assert_eq!(names(&build("googlenet")).last().unwrap(), "inception5b");
+
+        let resnet = build("resnet18");
+        let auto = FreezePolicy::Auto(AutoThresholds::default());
+        assert_eq!(resolve(&resnet, &auto, 10).unwrap().0.len(), 5);
+        let (medium, why) = resolve(&resnet, &auto, 500).unwrap();
+        assert_eq!(medium.len(), 2);
+        assert!(
+            why.contains("medium") && why.contains("up to layer1") && why.contains("< 100"),
+            "{why}"
+        );
+        assert!(resolve(&resnet, &auto, 5000).unwrap().0.is_empty());
+        let err = resolve(&resnet, &FreezePolicy::UpTo("layer9".into()), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("layer1, layer2"), "{err}");
+    }
+}
