@@ -5,6 +5,7 @@
 
 mod augment_cmd;
 mod backend;
+mod bench_head_cmd;
 mod download_cmd;
 mod eval_cmd;
 mod experiment_cmd;
@@ -57,6 +58,8 @@ enum Command {
     Bench(BenchArgs),
     /// Time one epoch of the data pipeline: loading only, compute only, 0 and N workers.
     BenchLoader(BenchLoaderArgs),
+    /// Time one head-training epoch through the frozen backbone and from cached features.
+    BenchHead(bench_head_cmd::BenchHeadArgs),
     /// Augmentation tools: preview a pipeline on an image, fit PCA colour statistics.
     #[command(subcommand)]
     Augment(augment_cmd::AugmentCommand),
@@ -232,6 +235,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench(cli.device.as_deref(), args),
         Command::BenchLoader(args) => bench_loader(cli.device.as_deref(), args),
         Command::Augment(cmd) => augment_cmd::run(cmd),
+        Command::BenchHead(args) => bench_head_cmd::run(cli.device.as_deref(), args),
         Command::Cost(CostCommand::Conv(a)) => {
             let [h, w, c] = a.input;
             let direct = cnn_models::summary::conv_mults(h, w, c, a.kernel, a.filters);

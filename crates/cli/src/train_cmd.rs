@@ -67,6 +67,13 @@ pub struct TrainArgs {
     /// class; auto:<small>,<large> sets the thresholds) [default: none].
     #[arg(long)]
     freeze: Option<cnn_transfer::FreezePolicy>,
+    /// With --freeze all: run the backbone once over each split, cache the features on disk and
+    /// train the head from them (no augmentation possible).
+    #[arg(long)]
+    cache_features: bool,
+    /// Folder for feature caches [default: ~/.cache/cnn-casestudies/features].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
     /// Train on a stratified sample of this many training images [default: all].
     #[arg(long)]
     subset: Option<usize>,
@@ -124,6 +131,8 @@ impl TrainArgs {
             subset: self.subset.or(d.subset),
             weights: self.weights.clone().or(d.weights),
             freeze: self.freeze.clone().unwrap_or(d.freeze),
+            cache_features: self.cache_features || d.cache_features,
+            cache_dir: self.cache_dir.clone().or(d.cache_dir),
             seed: self.seed.unwrap_or(d.seed),
             workers: self.workers.unwrap_or(d.workers),
             prefetch: self.prefetch.or(d.prefetch),
@@ -140,6 +149,7 @@ impl TrainArgs {
             ("--subset", self.subset.is_some()),
             ("--weights", self.weights.is_some()),
             ("--freeze", self.freeze.is_some()),
+            ("--cache-features", self.cache_features),
             ("--model", self.model.is_some()),
             ("--dataset", self.dataset.is_some()),
             ("--data-dir", self.data_dir.is_some()),

@@ -756,3 +756,34 @@ fn weights_verify_prints_the_parity_and_import_writes_burnpack() {
         "{msg}"
     );
 }
+
+#[test]
+fn bench_head_compares_the_backbone_epoch_with_the_cached_one() {
+    let out = cnn(&[
+        "bench-head",
+        "--model",
+        "lenet5",
+        "--subset",
+        "200",
+        "--batch-size",
+        "20",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("through the frozen backbone") && stdout.contains("from cached features"),
+        "{stdout}"
+    );
+    let speedup: f64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("speed-up of the epoch: "))
+        .and_then(|v| v.trim_end_matches('x').parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(speedup > 1.0, "{stdout}");
+    let msg = assert_clean_failure(&cnn(&["train", "--cache-features"]));
+    assert!(msg.contains("--freeze all"), "{msg}");
+}

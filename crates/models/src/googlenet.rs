@@ -222,8 +222,21 @@ impl GoogLeNet {
         Tensor::cat(channels, 1)
     }
 
+    /// Everything before `fc`: the pooled 1024-d features (dropout applied in training).
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        self.run_features(x, false).0
+    }
+
     /// Runs the network; `with_aux` also computes the auxiliary classifiers' logits (training).
     fn run(&self, x: Tensor<4>, with_aux: bool) -> TrainOutput {
+        let (x, aux) = self.run_features(x, with_aux);
+        TrainOutput {
+            logits: self.fc.forward(x),
+            aux,
+        }
+    }
+
+    fn run_features(&self, x: Tensor<4>, with_aux: bool) -> (Tensor<2>, Vec<Tensor<2>>) {
         let x = self.conv3.forward(
             self.conv2
                 .forward(self.maxpool1.forward(self.conv1.forward(self.transform(x)))),
@@ -246,10 +259,7 @@ impl GoogLeNet {
         let x = self.maxpool4.forward(self.inception4e.forward(x));
         let x = self.inception5b.forward(self.inception5a.forward(x));
         let x = self.dropout.forward(self.avgpool.forward(x).flatten(1, 3));
-        TrainOutput {
-            logits: self.fc.forward(x),
-            aux,
-        }
+        (x, aux)
     }
 
     /// Inference: class logits only (the auxiliary classifiers are skipped).

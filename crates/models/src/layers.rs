@@ -140,6 +140,19 @@ pub fn summarize_dense(prefix: &str, layers: &[Dense], input: usize, summary: &m
         .fold(input, |s, (i, l)| l.summarize(&format!("{prefix}.{i}"), s, summary))
 }
 
+/// AlexNet's and VGG's input to their last classifier layer: features → avgpool → flatten →
+/// every classifier layer but the last.
+pub fn forward_until_last(
+    features: &[Layer],
+    avgpool: &AdaptiveAvgPool2d,
+    classifier: &[Dense],
+    x: Tensor<4>,
+) -> Tensor<2> {
+    let x = avgpool.forward(forward_seq(features, x));
+    let n = classifier.len().saturating_sub(1);
+    forward_dense(&classifier[..n], x.flatten(1, 3))
+}
+
 /// The torchvision "features → avgpool → flatten → classifier" forward of AlexNet and VGG.
 pub fn forward_features_head(
     features: &[Layer],

@@ -279,6 +279,37 @@ pub fn build(name: &str, options: BuildOptions, device: &Device) -> Result<Model
 }
 
 impl Model {
+    /// The backbone: everything before the final classifier, `[B, C, H, W]` → `[B, D]` (ResNet and
+    /// GoogLeNet: the pooled features; AlexNet and VGG: the 4096-d input of `classifier.6`;
+    /// LeNet-5: the 84-d output of `fc2`). `None` for the Inception-module example.
+    pub fn backbone(&self, x: Tensor<4>) -> Option<Tensor<2>> {
+        Some(match self {
+            Model::LeNet5(m) => {
+                let act = m.activation;
+                let x = m.pool.forward(act.apply(m.conv1.forward(x)));
+                let x = m.pool.forward(act.apply(m.conv2.forward(x)));
+                act.apply(m.fc2.forward(act.apply(m.fc1.forward(x.flatten(1, 3)))))
+            }
+            Model::AlexNet(m) => crate::layers::forward_until_last(&m.features, &m.avgpool, &m.classifier, x),
+            Model::Vgg(m) => crate::layers::forward_until_last(&m.features, &m.avgpool, &m.classifier, x),
+            Model::ResNet(m) => m.avgpool.forward(m.forward_features(x)).flatten(1, 3),
+            Model::GoogLeNet(m) => m.features(x),
+            Model::Inception(_) => return None,
+        })
+    }
+
+    /// The final classifier alone, applied to [`Model::backbone`]'s output.
+    pub fn head(&self, features: Tensor<2>) -> Tensor<2> {
+        match self {
+            Model::LeNet5(m) => m.fc3.forward(features),
+            Model::AlexNet(m) => m.classifier.last().map_or(features.clone(), |l| l.forward(features)),
+            Model::Vgg(m) => m.classifier.last().map_or(features.clone(), |l| l.forward(features)),
+            Model::ResNet(m) => m.fc.forward(features),
+            Model::GoogLeNet(m) => m.fc.forward(features),
+            Model::Inception(m) => m.fc.forward(features),
+        }
+    }
+
     /// Per-layer summary for one input of shape `[C, H, W]` (inference path).
     pub fn summary(&self, input: Shape3) -> Summary {
         match self {

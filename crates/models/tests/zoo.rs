@@ -173,3 +173,27 @@ fn googlenet_transform_input_renormalises_imagenet_input() {
         .init(&device);
     assert!(!gray.transform_input);
 }
+
+#[test]
+fn head_of_backbone_is_the_forward_pass() {
+    let device = Device::flex();
+    for (name, size) in [
+        ("lenet5", 32),
+        ("alexnet", 64),
+        ("vgg11_bn", 32),
+        ("resnet20", 32),
+        ("resnet18", 32),
+        ("googlenet", 64),
+    ] {
+        let info = cnn_models::registry::lookup(name).unwrap();
+        let model = cnn_models::build(name, cnn_models::BuildOptions::classes(5), &device).unwrap();
+        let x = burn::tensor::Tensor::<4>::random(
+            [2, info.default_input.channels, size, size],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let whole = cnn_models::ImageClassifier::logits(&model, x.clone()).into_data();
+        let split = model.head(model.backbone(x).unwrap()).into_data();
+        whole.assert_approx_eq::<f32>(&split, burn::tensor::Tolerance::absolute(1e-5));
+    }
+}

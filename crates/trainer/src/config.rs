@@ -69,6 +69,13 @@ pub struct TrainConfig {
     /// Which stages of the backbone to freeze (`none`, `all`, `upto:<stage>`, `auto`).
     #[serde(default)]
     pub freeze: cnn_transfer::FreezePolicy,
+    /// With `freeze: all`: run the backbone once per split, cache its features on disk and train
+    /// the head from them.
+    #[serde(default)]
+    pub cache_features: bool,
+    /// Where feature caches live (default: `<data dir>/features`).
+    #[serde(default)]
+    pub cache_dir: Option<std::path::PathBuf>,
     /// Train on a stratified, seeded sample of this many training images (before the
     /// validation split); `None`: all of them.
     #[serde(default)]
@@ -120,6 +127,8 @@ impl TrainConfig {
             valid_split: default_valid_split(),
             subset: None,
             weights: None,
+            cache_features: false,
+            cache_dir: None,
             freeze: cnn_transfer::FreezePolicy::None,
             augment: Pipeline::default(),
             data_dir: None,
@@ -156,6 +165,17 @@ impl TrainConfig {
                 "--warmup {} must be shorter than --epochs {}",
                 self.warmup, self.epochs
             ));
+        }
+        if self.cache_features && self.freeze != cnn_transfer::FreezePolicy::All {
+            return bad(
+                "--cache-features needs --freeze all: the cache replaces a backbone that does not train".into(),
+            );
+        }
+        if self.cache_features && !self.augment.ops.is_empty() {
+            return bad(
+                "--cache-features and --augment do not mix: the backbone sees each image once, so augmentation cannot apply"
+                    .into(),
+            );
         }
         if self.subset == Some(0) {
             return bad("--subset must be at least 1 image".into());

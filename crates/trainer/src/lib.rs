@@ -18,6 +18,7 @@
 
 pub mod bench;
 pub mod bench_loader;
+pub mod cached;
 pub mod checkpoint;
 pub mod config;
 pub mod error;

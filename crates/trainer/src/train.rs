@@ -12,12 +12,14 @@ use burn::tensor::Device;
 use cnn_data_augment::{Source, stratified_split};
 use cnn_models::{BuildOptions, registry};
 
+use crate::cached::{Features, cached_features, evaluate_head, fingerprint, fit_head};
 use crate::checkpoint::{self, CHECKPOINT_FILE};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::fit::{EpochMetrics, Progress, Stop, build_optimizer, evaluate, fit_from};
 use crate::plot;
 use crate::run::{RunReport, create_run_dir, load_data, preprocess_for, write_file};
+use cnn_transfer::CacheKey;
 
 /// Mixed into the seed for the validation split, so it differs from the shuffling stream.
 const VALID_SPLIT_SALT: u64 = 0x7661_6c69_64;
@@ -126,18 +128,71 @@ pub fn train_run(
         write_file(&dir.join("metrics.csv"), metrics_csv(history).as_bytes())?;
         plot::training_curves(&dir.join("curves.png"), &title, history)
     };
-    let fitted = match fit_from(
-        model,
-        optimizer,
-        history,
-        train,
-        &*valid,
-        &pre,
-        cfg,
-        &autodiff,
-        progress,
-        &mut after_epoch,
-    ) {
+    let outcome = if cfg.cache_features {
+        // The frozen backbone runs once per split; the head trains from the features.
+        let root = cfg
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| cnn_data_augment::datasets::default_data_dir().join("features"));
+        let weights_id = match &cfg.weights {
+            Some(w) => format!("sha256 {}", cnn_transfer::cache::file_sha256(w)?),
+            None => format!("random initialisation, seed {}", cfg.seed),
+        };
+        let base = CacheKey::default()
+            .with("model", info.name)
+            .with("weights", weights_id)
+            .with("preprocess", pretty(&pre))
+            .with("dataset", cfg.dataset.clone());
+        let inference = model.valid();
+        let mut features = Vec::new();
+        for (split, source) in [("train", &train), ("valid", &valid), ("test", &data.test)] {
+            let key = base
+                .clone()
+                .with("split", split)
+                .with("data_sha256", fingerprint(&**source)?);
+            let started = Instant::now();
+            let (cache, built) = cached_features(&inference, &**source, &pre, device, &root, key)?;
+            progress(Progress::Note(format!(
+                "{split} features ({} x {}): {} {} in {:.1} s",
+                cache.len(),
+                cache.dim(),
+                if built { "computed into" } else { "read from the cache" },
+                cache.dir().display(),
+                started.elapsed().as_secs_f64()
+            )));
+            features.push(Features::read(&cache)?);
+        }
+        let test_features = features.pop().expect("three splits");
+        let valid_features = features.pop().expect("three splits");
+        let train_features = features.pop().expect("three splits");
+        fit_head(
+            model,
+            optimizer,
+            history,
+            &train_features,
+            &valid_features,
+            cfg,
+            &autodiff,
+            progress,
+            &mut after_epoch,
+        )
+        .map(|f| (f, Some(test_features)))
+    } else {
+        fit_from(
+            model,
+            optimizer,
+            history,
+            train,
+            &*valid,
+            &pre,
+            cfg,
+            &autodiff,
+            progress,
+            &mut after_epoch,
+        )
+        .map(|f| (f, None))
+    };
+    let (fitted, test_features) = match outcome {
         Ok(f) => f,
         Err(e @ TrainError::Diverged { .. }) => {
             if let Ok(last) = checkpoint::info(dir) {
@@ -153,7 +208,10 @@ pub fn train_run(
     };
 
     let inference = fitted.model.valid();
-    let test = evaluate(&inference, &*data.test, &pre, device)?;
+    let test = match &test_features {
+        Some(f) => evaluate_head(&inference, f, device),
+        None => evaluate(&inference, &*data.test, &pre, device)?,
+    };
     let weights = inference.into_record().into_bytes().map_err(|e| TrainError::Write {
         path: dir.join("model.bpk"),
         reason: e.to_string(),

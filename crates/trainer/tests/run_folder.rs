@@ -240,3 +240,86 @@ fn frozen_stages_are_bit_identical_after_training_and_their_batchnorm_keeps_its_
     assert_ne!(mean(&before), mean(&after));
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn head_training_from_cached_features_reuses_the_cache_and_notices_changes() {
+    let _rng = rng_lock();
+    let root = scratch("cache");
+    let data = root.join("digits");
+    digit_folder(&data);
+    let cache_dir = root.join("features");
+    let device = Device::flex();
+    let cfg = TrainConfig {
+        freeze: cnn_transfer::FreezePolicy::All,
+        cache_features: true,
+        cache_dir: Some(cache_dir.clone()),
+        optimizer: OptimizerKind::Adam,
+        lr: 0.01,
+        ..config("lenet5", &data, 3)
+    };
+    let run = |cfg: &TrainConfig, name: &str| {
+        let mut notes = Vec::new();
+        let report = train_run(cfg, &device, &root.join(name), false, &mut |p| {
+            if let Progress::Note(n) = p {
+                notes.push(n);
+            }
+        })
+        .unwrap();
+        (report, notes)
+    };
+    let count = |notes: &[String], what: &str| notes.iter().filter(|n| n.contains(what)).count();
+    let (first, notes) = run(&cfg, "a");
+    assert_eq!(count(&notes, "computed into"), 3, "{notes:?}");
+    assert!(
+        notes.iter().any(|n| n.starts_with("train features (30 x 84)")),
+        "{notes:?}"
+    );
+    // The same settings: every split is read back, and the run is the same.
+    let (second, notes) = run(&cfg, "b");
+    assert_eq!(count(&notes, "read from the cache"), 3, "{notes:?}");
+    assert_eq!(learning_figures(&root.join("a")), learning_figures(&root.join("b")));
+    assert_eq!(first.test, second.test);
+    // Another backbone (seed) gives other keys; a changed image invalidates its split only.
+    let (_, notes) = run(&TrainConfig { seed: 7, ..cfg.clone() }, "c");
+    assert_eq!(count(&notes, "computed into"), 3, "{notes:?}");
+    let victim = data.join("digit7/15.png");
+    let mut img = cnn_data_augment::Image::open(&victim).unwrap();
+    img.data[0] = img.data[0].wrapping_add(1);
+    img.save_png(&victim).unwrap();
+    let (_, notes) = run(&cfg, "d");
+    assert_eq!(count(&notes, "computed into"), 1, "{notes:?}");
+    assert_eq!(count(&notes, "read from the cache"), 2, "{notes:?}");
+    // The run folder's model (frozen backbone + trained head) gives the test accuracy reported.
+    let run = RunFolder::open(&root.join("a")).unwrap();
+    let model = run.load_model(&device).unwrap();
+    let test = cnn_trainer::load_data(data.to_str().unwrap(), None, cfg.seed)
+        .unwrap()
+        .test;
+    let again = cnn_trainer::evaluate(&model, &*test, &run.preprocess, &device).unwrap();
+    assert!(
+        (again.accuracy - first.test.accuracy).abs() < 1e-9,
+        "{again:?} vs {:?}",
+        first.test
+    );
+
+    // Mis-uses are clear errors.
+    let err = train_run(
+        &TrainConfig {
+            freeze: cnn_transfer::FreezePolicy::None,
+            ..cfg.clone()
+        },
+        &device,
+        &root.join("e"),
+        false,
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("--freeze all"), "{err}");
+    let augmented = TrainConfig {
+        augment: cnn_data_augment::Pipeline::preset("flip").unwrap(),
+        ..cfg.clone()
+    };
+    let err = train_run(&augmented, &device, &root.join("f"), false, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("augmentation cannot apply"), "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
+}

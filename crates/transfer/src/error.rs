@@ -8,6 +8,9 @@ pub enum TransferError {
     /// A weights file cannot be used (missing, unreadable, wrong keys or shapes).
     #[error("{0}")]
     Weights(String),
+    /// A feature cache cannot be read or written.
+    #[error("feature cache: {0}")]
+    Cache(String),
     /// A model could not be built.
     #[error(transparent)]
     Model(#[from] cnn_models::ModelError),

@@ -8,13 +8,16 @@
 //! [`freeze`]: freezing by depth (`none`, `all`, `upto:<stage>`, `auto` from the number of images
 //! per class), with BatchNorm in inference behaviour.
 //!
-//! Still to come (tracked in the transfer-learning issue): caching backbone features on disk.
+//! [`cache`]: backbone features on disk, keyed by a hash of everything they depend on, so that
+//! when only the head trains the images pass through the frozen backbone once.
 
+pub mod cache;
 pub mod error;
 pub mod freeze;
 pub mod import;
 pub mod inspect;
 
+pub use cache::{CacheKey, CacheWriter, FeatureCache};
 pub use error::{Result, TransferError};
 pub use freeze::{AutoThresholds, FreezePolicy, Stage, freeze, resolve, stages};
 pub use import::{Format, LoadReport, Partial, load_torchvision, load_torchvision_remapped};
