@@ -36,8 +36,10 @@ impl InputSpec {
 /// The families of the registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
-    /// LeNet-5.
+    /// LeNet-5 (tanh, as in the paper).
     LeNet,
+    /// LeNet-5 with ReLU activations (the common modern variant).
+    LeNetRelu,
     /// AlexNet.
     AlexNet,
     /// VGG with this depth and batch norm flag.
@@ -68,6 +70,7 @@ impl ModelInfo {
     pub fn description(&self) -> String {
         match self.family {
             Family::LeNet => "LeNet-5 (LeCun et al. 1998), tanh".into(),
+            Family::LeNetRelu => "LeNet-5 with ReLU activations (the modern variant)".into(),
             Family::AlexNet => "AlexNet (Krizhevsky et al. 2012), torchvision layout".into(),
             Family::Vgg(d, bn) => format!(
                 "{d:?}{} (Simonyan & Zisserman 2015)",
@@ -98,6 +101,7 @@ const fn entry(name: &'static str, family: Family, default_input: InputSpec) -> 
 /// Every model this crate builds, by name.
 pub const MODELS: &[ModelInfo] = &[
     entry("lenet5", Family::LeNet, InputSpec { channels: 1, size: 32 }),
+    entry("lenet5_relu", Family::LeNetRelu, InputSpec { channels: 1, size: 32 }),
     entry("alexnet", Family::AlexNet, rgb(224)),
     entry("vgg11", Family::Vgg(VggDepth::Vgg11, false), rgb(224)),
     entry("vgg11_bn", Family::Vgg(VggDepth::Vgg11, true), rgb(224)),
@@ -228,10 +232,15 @@ pub fn build(name: &str, options: BuildOptions, device: &Device) -> Result<Model
     }
     let n = options.num_classes;
     Ok(match info.family {
-        Family::LeNet => Model::LeNet5(
+        Family::LeNet | Family::LeNetRelu => Model::LeNet5(
             LeNet5Config::new()
                 .with_num_classes(n)
                 .with_in_channels(in_c)
+                .with_activation(if info.family == Family::LeNetRelu {
+                    crate::lenet::Activation::Relu
+                } else {
+                    crate::lenet::Activation::Tanh
+                })
                 .init(device),
         ),
         Family::AlexNet => Model::AlexNet(

@@ -11,7 +11,7 @@ use cnn_models::{BuildOptions, GoogLeNet, ImageClassifier, ResNet, ResNetConfig,
 /// A small input that every layer of the family accepts.
 fn small_input(family: Family, channels: usize) -> [usize; 3] {
     match family {
-        Family::LeNet => [channels, 32, 32],
+        Family::LeNet | Family::LeNetRelu => [channels, 32, 32],
         Family::AlexNet => [channels, 64, 64],
         Family::GoogLeNet => [channels, 96, 96],
         Family::InceptionModule => [channels, 28, 28],

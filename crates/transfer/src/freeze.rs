@@ -254,7 +254,7 @@ pub fn freeze(model: Model, stages: &[Stage]) -> Result<Model> {
 }
 
 /// The name burn gives the `Model` variant in module paths.
-fn variant_name(model: &Model) -> &'static str {
+pub(crate) fn variant_name(model: &Model) -> &'static str {
     match model {
         Model::LeNet5(_) => "LeNet5",
         Model::AlexNet(_) => "AlexNet",

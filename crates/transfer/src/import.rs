@@ -68,6 +68,8 @@ pub enum Format {
     Pytorch,
     /// `.safetensors` with torchvision's key names and layouts.
     Safetensors,
+    /// burn's burnpack (`.bpk`): our own runs' `model.bpk` and `cnn weights import` output.
+    Burnpack,
 }
 
 impl Format {
@@ -81,8 +83,9 @@ impl Format {
         match ext.as_str() {
             "pth" | "pt" | "bin" | "ckpt" => Ok(Format::Pytorch),
             "safetensors" => Ok(Format::Safetensors),
+            "bpk" => Ok(Format::Burnpack),
             _ => Err(TransferError::Weights(format!(
-                "{}: unknown weights format '.{ext}' (expected .pth/.pt or .safetensors)",
+                "{}: unknown weights format '.{ext}' (expected .pth/.pt, .safetensors or .bpk)",
                 path.display()
             ))),
         }
@@ -142,6 +145,16 @@ pub fn load_torchvision_remapped(
             }
             model.load_from(&mut store).map_err(|e| read_error(path, e))?
         }
+        Format::Burnpack => {
+            // Our own format: our names (with the model's variant first), burn's layouts.
+            let mut store = burn::store::BurnpackStore::from_file(path)
+                .allow_partial(true)
+                .validate(false);
+            if !remap.is_empty() {
+                store = store.remap(remapper(remap)?);
+            }
+            model.load_from(&mut store).map_err(|e| read_error(path, e))?
+        }
     };
     let report = check(result, path, partial)?;
     Ok((model, report))
@@ -160,7 +173,8 @@ fn check(result: ApplyResult, path: &Path, partial: &Partial) -> Result<LoadRepo
                 expected,
                 found,
             } => format!(
-                "tensor '{key}' has shape {found} in the file but {expected} in the model{}",
+                "tensor '{}' has shape {found} in the file but {expected} in the model{}",
+                bare(key),
                 if found.num_dims() == 2 {
                     " (burn's layout: Linear weights transposed)"
                 } else {
@@ -176,7 +190,7 @@ fn check(result: ApplyResult, path: &Path, partial: &Partial) -> Result<LoadRepo
         };
         return Err(TransferError::Weights(format!("{}: {msg}{more}", path.display())));
     }
-    let missing: Vec<String> = result.missing.iter().map(|(key, _)| key.clone()).collect();
+    let missing: Vec<String> = result.missing.iter().map(|(key, _)| bare(key).to_string()).collect();
     let not_allowed: Vec<&String> = missing
         .iter()
         .filter(|k| match partial {
@@ -198,12 +212,24 @@ fn check(result: ApplyResult, path: &Path, partial: &Partial) -> Result<LoadRepo
         )));
     }
     Ok(LoadReport {
-        applied: result.applied,
+        applied: result.applied.iter().map(|k| bare(k).to_string()).collect(),
         missing,
         unused: result
             .unused
-            .into_iter()
+            .iter()
             .filter(|k| !k.ends_with("num_batches_tracked"))
+            .map(|k| bare(k).to_string())
             .collect(),
     })
+}
+
+/// The names of the `Model` enum's variants, which burnpack paths start with.
+pub(crate) const VARIANTS: [&str; 6] = ["LeNet5", "AlexNet", "Vgg", "ResNet", "GoogLeNet", "Inception"];
+
+/// A key without the model variant burnpack paths start with (`LeNet5.fc3.weight` → `fc3.weight`).
+fn bare(key: &str) -> &str {
+    match key.split_once('.') {
+        Some((first, rest)) if VARIANTS.contains(&first) => rest,
+        _ => key,
+    }
 }

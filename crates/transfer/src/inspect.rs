@@ -28,6 +28,10 @@ pub fn tensor_shapes(path: &Path) -> Result<BTreeMap<String, Vec<usize>>> {
                 .map(|(k, t)| (k.clone(), t.shape().to_vec()))
                 .collect())
         }
+        Format::Burnpack => Err(TransferError::Weights(format!(
+            "{}: listing the tensors of a .bpk file is not supported; pass the number of classes",
+            path.display()
+        ))),
         Format::Safetensors => {
             // The format: 8-byte little-endian header length, then a JSON header.
             let mut file = std::fs::File::open(path).map_err(|e| bad(&e))?;
@@ -90,6 +94,9 @@ pub fn load_fitting(
     device: &Device,
 ) -> Result<(Model, LoadReport, HeadInfo)> {
     let info = cnn_models::registry::lookup(model_name)?;
+    if Format::of(path)? == Format::Burnpack {
+        return load_fitting_burnpack(info.name, path, num_classes, device);
+    }
     let head = head_info(&tensor_shapes(path)?);
     let file_classes = head.num_classes;
     let classes = num_classes.or(file_classes).unwrap_or(1000);
@@ -125,11 +132,65 @@ pub fn load_fitting(
     Ok((model, report, head))
 }
 
+/// [`load_fitting`] for our own burnpack files, which do not say their shapes up front: the
+/// model is built with `num_classes` classes (needed), and if the file's head does not fit, the
+/// head is left out of the load.
+fn load_fitting_burnpack(
+    name: &str,
+    path: &Path,
+    num_classes: Option<usize>,
+    device: &Device,
+) -> Result<(Model, LoadReport, HeadInfo)> {
+    let classes = num_classes.ok_or_else(|| {
+        TransferError::Weights(format!(
+            "{}: give the number of classes (--num-classes) to load a .bpk file",
+            path.display()
+        ))
+    })?;
+    let build = || cnn_models::build(name, BuildOptions::classes(classes), device);
+    let head = HeadInfo {
+        num_classes: None,
+        aux_heads: false,
+    };
+    match load_torchvision(build()?, path, &Partial::None) {
+        Ok((model, report)) => Ok((
+            model,
+            report,
+            HeadInfo {
+                num_classes: Some(classes),
+                ..head
+            },
+        )),
+        Err(e)
+            if head_prefixes(name)
+                .iter()
+                .any(|p| e.to_string().contains(&format!("'{p}"))) =>
+        {
+            let variant = crate::freeze::variant_name(&build()?);
+            let patterns: Vec<(String, String)> = head_prefixes(name)
+                .iter()
+                .map(|p| {
+                    (
+                        format!("^({variant}\\.)?{}", regex_escape(p)),
+                        format!("{SET_ASIDE}{p}"),
+                    )
+                })
+                .collect();
+            let remap: Vec<(&str, &str)> = patterns.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let (model, mut report) =
+                load_torchvision_remapped(build()?, path, &Partial::Prefixes(head_prefixes(name)), &remap)?;
+            report.unused.retain(|k| !k.starts_with(SET_ASIDE));
+            Ok((model, report, head))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The final classifier's key prefixes of a family (torchvision names).
 pub fn head_prefixes(model_name: &str) -> Vec<String> {
     let prefixes: &[&str] = if model_name.starts_with("alexnet") || model_name.starts_with("vgg") {
         &["classifier.6."]
-    } else if model_name == "lenet5" {
+    } else if model_name.starts_with("lenet5") {
         &["fc3."]
     } else {
         &["fc."]

@@ -69,3 +69,45 @@ fn another_class_count_gets_a_fresh_head_and_keeps_the_backbone() {
         five.conv1.weight.val().into_data().try_to_vec::<f32>().unwrap()
     );
 }
+
+#[test]
+fn our_own_burnpack_files_load_with_the_same_or_a_fresh_head() {
+    use burn::module::Module;
+    let device = Device::flex();
+    let dir = std::env::temp_dir().join(format!("cnn-heads-bpk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lenet.bpk");
+    let source = cnn_models::build("lenet5_relu", cnn_models::BuildOptions::classes(10), &device).unwrap();
+    let bytes = source.clone().into_record().into_bytes().unwrap();
+    std::fs::write(&file, &bytes[..]).unwrap();
+    let Model::LeNet5(original) = source else { panic!() };
+
+    let (same, report, _) = load_fitting("lenet5_relu", &file, Some(10), &device).unwrap();
+    assert!(
+        report.missing.is_empty() && report.unused.is_empty() && report.applied.len() == 10,
+        "{report}"
+    );
+    let Model::LeNet5(same) = same else { panic!() };
+    assert_eq!(
+        same.fc3.weight.val().into_data().try_to_vec::<f32>().unwrap(),
+        original.fc3.weight.val().into_data().try_to_vec::<f32>().unwrap()
+    );
+    let (three, report, _) = load_fitting("lenet5_relu", &file, Some(3), &device).unwrap();
+    assert_eq!(
+        report.missing,
+        vec!["fc3.bias".to_string(), "fc3.weight".to_string()],
+        "{report}"
+    );
+    assert!(report.unused.is_empty(), "{report}");
+    let Model::LeNet5(three) = three else { panic!() };
+    assert_eq!(three.fc3.weight.val().dims(), [84, 3]);
+    assert_eq!(
+        three.conv2.weight.val().into_data().try_to_vec::<f32>().unwrap(),
+        original.conv2.weight.val().into_data().try_to_vec::<f32>().unwrap()
+    );
+    let err = load_fitting("lenet5_relu", &file, None, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--num-classes"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
