@@ -41,10 +41,67 @@ pub enum ExperimentCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Reuse a pretrained backbone on a data set with few labels: from scratch vs frozen
+    /// backbone + new softmax (cached features) vs fine-tuning with --freeze auto.
+    Transfer {
+        /// Pretrained weights: a run's model.bpk (e.g. LeNet-5 trained on Fashion-MNIST) or a
+        /// torchvision file.
+        #[arg(long)]
+        pretrained: PathBuf,
+        /// The model of those weights [default: lenet5_relu].
+        #[arg(long, default_value = "lenet5_relu")]
+        model: String,
+        /// Target data set [default: mnist-5k].
+        #[arg(long, default_value = "mnist-5k")]
+        dataset: String,
+        /// Labelled images per class, comma-separated [default: 10,50,100].
+        #[arg(long, value_delimiter = ',', default_value = "10,50,100")]
+        per_class: Vec<usize>,
+        /// Epochs of every run [default: 30].
+        #[arg(long, default_value_t = 30)]
+        epochs: usize,
+        /// Mini-batch size [default: 16].
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        /// Adam learning rate [default: 0.001].
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        /// Seed [default: 42].
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output folder [default: runs/transfer].
+        #[arg(long, default_value = "runs/transfer")]
+        out: PathBuf,
+    },
 }
 
 /// Runs an experiment.
 pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
+    if let ExperimentCommand::Transfer {
+        pretrained,
+        model,
+        dataset,
+        per_class,
+        epochs,
+        batch_size,
+        lr,
+        seed,
+        out,
+    } = cmd
+    {
+        let opts = cnn_trainer::transfer_experiment::TransferOptions {
+            pretrained,
+            model,
+            dataset,
+            per_class,
+            epochs,
+            batch_size,
+            lr,
+            seed,
+            out,
+        };
+        return transfer(device, &opts);
+    }
     let ExperimentCommand::Degradation {
         subset,
         epochs,
@@ -55,7 +112,10 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         data_dir,
         workers,
         out,
-    } = cmd;
+    } = cmd
+    else {
+        unreachable!("handled above")
+    };
     let d = DegradationOptions::default();
     let opts = DegradationOptions {
         nets: nets.unwrap_or(d.nets),
@@ -124,6 +184,42 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         "wrote {} and {} in {:.0} s",
         opts.out.join("degradation.csv").display(),
         opts.out.join("degradation.png").display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn transfer(device: Option<&str>, opts: &cnn_trainer::transfer_experiment::TransferOptions) -> Result<()> {
+    cnn_models::registry::lookup(&opts.model)?;
+    if !opts.pretrained.is_file() {
+        anyhow::bail!("--pretrained {}: no such file", opts.pretrained.display());
+    }
+    let (backend, device) = crate::open_device(device)?;
+    println!(
+        "transfer: {} from {} to {} with {:?} labelled images per class, {} epochs each, on {backend} -> {}",
+        opts.model,
+        opts.pretrained.display(),
+        opts.dataset,
+        opts.per_class,
+        opts.epochs,
+        opts.out.display()
+    );
+    let started = Instant::now();
+    let rows = cnn_trainer::transfer_experiment::transfer(opts, &device, &mut |label, p| match p {
+        Progress::Note(n) => println!("{label:<18} {n}"),
+        Progress::Warning(w) => eprintln!("warning: {w}"),
+        _ => {}
+    })?;
+    for r in &rows {
+        println!(
+            "{:>4} per class  {:<14} test accuracy {:.4}  ({:.1} s of training)",
+            r.per_class, r.method, r.test_accuracy, r.train_seconds
+        );
+    }
+    println!("\n{}", std::fs::read_to_string(opts.out.join("transfer.md"))?);
+    println!(
+        "wrote {} in {:.0} s",
+        opts.out.join("transfer.csv").display(),
         started.elapsed().as_secs_f64()
     );
     Ok(())

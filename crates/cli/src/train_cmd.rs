@@ -62,6 +62,9 @@ pub struct TrainArgs {
     /// set has another number of classes (see `cnn weights`).
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// With --weights: start from a fresh head even when the class count matches (a new task).
+    #[arg(long)]
+    new_head: bool,
     /// Freeze part of the backbone: none, all (train only the head), upto:<stage> (e.g.
     /// upto:layer2, upto:features.10, upto:inception4a) or auto (from the labelled images per
     /// class; auto:<small>,<large> sets the thresholds) [default: none].
@@ -130,6 +133,7 @@ impl TrainArgs {
             valid_split: self.valid_split.unwrap_or(d.valid_split),
             subset: self.subset.or(d.subset),
             weights: self.weights.clone().or(d.weights),
+            new_head: self.new_head || d.new_head,
             freeze: self.freeze.clone().unwrap_or(d.freeze),
             cache_features: self.cache_features || d.cache_features,
             cache_dir: self.cache_dir.clone().or(d.cache_dir),
@@ -148,6 +152,7 @@ impl TrainArgs {
             ("--preset", self.preset.is_some()),
             ("--subset", self.subset.is_some()),
             ("--weights", self.weights.is_some()),
+            ("--new-head", self.new_head),
             ("--freeze", self.freeze.is_some()),
             ("--cache-features", self.cache_features),
             ("--model", self.model.is_some()),

@@ -787,3 +787,66 @@ fn bench_head_compares_the_backbone_epoch_with_the_cached_one() {
     let msg = assert_clean_failure(&cnn(&["train", "--cache-features"]));
     assert!(msg.contains("--freeze all"), "{msg}");
 }
+
+#[test]
+fn transfer_experiment_runs_the_three_ways_and_writes_its_table() {
+    let root = std::env::temp_dir().join(format!("cnn-transfer-exp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    // A "pretrained" backbone: two epochs of LeNet-5 on 300 digits.
+    let pre = root.join("pre");
+    let out = cnn(&[
+        "train",
+        "--model",
+        "lenet5_relu",
+        "--epochs",
+        "2",
+        "--subset",
+        "300",
+        "--out",
+        pre.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exp = root.join("exp");
+    let weights = pre.join("model.bpk");
+    let args = [
+        "experiment",
+        "transfer",
+        "--pretrained",
+        weights.to_str().unwrap(),
+        "--per-class",
+        "5",
+        "--epochs",
+        "2",
+        "--out",
+        exp.to_str().unwrap(),
+    ];
+    let out = cnn(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("8 tensors applied, 2 missing"),
+        "the head must be new: {stdout}"
+    );
+    assert!(stdout.contains("train features (50 x 84): computed into"), "{stdout}");
+    assert!(
+        stdout.contains("--freeze auto: 5 labelled images per class is small"),
+        "{stdout}"
+    );
+    let table = std::fs::read_to_string(exp.join("transfer.md")).unwrap();
+    assert!(
+        table.contains("| scratch | frozen-cached | finetune-auto |") && table.contains("\n| 5 | 0."),
+        "{table}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(exp.join("transfer.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        4
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -66,6 +66,10 @@ pub struct TrainConfig {
     /// the data set has another number of classes.
     #[serde(default)]
     pub weights: Option<std::path::PathBuf>,
+    /// With `weights`: always start from a fresh head (a new task), even with the same number
+    /// of classes.
+    #[serde(default)]
+    pub new_head: bool,
     /// Which stages of the backbone to freeze (`none`, `all`, `upto:<stage>`, `auto`).
     #[serde(default)]
     pub freeze: cnn_transfer::FreezePolicy,
@@ -127,6 +131,7 @@ impl TrainConfig {
             valid_split: default_valid_split(),
             subset: None,
             weights: None,
+            new_head: false,
             cache_features: false,
             cache_dir: None,
             freeze: cnn_transfer::FreezePolicy::None,

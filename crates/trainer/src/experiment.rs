@@ -133,7 +133,7 @@ pub fn degradation(
     Ok(results)
 }
 
-fn finished_result(net: &str, dir: &Path) -> Result<NetResult> {
+pub(crate) fn finished_result(net: &str, dir: &Path) -> Result<NetResult> {
     let info = checkpoint::info(dir)?;
     let summary: serde_json::Value = std::fs::read_to_string(dir.join("summary.json"))
         .ok()

@@ -30,6 +30,7 @@ pub mod presets;
 pub mod run;
 pub mod schedule;
 pub mod train;
+pub mod transfer_experiment;
 
 pub use bench::{BenchCase, BenchPhase, BenchResult, family_suite, run_bench};
 pub use bench_loader::{PipelineTiming, bench_pipeline};

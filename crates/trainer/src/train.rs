@@ -96,7 +96,11 @@ pub fn train_run(
     let mut model = registry::build(info.name, options, &autodiff)?;
     checkpoint::materialize(&model);
     if let Some(weights) = &cfg.weights {
-        let (loaded, report, _) = cnn_transfer::load_fitting(info.name, weights, Some(options.num_classes), &autodiff)?;
+        let (loaded, report, _) = if cfg.new_head {
+            cnn_transfer::load_with_new_head(info.name, weights, options.num_classes, &autodiff)?
+        } else {
+            cnn_transfer::load_fitting(info.name, weights, Some(options.num_classes), &autodiff)?
+        };
         progress(Progress::Note(format!("weights from {}: {report}", weights.display())));
         model = loaded;
     }

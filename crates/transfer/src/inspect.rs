@@ -93,9 +93,30 @@ pub fn load_fitting(
     num_classes: Option<usize>,
     device: &Device,
 ) -> Result<(Model, LoadReport, HeadInfo)> {
+    load_fitting_with(model_name, path, num_classes, false, device)
+}
+
+/// [`load_fitting`] that always leaves the file's head out (a new softmax for a new task, even
+/// with the same number of classes): the course's "drop their softmax, add yours".
+pub fn load_with_new_head(
+    model_name: &str,
+    path: &Path,
+    num_classes: usize,
+    device: &Device,
+) -> Result<(Model, LoadReport, HeadInfo)> {
+    load_fitting_with(model_name, path, Some(num_classes), true, device)
+}
+
+fn load_fitting_with(
+    model_name: &str,
+    path: &Path,
+    num_classes: Option<usize>,
+    new_head: bool,
+    device: &Device,
+) -> Result<(Model, LoadReport, HeadInfo)> {
     let info = cnn_models::registry::lookup(model_name)?;
     if Format::of(path)? == Format::Burnpack {
-        return load_fitting_burnpack(info.name, path, num_classes, device);
+        return load_fitting_burnpack(info.name, path, num_classes, new_head, device);
     }
     let head = head_info(&tensor_shapes(path)?);
     let file_classes = head.num_classes;
@@ -111,9 +132,8 @@ pub fn load_fitting(
         cnn_models::build(info.name, BuildOptions::classes(classes), device)?
     };
     let partial = match file_classes {
-        Some(n) if n != classes => Partial::Prefixes(head_prefixes(info.name)),
-        None => Partial::Prefixes(head_prefixes(info.name)),
-        _ => Partial::None,
+        Some(n) if n == classes && !new_head => Partial::None,
+        _ => Partial::Prefixes(head_prefixes(info.name)),
     };
     let (model, report) = if matches!(partial, Partial::None) {
         load_torchvision(model, path, &partial)?
@@ -139,6 +159,7 @@ fn load_fitting_burnpack(
     name: &str,
     path: &Path,
     num_classes: Option<usize>,
+    new_head: bool,
     device: &Device,
 ) -> Result<(Model, LoadReport, HeadInfo)> {
     let classes = num_classes.ok_or_else(|| {
@@ -152,38 +173,41 @@ fn load_fitting_burnpack(
         num_classes: None,
         aux_heads: false,
     };
-    match load_torchvision(build()?, path, &Partial::None) {
-        Ok((model, report)) => Ok((
-            model,
-            report,
-            HeadInfo {
-                num_classes: Some(classes),
-                ..head
-            },
-        )),
-        Err(e)
-            if head_prefixes(name)
-                .iter()
-                .any(|p| e.to_string().contains(&format!("'{p}"))) =>
-        {
-            let variant = crate::freeze::variant_name(&build()?);
-            let patterns: Vec<(String, String)> = head_prefixes(name)
-                .iter()
-                .map(|p| {
-                    (
-                        format!("^({variant}\\.)?{}", regex_escape(p)),
-                        format!("{SET_ASIDE}{p}"),
-                    )
-                })
-                .collect();
-            let remap: Vec<(&str, &str)> = patterns.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-            let (model, mut report) =
-                load_torchvision_remapped(build()?, path, &Partial::Prefixes(head_prefixes(name)), &remap)?;
-            report.unused.retain(|k| !k.starts_with(SET_ASIDE));
-            Ok((model, report, head))
+    if !new_head {
+        match load_torchvision(build()?, path, &Partial::None) {
+            Ok((model, report)) => {
+                let head = HeadInfo {
+                    num_classes: Some(classes),
+                    ..head
+                };
+                return Ok((model, report, head));
+            }
+            // Only a head that does not fit is worked around; anything else is the answer.
+            Err(e)
+                if !head_prefixes(name)
+                    .iter()
+                    .any(|p| e.to_string().contains(&format!("'{p}"))) =>
+            {
+                return Err(e);
+            }
+            Err(_) => {}
         }
-        Err(e) => Err(e),
     }
+    let variant = crate::freeze::variant_name(&build()?);
+    let patterns: Vec<(String, String)> = head_prefixes(name)
+        .iter()
+        .map(|p| {
+            (
+                format!("^({variant}\\.)?{}", regex_escape(p)),
+                format!("{SET_ASIDE}{p}"),
+            )
+        })
+        .collect();
+    let remap: Vec<(&str, &str)> = patterns.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let (model, mut report) =
+        load_torchvision_remapped(build()?, path, &Partial::Prefixes(head_prefixes(name)), &remap)?;
+    report.unused.retain(|k| !k.starts_with(SET_ASIDE));
+    Ok((model, report, head))
 }
 
 /// The final classifier's key prefixes of a family (torchvision names).

@@ -21,4 +21,4 @@ pub use cache::{CacheKey, CacheWriter, FeatureCache};
 pub use error::{Result, TransferError};
 pub use freeze::{AutoThresholds, FreezePolicy, Stage, freeze, resolve, stages};
 pub use import::{Format, LoadReport, Partial, load_torchvision, load_torchvision_remapped};
-pub use inspect::{HeadInfo, head_info, load_fitting, tensor_shapes};
+pub use inspect::{HeadInfo, head_info, load_fitting, load_with_new_head, tensor_shapes};

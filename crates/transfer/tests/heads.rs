@@ -111,3 +111,16 @@ fn our_own_burnpack_files_load_with_the_same_or_a_fresh_head() {
     assert!(err.contains("--num-classes"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_new_head_can_be_asked_for_with_the_same_class_count() {
+    let device = Device::flex();
+    let (_, report, _) =
+        cnn_transfer::load_with_new_head("resnet18", &fixtures().join("resnet18.pth"), 1000, &device).unwrap();
+    assert_eq!(
+        report.missing,
+        vec!["fc.bias".to_string(), "fc.weight".to_string()],
+        "{report}"
+    );
+    assert!(report.unused.is_empty(), "{report}");
+}
