@@ -27,6 +27,18 @@ pub enum WeightsCommand {
         #[arg(long)]
         num_classes: Option<usize>,
     },
+    /// Fetch torchvision's published ImageNet weights of a model (checked against the SHA-256
+    /// prefix in the file name) into the weights cache, or import a local copy with --from.
+    Download {
+        /// Model name (alexnet, vgg11 … vgg19_bn, resnet18 … resnet152, googlenet).
+        model: String,
+        /// A local copy of the file (same checks), instead of the web.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Folder to keep weights in [default: ~/.cache/cnn-casestudies/weights].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Run a model with torchvision weights on the `input` tensor of a .io.safetensors file and
     /// compare with its `logits` tensor.
     Verify {
@@ -44,8 +56,12 @@ pub enum WeightsCommand {
 
 /// Runs a `cnn weights` subcommand.
 pub fn run(device: Option<&str>, cmd: WeightsCommand) -> Result<()> {
+    if let WeightsCommand::Download { model, from, dir } = cmd {
+        return download(&model, from, dir);
+    }
     let (_, device) = crate::open_device(device)?;
     match cmd {
+        WeightsCommand::Download { .. } => unreachable!("handled above"),
         WeightsCommand::Import {
             model,
             from,
@@ -116,4 +132,58 @@ fn read_io(path: &std::path::Path) -> Result<(TensorData, TensorData)> {
         Ok(TensorData::new(values, t.shape().to_vec()))
     };
     Ok((get("input")?, get("logits")?))
+}
+
+/// `cnn weights download`.
+fn download(model: &str, from: Option<PathBuf>, dir: Option<PathBuf>) -> Result<()> {
+    use cnn_data_augment::download::{Checksum, DatasetFiles, Download, DownloadEvent, Origin, RemoteFile};
+    let info = cnn_models::registry::lookup(model)?;
+    let Some((file, url, prefix)) = cnn_transfer::zoo::published(info.name) else {
+        let names: Vec<&str> = cnn_transfer::zoo::WEIGHTS.iter().map(|(m, _)| *m).collect();
+        bail!(
+            "torchvision publishes no weights for {}; it does for {}, googlenet",
+            info.name,
+            names.join(", ")
+        );
+    };
+    let root = dir.unwrap_or_else(|| cnn_data_augment::datasets::default_data_dir());
+    let spec = DatasetFiles {
+        name: "weights".into(),
+        files: vec![RemoteFile {
+            name: file.to_string(),
+            urls: vec![url],
+            checksum: Checksum::Sha256Prefix(prefix.to_string()),
+            content_sha256: None,
+            unpack_to: None,
+        }],
+    };
+    let download = Download {
+        origin: from.map_or(Origin::Web, Origin::Local),
+        ..Download::new(&root)
+    };
+    let mut last_tenth = 0u64;
+    let outcomes = download.run(&spec, &mut |e| match e {
+        DownloadEvent::Start { file, source, .. } => eprintln!("  {file} from {source}"),
+        DownloadEvent::Bytes {
+            done, total: Some(t), ..
+        } if *t > 0 && 10 * done / t > last_tenth => {
+            last_tenth = 10 * done / t;
+            eprintln!(
+                "  {:>3}%  {:.1} of {:.1} MB",
+                100 * done / t,
+                *done as f64 / 1e6,
+                *t as f64 / 1e6
+            );
+        }
+        DownloadEvent::Failed { source, reason, .. } => eprintln!("  warning: {source}: {reason}"),
+        _ => {}
+    })?;
+    let path = &outcomes[0].path;
+    println!("{}: {} ({})", path.display(), outcomes[0].verified, outcomes[0].source);
+    println!(
+        "use it with: cnn train --model {} --weights {}",
+        info.name,
+        path.display()
+    );
+    Ok(())
 }

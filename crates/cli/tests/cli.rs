@@ -850,3 +850,32 @@ fn transfer_experiment_runs_the_three_ways_and_writes_its_table() {
     );
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn weights_download_checks_the_sha256_prefix_of_a_local_copy() {
+    let dir = std::env::temp_dir().join(format!("cnn-weights-dl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // The fixture is a random-init ResNet-18, not torchvision's published file: refused (after
+    // a progress line naming the source).
+    let out = cnn(&[
+        "weights",
+        "download",
+        "resnet18",
+        "--from",
+        &fixture("resnet18.pth"),
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && !stderr.contains("panicked"), "{stderr}");
+    let msg = stderr.trim_end().lines().last().unwrap().to_string();
+    assert!(msg.starts_with("error: "), "{stderr}");
+    assert!(
+        msg.contains("checksum mismatch") && msg.contains("sha256 starting f37072fd"),
+        "{msg}"
+    );
+    assert!(!dir.join("weights/resnet18-f37072fd.pth").exists());
+    let msg = assert_clean_failure(&cnn(&["weights", "download", "lenet5"]));
+    assert!(msg.contains("publishes no weights for lenet5"), "{msg}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

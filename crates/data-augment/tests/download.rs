@@ -292,3 +292,38 @@ fn debians_fashion_mnist_imports_with_from_and_passes_the_checksums() {
     std::fs::remove_dir_all(&data).unwrap();
     std::fs::remove_dir_all(&bad_from).unwrap();
 }
+
+#[test]
+fn a_sha256_prefix_checks_a_single_local_file_given_by_path() {
+    use sha2::{Digest, Sha256};
+    let data = scratch("prefix");
+    std::fs::create_dir_all(&data).unwrap();
+    let local = data.join("my-copy.bin");
+    std::fs::write(&local, b"weights").unwrap();
+    let hex: String = Sha256::digest(b"weights").iter().map(|b| format!("{b:02x}")).collect();
+    let spec = DatasetFiles {
+        name: "weights".into(),
+        files: vec![RemoteFile {
+            name: format!("model-{}.pth", &hex[..8]),
+            urls: vec![],
+            checksum: Checksum::Sha256Prefix(hex[..8].to_string()),
+            content_sha256: None,
+            unpack_to: None,
+        }],
+    };
+    let download = Download {
+        origin: Origin::Local(local.clone()),
+        ..Download::new(data.join("cache"))
+    };
+    let out = download.run(&spec, &mut |_| {}).unwrap();
+    assert_eq!(
+        out[0].verified,
+        Verified::Published(Checksum::Sha256Prefix(hex[..8].to_string()))
+    );
+    assert_eq!(std::fs::read(&out[0].path).unwrap(), b"weights");
+    std::fs::write(&local, b"other").unwrap();
+    let _ = std::fs::remove_file(&out[0].path);
+    let err = download.run(&spec, &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch") && err.contains(&hex[..8]), "{err}");
+    std::fs::remove_dir_all(&data).unwrap();
+}

@@ -16,6 +16,7 @@ pub mod error;
 pub mod freeze;
 pub mod import;
 pub mod inspect;
+pub mod zoo;
 
 pub use cache::{CacheKey, CacheWriter, FeatureCache};
 pub use error::{Result, TransferError};

@@ -16,7 +16,8 @@ use crate::error::{DataError, Result};
 pub enum Origin {
     /// Their URLs (official first, then mirrors).
     Web,
-    /// Copies already on disk, in this folder, under the same file names.
+    /// Copies already on disk: a folder holding them under the same file names, or, for a
+    /// one-file download, the file itself.
     Local(PathBuf),
 }
 
@@ -239,7 +240,12 @@ impl Download {
 
 /// Copies `from/<name>` to `target` after checking it.
 fn import(file: &RemoteFile, from: &Path, target: &Path, progress: &mut dyn FnMut(&DownloadEvent)) -> Result<Outcome> {
-    let source = from.join(&file.name);
+    // A folder holding the file under its name, or (for a one-file download) the file itself.
+    let source = if from.is_file() {
+        from.to_path_buf()
+    } else {
+        from.join(&file.name)
+    };
     if !source.is_file() {
         return Err(DataError::Download(format!(
             "{} is missing: --from {} must hold {}",
@@ -275,7 +281,8 @@ pub(crate) fn verify(path: &Path, file: &RemoteFile) -> Result<Verified> {
     let (md5, sha256) = hash(File::open(path).map_err(|e| io_err(path, e))?, path)?;
     let actual = match &file.checksum {
         Checksum::Md5(_) => Checksum::Md5(md5),
-        Checksum::Sha256(_) => Checksum::Sha256(sha256),
+        Checksum::Sha256(_) => Checksum::Sha256(sha256.clone()),
+        Checksum::Sha256Prefix(p) => Checksum::Sha256Prefix(sha256[..p.len().min(64)].to_string()),
     };
     if actual == file.checksum {
         return Ok(Verified::Published(actual));
@@ -291,7 +298,10 @@ pub(crate) fn verify(path: &Path, file: &RemoteFile) -> Result<Verified> {
     Err(DataError::Checksum {
         path: path.to_path_buf(),
         expected: file.checksum.to_string(),
-        actual: actual.to_string(),
+        actual: match actual {
+            Checksum::Sha256Prefix(_) => format!("sha256 {sha256}"),
+            other => other.to_string(),
+        },
     })
 }
 

@@ -11,6 +11,9 @@ pub enum Checksum {
     Md5(String),
     /// SHA-256 of the file as published.
     Sha256(String),
+    /// The first hex digits of the file's SHA-256 (torchvision puts them in its weight files'
+    /// names, e.g. `resnet18-f37072fd.pth`).
+    Sha256Prefix(String),
 }
 
 impl std::fmt::Display for Checksum {
@@ -18,6 +21,7 @@ impl std::fmt::Display for Checksum {
         match self {
             Checksum::Md5(h) => write!(f, "md5 {h}"),
             Checksum::Sha256(h) => write!(f, "sha256 {h}"),
+            Checksum::Sha256Prefix(h) => write!(f, "sha256 starting {h}"),
         }
     }
 }
