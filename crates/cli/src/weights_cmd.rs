@@ -146,7 +146,7 @@ fn download(model: &str, from: Option<PathBuf>, dir: Option<PathBuf>) -> Result<
             names.join(", ")
         );
     };
-    let root = dir.unwrap_or_else(|| cnn_data_augment::datasets::default_data_dir());
+    let root = dir.unwrap_or_else(cnn_data_augment::datasets::default_data_dir);
     let spec = DatasetFiles {
         name: "weights".into(),
         files: vec![RemoteFile {

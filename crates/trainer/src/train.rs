@@ -22,7 +22,7 @@ use crate::run::{RunReport, create_run_dir, load_data, preprocess_for, write_fil
 use cnn_transfer::CacheKey;
 
 /// Mixed into the seed for the validation split, so it differs from the shuffling stream.
-const VALID_SPLIT_SALT: u64 = 0x7661_6c69_64;
+const VALID_SPLIT_SALT: u64 = 0x0076_616c_6964; // "valid"
 /// Mixed into the seed for `--subset`.
 const SUBSET_SALT: u64 = 0x7375_6273_6574;
 
