@@ -73,7 +73,7 @@ pub struct HeadInfo {
 
 /// Reads the head out of `shapes` (from [`tensor_shapes`]).
 pub fn head_info(shapes: &BTreeMap<String, Vec<usize>>) -> HeadInfo {
-    let num_classes = ["fc.bias", "classifier.6.bias", "classifier.bias"]
+    let num_classes = ["fc.bias", "classifier.6.bias", "classifier.bias", "fc3.bias"]
         .iter()
         .find_map(|k| shapes.get(*k).and_then(|s| s.first().copied()));
     HeadInfo {

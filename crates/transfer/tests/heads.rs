@@ -124,3 +124,31 @@ fn a_new_head_can_be_asked_for_with_the_same_class_count() {
     );
     assert!(report.unused.is_empty(), "{report}");
 }
+
+/// `tests/data/lenet5_legacy.pth` is a LeNet-5 state_dict in PyTorch's legacy (pre-1.6, non-zip)
+/// `torch.save` format and `lenet5.safetensors` the same tensors, both written by
+/// `scripts/make_legacy_pth.py`.
+#[test]
+fn the_legacy_pickle_format_loads_like_safetensors() {
+    let device = Device::flex();
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let load = |file: &str| {
+        let (model, report, head) = load_fitting("lenet5", &data.join(file), None, &device).unwrap();
+        assert_eq!(report.applied.len(), 10, "{file}: {report}");
+        assert!(
+            report.missing.is_empty() && report.unused.is_empty(),
+            "{file}: {report}"
+        );
+        assert_eq!(head.num_classes, Some(10));
+        let Model::LeNet5(m) = model else { panic!() };
+        [m.conv1.weight.val(), m.conv2.weight.val()]
+            .map(|t| t.into_data().try_to_vec::<f32>().unwrap())
+            .into_iter()
+            .chain([m.fc1.weight.val(), m.fc3.weight.val()].map(|t| t.into_data().try_to_vec::<f32>().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let legacy = load("lenet5_legacy.pth");
+    assert_eq!(legacy, load("lenet5.safetensors"));
+    // The values are the file's (the script's first value), not an initialisation.
+    assert!((legacy[0][0] - 0.031_030_81).abs() < 1e-6, "{}", legacy[0][0]);
+}
