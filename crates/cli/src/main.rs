@@ -173,6 +173,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // burn creates some tensors on its *default* device (e.g. the optimiser state of a resumed
+    // run); make that the device this command runs on, so a build with wgpu compiled in does not
+    // route CPU training through the GPU. Done before any thread starts.
+    if let Ok(backend) = backend::resolve(cli.device.as_deref(), &backend::compiled()) {
+        // SAFETY: single-threaded here; nothing reads the environment concurrently.
+        unsafe { std::env::set_var("BURN_DEVICE", backend.name()) };
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -128,6 +128,11 @@ pub fn info(dir: &Path) -> Result<CheckpointInfo> {
 
 /// Loads the newest checkpoint of `dir` into `model` (built as the run built it) and
 /// `optimizer` (built from the run's config).
+///
+/// burn materialises the optimiser's state on its *default* device (`BURN_DEVICE`, else the
+/// first compiled-in backend in burn's order, GPU first) and moves it on the next step. When
+/// training on another backend than that default, set `BURN_DEVICE` to it (the `cnn` binary
+/// does), or the state makes a round trip through the default device.
 pub fn restore<M: Module>(dir: &Path, model: M, optimizer: ModuleOptimizer) -> Result<Restored<M>> {
     let info = info(dir)?;
     let folder = dir.join(&info.folder);
