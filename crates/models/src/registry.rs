@@ -307,6 +307,51 @@ impl Model {
         })
     }
 
+    /// The same network with a fresh final classifier of `num_classes` outputs (torchvision's
+    /// names: `fc` for ResNet, GoogLeNet and the Inception example, `classifier.6` for AlexNet and
+    /// VGG, `fc3` for LeNet-5; GoogLeNet's auxiliary `fc2` layers too). Everything else keeps its
+    /// weights: drop their softmax, add yours.
+    pub fn with_num_classes(self, num_classes: usize, device: &Device) -> Model {
+        use burn::nn::{Linear, LinearConfig};
+        let fresh = |old: &Linear| {
+            let [inputs, _] = old.weight.dims();
+            LinearConfig::new(inputs, num_classes).init(device)
+        };
+        match self {
+            Model::LeNet5(mut m) => {
+                m.fc3 = fresh(&m.fc3);
+                Model::LeNet5(m)
+            }
+            Model::AlexNet(mut m) => {
+                if let Some(crate::layers::Dense::Linear(l)) = m.classifier.last_mut() {
+                    *l = fresh(l);
+                }
+                Model::AlexNet(m)
+            }
+            Model::Vgg(mut m) => {
+                if let Some(crate::layers::Dense::Linear(l)) = m.classifier.last_mut() {
+                    *l = fresh(l);
+                }
+                Model::Vgg(m)
+            }
+            Model::ResNet(mut m) => {
+                m.fc = fresh(&m.fc);
+                Model::ResNet(m)
+            }
+            Model::GoogLeNet(mut m) => {
+                m.fc = fresh(&m.fc);
+                for aux in [&mut m.aux1, &mut m.aux2].into_iter().flatten() {
+                    aux.fc2 = fresh(&aux.fc2);
+                }
+                Model::GoogLeNet(m)
+            }
+            Model::Inception(mut m) => {
+                m.fc = fresh(&m.fc);
+                Model::Inception(m)
+            }
+        }
+    }
+
     /// The final classifier alone, applied to [`Model::backbone`]'s output.
     pub fn head(&self, features: Tensor<2>) -> Tensor<2> {
         match self {

@@ -197,3 +197,36 @@ fn head_of_backbone_is_the_forward_pass() {
         whole.assert_approx_eq::<f32>(&split, burn::tensor::Tolerance::absolute(1e-5));
     }
 }
+
+#[test]
+fn with_num_classes_replaces_only_the_final_classifier() {
+    let device = Device::flex();
+    for (name, size) in [
+        ("lenet5", 32),
+        ("alexnet", 64),
+        ("vgg11", 32),
+        ("resnet18", 32),
+        ("googlenet", 64),
+    ] {
+        let info = cnn_models::registry::lookup(name).unwrap();
+        let model = build(name, BuildOptions::classes(10), &device).unwrap();
+        let before = cnn_models::keys::tensor_shapes(&model);
+        let x = Tensor::<4>::random(
+            [2, info.default_input.channels, size, size],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let features = model.backbone(x.clone()).unwrap().into_data();
+        let model = model.with_num_classes(7, &device);
+        let after = cnn_models::keys::tensor_shapes(&model);
+        // Same tensors apart from the head(s), whose outputs are now 7.
+        let changed: Vec<&String> = before.keys().filter(|k| before[*k] != after[*k]).collect();
+        assert!(
+            !changed.is_empty() && changed.iter().all(|k| k.contains("fc") || k.starts_with("classifier.")),
+            "{name}: {changed:?}"
+        );
+        assert_eq!(ImageClassifier::logits(&model, x.clone()).dims(), [2, 7], "{name}");
+        // The backbone is untouched.
+        model.backbone(x).unwrap().into_data().assert_eq(&features, true);
+    }
+}
