@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
-use crate::fit::{EpochHook, EpochMetrics, Evaluation, Fitted, Progress, Stop, count_correct, early_stop};
+use crate::fit::{EpochHook, EpochMetrics, Evaluation, Fitted, Progress, count_correct, early_stop};
 use crate::schedule::learning_rate;
 
 /// Images per backbone batch when filling a cache.
@@ -158,13 +158,8 @@ pub fn fit_head(
 ) -> Result<Fitted<Model>> {
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     for epoch in history.len() + 1..=cfg.epochs {
-        if let Some(best_epoch) = early_stop(&history, cfg.early_stop) {
-            return Ok(Fitted {
-                model,
-                optimizer,
-                history,
-                stop: Stop::EarlyStopped { best_epoch },
-            });
+        if early_stop(&history, cfg.early_stop).is_some() {
+            break;
         }
         let started = Instant::now();
         let mut order: Vec<usize> = (0..train.len()).collect();
@@ -218,14 +213,5 @@ pub fn fit_head(
         after_epoch(&model, &optimizer, &history)?;
         progress(Progress::Epoch(history.last().expect("just pushed")));
     }
-    let stop = match early_stop(&history, cfg.early_stop) {
-        Some(best_epoch) if history.len() < cfg.epochs => Stop::EarlyStopped { best_epoch },
-        _ => Stop::Completed,
-    };
-    Ok(Fitted {
-        model,
-        optimizer,
-        history,
-        stop,
-    })
+    Ok(Fitted::new(model, optimizer, history, cfg))
 }

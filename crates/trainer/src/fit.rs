@@ -111,6 +111,23 @@ pub struct Fitted<M> {
     pub stop: Stop,
 }
 
+impl<M> Fitted<M> {
+    /// The end of training after `history`: early-stopped if `cfg.early_stop` says so before
+    /// `cfg.epochs`, else completed.
+    pub(crate) fn new(model: M, optimizer: ModuleOptimizer, history: Vec<EpochMetrics>, cfg: &TrainConfig) -> Self {
+        let stop = match early_stop(&history, cfg.early_stop) {
+            Some(best_epoch) if history.len() < cfg.epochs => Stop::EarlyStopped { best_epoch },
+            _ => Stop::Completed,
+        };
+        Self {
+            model,
+            optimizer,
+            history,
+            stop,
+        }
+    }
+}
+
 /// Called after every epoch with the model, the optimiser and the history so far (e.g. to write
 /// a checkpoint); an error stops training.
 pub type EpochHook<'a, M> = dyn FnMut(&M, &ModuleOptimizer, &[EpochMetrics]) -> Result<()> + 'a;
@@ -180,13 +197,8 @@ pub fn fit_from<M: ImageClassifier>(
     let loss_fn = CrossEntropyLossConfig::new().init(device);
 
     for epoch in history.len() + 1..=cfg.epochs {
-        if let Some(best_epoch) = early_stop(&history, cfg.early_stop) {
-            return Ok(Fitted {
-                model,
-                optimizer,
-                history,
-                stop: Stop::EarlyStopped { best_epoch },
-            });
+        if early_stop(&history, cfg.early_stop).is_some() {
+            break;
         }
         device.seed(epoch_seed(cfg.seed, epoch));
         let started = Instant::now();
@@ -249,16 +261,7 @@ pub fn fit_from<M: ImageClassifier>(
         after_epoch(&model, &optimizer, &history)?;
         progress(Progress::Epoch(history.last().expect("just pushed")));
     }
-    let stop = match early_stop(&history, cfg.early_stop) {
-        Some(best_epoch) if history.len() < cfg.epochs => Stop::EarlyStopped { best_epoch },
-        _ => Stop::Completed,
-    };
-    Ok(Fitted {
-        model,
-        optimizer,
-        history,
-        stop,
-    })
+    Ok(Fitted::new(model, optimizer, history, cfg))
 }
 
 /// The seed of the backend's generator for `epoch`: a function of the run's seed and the epoch

@@ -323,3 +323,28 @@ fn head_training_from_cached_features_reuses_the_cache_and_notices_changes() {
     assert!(err.to_string().contains("augmentation cannot apply"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn early_stopping_ends_the_run_when_the_validation_loss_stops_improving() {
+    let _rng = rng_lock();
+    let root = scratch("early");
+    let data = root.join("digits");
+    digit_folder(&data);
+    // A learning rate far below f32 resolution: the weights never change, so the validation loss
+    // never improves on epoch 1 and patience 1 stops the run after epoch 2.
+    let cfg = TrainConfig {
+        lr: 1e-30,
+        momentum: 0.0,
+        early_stop: Some(1),
+        ..config("lenet5", &data, 5)
+    };
+    let report = train_run(&cfg, &Device::flex(), &root.join("run"), false, &mut |_| {}).unwrap();
+    assert_eq!(report.history.len(), 2);
+    assert_eq!(report.stop, cnn_trainer::Stop::EarlyStopped { best_epoch: 1 });
+    let summary = std::fs::read_to_string(root.join("run/summary.json")).unwrap();
+    assert!(
+        summary.contains("early stop: no better valid loss since epoch 1"),
+        "{summary}"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
