@@ -9,6 +9,17 @@ fn cnn(args: &[&str]) -> Output {
         .expect("run cnn")
 }
 
+/// Asserts that the command succeeded (showing both streams if not) and returns its stdout.
+fn assert_success(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn assert_clean_failure(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "expected failure, stderr: {stderr}");
@@ -70,12 +81,7 @@ fn default_training_reaches_95_percent_and_writes_a_run_folder() {
     let dir = std::env::temp_dir().join(format!("cnn-cli-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = cnn(&["--device", "flex", "train", "--out", dir.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_success(&out);
     assert!(
         stdout.contains("epoch   1/10  train loss"),
         "no per-epoch progress: {stdout}"
@@ -418,12 +424,7 @@ fn download_imports_debians_fashion_mnist_and_rejects_unknown_names() {
         "--data-dir",
         data.to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_success(&out);
     assert_eq!(stdout.matches("sha256 of the contents").count(), 4, "{stdout}");
     assert!(
         stdout.contains("fashion-mnist is ready: cnn train --dataset fashion-mnist --data-dir"),
@@ -494,12 +495,7 @@ fn a_killed_run_resumes_to_the_same_weights_then_evaluates_and_predicts() {
     let msg = assert_clean_failure(&cnn(&["train", "--resume", killed.to_str().unwrap(), "--lr", "0.1"]));
     assert!(msg.contains("--lr cannot be changed"), "{msg}");
     let out = cnn(&["--device", "flex", "train", "--resume", killed.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_success(&out);
     assert!(
         stdout.starts_with("resuming lenet5") && stdout.contains("epoch   2/3") && !stdout.contains("epoch   1/3"),
         "{stdout}"
@@ -521,12 +517,7 @@ fn a_killed_run_resumes_to_the_same_weights_then_evaluates_and_predicts() {
 
     // cnn eval: overall, per-class, the printed matrix and confusion.png.
     let out = cnn(&["eval", "--run", killed.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_success(&out);
     assert!(
         stdout.contains("on the 1000 test images of mnist-5k: accuracy 0.") && stdout.contains("top-5"),
         "{stdout}"
@@ -631,12 +622,7 @@ fn degradation_experiment_runs_end_to_end_and_reuses_finished_runs() {
         out.to_str().unwrap(),
     ];
     let run = cnn(&args);
-    let stdout = String::from_utf8_lossy(&run.stdout).to_string();
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let stdout = assert_success(&run);
     assert!(
         stdout.contains("plain20   epoch  2/2") && stdout.contains("resnet20  epoch  2/2"),
         "{stdout}"
@@ -768,12 +754,7 @@ fn bench_head_compares_the_backbone_epoch_with_the_cached_one() {
         "--batch-size",
         "20",
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_success(&out);
     assert!(
         stdout.contains("through the frozen backbone") && stdout.contains("from cached features"),
         "{stdout}"
@@ -821,12 +802,7 @@ fn transfer_experiment_runs_the_three_ways_and_writes_its_table() {
         exp.to_str().unwrap(),
     ];
     let out = cnn(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_success(&out);
     assert!(
         stdout.contains("8 tensors applied, 2 missing"),
         "the head must be new: {stdout}"

@@ -121,16 +121,16 @@ pub fn load_torchvision_remapped(
                 .map_err(|e| TransferError::Weights(format!("key remapping '{from}': {e}")))
         })
     };
+    // An empty remapper renames nothing: the stores' own default.
+    let remapper = remapper(remap)?;
     let result = match Format::of(path)? {
         Format::Pytorch => {
             let mut store = PytorchStore::from_file(path)
                 .map_indices_contiguous(false)
                 .skip_enum_variants(true)
                 .allow_partial(true)
-                .validate(false);
-            if !remap.is_empty() {
-                store = store.remap(remapper(remap)?);
-            }
+                .validate(false)
+                .remap(remapper.clone());
             model.load_from(&mut store).map_err(|e| read_error(path, e))?
         }
         Format::Safetensors => {
@@ -139,20 +139,16 @@ pub fn load_torchvision_remapped(
                 .map_indices_contiguous(false)
                 .skip_enum_variants(true)
                 .allow_partial(true)
-                .validate(false);
-            if !remap.is_empty() {
-                store = store.remap(remapper(remap)?);
-            }
+                .validate(false)
+                .remap(remapper.clone());
             model.load_from(&mut store).map_err(|e| read_error(path, e))?
         }
         Format::Burnpack => {
             // Our own format: our names (with the model's variant first), burn's layouts.
             let mut store = burn::store::BurnpackStore::from_file(path)
                 .allow_partial(true)
-                .validate(false);
-            if !remap.is_empty() {
-                store = store.remap(remapper(remap)?);
-            }
+                .validate(false)
+                .remap(remapper.clone());
             model.load_from(&mut store).map_err(|e| read_error(path, e))?
         }
     };
