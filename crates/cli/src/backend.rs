@@ -86,10 +86,37 @@ pub fn open(backend: Backend) -> Result<Device, String> {
         #[cfg(feature = "ndarray")]
         Backend::Ndarray => Ok(Device::ndarray()),
         #[cfg(feature = "wgpu")]
-        Backend::Wgpu => open_wgpu(),
+        Backend::Wgpu => open_wgpu(burn::tensor::DeviceKind::DefaultDevice),
         #[allow(unreachable_patterns)]
         other => Err(format!(
             "device '{other}' is not compiled into this build of cnn: rebuild with `--features {other}`"
+        )),
+    }
+}
+
+/// Opens one device of a `--devices` list: a backend name (`flex`, `ndarray`, `wgpu`: its default
+/// device), `wgpu:N` (the N-th discrete GPU, from 0) or `wgpu:cpu` (a software adapter).
+pub fn open_spec(spec: &str, available: &[Backend]) -> Result<(Backend, Device), String> {
+    let (name, index) = match spec.split_once(':') {
+        Some((name, index)) => (name, Some(index)),
+        None => (spec, None),
+    };
+    let backend = resolve(Some(name), available)?;
+    match (backend, index) {
+        (_, None) => Ok((backend, open(backend)?)),
+        #[cfg(feature = "wgpu")]
+        (Backend::Wgpu, Some(index)) => {
+            use burn::tensor::DeviceKind;
+            let kind = match index {
+                "cpu" => DeviceKind::Cpu,
+                n => DeviceKind::DiscreteGpu(n.parse().map_err(|_| {
+                    format!("bad device '{spec}': expected wgpu:N (N-th discrete GPU) or wgpu:cpu")
+                })?),
+            };
+            Ok((backend, open_wgpu(kind)?))
+        }
+        (_, Some(_)) => Err(format!(
+            "bad device '{spec}': only wgpu takes an index (wgpu:0, wgpu:1, wgpu:cpu); {name} is one device"
         )),
     }
 }
@@ -98,10 +125,10 @@ pub fn open(backend: Backend) -> Result<Device, String> {
 /// probe it once, quietly, and turn the first panic message into an error before any model code
 /// runs.
 #[cfg(feature = "wgpu")]
-fn open_wgpu() -> Result<Device, String> {
+fn open_wgpu(kind: burn::tensor::DeviceKind) -> Result<Device, String> {
     use std::sync::{Arc, Mutex};
 
-    use burn::tensor::{DeviceKind, Tensor};
+    use burn::tensor::Tensor;
 
     let first_panic: Arc<Mutex<Option<String>>> = Arc::default();
     let previous_hook = std::panic::take_hook();
@@ -118,8 +145,9 @@ fn open_wgpu() -> Result<Device, String> {
             *slot = Some(msg.lines().next().unwrap_or(msg).to_string());
         }
     }));
+    let kind_name = format!("{kind:?}");
     let probe = std::panic::catch_unwind(|| {
-        let device = Device::wgpu(DeviceKind::DefaultDevice);
+        let device = Device::wgpu(kind);
         let value = Tensor::<1>::ones([4], &device).sum().into_scalar::<f32>();
         (device, value)
     });
@@ -136,7 +164,7 @@ fn open_wgpu() -> Result<Device, String> {
                 .take()
                 .unwrap_or_else(|| "unknown reason".into());
             Err(format!(
-                "no usable GPU adapter for --device wgpu ({reason}); install a Vulkan or OpenGL driver (on Debian, `mesa-vulkan-drivers` gives a software Vulkan device) or use --device flex"
+                "no usable GPU adapter for wgpu ({kind_name}: {reason}); install a Vulkan or OpenGL driver (on Debian, `mesa-vulkan-drivers` gives a software Vulkan device) or use --device flex"
             ))
         }
     }

@@ -5,6 +5,7 @@
 
 mod augment_cmd;
 mod backend;
+mod bench_cmd;
 mod bench_head_cmd;
 mod download_cmd;
 mod eval_cmd;
@@ -12,10 +13,9 @@ mod experiment_cmd;
 mod train_cmd;
 mod weights_cmd;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -55,7 +55,7 @@ enum Command {
     /// Print a model's layers with output shapes, parameters and multiply-adds.
     Summary(SummaryArgs),
     /// Measure images/s of inference or training steps (one model, or the per-family suite).
-    Bench(BenchArgs),
+    Bench(bench_cmd::BenchArgs),
     /// Time one epoch of the data pipeline: loading only, compute only, 0 and N workers.
     BenchLoader(BenchLoaderArgs),
     /// Time one head-training epoch through the frozen backbone and from cached features.
@@ -81,31 +81,6 @@ struct SummaryArgs {
     /// Number of classes [default: 1000 for ImageNet models, 10 otherwise].
     #[arg(long)]
     num_classes: Option<usize>,
-}
-
-#[derive(clap::Args)]
-struct BenchArgs {
-    /// Model to measure (repeat for several); default: one model per family.
-    #[arg(long = "model")]
-    models: Vec<String>,
-    /// Input size in pixels (with --model) [default: the model's own, at most 64].
-    #[arg(long)]
-    size: Option<usize>,
-    /// Images per step [default: 32].
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    /// infer or train.
-    #[arg(long, default_value = "infer")]
-    phase: cnn_trainer::BenchPhase,
-    /// Untimed warm-up steps.
-    #[arg(long, default_value_t = 2)]
-    warmup: usize,
-    /// Timed steps (the median is reported).
-    #[arg(long, default_value_t = 5)]
-    reps: usize,
-    /// Also write the results as JSON to this file.
-    #[arg(long)]
-    json: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -239,7 +214,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{summary}");
             Ok(())
         }
-        Command::Bench(args) => bench(cli.device.as_deref(), args),
+        Command::Bench(args) => bench_cmd::run(cli.device.as_deref(), args),
         Command::BenchLoader(args) => bench_loader(cli.device.as_deref(), args),
         Command::Augment(cmd) => augment_cmd::run(cmd),
         Command::BenchHead(args) => bench_head_cmd::run(cli.device.as_deref(), args),
@@ -304,63 +279,6 @@ pub(crate) fn open_device(requested: Option<&str>) -> Result<(backend::Backend, 
     let backend = backend::resolve(requested, &backend::compiled()).map_err(anyhow::Error::msg)?;
     let device = backend::open(backend).map_err(anyhow::Error::msg)?;
     Ok((backend, device))
-}
-
-fn bench(device: Option<&str>, args: BenchArgs) -> Result<()> {
-    let (backend, device) = open_device(device)?;
-    let cases: Vec<cnn_trainer::BenchCase> = if args.models.is_empty() {
-        cnn_trainer::family_suite()
-            .into_iter()
-            .map(|c| cnn_trainer::BenchCase {
-                batch: args.batch,
-                phase: args.phase,
-                ..c
-            })
-            .collect()
-    } else {
-        args.models
-            .iter()
-            .map(|name| {
-                let info = cnn_models::registry::lookup(name)?;
-                let size = args.size.unwrap_or(info.default_input.size.min(64));
-                Ok(cnn_trainer::BenchCase {
-                    model: info.name.into(),
-                    size,
-                    batch: args.batch,
-                    num_classes: 10,
-                    phase: args.phase,
-                })
-            })
-            .collect::<Result<_>>()?
-    };
-    println!(
-        "{:<18} {:<6} {:>5} {:>6} {:>10} {:>10} {:>10} {:>9}  ({backend}, {} warm-up + {} timed steps)",
-        "model", "phase", "px", "batch", "median", "min", "max", "GFLOP/s", args.warmup, args.reps
-    );
-    let mut results = Vec::new();
-    for case in &cases {
-        let r = cnn_trainer::run_bench(case, &device, args.warmup, args.reps)
-            .with_context(|| format!("benchmarking {}", case.model))?;
-        println!(
-            "{:<18} {:<6} {:>5} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>9.1}",
-            case.model,
-            format!("{:?}", case.phase).to_lowercase(),
-            case.size,
-            case.batch,
-            r.median_img_s,
-            r.min_img_s,
-            r.max_img_s,
-            r.gflops
-        );
-        results.push(r);
-    }
-    if let Some(path) = args.json {
-        let doc = serde_json::json!({ "backend": backend.name(), "results": results });
-        std::fs::write(&path, serde_json::to_string_pretty(&doc)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
-    }
-    Ok(())
 }
 
 fn bench_loader(device: Option<&str>, args: BenchLoaderArgs) -> Result<()> {

@@ -18,6 +18,10 @@ pub struct TrainArgs {
     /// Model name (see `cnn models`) [default: lenet5].
     #[arg(long)]
     model: Option<String>,
+    /// Train data-parallel over several devices, comma-separated, the first holding the model:
+    /// e.g. `wgpu:0,wgpu:1` (two GPUs) or `flex,wgpu`. Each batch is split over them.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
     /// Data set: mnist-5k (embedded), mnist, fashion-mnist, cifar10, cifar100, or the path of an
     /// image folder (root/<class>/*.png|jpg…, or root/train/… and root/val/…) [default: mnist-5k].
     #[arg(long)]
@@ -189,6 +193,25 @@ impl TrainArgs {
     }
 }
 
+/// The device of `--device`, or the devices of `--devices` (data-parallel, first = main); the
+/// backend named is the main device's.
+fn open_devices(device: Option<&str>, list: &[String]) -> Result<(String, Vec<burn::tensor::Device>)> {
+    if list.is_empty() {
+        let (backend, device) = crate::open_device(device)?;
+        return Ok((backend.to_string(), vec![device]));
+    }
+    if device.is_some() {
+        anyhow::bail!("give either --device or --devices, not both");
+    }
+    let available = crate::backend::compiled();
+    let devices = list
+        .iter()
+        .map(|spec| crate::backend::open_spec(spec, &available).map(|(_, d)| d))
+        .collect::<std::result::Result<Vec<_>, String>>()
+        .map_err(anyhow::Error::msg)?;
+    Ok((format!("{} (data-parallel)", list.join(" + ")), devices))
+}
+
 /// Runs `cnn train`.
 pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
     let (cfg, dir, resume) = match &args.resume {
@@ -210,7 +233,7 @@ pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
     };
     cfg.validate()?;
     cnn_models::registry::lookup(&cfg.model)?;
-    let (backend, device) = crate::open_device(device)?;
+    let (backend, devices) = open_devices(device, &args.devices)?;
     println!(
         "{} {} on {} for {} epochs (batch {}, {:?} lr {} {:?}{}{}, seed {}, {} augmentation ops, {} data workers) on {backend}",
         if resume { "resuming" } else { "training" },
@@ -238,7 +261,7 @@ pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
     println!("run folder: {}", dir.display());
     let started = Instant::now();
     let mut display = EpochDisplay::new(cfg.epochs);
-    let report = cnn_trainer::train_run(&cfg, &device, &dir, resume, &mut |p| display.show(p))
+    let report = cnn_trainer::train_run_on(&cfg, &devices, &dir, resume, &mut |p| display.show(p))
         .with_context(|| format!("training {} on {}", cfg.model, cfg.dataset))?;
     display.finish();
     if let Stop::EarlyStopped { best_epoch } = report.stop {

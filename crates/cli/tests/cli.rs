@@ -128,6 +128,54 @@ fn wgpu_without_a_driver_is_a_clear_error() {
     assert!(msg.contains("no usable GPU adapter"), "{msg}");
 }
 
+/// `cnn` with the software Vulkan driver's runtime folder set (Mesa prints a warning without it).
+#[cfg(feature = "wgpu")]
+fn cnn_gpu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("run cnn")
+}
+
+/// Training on the GPU backend end to end (software Vulkan in CI): LeNet-5, one short epoch on
+/// 500 embedded digits; then data-parallel over the CPU and the GPU.
+#[cfg(feature = "wgpu")]
+#[test]
+fn train_runs_on_wgpu_and_data_parallel_over_flex_and_wgpu() {
+    let root = std::env::temp_dir().join(format!("cnn-cli-wgpu-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let common = ["--epochs", "1", "--subset", "500", "--batch-size", "50"];
+    let out_dir = root.join("gpu");
+    let mut args = vec!["--device", "wgpu", "train", "--out", out_dir.to_str().unwrap()];
+    args.extend(common);
+    let stdout = assert_success(&cnn_gpu(&args));
+    assert!(stdout.contains("on wgpu"), "{stdout}");
+    assert!(stdout.contains("epoch   1/1"), "{stdout}");
+    assert!(out_dir.join("model.bpk").is_file());
+    let accuracy: f64 = stdout.trim_end().lines().last().unwrap().split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(accuracy > 0.3, "one epoch on the GPU learned nothing: {stdout}");
+
+    let out_dir = root.join("both");
+    let mut args = vec!["train", "--devices", "flex,wgpu", "--out", out_dir.to_str().unwrap()];
+    args.extend(common);
+    let stdout = assert_success(&cnn_gpu(&args));
+    assert!(stdout.contains("on flex + wgpu (data-parallel)"), "{stdout}");
+    assert!(out_dir.join("model.bpk").is_file());
+
+    for (devices, wanted) in [
+        ("flex:1", "only wgpu takes an index"),
+        ("flex,tpu", "unknown device 'tpu'"),
+        ("wgpu:x", "expected wgpu:N"),
+    ] {
+        let msg = assert_clean_failure(&cnn_gpu(&["train", "--devices", devices, "--epochs", "1"]));
+        assert!(msg.contains(wanted), "{devices}: {msg}");
+    }
+    let msg = assert_clean_failure(&cnn_gpu(&["--device", "flex", "train", "--devices", "flex,flex"]));
+    assert!(msg.contains("either --device or --devices"), "{msg}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
 #[test]
 fn summary_prints_torchvision_totals() {
     for (model, params, macs) in [

@@ -230,3 +230,44 @@ fn with_num_classes_replaces_only_the_final_classifier() {
         model.backbone(x).unwrap().into_data().assert_eq(&features, true);
     }
 }
+
+/// The GPU backend computes what the CPU backend computes: every registered model, same weights,
+/// inference mode, batch 2 at a small input (software Vulkan in CI).
+///
+/// AlexNet's and VGG's first fully connected layers (9216x4096 and 25088x4096 floats: 151 and
+/// 411 MB) exceed the 128 MiB that Mesa's software Vulkan driver can bind as one storage buffer
+/// (`maxStorageBufferRange`), so on such an adapter their convolutional part (`features` then
+/// `avgpool`) is compared instead; real GPUs bind gigabytes and run the whole model.
+#[cfg(feature = "wgpu")]
+#[test]
+fn every_model_on_wgpu_equals_flex() {
+    use cnn_models::Model;
+    use cnn_models::layers::forward_seq;
+
+    fn outputs(model: &Model, x: Tensor<4>, whole: bool) -> Vec<f32> {
+        let out = match model {
+            Model::AlexNet(m) if !whole => m.avgpool.forward(forward_seq(&m.features, x)).flatten(1, 3),
+            Model::Vgg(m) if !whole => m.avgpool.forward(forward_seq(&m.features, x)).flatten(1, 3),
+            _ => model.logits(x),
+        };
+        out.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    let cpu = Device::flex();
+    let gpu = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    for info in MODELS {
+        let model = build(info.name, BuildOptions::classes(5), &cpu).unwrap().valid();
+        let whole = !matches!(info.family, Family::AlexNet | Family::Vgg(..));
+        let [c, h, w] = small_input(info.family, info.default_input.channels);
+        let x = Tensor::<4>::random([2, c, h, w], Distribution::Normal(0.0, 1.0), &cpu);
+        let on_cpu = outputs(&model, x.clone(), whole);
+        let on_gpu = outputs(&model.to_device(&gpu), x.to_device(&gpu), whole);
+        assert_eq!(on_cpu.len(), on_gpu.len());
+        let gap = on_cpu
+            .iter()
+            .zip(&on_gpu)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(gap <= 1e-3, "{}: wgpu differs from flex by {gap}", info.name);
+    }
+}

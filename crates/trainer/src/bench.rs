@@ -38,6 +38,18 @@ impl std::str::FromStr for BenchPhase {
     }
 }
 
+/// Which part of the network is timed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchPart {
+    /// The whole classifier (training: cross-entropy, plus GoogLeNet's auxiliary losses).
+    #[default]
+    Whole,
+    /// The convolutional part of AlexNet/VGG (`features` then `avgpool`); training minimises the
+    /// mean of its output, so that the large fully connected layers do not dominate.
+    Features,
+}
+
 /// One benchmark case.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchCase {
@@ -51,6 +63,16 @@ pub struct BenchCase {
     pub num_classes: usize,
     /// Inference or training.
     pub phase: BenchPhase,
+    /// The part of the network that runs.
+    #[serde(default)]
+    pub part: BenchPart,
+}
+
+impl BenchCase {
+    /// The key that pairs this case with the same case in another run (e.g. PyTorch's).
+    pub fn key(&self) -> (String, usize, usize, BenchPhase, BenchPart) {
+        (self.model.clone(), self.size, self.batch, self.phase, self.part)
+    }
 }
 
 /// The measurement of one case.
@@ -97,7 +119,23 @@ pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: 
             case.size, info.name
         )));
     }
-    let macs = summary.total_mult_adds();
+    let macs = match case.part {
+        BenchPart::Whole => summary.total_mult_adds(),
+        BenchPart::Features => {
+            if !matches!(probe, Model::AlexNet(_) | Model::Vgg(_)) {
+                return Err(TrainError::Config(format!(
+                    "{}: only AlexNet and VGG have a separate convolutional part to time",
+                    info.name
+                )));
+            }
+            summary
+                .rows
+                .iter()
+                .filter(|r| r.name.starts_with("features") || r.name.starts_with("avgpool"))
+                .map(|r| r.mult_adds)
+                .sum()
+        }
+    };
     drop(probe);
 
     let images = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), device);
@@ -108,7 +146,10 @@ pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: 
             let model = registry::build(info.name, options, device)?.valid();
             for step in 0..warmup + repetitions {
                 let started = Instant::now();
-                let _ = model.logits(images.clone()).into_data();
+                let _ = match case.part {
+                    BenchPart::Whole => model.logits(images.clone()).into_data(),
+                    BenchPart::Features => features(&model, images.clone()).into_data(),
+                };
                 if step >= warmup {
                     times.push(started.elapsed().as_secs_f64());
                 }
@@ -125,14 +166,20 @@ pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: 
             let labels = Tensor::<1, Int>::from_data(TensorData::new(labels_data, [case.batch]), &autodiff);
             for step in 0..warmup + repetitions {
                 let started = Instant::now();
-                let out = model.train_outputs(images.clone());
-                let mut loss = loss_fn.forward(out.logits, labels.clone());
-                for aux in out.aux {
-                    loss = loss
-                        + loss_fn
-                            .forward(aux, labels.clone())
-                            .mul_scalar(crate::fit::AUX_LOSS_WEIGHT);
-                }
+                let loss = match case.part {
+                    BenchPart::Features => features(&model, images.clone()).mean(),
+                    BenchPart::Whole => {
+                        let out = model.train_outputs(images.clone());
+                        let mut loss = loss_fn.forward(out.logits, labels.clone());
+                        for aux in out.aux {
+                            loss = loss
+                                + loss_fn
+                                    .forward(aux, labels.clone())
+                                    .mul_scalar(crate::fit::AUX_LOSS_WEIGHT);
+                        }
+                        loss
+                    }
+                };
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optim.step(0.01, model, grads);
                 // Reading a weight back waits for the update to finish.
@@ -158,6 +205,41 @@ pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: 
     })
 }
 
+/// The convolutional part of AlexNet/VGG, pooled and flattened.
+fn features(model: &Model, images: Tensor<4>) -> Tensor<2> {
+    match model {
+        Model::AlexNet(m) => m.avgpool.forward(cnn_models::layers::forward_seq(&m.features, images)).flatten(1, 3),
+        Model::Vgg(m) => m.avgpool.forward(cnn_models::layers::forward_seq(&m.features, images)).flatten(1, 3),
+        _ => unreachable!("checked in run_bench"),
+    }
+}
+
+/// The CPU performance suite (issue #8), mirrored by `scripts/bench_pytorch.py`: each model at
+/// the size and batch people train it at here; `phases` lists what is timed.
+pub fn perf_suite(phases: &[BenchPhase]) -> Vec<BenchCase> {
+    let cases = [
+        ("lenet5", 32, 64, BenchPart::Whole),
+        ("resnet20", 32, 128, BenchPart::Whole),
+        ("resnet18", 64, 32, BenchPart::Whole),
+        ("vgg16", 64, 16, BenchPart::Whole),
+        ("googlenet", 96, 16, BenchPart::Whole),
+        ("alexnet", 224, 8, BenchPart::Features),
+    ];
+    cases
+        .into_iter()
+        .flat_map(|(model, size, batch, part)| {
+            phases.iter().map(move |&phase| BenchCase {
+                model: model.into(),
+                size,
+                batch,
+                num_classes: 10,
+                phase,
+                part,
+            })
+        })
+        .collect()
+}
+
 /// The inference suite of the model-zoo issue: one model per family at a CPU-friendly size,
 /// batch 32.
 pub fn family_suite() -> Vec<BenchCase> {
@@ -177,6 +259,95 @@ pub fn family_suite() -> Vec<BenchCase> {
         batch: 32,
         num_classes,
         phase: BenchPhase::Infer,
+        part: BenchPart::Whole,
     })
     .collect()
+}
+
+/// One case of a reference run (e.g. `scripts/bench_pytorch.py`): only what a comparison needs.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ReferenceResult {
+    /// What was measured.
+    pub case: BenchCase,
+    /// Median images per second.
+    pub median_img_s: f64,
+}
+
+/// A benchmark file: `{"backend": …, "results": [...]}` as `cnn bench --json` and
+/// `scripts/bench_pytorch.py --out` write it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ReferenceFile {
+    /// Who measured (`flex`, `pytorch-cpu`, …).
+    pub backend: String,
+    /// The cases.
+    pub results: Vec<ReferenceResult>,
+}
+
+/// One line per case of `ours` that `reference` also measured, e.g.
+/// `resnet18 train 74.0 img/s vs 260.0 img/s = 0.28x`; cases the reference lacks are named too.
+pub fn compare_lines(ours: &[BenchResult], reference: &ReferenceFile) -> Vec<String> {
+    ours.iter()
+        .map(|r| {
+            let phase = format!("{:?}", r.case.phase).to_lowercase();
+            match reference.results.iter().find(|x| x.case.key() == r.case.key()) {
+                Some(x) => format!(
+                    "{} {phase} {:.1} img/s vs {:.1} img/s = {:.2}x",
+                    r.case.model,
+                    r.median_img_s,
+                    x.median_img_s,
+                    r.median_img_s / x.median_img_s.max(1e-12)
+                ),
+                None => format!("{} {phase}: not in {}", r.case.model, reference.backend),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(model: &str, phase: BenchPhase, img_s: f64) -> BenchResult {
+        let case = perf_suite(&[phase]).into_iter().find(|c| c.model == model).unwrap();
+        BenchResult {
+            case,
+            median_img_s: img_s,
+            min_img_s: img_s,
+            max_img_s: img_s,
+            repetitions: 1,
+            mult_adds_per_image: 1,
+            gflops: 0.0,
+        }
+    }
+
+    #[test]
+    fn comparison_pairs_cases_and_states_the_ratio() {
+        let reference: ReferenceFile = serde_json::from_str(
+            r#"{"backend": "pytorch-cpu", "results": [
+                {"case": {"model": "resnet18", "size": 64, "batch": 32, "num_classes": 10,
+                          "phase": "train", "part": "whole"}, "median_img_s": 260.0},
+                {"case": {"model": "resnet18", "size": 64, "batch": 32, "num_classes": 10,
+                          "phase": "infer"}, "median_img_s": 938.0}]}"#,
+        )
+        .unwrap();
+        let lines = compare_lines(
+            &[
+                result("resnet18", BenchPhase::Train, 74.0),
+                result("resnet18", BenchPhase::Infer, 266.0),
+                result("vgg16", BenchPhase::Train, 10.0),
+            ],
+            &reference,
+        );
+        assert_eq!(lines[0], "resnet18 train 74.0 img/s vs 260.0 img/s = 0.28x");
+        assert_eq!(lines[1], "resnet18 infer 266.0 img/s vs 938.0 img/s = 0.28x");
+        assert_eq!(lines[2], "vgg16 train: not in pytorch-cpu");
+    }
+
+    #[test]
+    fn the_suite_lists_the_issue_models_in_both_phases() {
+        let suite = perf_suite(&[BenchPhase::Infer, BenchPhase::Train]);
+        assert_eq!(suite.len(), 12);
+        let alexnet = suite.iter().find(|c| c.model == "alexnet").unwrap();
+        assert_eq!((alexnet.size, alexnet.batch, alexnet.part), (224, 8, BenchPart::Features));
+    }
 }

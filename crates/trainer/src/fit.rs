@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{OptimizerKind, TrainConfig};
 use crate::error::{Result, TrainError};
+use crate::parallel::{DataParallel, StepResult};
 use crate::schedule::learning_rate;
 
 /// Weight of each auxiliary classifier's loss (Szegedy et al. 2015).
@@ -138,7 +139,7 @@ pub type EpochHook<'a, M> = dyn FnMut(&M, &ModuleOptimizer, &[EpochMetrics]) -> 
 /// Batches come from a background [`Loader`] with `cfg.workers` threads, augmented with
 /// `cfg.augment`; their order and contents depend only on `(cfg.seed, epoch)`, so the same seed
 /// gives the same run whatever the number of workers.
-pub fn fit<M: ImageClassifier>(
+pub fn fit<M: ImageClassifier + Send + 'static>(
     model: M,
     train: Arc<dyn Source>,
     valid: &dyn Source,
@@ -155,7 +156,7 @@ pub fn fit<M: ImageClassifier>(
         valid,
         pre,
         cfg,
-        device,
+        std::slice::from_ref(device),
         progress,
         &mut |_, _, _| Ok(()),
     )?;
@@ -168,8 +169,11 @@ pub fn fit<M: ImageClassifier>(
 /// Every source of randomness is a function of `(cfg.seed, epoch)`: batch order and
 /// augmentation by construction, and the backend's generator (dropout) is re-seeded at the start
 /// of every epoch. So a run resumed from a checkpoint repeats an uninterrupted run exactly.
+///
+/// `devices` are autodiff devices; the model lives on the first. With more than one, every
+/// batch is split over them and trained data-parallel (see [`crate::parallel`]).
 #[allow(clippy::too_many_arguments)]
-pub fn fit_from<M: ImageClassifier>(
+pub fn fit_from<M: ImageClassifier + Send + 'static>(
     mut model: M,
     mut optimizer: ModuleOptimizer,
     mut history: Vec<EpochMetrics>,
@@ -177,11 +181,15 @@ pub fn fit_from<M: ImageClassifier>(
     valid: &dyn Source,
     pre: &Preprocess,
     cfg: &TrainConfig,
-    device: &Device,
+    devices: &[Device],
     progress: &mut dyn FnMut(Progress<'_>),
     after_epoch: &mut EpochHook<'_, M>,
 ) -> Result<Fitted<M>> {
     cfg.validate()?;
+    let device = devices
+        .first()
+        .ok_or_else(|| TrainError::Config("no device to train on".into()))?;
+    let parallel = (devices.len() > 1).then(|| DataParallel::<M>::new(devices));
     if train.is_empty() {
         return Err(TrainError::Config("the training set is empty".into()));
     }
@@ -210,16 +218,13 @@ pub fn fit_from<M: ImageClassifier>(
             let batch = batch?;
             let n = batch.len();
             let (images, labels) = batch.to_device(device);
-            let out = model.train_outputs(images);
-            let (c1, c5) = count_correct(out.logits.clone(), labels.clone());
-            correct += c1;
-            top5 += c5;
-            let mut loss = loss_fn.forward(out.logits, labels.clone());
-            for aux in out.aux {
-                // GoogLeNet's auxiliary classifiers count 0.3 each, as in the paper.
-                loss = loss + loss_fn.forward(aux, labels.clone()).mul_scalar(AUX_LOSS_WEIGHT);
-            }
-            let loss_value = loss.clone().into_scalar::<f32>();
+            let step = match &parallel {
+                Some(parallel) => parallel.step(&model, images, labels)?,
+                None => single_step(&model, images, labels, &loss_fn),
+            };
+            correct += step.correct;
+            top5 += step.top5;
+            let loss_value = step.loss;
             if !loss_value.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch,
@@ -228,8 +233,7 @@ pub fn fit_from<M: ImageClassifier>(
                 });
             }
             lr = learning_rate(cfg, epoch, b, total);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(lr, model, grads);
+            model = optimizer.step(lr, model, step.grads);
             loss_sum += f64::from(loss_value) * n as f64;
             progress(Progress::Batch {
                 epoch,
@@ -262,6 +266,29 @@ pub fn fit_from<M: ImageClassifier>(
         progress(Progress::Epoch(history.last().expect("just pushed")));
     }
     Ok(Fitted::new(model, optimizer, history, cfg))
+}
+
+/// Forward, backward and the batch's statistics on one device.
+fn single_step<M: ImageClassifier>(
+    model: &M,
+    images: Tensor<4>,
+    labels: Tensor<1, Int>,
+    loss_fn: &burn::nn::loss::CrossEntropyLoss,
+) -> StepResult {
+    let out = model.train_outputs(images);
+    let (correct, top5) = count_correct(out.logits.clone(), labels.clone());
+    let mut loss = loss_fn.forward(out.logits, labels.clone());
+    for aux in out.aux {
+        // GoogLeNet's auxiliary classifiers count 0.3 each, as in the paper.
+        loss = loss + loss_fn.forward(aux, labels.clone()).mul_scalar(AUX_LOSS_WEIGHT);
+    }
+    let value = loss.clone().into_scalar::<f32>();
+    StepResult {
+        grads: GradientsParams::from_grads(loss.backward(), model),
+        loss: value,
+        correct,
+        top5,
+    }
 }
 
 /// The seed of the backend's generator for `epoch`: a function of the run's seed and the epoch

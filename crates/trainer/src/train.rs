@@ -38,7 +38,28 @@ pub fn train_run(
     resume: bool,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<RunReport> {
+    train_run_on(cfg, std::slice::from_ref(device), dir, resume, progress)
+}
+
+/// [`train_run`] on several devices: the model lives on the first, and every training batch is
+/// split over all of them (data-parallel, see [`crate::parallel`]). Evaluation, feature caching
+/// and checkpoints use the first device.
+pub fn train_run_on(
+    cfg: &TrainConfig,
+    devices: &[Device],
+    dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<RunReport> {
     cfg.validate()?;
+    let device = devices
+        .first()
+        .ok_or_else(|| TrainError::Config("no device to train on".into()))?;
+    if devices.len() > 1 && cfg.cache_features {
+        return Err(TrainError::Config(
+            "--cache-features trains only the head, on one device: drop the extra --devices".into(),
+        ));
+    }
     let info = registry::lookup(&cfg.model)?;
     let started = Instant::now();
     let data = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?;
@@ -190,7 +211,7 @@ pub fn train_run(
             &*valid,
             &pre,
             cfg,
-            &autodiff,
+            &devices.iter().map(|d| d.clone().autodiff()).collect::<Vec<_>>(),
             progress,
             &mut after_epoch,
         )

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use cnn_data_augment::Source;
 use cnn_trainer::checkpoint::{self, parameter_values};
-use cnn_trainer::{OptimizerKind, Progress, RunFolder, TrainConfig, TrainError, train_run};
+use cnn_trainer::{OptimizerKind, Progress, RunFolder, TrainConfig, TrainError, train_run, train_run_on};
 
 /// burn's random generator is global per backend: runs that seed it must not interleave.
 static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -346,5 +346,60 @@ fn early_stopping_ends_the_run_when_the_validation_loss_stops_improving() {
         summary.contains("early stop: no better valid loss since epoch 1"),
         "{summary}"
     );
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// Largest difference between two runs' weights, relative to the largest weight.
+fn weight_gap(a: &Path, b: &Path) -> f32 {
+    let (a, b) = (weights(a), weights(b));
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+    let gap = a
+        .iter()
+        .zip(&b)
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+        .fold(0f32, f32::max);
+    gap / scale
+}
+
+/// Data-parallel training over two replicas equals one device: the shards' weighted gradients
+/// sum to the whole batch's (LeNet-5 has no BatchNorm, so this holds up to float rounding).
+#[test]
+fn data_parallel_training_matches_one_device() {
+    let _rng = rng_lock();
+    let root = scratch("parallel");
+    let data = root.join("digits");
+    digit_folder(&data);
+    let cfg = config("lenet5", &data, 2);
+    let (one, two) = (root.join("one"), root.join("two"));
+    train_run(&cfg, &Device::flex(), &one, false, &mut |_| {}).unwrap();
+    let report = train_run_on(&cfg, &[Device::flex(), Device::flex()], &two, false, &mut |_| {}).unwrap();
+    assert_eq!(report.history.len(), 2);
+    let gap = weight_gap(&one, &two);
+    assert!(gap < 1e-4, "two replicas drift from one device by {gap}");
+    assert!(gap > 0.0 || weights(&one) == weights(&two));
+    // A model with BatchNorm trains too, and its running statistics move.
+    let bn = root.join("bn");
+    train_run_on(&config("resnet20", &data, 1), &[Device::flex(), Device::flex()], &bn, false, &mut |_| {}).unwrap();
+    let model = RunFolder::open(&bn).unwrap().load_model(&Device::flex()).unwrap();
+    assert!(parameter_values(&model).iter().flatten().all(|v| v.is_finite()));
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// The GPU backend as a second replica beside the CPU (software Vulkan in CI).
+#[cfg(feature = "wgpu")]
+#[test]
+fn data_parallel_over_cpu_and_gpu_matches_one_device() {
+    let _rng = rng_lock();
+    let root = scratch("parallel-gpu");
+    let data = root.join("digits");
+    digit_folder(&data);
+    let cfg = config("lenet5", &data, 1);
+    let (one, two) = (root.join("one"), root.join("two"));
+    train_run(&cfg, &Device::flex(), &one, false, &mut |_| {}).unwrap();
+    let gpu = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    train_run_on(&cfg, &[Device::flex(), gpu], &two, false, &mut |_| {}).unwrap();
+    let gap = weight_gap(&one, &two);
+    assert!(gap < 1e-3, "flex + wgpu drift from flex alone by {gap}");
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -130,3 +130,53 @@ fn absurd_learning_rate_is_reported_as_divergence() {
     .unwrap_err();
     assert!(err.to_string().contains("diverged"), "{err}");
 }
+
+/// One SGD-with-momentum step on wgpu updates the weights as on flex (same weights, same batch;
+/// training mode, so ResNet-20's BatchNorm uses batch statistics and updates its running ones).
+#[cfg(feature = "wgpu")]
+#[test]
+fn a_training_step_on_wgpu_equals_flex() {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::{GradientsParams, SgdConfig, momentum::MomentumConfig};
+    use burn::tensor::{DeviceKind, Distribution, Int, Tensor};
+    use cnn_models::{BuildOptions, ImageClassifier, build};
+    use cnn_trainer::checkpoint::parameter_values;
+
+    let cpu = Device::flex().autodiff();
+    let gpu = Device::wgpu(DeviceKind::DefaultDevice).autodiff();
+    for name in ["lenet5", "resnet20"] {
+        let model = build(name, BuildOptions::classes(10), &cpu).unwrap();
+        let channels = if name == "lenet5" { 1 } else { 3 };
+        let x = Tensor::<4>::random([2, channels, 32, 32], Distribution::Normal(0.0, 1.0), &cpu);
+        let y = Tensor::<1, Int>::from_ints([3, 7], &cpu);
+        let step = |model: cnn_models::Model, device: &Device| {
+            let loss = CrossEntropyLossConfig::new()
+                .init(device)
+                .forward(model.logits(x.clone().to_device(device)), y.clone().to_device(device));
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let mut sgd = SgdConfig::new()
+                .with_momentum(Some(MomentumConfig::new()))
+                .init();
+            parameter_values(&sgd.step(0.1, model, grads))
+        };
+        // Independent copies: clones would share BatchNorm's running-state buffers.
+        let copy = |device: &Device| {
+            build(name, BuildOptions::classes(10), device)
+                .unwrap()
+                .load_record(model.clone().into_record())
+                .fork(device)
+        };
+        let before = parameter_values(&model);
+        let on_cpu = step(copy(&cpu), &cpu);
+        let on_gpu = step(copy(&gpu), &gpu);
+        let (mut gap, mut moved) = (0f32, 0f32);
+        for ((c, g), b) in on_cpu.iter().zip(&on_gpu).zip(&before) {
+            for ((c, g), b) in c.iter().zip(g).zip(b) {
+                gap = gap.max((c - g).abs());
+                moved = moved.max((c - b).abs());
+            }
+        }
+        assert!(moved > 1e-4, "{name}: the step changed nothing");
+        assert!(gap <= 1e-4, "{name}: updated weights differ by {gap} (the step moved them by up to {moved})");
+    }
+}

@@ -30,14 +30,18 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn parity(fixture: &str, built: cnn_models::Model) -> f32 {
-    let device = Device::flex();
+    parity_on(fixture, built, &Device::flex())
+}
+
+/// [`parity`] with the model (built on `device`) and its input on `device`.
+fn parity_on(fixture: &str, built: cnn_models::Model, device: &Device) -> f32 {
     let (loaded, report) = load_torchvision(built, &fixtures().join(format!("{fixture}.pth")), &Partial::None).unwrap();
     assert!(
         report.unused.is_empty() && report.missing.is_empty(),
         "{fixture}: {report}"
     );
     let (input, expected) = io(fixture);
-    let logits = loaded.logits(Tensor::<4>::from_data(input, &device));
+    let logits = loaded.logits(Tensor::<4>::from_data(input, device));
     compare(fixture, logits.into_data(), expected)
 }
 
@@ -54,6 +58,16 @@ fn compare(fixture: &str, got: TensorData, expected: TensorData) -> f32 {
 fn resnet18_matches_torchvision() {
     let model = cnn_models::build("resnet18", BuildOptions::classes(1000), &Device::flex()).unwrap();
     let d = parity("resnet18", model);
+    assert!(d <= 1e-4, "max abs diff {d}");
+}
+
+/// The same fixture through the GPU backend (software Vulkan in CI).
+#[cfg(feature = "wgpu")]
+#[test]
+fn resnet18_matches_torchvision_on_wgpu() {
+    let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    let model = cnn_models::build("resnet18", BuildOptions::classes(1000), &device).unwrap();
+    let d = parity_on("resnet18", model, &device);
     assert!(d <= 1e-4, "max abs diff {d}");
 }
 

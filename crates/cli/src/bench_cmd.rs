@@ -1,0 +1,167 @@
+//! `cnn bench`: images/s of inference and training steps, per backend, with GFLOP/s, JSON output
+//! and a comparison against a reference run (`scripts/bench_pytorch.py --out FILE`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use cnn_trainer::{BenchCase, BenchPart, BenchPhase, BenchResult, ReferenceFile};
+
+use crate::backend;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Model to measure (repeat for several) instead of a suite.
+    #[arg(long = "model")]
+    models: Vec<String>,
+    /// Suite to run without --model: `perf` (the CPU performance suite, each model at its own
+    /// size and batch) or `families` (one model per family, batch --batch).
+    #[arg(long, default_value = "perf", value_parser = ["perf", "families"])]
+    suite: String,
+    /// Input size in pixels (with --model) [default: the model's own, at most 64].
+    #[arg(long)]
+    size: Option<usize>,
+    /// Images per step (with --model or --suite families).
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// infer, train or both.
+    #[arg(long, default_value = "both", value_parser = ["infer", "train", "both"])]
+    phase: String,
+    /// Backends to measure, comma-separated (default: --device, or the build's default).
+    #[arg(long, value_delimiter = ',')]
+    backends: Vec<String>,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// A reference run's JSON (e.g. from scripts/bench_pytorch.py): print ours vs theirs per case.
+    #[arg(long)]
+    compare: Option<PathBuf>,
+}
+
+pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
+    let phases: Vec<BenchPhase> = match args.phase.as_str() {
+        "both" => vec![BenchPhase::Infer, BenchPhase::Train],
+        one => vec![one.parse().map_err(anyhow::Error::msg)?],
+    };
+    let cases = cases(&args, &phases)?;
+    // Read the reference first: a wrong path should not cost a whole benchmark run.
+    let reference = match &args.compare {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let doc: ReferenceFile = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a benchmark file (cnn bench --json or bench_pytorch.py --out)", path.display()))?;
+            Some(doc)
+        }
+        None => None,
+    };
+    let backends: Vec<Option<&str>> = if args.backends.is_empty() {
+        vec![device]
+    } else {
+        args.backends.iter().map(|b| Some(b.as_str())).collect()
+    };
+    let mut runs = Vec::new();
+    for requested in backends {
+        let (backend, device) = crate::open_device(requested)?;
+        println!(
+            "{:<10} {:<6} {:>5} {:>6} {:>10} {:>10} {:>10} {:>9}  ({backend}, {} warm-up + {} timed steps)",
+            "model", "phase", "px", "batch", "median", "min", "max", "GFLOP/s", args.warmup, args.reps
+        );
+        let mut results = Vec::new();
+        for case in &cases {
+            let r = cnn_trainer::run_bench(case, &device, args.warmup, args.reps)
+                .with_context(|| format!("benchmarking {}", case.model))?;
+            println!(
+                "{:<10} {:<6} {:>5} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>9.1}",
+                case.model,
+                format!("{:?}", case.phase).to_lowercase(),
+                case.size,
+                case.batch,
+                r.median_img_s,
+                r.min_img_s,
+                r.max_img_s,
+                r.gflops
+            );
+            results.push(r);
+        }
+        if let Some(reference) = &reference {
+            println!("{backend} vs {}:", reference.backend);
+            for line in cnn_trainer::compare_lines(&results, reference) {
+                println!("  {line}");
+            }
+        }
+        runs.push((backend, results));
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&document(&runs))?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn cases(args: &BenchArgs, phases: &[BenchPhase]) -> Result<Vec<BenchCase>> {
+    if args.models.is_empty() {
+        return Ok(match args.suite.as_str() {
+            "perf" => cnn_trainer::perf_suite(phases),
+            _ => cnn_trainer::family_suite()
+                .into_iter()
+                .flat_map(|c| phases.iter().map(move |&phase| BenchCase { batch: args.batch, phase, ..c.clone() }))
+                .collect(),
+        });
+    }
+    let mut cases = Vec::new();
+    for name in &args.models {
+        let info = cnn_models::registry::lookup(name)?;
+        for &phase in phases {
+            cases.push(BenchCase {
+                model: info.name.into(),
+                size: args.size.unwrap_or(info.default_input.size.min(64)),
+                batch: args.batch,
+                num_classes: 10,
+                phase,
+                part: BenchPart::Whole,
+            });
+        }
+    }
+    Ok(cases)
+}
+
+/// The JSON document: one backend's results in the shape `--compare` reads, several backends as
+/// a list of such documents under `runs`; with the machine and versions for the record.
+fn document(runs: &[(backend::Backend, Vec<BenchResult>)]) -> serde_json::Value {
+    let one = |(backend, results): &(backend::Backend, Vec<BenchResult>)| {
+        serde_json::json!({ "backend": backend.name(), "results": results })
+    };
+    let mut doc = match runs {
+        [single] => one(single),
+        many => serde_json::json!({ "runs": many.iter().map(one).collect::<Vec<_>>() }),
+    };
+    doc["cpu"] = cpu_model().into();
+    doc["threads"] = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).into();
+    doc["burn"] = "0.22.1".into();
+    doc["cnn"] = env!("CARGO_PKG_VERSION").into();
+    doc["unix_time"] = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .into();
+    doc
+}
+
+/// The CPU's model name from /proc/cpuinfo (Linux), else the architecture.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""PyTorch reference for `cargo xtask bench`: the same models, sizes and steps, the same JSON.
+
+    python3 scripts/bench_pytorch.py --out target/bench-pytorch.json [--threads 2] [--cuda]
+    cargo xtask bench --compare target/bench-pytorch.json
+
+Needs `torch` and `torchvision` (install them in a virtual environment outside the repository:
+`python3 -m venv ~/torch && ~/torch/bin/pip install torch torchvision`). Never run in CI.
+
+What is timed matches `cnn_trainer::bench::run_bench`: inference is a forward pass in eval mode
+under `torch.inference_mode()`; a training step is forward, cross-entropy (plus 0.3 x each
+GoogLeNet auxiliary loss), backward and an SGD-with-momentum update; every step ends by reading a
+value back (so CUDA work is counted). The AlexNet case times the convolutional part only
+(`features` + `avgpool`, loss = mean of the features), as the Rust suite does.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+
+
+def build(name, num_classes, torch, nn, tv):
+    """The PyTorch twin of one of our registry models."""
+    if name == "lenet5":
+        # LeCun et al. 1998 as in crates/models/src/lenet.rs: tanh, 2x2 average pooling.
+        return nn.Sequential(
+            nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
+            nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(),
+            nn.Linear(84, num_classes),
+        ), 1
+    if name == "resnet20":
+        return cifar_resnet(3, num_classes, torch, nn), 3
+    if name == "resnet18":
+        return tv.resnet18(num_classes=num_classes), 3
+    if name == "vgg16":
+        return tv.vgg16(num_classes=num_classes), 3
+    if name == "googlenet":
+        return tv.googlenet(num_classes=num_classes, aux_logits=True, init_weights=False), 3
+    if name == "alexnet":
+        return tv.alexnet(num_classes=num_classes), 3
+    raise SystemExit(f"unknown model {name}")
+
+
+def cifar_resnet(n, num_classes, torch, nn):
+    """He et al. 2016 section 4.2 (6n+2 layers, option-A zero-padding shortcuts)."""
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.stride, self.pad = stride, cout - cin
+
+        def forward(self, x):
+            out = torch.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            short = x
+            if self.stride != 1 or self.pad:
+                short = x[:, :, :: self.stride, :: self.stride]
+                short = nn.functional.pad(short, (0, 0, 0, 0, 0, self.pad))
+            return torch.relu(out + short)
+
+    layers, cin = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
+    for i, width in enumerate([16, 32, 64]):
+        for b in range(n):
+            layers.append(Block(cin, width, 2 if i > 0 and b == 0 else 1))
+            cin = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes)]
+    return nn.Sequential(*layers)
+
+
+# The suite of issue #8, mirrored by `cnn_trainer::bench::perf_suite`: (model, px, batch, part).
+SUITE = [
+    ("lenet5", 32, 64, "whole"),
+    ("resnet20", 32, 128, "whole"),
+    ("resnet18", 64, 32, "whole"),
+    ("vgg16", 64, 16, "whole"),
+    ("googlenet", 96, 16, "whole"),
+    ("alexnet", 224, 8, "features"),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True, help="JSON file to write")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads [default: CPU count]")
+    ap.add_argument("--cuda", action="store_true", help="run on the first CUDA device")
+    ap.add_argument("--model", action="append", help="only these models (repeatable)")
+    ap.add_argument("--phase", choices=["infer", "train", "both"], default="both")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--size", type=int, help="override the input size of every case")
+    ap.add_argument("--batch", type=int, help="override the batch of every case")
+    args = ap.parse_args()
+
+    import torch
+    import torch.nn as nn
+    import torchvision.models as tv
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.cuda else "cpu")
+    if args.cuda and not torch.cuda.is_available():
+        sys.exit("--cuda: this PyTorch sees no CUDA device")
+    torch.manual_seed(0)
+    phases = ["infer", "train"] if args.phase == "both" else [args.phase]
+    results = []
+    print(f"{'model':<12} {'phase':<6} {'px':>5} {'batch':>6} {'median':>10} {'min':>10} {'max':>10}"
+          f"  (pytorch {torch.__version__} on {device}, {torch.get_num_threads()} threads)")
+    for name, size, batch, part in SUITE:
+        if args.model and name not in args.model:
+            continue
+        size, batch = args.size or size, args.batch or batch
+        for phase in phases:
+            model, channels = build(name, 10, torch, nn, tv)
+            model = model.to(device)
+            x = torch.randn(batch, channels, size, size, device=device)
+            y = torch.arange(batch, device=device) % 10
+            times = run(model, x, y, part, phase, args.warmup, args.reps, torch, nn, device)
+            times.sort()
+            rate = lambda t: batch / max(t, 1e-12)
+            result = {
+                "case": {"model": name, "size": size, "batch": batch, "num_classes": 10,
+                         "phase": phase, "part": part},
+                "median_img_s": rate(times[len(times) // 2]),
+                "min_img_s": rate(times[-1]),
+                "max_img_s": rate(times[0]),
+                "repetitions": len(times),
+            }
+            results.append(result)
+            print(f"{name:<12} {phase:<6} {size:>5} {batch:>6} {result['median_img_s']:>10.1f} "
+                  f"{result['min_img_s']:>10.1f} {result['max_img_s']:>10.1f}", flush=True)
+    doc = {
+        "backend": "pytorch-cuda" if args.cuda else "pytorch-cpu",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "results": results,
+    }
+    with open(args.out, "w") as f:
+        json.dump(doc, f, indent=2)
+    print(f"wrote {args.out}")
+
+
+def run(model, x, y, part, phase, warmup, reps, torch, nn, device):
+    sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
+    times = []
+    if phase == "infer":
+        model.eval()
+        with torch.inference_mode():
+            for step in range(warmup + reps):
+                start = time.perf_counter()
+                out = features(model, x) if part == "features" else model(x)
+                out.sum().item()
+                sync()
+                if step >= warmup:
+                    times.append(time.perf_counter() - start)
+        return times
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    for step in range(warmup + reps):
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        if part == "features":
+            loss = features(model, x).mean()
+        else:
+            out = model(x)
+            if hasattr(out, "aux_logits1"):  # GoogLeNet's training outputs
+                loss = loss_fn(out.logits, y) + 0.3 * (loss_fn(out.aux_logits1, y) + loss_fn(out.aux_logits2, y))
+            else:
+                loss = loss_fn(out, y)
+        loss.backward()
+        opt.step()
+        loss.item()
+        sync()
+        if step >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def features(model, x):
+    return model.avgpool(model.features(x)).flatten(1)
+
+
+if __name__ == "__main__":
+    main()
