@@ -14,8 +14,10 @@
 //! 2 cores with the defaults).
 //!
 //! `train` runs `cnn train --model lenet5 --dataset mnist-5k` unless the flags say otherwise;
-//! `bench` runs `cnn bench` (one model per family, inference, batch 32) and writes
-//! `target/bench-<device>.json` unless `--json` is given. `download` runs `cnn download`:
+//! `bench` runs `cnn bench`: the CPU performance suite (LeNet-5, ResNet-20, ResNet-18, VGG-16,
+//! GoogLeNet, AlexNet's convolutional part; training and inference) on flex and ndarray, or on
+//! `--device` only, and writes `target/bench.json` (`target/bench-<device>.json`) unless `--json`
+//! is given; `--compare FILE` adds ours-vs-reference ratios from `scripts/bench_pytorch.py --out`. `download` runs `cnn download`:
 //! checksums, a progress bar, atomic placement; `--from DIR` imports local copies.
 //! `--device ndarray|wgpu` also enables that cargo feature for the build. The build uses the
 //! dev profile, whose dependencies are fully optimised (see the workspace `Cargo.toml`), so it
@@ -26,7 +28,8 @@ use std::process::{Command, ExitCode};
 const USAGE: &str = "usage: cargo xtask train [--device flex|ndarray|wgpu] [--features F] [--release] \
 [--preset NAME] [--model NAME] [--dataset NAME] [--epochs N] [--resume DIR] [cnn train flags…]
        cargo xtask bench [--device flex|ndarray|wgpu] [--features F] [--release] \
-[--model NAME]... [--size N] [--batch N] [--phase infer|train] [--warmup N] [--reps N] [--json FILE]
+[--model NAME]... [--suite perf|families] [--size N] [--batch N] [--phase infer|train|both] [--warmup N] [--reps N] \
+[--json FILE] [--compare PYTORCH.json]
        cargo xtask download <mnist|fashion-mnist|cifar10|cifar100> [--from DIR] [--data-dir DIR]
        cargo xtask experiment degradation [--subset N] [--epochs N] [--batch-size N] [--lr F] [--nets a,b] [--out DIR]";
 
@@ -89,6 +92,26 @@ fn plan(args: &[String]) -> Result<Plan, String> {
     Ok(plan)
 }
 
+/// `bench` without `--device` or `--backends` measures every CPU backend (flex and ndarray, so
+/// the build gets the ndarray feature); results go to `target/bench[-DEVICE].json`.
+fn bench_defaults(plan: &mut Plan) {
+    let has = |args: &[String], flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    let all_cpu = plan.device.is_none() && !has(&plan.cnn_args, "--backends");
+    if all_cpu {
+        if !plan.features.iter().any(|f| f == "ndarray") {
+            plan.features.push("ndarray".into());
+        }
+        plan.cnn_args.extend(["--backends".into(), "flex,ndarray".into()]);
+    }
+    if !has(&plan.cnn_args, "--json") {
+        let file = match &plan.device {
+            Some(device) => format!("target/bench-{device}.json"),
+            None => "target/bench.json".into(),
+        };
+        plan.cnn_args.extend(["--json".into(), file]);
+    }
+}
+
 /// Builds `cnn` with the planned features and runs `cnn <subcommand> …`.
 fn run_cnn(subcommand: &str, args: &[String]) -> ExitCode {
     let mut plan = match plan(args) {
@@ -111,10 +134,8 @@ fn run_cnn(subcommand: &str, args: &[String]) -> ExitCode {
     if let Some(d) = &plan.device {
         cmd.args(["--device", d]);
     }
-    if subcommand == "bench" && !plan.cnn_args.iter().any(|a| a.starts_with("--json")) {
-        let device = plan.device.clone().unwrap_or_else(|| "default".into());
-        plan.cnn_args
-            .extend(["--json".to_string(), format!("target/bench-{device}.json")]);
+    if subcommand == "bench" {
+        bench_defaults(&mut plan);
     }
     cmd.arg(subcommand).args(&plan.cnn_args);
     eprintln!("xtask: building and running cnn (a first build compiles burn: 6 min on 2 cores, 20 with wgpu)");
@@ -149,5 +170,20 @@ mod tests {
     fn flex_needs_no_feature_and_missing_values_are_errors() {
         assert!(plan(&s(&["--device", "flex"])).unwrap().features.is_empty());
         assert!(plan(&s(&["--features"])).is_err());
+    }
+
+    #[test]
+    fn bench_measures_both_cpu_backends_unless_a_device_is_named() {
+        let mut p = plan(&s(&["--compare", "torch.json"])).unwrap();
+        bench_defaults(&mut p);
+        assert_eq!(p.features, vec!["ndarray"]);
+        assert_eq!(
+            p.cnn_args,
+            s(&["--compare", "torch.json", "--backends", "flex,ndarray", "--json", "target/bench.json"])
+        );
+        let mut p = plan(&s(&["--device", "flex", "--json=x.json"])).unwrap();
+        bench_defaults(&mut p);
+        assert!(p.features.is_empty());
+        assert_eq!(p.cnn_args, s(&["--json=x.json"]));
     }
 }

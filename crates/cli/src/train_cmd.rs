@@ -37,16 +37,16 @@ pub struct TrainArgs {
     #[arg(long)]
     batch_size: Option<usize>,
     /// Learning rate (peak, after warm-up) [default: 0.001].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Optimiser: sgd, adam or adamw [default: adam].
     #[arg(long)]
     optimizer: Option<OptimizerKind>,
     /// Momentum for sgd [default: 0.9].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f64>,
     /// Weight decay: L2 for sgd and adam, decoupled for adamw [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// Learning-rate schedule: constant, step (x0.1 at 50% and 75% of the epochs) or cosine
     /// [default: constant].

@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::error::{DataError, Result};
-use crate::image::{Image, has_image_extension, probe};
+use crate::image::{Image, has_image_extension, has_unsupported_image_extension, probe};
 use crate::loader::Source;
 
 /// A folder of labelled image files.
@@ -54,14 +54,31 @@ impl ImageFolder {
                     source,
                 })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && has_image_extension(p))
+                .filter(|p| p.is_file() && (has_image_extension(p) || has_unsupported_image_extension(p)))
                 .collect();
             files.sort();
+            let before = samples.len();
             for file in files {
+                if has_unsupported_image_extension(&file) {
+                    let reason = format!(
+                        "unsupported image format (supported: {})",
+                        crate::image::IMAGE_EXTENSIONS.join(", ")
+                    );
+                    skipped.push((file, reason));
+                    continue;
+                }
                 match probe(&file) {
                     Ok(()) => samples.push((file, label)),
                     Err(reason) => skipped.push((file, reason)),
                 }
+            }
+            if samples.len() == before {
+                // A class without images would still get an output unit that nothing trains.
+                return Err(DataError::Invalid(format!(
+                    "{}: the class folder '{}' holds no readable image (add images or remove the folder)",
+                    root.display(),
+                    class.to_string_lossy()
+                )));
             }
         }
         Ok(Self {

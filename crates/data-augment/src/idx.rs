@@ -30,14 +30,25 @@ pub fn read_idx_file(path: &Path) -> Result<IdxArray> {
     parse_idx(&bytes, path)
 }
 
-/// Parses IDX bytes (gzipped or raw). `origin` names the source in error messages.
+/// The largest IDX file accepted after decompression (MNIST's training images are 47 MB).
+pub const MAX_IDX_BYTES: u64 = 2 << 30;
+
+/// Parses IDX bytes (gzipped or raw); `origin` names the file in errors.
 pub fn parse_idx(bytes: &[u8], origin: &Path) -> Result<IdxArray> {
     let raw;
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
+        // A few bytes of gzip can inflate to gigabytes: stop at a size no IDX data set reaches.
         GzDecoder::new(bytes)
+            .take(MAX_IDX_BYTES + 1)
             .read_to_end(&mut out)
             .map_err(|e| DataError::format(origin, format!("corrupt or truncated gzip stream: {e}")))?;
+        if out.len() as u64 > MAX_IDX_BYTES {
+            return Err(DataError::format(
+                origin,
+                format!("decompresses to more than {MAX_IDX_BYTES} bytes: not an IDX data set"),
+            ));
+        }
         raw = out;
         &raw[..]
     } else {

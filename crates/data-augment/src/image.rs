@@ -51,6 +51,26 @@ fn checked_decoder<R: std::io::BufRead + std::io::Seek + 'static>(
     Ok(decoder)
 }
 
+/// Whether a JPEG's last scan is followed by an end-of-image marker. Scan data escapes every 0xFF
+/// byte, so the first `FF D9` after the last start-of-scan (`FF DA`) can only be the real end;
+/// an embedded thumbnail ends before the main image's scans, and data appended after the end
+/// does not matter.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    last_scan.is_some_and(|at| bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]))
+}
+
+/// Other image formats that users' folders hold: reported as unsupported rather than ignored.
+pub const UNSUPPORTED_IMAGE_EXTENSIONS: [&str; 11] =
+    ["gif", "tif", "tiff", "heic", "heif", "avif", "jxl", "ico", "ppm", "pgm", "svg"];
+
+/// Whether `path` has one of the [`UNSUPPORTED_IMAGE_EXTENSIONS`] (case-insensitive).
+pub fn has_unsupported_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| UNSUPPORTED_IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
 /// Every image file under `dir` (recursively, by extension), sorted by path.
 pub fn image_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let mut out = Vec::new();
@@ -173,10 +193,20 @@ impl Image {
     /// Reads and decodes an image file (PNG, JPEG, BMP, WebP), refusing absurd sizes before
     /// decoding. The file is opened and read once.
     pub fn open(path: &Path) -> Result<Self> {
-        let reader = open_reader(path).map_err(|source| DataError::Io {
+        let bytes = std::fs::read(path).map_err(|source| DataError::Io {
             path: path.to_path_buf(),
             source,
         })?;
+        if image::guess_format(&bytes).ok() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+            // The JPEG decoder fills a cut-off scan with grey instead of failing.
+            return Err(DataError::format(path, "truncated JPEG: no end-of-image marker after its last scan"));
+        }
+        let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|source| DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let decoder = checked_decoder(reader).map_err(|reason| DataError::format(path, reason))?;
         let img = DynamicImage::from_decoder(decoder)
             .map_err(|e| DataError::format(path, format!("cannot decode image: {e}")))?;

@@ -36,7 +36,7 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
 fn make_folder(tag: &str) -> PathBuf {
     let root = std::env::temp_dir().join(format!("cnn-folder-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    for class in ["cats", "coffee", "empty", "rockets"] {
+    for class in ["cats", "coffee", "rockets"] {
         std::fs::create_dir_all(root.join(class)).unwrap();
     }
     std::fs::copy(photos().join("chelsea.png"), root.join("cats/chelsea.png")).unwrap();
@@ -56,6 +56,7 @@ fn make_folder(tag: &str) -> PathBuf {
     std::fs::write(root.join("cats/notes.png"), b"this is not a picture").unwrap();
     std::fs::write(root.join("rockets/bomb.png"), png_header(30_000, 30_000)).unwrap();
     std::fs::write(root.join("rockets/readme.txt"), b"ignored: not an image extension").unwrap();
+    std::fs::write(root.join("rockets/anim.gif"), b"GIF89a").unwrap();
     root
 }
 
@@ -63,18 +64,19 @@ fn make_folder(tag: &str) -> PathBuf {
 fn folders_give_labels_convert_odd_images_and_skip_bad_files() {
     let root = make_folder("labels");
     let folder = ImageFolder::open(&root).unwrap();
-    assert_eq!(folder.classes, ["cats", "coffee", "empty", "rockets"]);
+    assert_eq!(folder.classes, ["cats", "coffee", "rockets"]);
     assert_eq!(folder.len(), 5);
     let skipped: Vec<String> = folder
         .skipped
         .iter()
         .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(skipped, ["empty.png", "notes.png", "bomb.png"]);
-    let bomb = &folder.skipped[2].1;
+    assert_eq!(skipped, ["empty.png", "notes.png", "anim.gif", "bomb.png"]);
+    assert!(folder.skipped[2].1.contains("unsupported image format"), "{:?}", folder.skipped[2]);
+    let bomb = &folder.skipped[3].1;
     assert!(bomb.contains("exceeds the limit"), "{bomb}");
     let labels: Vec<usize> = (0..folder.len()).map(|i| folder.get(i).unwrap().1).collect();
-    assert_eq!(labels, [0, 0, 1, 1, 3]);
+    assert_eq!(labels, [0, 0, 1, 1, 2]);
     let (gray, _) = folder.get(1).unwrap(); // cats/gray16.png
     assert_eq!(gray.channels, 1);
     assert!(
@@ -83,6 +85,12 @@ fn folders_give_labels_convert_odd_images_and_skip_bad_files() {
     );
     let (rgba, _) = folder.get(3).unwrap(); // coffee/rgba.png
     assert_eq!((rgba.channels, rgba.get(0, 0, 0), rgba.get(0, 0, 2)), (3, 200, 50));
+
+    // A class folder without a readable image is an error naming it.
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::write(root.join("empty/broken.png"), b"").unwrap();
+    let err = ImageFolder::open(&root).unwrap_err().to_string();
+    assert!(err.contains("class folder 'empty' holds no readable image"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
 }
 
@@ -147,4 +155,23 @@ fn stratified_split_keeps_every_class() {
     let (again, _) = folder.stratified_split(0.2, 1);
     assert_eq!(again.samples, train.samples);
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// A JPEG cut off inside its scan data is an error naming the file (the decoder alone would fill
+/// the rest with grey); a complete JPEG with bytes appended after its end still opens.
+#[test]
+fn truncated_jpegs_are_refused_and_trailers_tolerated() {
+    let dir = std::env::temp_dir().join(format!("cnn-jpeg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = std::fs::read(photos().join("rocket.jpg")).unwrap();
+    let cut = dir.join("cut.jpg");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let err = Image::open(&cut).unwrap_err().to_string();
+    assert!(err.contains("cut.jpg") && err.contains("truncated JPEG"), "{err}");
+    let trailer = dir.join("trailer.jpg");
+    let mut long = bytes.clone();
+    long.extend_from_slice(b"camera maker's trailer \xff\xd8 data");
+    std::fs::write(&trailer, &long).unwrap();
+    assert_eq!(Image::open(&trailer).unwrap(), Image::open(&photos().join("rocket.jpg")).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

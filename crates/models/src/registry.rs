@@ -402,10 +402,16 @@ impl ImageClassifier for Model {
 
 /// The registered name with the smallest edit distance to `name`, if it is within 3 edits.
 fn nearest(name: &str) -> Option<&'static str> {
+    nearest_name(name, MODELS.iter().map(|m| m.name))
+}
+
+/// The candidate closest to `name` (case-insensitive edit distance, at most 3), for "did you
+/// mean" hints on any list of names.
+pub fn nearest_name<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let name = name.to_ascii_lowercase();
-    MODELS
-        .iter()
-        .map(|m| (edit_distance(&name, m.name), m.name))
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&name, &c.to_ascii_lowercase()), c))
         .filter(|(d, _)| *d <= 3)
         .min()
         .map(|(_, n)| n)

@@ -151,7 +151,18 @@ pub fn restore<M: Module>(dir: &Path, model: M, optimizer: ModuleOptimizer) -> R
 pub fn load_weights<M: Module>(path: &Path, model: M) -> Result<M> {
     let bytes = std::fs::read(path).map_err(|e| read_err(path, e))?;
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| read_err(path, e))?;
-    model.try_load_record(record).map_err(|e| read_err(path, e))
+    model
+        .try_load_record(record)
+        .map_err(|e| read_err(path, format!("does not fit the model: {}", shorten(&e.to_string()))))
+}
+
+/// At most the first 300 characters of a long message (burn lists every missing tensor).
+fn shorten(text: &str) -> String {
+    const LIMIT: usize = 300;
+    match text.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{} … ({} more characters)", &text[..cut], text.len() - cut),
+        None => text.to_string(),
+    }
 }
 
 /// The weights file a finished or interrupted run offers for evaluation: `model.bpk` (final),

@@ -149,15 +149,31 @@ impl TrainConfig {
 
     /// Checks that every value is usable, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
+        /// Bounds beyond which a value is a typo, not a setting.
+        const MAX_EPOCHS: usize = 100_000;
+        const MAX_BATCH: usize = 65_536;
+        const MAX_LR: f64 = 10.0;
         let bad = |msg: String| Err(TrainError::Config(msg));
         if self.epochs == 0 {
             return bad("--epochs must be at least 1".into());
         }
+        if self.epochs > MAX_EPOCHS {
+            return bad(format!("--epochs {} is absurd (at most {MAX_EPOCHS})", self.epochs));
+        }
         if self.batch_size == 0 {
             return bad("--batch-size must be at least 1".into());
         }
+        if self.batch_size > MAX_BATCH {
+            return bad(format!("--batch-size {} is absurd (at most {MAX_BATCH})", self.batch_size));
+        }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("--lr must be a positive number, got {}", self.lr));
+        }
+        if self.lr > MAX_LR {
+            return bad(format!(
+                "--lr {} is absurd: no network here trains above {MAX_LR} (typical: 0.1 for SGD, 0.001 for Adam)",
+                self.lr
+            ));
         }
         if !(0.0..1.0).contains(&self.momentum) {
             return bad(format!("--momentum must be in [0, 1), got {}", self.momentum));

@@ -141,6 +141,16 @@ pub fn load_dataset(name: &str, data_dir: Option<&Path>) -> Result<(ImageDataset
     let dir = data_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(cnn_data_augment::datasets::default_data_dir);
+    let names = cnn_data_augment::datasets::NAMES;
+    if !names.contains(&name) {
+        let hint = cnn_models::registry::nearest_name(name, names.iter().copied())
+            .map(|n| format!(" (did you mean '{n}'?)"))
+            .unwrap_or_default();
+        return Err(TrainError::Config(format!(
+            "unknown dataset '{name}'{hint}; known datasets: {}, or the path of an image folder",
+            names.join(", ")
+        )));
+    }
     Ok(cnn_data_augment::datasets::load(name, &dir)?)
 }
 

@@ -21,6 +21,27 @@ use crate::plot;
 use crate::run::{RunReport, create_run_dir, load_data, preprocess_for, write_file};
 use cnn_transfer::CacheKey;
 
+/// A run resumes only as the model it was trained as (its `config.json` says which).
+fn check_same_model(dir: &Path, cfg: &TrainConfig) -> Result<()> {
+    let path = dir.join("config.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let trained: TrainConfig = serde_json::from_str(&text)
+        .map_err(|e| TrainError::Checkpoint(format!("{}: not a run's config: {e}", path.display())))?;
+    let (was, now) = (
+        registry::lookup(&trained.model).map(|m| m.name).unwrap_or(&trained.model),
+        registry::lookup(&cfg.model)?.name,
+    );
+    if was != now {
+        return Err(TrainError::Config(format!(
+            "{} is a run of {was}; it cannot be resumed as {now} (resume it with its own settings, or start a new run with --out)",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Mixed into the seed for the validation split, so it differs from the shuffling stream.
 const VALID_SPLIT_SALT: u64 = 0x0076_616c_6964; // "valid"
 /// Mixed into the seed for `--subset`.
@@ -74,6 +95,7 @@ pub fn train_run_on(
     let pre = preprocess_for(info.default_input, data.photos);
     if resume {
         checkpoint::info(dir)?;
+        check_same_model(dir, cfg)?;
     } else {
         if dir.join(CHECKPOINT_FILE).exists() || dir.join("model.bpk").exists() {
             return Err(TrainError::Config(format!(
