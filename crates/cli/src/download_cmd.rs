@@ -17,6 +17,10 @@ pub struct DownloadArgs {
     /// e.g. /usr/share/datasets/fashion-mnist from Debian's dataset-fashion-mnist.
     #[arg(long)]
     from: Option<PathBuf>,
+    /// Download from this base URL instead of the official addresses and their mirrors (a local
+    /// mirror or proxy): each file is fetched from `<URL>/<file name>`, with the same checksums.
+    #[arg(long, conflicts_with = "from")]
+    mirror: Option<String>,
     /// Data folder to fill [default: ~/.cache/cnn-casestudies, where `cnn train` looks].
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -24,7 +28,13 @@ pub struct DownloadArgs {
 
 /// Runs `cnn download`.
 pub fn run(args: DownloadArgs) -> Result<()> {
-    let spec = dataset_files(&args.name)?;
+    let mut spec = dataset_files(&args.name)?;
+    if let Some(mirror) = &args.mirror {
+        let base = mirror.trim_end_matches('/');
+        for file in &mut spec.files {
+            file.urls = vec![format!("{base}/{}", file.name)];
+        }
+    }
     let data_dir = args
         .data_dir
         .unwrap_or_else(cnn_data_augment::datasets::default_data_dir);

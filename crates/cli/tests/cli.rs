@@ -2,32 +2,9 @@
 
 use std::process::{Command, Output};
 
-fn cnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnn"))
-        .args(args)
-        .output()
-        .expect("run cnn")
-}
+mod common;
 
-/// Asserts that the command succeeded (showing both streams if not) and returns its stdout.
-fn assert_success(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn assert_clean_failure(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    stderr
-}
+use common::{assert_clean_failure, assert_success, cnn};
 
 #[test]
 fn a_backend_missing_from_the_build_is_a_one_line_error() {

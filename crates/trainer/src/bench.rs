@@ -290,13 +290,15 @@ pub fn compare_lines(ours: &[BenchResult], reference: &ReferenceFile) -> Vec<Str
         .map(|r| {
             let phase = format!("{:?}", r.case.phase).to_lowercase();
             match reference.results.iter().find(|x| x.case.key() == r.case.key()) {
-                Some(x) => format!(
-                    "{} {phase} {:.1} img/s vs {:.1} img/s = {:.2}x",
-                    r.case.model,
-                    r.median_img_s,
-                    x.median_img_s,
-                    r.median_img_s / x.median_img_s.max(1e-12)
-                ),
+                Some(x) => {
+                    let ratio = r.median_img_s / x.median_img_s.max(1e-12);
+                    // Small ratios keep two significant digits (0.0046x, not 0.00x).
+                    let digits = if ratio >= 0.1 { 2 } else { (2.0 - ratio.log10().floor()).min(6.0) as usize };
+                    format!(
+                        "{} {phase} {:.1} img/s vs {:.1} img/s = {ratio:.digits$}x",
+                        r.case.model, r.median_img_s, x.median_img_s
+                    )
+                }
                 None => format!("{} {phase}: not in {}", r.case.model, reference.backend),
             }
         })
@@ -327,7 +329,9 @@ mod tests {
                 {"case": {"model": "resnet18", "size": 64, "batch": 32, "num_classes": 10,
                           "phase": "train", "part": "whole"}, "median_img_s": 260.0},
                 {"case": {"model": "resnet18", "size": 64, "batch": 32, "num_classes": 10,
-                          "phase": "infer"}, "median_img_s": 938.0}]}"#,
+                          "phase": "infer"}, "median_img_s": 938.0},
+                {"case": {"model": "resnet20", "size": 32, "batch": 128, "num_classes": 10,
+                          "phase": "train"}, "median_img_s": 150.0}]}"#,
         )
         .unwrap();
         let lines = compare_lines(
@@ -335,12 +339,14 @@ mod tests {
                 result("resnet18", BenchPhase::Train, 74.0),
                 result("resnet18", BenchPhase::Infer, 266.0),
                 result("vgg16", BenchPhase::Train, 10.0),
+                result("resnet20", BenchPhase::Train, 0.7),
             ],
             &reference,
         );
         assert_eq!(lines[0], "resnet18 train 74.0 img/s vs 260.0 img/s = 0.28x");
         assert_eq!(lines[1], "resnet18 infer 266.0 img/s vs 938.0 img/s = 0.28x");
         assert_eq!(lines[2], "vgg16 train: not in pytorch-cpu");
+        assert_eq!(lines[3], "resnet20 train 0.7 img/s vs 150.0 img/s = 0.0047x");
     }
 
     #[test]

@@ -69,15 +69,22 @@ pub fn save<M: Module>(dir: &Path, model: &M, optimizer: &ModuleOptimizer, histo
     let tmp = dir.join(format!("{folder}.tmp"));
     let final_dir = dir.join(&folder);
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| write_err(&tmp, e))?;
     let model_bytes = model
         .clone()
         .into_record()
         .into_bytes()
         .map_err(|e| write_err(&tmp, e))?;
-    write_file(&tmp.join("model.bpk"), &model_bytes)?;
     let optim_bytes = optimizer.to_record().into_bytes().map_err(|e| write_err(&tmp, e))?;
-    write_file(&tmp.join("optimizer.bpk"), &optim_bytes)?;
+    let staged = std::fs::create_dir_all(&tmp)
+        .map_err(|e| write_err(&tmp, e))
+        .and_then(|()| write_file(&tmp.join("model.bpk"), &model_bytes))
+        .map(|()| fault_point(epoch))
+        .and_then(|()| write_file(&tmp.join("optimizer.bpk"), &optim_bytes));
+    if let Err(e) = staged {
+        // The previous checkpoint stays the current one; free what this attempt took.
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
     if final_dir.exists() {
         std::fs::remove_dir_all(&final_dir).map_err(|e| write_err(&final_dir, e))?;
     }
@@ -108,6 +115,19 @@ pub fn save<M: Module>(dir: &Path, model: &M, optimizer: &ModuleOptimizer, histo
         }
     }
     Ok(())
+}
+
+/// Fault injection for the crash-safety tests: with `CNN_FAULT_KILL_IN_CHECKPOINT=N` the process
+/// sends itself SIGKILL in the middle of writing epoch N's checkpoint (weights written, optimiser
+/// state not), exactly where a power cut or an OOM kill would hurt most.
+fn fault_point(epoch: usize) {
+    #[cfg(unix)]
+    if std::env::var("CNN_FAULT_KILL_IN_CHECKPOINT").ok().and_then(|v| v.parse().ok()) == Some(epoch) {
+        // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
 }
 
 /// Reads `dir/checkpoint.json`, or says why there is none.

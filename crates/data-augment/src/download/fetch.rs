@@ -362,6 +362,7 @@ struct Partial {
 impl Partial {
     fn create(target: &Path) -> std::io::Result<Self> {
         let name = target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        remove_stale_parts(target, &name);
         let path = target.with_file_name(format!(".{name}.part-{}", std::process::id()));
         let file = File::create(&path)?;
         Ok(Self {
@@ -377,6 +378,24 @@ impl Partial {
         fs::rename(&self.path, target)?;
         self.committed = true;
         Ok(())
+    }
+}
+
+/// Removes `.NAME.part-PID` files that a killed download of `target` left behind (their process
+/// is gone; on systems without `/proc` every other process's part file counts as stale).
+fn remove_stale_parts(target: &Path, name: &str) {
+    let Some(dir) = target.parent() else { return };
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let prefix = format!(".{name}.part-");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 
