@@ -155,14 +155,58 @@ fn main() -> ExitCode {
         // SAFETY: single-threaded here; nothing reads the environment concurrently.
         unsafe { std::env::set_var("BURN_DEVICE", backend.name()) };
     }
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    // A panic (a bug here, or a backend failing deep inside, e.g. a GPU allocation) still ends as
+    // one error line rather than a backtrace; RUST_BACKTRACE=1 keeps the default report.
+    let first_panic = install_panic_hook();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             // One line: the chain of causes joined, no backtrace.
             eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
             ExitCode::FAILURE
         }
+        Err(_) => {
+            let message = first_panic
+                .lock()
+                .map(|m| m.clone())
+                .unwrap_or_default()
+                .unwrap_or_else(|| "unknown failure".into());
+            let hint = if message.contains("wgpu") || message.contains("allocate buffer") {
+                "; the GPU adapter refused the work: a layer may exceed its buffer limits (software Vulkan binds at most 128 MiB, less than AlexNet's and VGG's first fully connected layers), try --device flex"
+            } else {
+                " (please report it; RUST_BACKTRACE=1 shows where)"
+            };
+            eprintln!("error: internal error: {message}{hint}");
+            ExitCode::from(101)
+        }
     }
+}
+
+/// Keeps the first panic message (first line) for the final error line; the default report
+/// (message and backtrace) is printed only when RUST_BACKTRACE asks for it.
+fn install_panic_hook() -> std::sync::Arc<std::sync::Mutex<Option<String>>> {
+    let slot: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+    let full_report = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
+    let default_hook = std::panic::take_hook();
+    let record = std::sync::Arc::clone(&slot);
+    std::panic::set_hook(Box::new(move |info| {
+        if full_report {
+            default_hook(info);
+        }
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown failure");
+        let line = text.lines().next().unwrap_or(text).to_string();
+        if let Ok(mut first) = record.lock()
+            && first.is_none()
+        {
+            *first = Some(line);
+        }
+    }));
+    slot
 }
 
 fn run(cli: Cli) -> Result<()> {

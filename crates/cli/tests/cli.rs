@@ -150,6 +150,18 @@ fn train_runs_on_wgpu_and_data_parallel_over_flex_and_wgpu() {
     }
     let msg = assert_clean_failure(&cnn_gpu(&["--device", "flex", "train", "--devices", "flex,flex"]));
     assert!(msg.contains("either --device or --devices"), "{msg}");
+
+    // AlexNet's 151 MB fully connected layer is more than software Vulkan can bind: one line.
+    let out_dir = root.join("alexnet");
+    let out = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(["--device", "wgpu", "train", "--model", "alexnet", "--subset", "100", "--epochs", "1"])
+        .args(["--out", out_dir.to_str().unwrap()])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let msg = assert_clean_failure(&out);
+    assert!(msg.contains("buffer limits") && out.status.code() == Some(101), "{msg}");
     std::fs::remove_dir_all(&root).unwrap();
 }
 

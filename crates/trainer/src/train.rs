@@ -93,23 +93,7 @@ pub fn train_run_on(
         )));
     }
     let pre = preprocess_for(info.default_input, data.photos);
-    if resume {
-        checkpoint::info(dir)?;
-        check_same_model(dir, cfg)?;
-    } else {
-        if dir.join(CHECKPOINT_FILE).exists() || dir.join("model.bpk").exists() {
-            return Err(TrainError::Config(format!(
-                "{} already holds a run: continue it with --resume {}, or pick another --out",
-                dir.display(),
-                dir.display()
-            )));
-        }
-        create_run_dir(dir)?;
-    }
-    write_file(&dir.join("config.json"), pretty(cfg).as_bytes())?;
-    write_file(&dir.join("preprocess.json"), pretty(&pre).as_bytes())?;
-    write_file(&dir.join("classes.json"), pretty(&data.class_names).as_bytes())?;
-
+    // Everything that can refuse the settings runs before the run folder is created.
     let all_train: Arc<dyn Source> = match cfg.subset {
         Some(n) if n < data.train.len() => {
             let share = n as f64 / data.train.len() as f64;
@@ -129,6 +113,23 @@ pub fn train_run_on(
             cfg.valid_split
         )));
     }
+
+    if resume {
+        checkpoint::info(dir)?;
+        check_same_model(dir, cfg)?;
+    } else {
+        if dir.join(CHECKPOINT_FILE).exists() || dir.join("model.bpk").exists() {
+            return Err(TrainError::Config(format!(
+                "{} already holds a run: continue it with --resume {}, or pick another --out",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        create_run_dir(dir)?;
+    }
+    write_file(&dir.join("config.json"), pretty(cfg).as_bytes())?;
+    write_file(&dir.join("preprocess.json"), pretty(&pre).as_bytes())?;
+    write_file(&dir.join("classes.json"), pretty(&data.class_names).as_bytes())?;
 
     let autodiff = device.clone().autodiff();
     device.seed(cfg.seed);
