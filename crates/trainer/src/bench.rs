@@ -293,7 +293,7 @@ pub fn compare_lines(ours: &[BenchResult], reference: &ReferenceFile) -> Vec<Str
                 Some(x) => {
                     let ratio = r.median_img_s / x.median_img_s.max(1e-12);
                     // Small ratios keep two significant digits (0.0046x, not 0.00x).
-                    let digits = if ratio >= 0.1 { 2 } else { (2.0 - ratio.log10().floor()).min(6.0) as usize };
+                    let digits = if ratio >= 0.1 { 2 } else { (1.0 - ratio.log10().floor()).min(6.0) as usize };
                     format!(
                         "{} {phase} {:.1} img/s vs {:.1} img/s = {ratio:.digits$}x",
                         r.case.model, r.median_img_s, x.median_img_s
