@@ -222,7 +222,7 @@ fn bad_weight_files_are_clear_errors() {
         std::fs::write(&int64, bytes).unwrap();
     }
     let cases = [
-        ("lenet5", &resnet18, "tensor 'conv1.weight' has shape [64, 3, 7, 7] in the file but [6, 1, 5, 5]"),
+        ("lenet5", &resnet18, "tensor 'conv1.weight' has shape [64, 3, 7, 7] in the file but [6, 1, 5, 5] in the model; 9 of the model's tensors are not in the file, e.g. 'conv1.bias', 'conv2.bias' (is it the weights of another architecture?)"),
         ("resnet18", &truncated, "truncated.pth: cannot read the weights"),
         ("lenet5", &not_state_dict, "Expected a dictionary"),
         ("lenet5", &int64, "I64"),

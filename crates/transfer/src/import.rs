@@ -179,12 +179,38 @@ fn check(result: ApplyResult, path: &Path, partial: &Partial) -> Result<LoadRepo
             ),
             other => other.to_string(),
         };
-        let more = if result.errors.len() > 1 {
-            format!(" (and {} more errors)", result.errors.len() - 1)
-        } else {
-            String::new()
+        // The first few other mismatches too: together they tell another architecture's file
+        // from one odd tensor.
+        const LISTED: usize = 4;
+        let others: Vec<String> = result.errors[1..]
+            .iter()
+            .take(LISTED)
+            .map(|e| match e {
+                ApplyError::ShapeMismatch {
+                    path: key,
+                    expected,
+                    found,
+                } => format!("'{}' {found} vs {expected}", bare(key)),
+                other => other.to_string(),
+            })
+            .collect();
+        let more = match result.errors.len() - 1 {
+            0 => String::new(),
+            n if n <= LISTED => format!("; also {}", others.join(", ")),
+            n => format!("; also {} and {} more", others.join(", "), n - LISTED),
         };
-        return Err(TransferError::Weights(format!("{}: {msg}{more}", path.display())));
+        let absent: Vec<&str> = result.missing.iter().map(|(key, _)| bare(key)).collect();
+        let absent = match absent.as_slice() {
+            [] => String::new(),
+            [one] => format!("; the file has no '{one}'"),
+            [a, b, ..] => format!("; {} of the model's tensors are not in the file, e.g. '{a}', '{b}'", absent.len()),
+        };
+        let hint = if result.errors.len() > 1 || !absent.is_empty() {
+            " (is it the weights of another architecture?)"
+        } else {
+            ""
+        };
+        return Err(TransferError::Weights(format!("{}: {msg}{more}{absent}{hint}", path.display())));
     }
     let missing: Vec<String> = result.missing.iter().map(|(key, _)| bare(key).to_string()).collect();
     let not_allowed: Vec<&String> = missing
