@@ -133,18 +133,7 @@ fn open_wgpu(kind: burn::tensor::DeviceKind) -> Result<Device, String> {
     let first_panic: Arc<Mutex<Option<String>>> = Arc::default();
     let previous_hook = std::panic::take_hook();
     let record = Arc::clone(&first_panic);
-    std::panic::set_hook(Box::new(move |info| {
-        let mut slot = record.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            let msg = info
-                .payload()
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                .unwrap_or("unknown reason");
-            *slot = Some(msg.lines().next().unwrap_or(msg).to_string());
-        }
-    }));
+    std::panic::set_hook(Box::new(move |info| crate::record_first_panic(&record, info)));
     let kind_name = format!("{kind:?}");
     let probe = std::panic::catch_unwind(|| {
         let device = Device::wgpu(kind);

@@ -193,20 +193,23 @@ fn install_panic_hook() -> std::sync::Arc<std::sync::Mutex<Option<String>>> {
         if full_report {
             default_hook(info);
         }
-        let payload = info.payload();
-        let text = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("unknown failure");
-        let line = text.lines().next().unwrap_or(text).to_string();
-        if let Ok(mut first) = record.lock()
-            && first.is_none()
-        {
-            *first = Some(line);
-        }
+        record_first_panic(&record, info);
     }));
     slot
+}
+
+/// Stores the first line of the panic's message in `slot` unless a message is there already.
+pub(crate) fn record_first_panic(slot: &std::sync::Mutex<Option<String>>, info: &std::panic::PanicHookInfo<'_>) {
+    let payload = info.payload();
+    let text = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown failure");
+    let mut first = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if first.is_none() {
+        *first = Some(text.lines().next().unwrap_or(text).to_string());
+    }
 }
 
 fn run(cli: Cli) -> Result<()> {

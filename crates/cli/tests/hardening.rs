@@ -312,6 +312,13 @@ rm "$D/filler"
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+/// The reference run the interrupted ones must end like.
+fn train_uninterrupted(out: &Path, settings: &[&str]) {
+    let mut args = vec!["--device", "flex", "train", "--out", s(out)];
+    args.extend(settings);
+    assert_success(&cnn(&args));
+}
+
 fn run_weights(dir: &Path) -> Vec<Vec<f32>> {
     let folder = cnn_trainer::RunFolder::open(dir).unwrap();
     cnn_trainer::checkpoint::parameter_values(&folder.load_model(&burn::tensor::Device::flex()).unwrap())
@@ -324,10 +331,8 @@ fn random_kills_then_resumes_end_exactly_like_an_uninterrupted_run() {
     let root = scratch("kills");
     let (straight, killed) = (root.join("straight"), root.join("killed"));
     let settings = ["--epochs", "6", "--subset", "1000", "--optimizer", "sgd", "--lr", "0.05"];
-    let mut args = vec!["--device", "flex", "train", "--out", s(&straight)];
-    args.extend(settings);
     let timer = std::time::Instant::now();
-    assert_success(&cnn(&args));
+    train_uninterrupted(&straight, &settings);
     // Kill times are fractions of a whole run on this machine, so that progress is made however
     // fast or busy it is; xorshift makes the fractions the same every time.
     let whole_run = timer.elapsed().as_millis() as u64;
@@ -387,9 +392,7 @@ fn a_kill_inside_a_checkpoint_write_keeps_the_previous_checkpoint() {
     let root = scratch("ckpt-kill");
     let (straight, killed) = (root.join("straight"), root.join("killed"));
     let settings = ["--epochs", "3", "--subset", "300", "--optimizer", "sgd", "--lr", "0.05"];
-    let mut args = vec!["--device", "flex", "train", "--out", s(&straight)];
-    args.extend(settings);
-    assert_success(&cnn(&args));
+    train_uninterrupted(&straight, &settings);
     let status = Command::new(env!("CARGO_BIN_EXE_cnn"))
         .args(["--device", "flex", "train", "--out", s(&killed)])
         .args(settings)
