@@ -40,6 +40,7 @@ pub mod googlenet;
 pub mod inception;
 pub mod keys;
 pub mod layers;
+pub mod small_map;
 pub mod lenet;
 pub mod nin;
 pub mod registry;

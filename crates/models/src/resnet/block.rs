@@ -2,6 +2,7 @@
 //! 1×1 with 4× expansion), with the shortcut as an option: projection (`downsample`),
 //! parameter-free (option A: subsample and zero-pad channels), identity, or none (a plain net).
 
+use crate::small_map::conv_forward;
 use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
@@ -125,8 +126,8 @@ impl ResidualBlock {
             (None, Some((stride, extra))) => zero_pad_shortcut(x.clone(), stride, extra),
             (None, None) => x.clone(),
         });
-        let mut out = relu(self.bn1.forward(self.conv1.forward(x)));
-        out = self.bn2.forward(self.conv2.forward(out));
+        let mut out = relu(self.bn1.forward(conv_forward(&self.conv1, x)));
+        out = self.bn2.forward(conv_forward(&self.conv2, out));
         if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
             out = bn3.forward(conv3.forward(relu(out)));
         }
