@@ -27,10 +27,14 @@ fn check_same_model(dir: &Path, cfg: &TrainConfig) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(());
     };
-    let trained: TrainConfig = serde_json::from_str(&text)
+    // Only the model name is read, so that configs written by other versions still resume.
+    let trained: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| TrainError::Checkpoint(format!("{}: not a run's config: {e}", path.display())))?;
+    let Some(trained) = trained.get("model").and_then(|m| m.as_str()) else {
+        return Ok(());
+    };
     let (was, now) = (
-        registry::lookup(&trained.model).map(|m| m.name).unwrap_or(&trained.model),
+        registry::lookup(trained).map(|m| m.name).unwrap_or(trained),
         registry::lookup(&cfg.model)?.name,
     );
     if was != now {

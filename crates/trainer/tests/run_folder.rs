@@ -404,3 +404,18 @@ fn data_parallel_over_flex_and_wgpu_matches_one_device() {
     assert!(gap < 1e-3, "flex + wgpu drift from flex alone by {gap}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// A run folder resumes only as the model that trained it.
+#[test]
+fn resuming_as_another_model_is_refused_by_name() {
+    let _rng = rng_lock();
+    let root = scratch("other-model");
+    let data = root.join("digits");
+    digit_folder(&data);
+    let dir = root.join("run");
+    train_run(&config("lenet5", &data, 1), &Device::flex(), &dir, false, &mut |_| {}).unwrap();
+    let err = train_run(&config("resnet20", &data, 2), &Device::flex(), &dir, true, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("is a run of lenet5; it cannot be resumed as resnet20"), "{err}");
+    assert_eq!(checkpoint::info(&dir).unwrap().epoch, 1);
+    std::fs::remove_dir_all(&root).unwrap();
+}
