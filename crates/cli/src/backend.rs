@@ -147,11 +147,7 @@ fn open_wgpu(kind: burn::tensor::DeviceKind) -> Result<Device, String> {
             "the wgpu adapter gave a wrong result in a self-test (4 ones summed to {value})"
         )),
         Err(_) => {
-            let reason = first_panic
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-                .unwrap_or_else(|| "unknown reason".into());
+            let reason = crate::recorded_panic(&first_panic);
             Err(format!(
                 "no usable GPU adapter for wgpu ({kind_name}: {reason}); install a Vulkan or OpenGL driver (on Debian, `mesa-vulkan-drivers` gives a software Vulkan device) or use --device flex"
             ))

@@ -166,11 +166,7 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Err(_) => {
-            let message = first_panic
-                .lock()
-                .map(|m| m.clone())
-                .unwrap_or_default()
-                .unwrap_or_else(|| "unknown failure".into());
+            let message = recorded_panic(&first_panic);
             let hint = if message.contains("wgpu") || message.contains("allocate buffer") {
                 "; the GPU adapter refused the work: a layer may exceed its buffer limits (software Vulkan binds at most 128 MiB, less than AlexNet's and VGG's first fully connected layers), try --device flex"
             } else {
@@ -196,6 +192,12 @@ fn install_panic_hook() -> std::sync::Arc<std::sync::Mutex<Option<String>>> {
         record_first_panic(&record, info);
     }));
     slot
+}
+
+/// The message [`record_first_panic`] kept, or "unknown failure".
+pub(crate) fn recorded_panic(slot: &std::sync::Mutex<Option<String>>) -> String {
+    let kept = slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    kept.unwrap_or_else(|| "unknown failure".into())
 }
 
 /// Stores the first line of the panic's message in `slot` unless a message is there already.

@@ -169,15 +169,7 @@ pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: 
                 let loss = match case.part {
                     BenchPart::Features => features(&model, images.clone()).mean(),
                     BenchPart::Whole => {
-                        let out = model.train_outputs(images.clone());
-                        let mut loss = loss_fn.forward(out.logits, labels.clone());
-                        for aux in out.aux {
-                            loss = loss
-                                + loss_fn
-                                    .forward(aux, labels.clone())
-                                    .mul_scalar(crate::fit::AUX_LOSS_WEIGHT);
-                        }
-                        loss
+                        crate::fit::training_loss(model.train_outputs(images.clone()), labels.clone(), &loss_fn)
                     }
                 };
                 let grads = GradientsParams::from_grads(loss.backward(), &model);

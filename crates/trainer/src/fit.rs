@@ -189,7 +189,10 @@ pub fn fit_from<M: ImageClassifier + Send + 'static>(
     let device = devices
         .first()
         .ok_or_else(|| TrainError::Config("no device to train on".into()))?;
-    let parallel = (devices.len() > 1).then(|| DataParallel::<M>::new(devices));
+    let parallel = match devices.len() {
+        1 => None,
+        _ => Some(DataParallel::<M>::new(devices)?),
+    };
     if train.is_empty() {
         return Err(TrainError::Config("the training set is empty".into()));
     }
@@ -268,6 +271,20 @@ pub fn fit_from<M: ImageClassifier + Send + 'static>(
     Ok(Fitted::new(model, optimizer, history, cfg))
 }
 
+/// Cross-entropy of the logits, plus each auxiliary classifier's weighted by
+/// [`AUX_LOSS_WEIGHT`] (GoogLeNet's, as in the paper).
+pub(crate) fn training_loss(
+    out: cnn_models::TrainOutput,
+    labels: Tensor<1, Int>,
+    loss_fn: &burn::nn::loss::CrossEntropyLoss,
+) -> Tensor<1> {
+    let mut loss = loss_fn.forward(out.logits, labels.clone());
+    for aux in out.aux {
+        loss = loss + loss_fn.forward(aux, labels.clone()).mul_scalar(AUX_LOSS_WEIGHT);
+    }
+    loss
+}
+
 /// Forward, backward and the batch's statistics on one device.
 fn single_step<M: ImageClassifier>(
     model: &M,
@@ -277,11 +294,7 @@ fn single_step<M: ImageClassifier>(
 ) -> StepResult {
     let out = model.train_outputs(images);
     let (correct, top5) = count_correct(out.logits.clone(), labels.clone());
-    let mut loss = loss_fn.forward(out.logits, labels.clone());
-    for aux in out.aux {
-        // GoogLeNet's auxiliary classifiers count 0.3 each, as in the paper.
-        loss = loss + loss_fn.forward(aux, labels.clone()).mul_scalar(AUX_LOSS_WEIGHT);
-    }
+    let loss = training_loss(out, labels, loss_fn);
     let value = loss.clone().into_scalar::<f32>();
     StepResult {
         grads: GradientsParams::from_grads(loss.backward(), model),

@@ -24,7 +24,7 @@ use burn::tensor::{Device, Int, Tensor};
 use cnn_models::ImageClassifier;
 
 use crate::error::{Result, TrainError};
-use crate::fit::{AUX_LOSS_WEIGHT, count_correct};
+use crate::fit::{count_correct, training_loss};
 
 /// What a worker gets: the model to fork, its shard and the shard's share of the batch.
 struct Job<M> {
@@ -63,7 +63,7 @@ pub(crate) struct DataParallel<M> {
 
 impl<M: ImageClassifier + Send + 'static> DataParallel<M> {
     /// Starts one worker per device (autodiff devices; the first is where the model lives).
-    pub fn new(devices: &[Device]) -> Self {
+    pub fn new(devices: &[Device]) -> Result<Self> {
         let (done_tx, results) = channel::<Done>();
         let mut senders = Vec::new();
         let mut handles = Vec::new();
@@ -85,16 +85,16 @@ impl<M: ImageClassifier + Send + 'static> DataParallel<M> {
                         }
                     }
                 })
-                .expect("spawning a replica thread");
+                .map_err(|e| TrainError::Config(format!("cannot start a thread for device {worker}: {e}")))?;
             senders.push(tx);
             handles.push(handle);
         }
-        Self {
+        Ok(Self {
             devices: devices.to_vec(),
             senders,
             results,
             handles,
-        }
+        })
     }
 
     /// One step over `images`/`labels` (on the main device): shards, runs every worker and sums
@@ -176,11 +176,7 @@ fn shard_step<M: ImageClassifier>(
     let labels = job.labels.to_device(device);
     let out = model.train_outputs(images);
     let (c1, c5) = count_correct(out.logits.clone(), labels.clone());
-    let mut loss = loss_fn.forward(out.logits, labels.clone());
-    for aux in out.aux {
-        loss = loss + loss_fn.forward(aux, labels.clone()).mul_scalar(AUX_LOSS_WEIGHT);
-    }
-    let loss = loss.mul_scalar(job.share);
+    let loss = training_loss(out, labels, loss_fn).mul_scalar(job.share);
     let value = loss.clone().into_scalar::<f32>();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     (grads, value, c1, c5)
