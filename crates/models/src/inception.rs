@@ -33,7 +33,7 @@ impl BasicConv2d {
 
     /// `relu(bn(conv(x)))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        relu(self.bn.forward(crate::fast_conv::conv2d(&self.conv, x)))
     }
 
     /// Adds rows for the convolution and its batch norm; returns the output shape.

@@ -38,7 +38,7 @@ impl Layer {
     /// Applies the layer.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            Layer::Conv(m) => m.forward(x),
+            Layer::Conv(m) => crate::fast_conv::conv2d(m, x),
             Layer::BatchNorm(m) => m.forward(x),
             Layer::Relu(m) => m.forward(x),
             Layer::MaxPool(m) => m.forward(x),

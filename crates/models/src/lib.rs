@@ -36,6 +36,7 @@
 //! ```
 
 pub mod alexnet;
+pub mod fast_conv;
 pub mod googlenet;
 pub mod inception;
 pub mod keys;

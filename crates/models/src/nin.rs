@@ -7,6 +7,8 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
+
+use crate::fast_conv::conv2d;
 use burn::tensor::{Device, Tensor, activation::relu};
 
 use crate::layers::{conv, summarize_conv};
@@ -63,9 +65,9 @@ impl NinBlockConfig {
 impl NinBlock {
     /// Applies the block.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.conv.forward(x));
-        let x = relu(self.mlp1.forward(x));
-        relu(self.mlp2.forward(x))
+        let x = relu(conv2d(&self.conv, x));
+        let x = relu(conv2d(&self.mlp1, x));
+        relu(conv2d(&self.mlp2, x))
     }
 
     /// Adds the block's rows under `name`; returns its output shape.

@@ -295,8 +295,8 @@ impl Model {
         Some(match self {
             Model::LeNet5(m) => {
                 let act = m.activation;
-                let x = m.pool.forward(act.apply(m.conv1.forward(x)));
-                let x = m.pool.forward(act.apply(m.conv2.forward(x)));
+                let x = m.pool.forward(act.apply(crate::fast_conv::conv2d(&m.conv1, x)));
+                let x = m.pool.forward(act.apply(crate::fast_conv::conv2d(&m.conv2, x)));
                 act.apply(m.fc2.forward(act.apply(m.fc1.forward(x.flatten(1, 3)))))
             }
             Model::AlexNet(m) => crate::layers::forward_until_last(&m.features, &m.avgpool, &m.classifier, x),

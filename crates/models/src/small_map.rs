@@ -21,6 +21,10 @@ const GROUPS: usize = 2;
 /// `conv.forward(x)`; for a 3×3, stride-1, padding-1 convolution on maps of at most 2×2
 /// positions, computed with the batch laid side by side (see the module docs).
 pub fn conv_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    // The whole-batch kernel of `fast_conv` already does this, and more, where it applies.
+    if let Some(y) = crate::fast_conv::try_conv2d(conv, &x) {
+        return y;
+    }
     let [batch, channels, h, w] = x.dims();
     // `Same` at stride 1 with a 3×3 kernel is this padding too, but our models spell it out.
     let padding_one = matches!(conv.padding, PaddingConfig2d::Explicit(1, 1, 1, 1));
@@ -68,6 +72,11 @@ mod tests {
     /// Forward and gradients (input, weight, bias) equal the plain convolution's.
     #[test]
     fn side_by_side_equals_the_plain_convolution_forward_and_backward() {
+        // On flex the fast kernel would take these shapes; this tests the side-by-side path.
+        crate::fast_conv::with_fast_conv(false, side_by_side_check);
+    }
+
+    fn side_by_side_check() {
         let device = Device::flex().autodiff();
         let conv = Conv2dConfig::new([16, 24], [3, 3])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))

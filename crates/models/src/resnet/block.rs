@@ -129,7 +129,7 @@ impl ResidualBlock {
         let mut out = relu(self.bn1.forward(conv_forward(&self.conv1, x)));
         out = self.bn2.forward(conv_forward(&self.conv2, out));
         if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            out = bn3.forward(conv3.forward(relu(out)));
+            out = bn3.forward(crate::fast_conv::conv2d(conv3, relu(out)));
         }
         match shortcut {
             Some(s) => relu(out + s),

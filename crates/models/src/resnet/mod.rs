@@ -207,7 +207,7 @@ impl ResNet {
 
     /// Features before global pooling: `[B, C, h, w]`.
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = relu(self.bn1.forward(crate::fast_conv::conv2d(&self.conv1, x)));
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }

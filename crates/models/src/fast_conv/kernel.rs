@@ -1,0 +1,473 @@
+//! The f32 kernels behind [`super`]: a whole-batch im2col, one GEMM per chunk of images, and the
+//! two backward GEMMs (weights, and input through col2im).
+//!
+//! Why not burn-flex's own convolution: it runs one GEMM per image and per 512-pixel tile, so on
+//! the small maps of a network's late layers (4×4, 2×2) the GEMMs have 4–16 columns and the
+//! `gemm` crate spends its time in edge kernels; and its backward pass goes through the
+//! backend-generic fallback, which computes the weight gradient as a convolution with the batch
+//! as channels — one thin GEMM (9 columns for a 3×3 kernel) per input channel. Here the columns
+//! of every GEMM are the pixels of a whole chunk of images, and each gradient is one GEMM.
+//!
+//! Matrix layout: the column matrix is `[K, B·P]`, row `k = (c, kh, kw)` (the order of the
+//! weight's own `[O, C, KH, KW]` layout, so the weight is a plain `[O, K]` matrix), column
+//! `j = (image, output pixel)`.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+
+use super::columns::{col2im, crop, im2col, pad, padded};
+
+/// How many times [`forward`] and [`backward`] ran, so tests can tell the fast path was taken.
+static CALLS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+thread_local! {
+    /// Scratch buffers reused from call to call on this thread: a fresh 16 MiB buffer per
+    /// convolution cost page faults and zeroing (measured ~5% of a ResNet-18 training step).
+    static SCRATCH: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// Runs `f` with three scratch slices of `lens` elements (contents unspecified).
+fn with_scratch<R>(lens: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) -> R) -> R {
+    // Taken out while in use, so a nested call (none today) would allocate instead of alias.
+    let mut bufs = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    for (buf, &len) in bufs.iter_mut().zip(&lens) {
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+    }
+    let [a, b, c] = &mut bufs;
+    let result = f([&mut a[..lens[0]], &mut b[..lens[1]], &mut c[..lens[2]]]);
+    SCRATCH.with(|s| *s.borrow_mut() = bufs);
+    result
+}
+
+/// `[forward, backward]` calls of the kernel in this process so far.
+pub fn calls() -> [usize; 2] {
+    [CALLS[0].load(Ordering::Relaxed), CALLS[1].load(Ordering::Relaxed)]
+}
+
+/// Column-matrix budget per chunk of images, in floats (16 MiB): big enough that the small maps
+/// of a batch share one GEMM, small enough to stay far from the memory a batch itself needs.
+const COLUMN_BUDGET: usize = 1 << 22;
+
+/// The sizes of one 2-D convolution (groups = 1), all in elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input channels.
+    pub channels_in: usize,
+    /// Input height and width.
+    pub input: [usize; 2],
+    /// Output channels.
+    pub channels_out: usize,
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Stride, padding (both sides) and dilation, as in `ConvOptions`.
+    pub stride: [usize; 2],
+    /// Zero padding added before and after each spatial side.
+    pub padding: [usize; 2],
+    /// Spacing between kernel taps.
+    pub dilation: [usize; 2],
+}
+
+impl ConvGeometry {
+    /// Output height and width; `None` when the kernel does not fit the padded input.
+    pub fn output(&self) -> Option<[usize; 2]> {
+        let side = |i: usize| {
+            let span = self.dilation[i] * (self.kernel[i] - 1) + 1;
+            let padded = self.input[i] + 2 * self.padding[i];
+            (padded >= span && self.stride[i] > 0).then(|| (padded - span) / self.stride[i] + 1)
+        };
+        Some([side(0)?, side(1)?])
+    }
+
+    fn out(&self) -> [usize; 2] {
+        self.output().expect("convolution geometry checked by the caller")
+    }
+
+    /// Rows of the column matrix: `C·KH·KW`.
+    fn rows(&self) -> usize {
+        self.channels_in * self.kernel[0] * self.kernel[1]
+    }
+
+    fn pixels_out(&self) -> usize {
+        let [oh, ow] = self.out();
+        oh * ow
+    }
+
+    fn pixels_in(&self) -> usize {
+        self.input[0] * self.input[1]
+    }
+
+    fn is_padded(&self) -> bool {
+        self.padding != [0, 0]
+    }
+
+    /// Elements of one chunk of padded input planes (0 when there is no padding).
+    fn padded_len(&self) -> usize {
+        let (hp, wp) = padded(self);
+        if self.is_padded() { self.chunk() * self.channels_in * hp * wp } else { 0 }
+    }
+
+    /// Images per chunk so that one column matrix stays within [`COLUMN_BUDGET`].
+    fn chunk(&self) -> usize {
+        let per_image = (self.rows() * self.pixels_out()).max(1);
+        (COLUMN_BUDGET / per_image).clamp(1, self.batch.max(1))
+    }
+}
+
+/// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]`, every operand given by its row and column strides.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    [m, n, k]: [usize; 3],
+    dst: &mut [f32],
+    [dst_rs, dst_cs]: [usize; 2],
+    accumulate: bool,
+    lhs: &[f32],
+    [lhs_rs, lhs_cs]: [usize; 2],
+    rhs: &[f32],
+    [rhs_rs, rhs_cs]: [usize; 2],
+) {
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 }
+    };
+    assert!(dst.len() >= last(m, n, dst_rs, dst_cs), "gemm: destination too short");
+    assert!(lhs.len() >= last(m, k, lhs_rs, lhs_cs), "gemm: left operand too short");
+    assert!(rhs.len() >= last(k, n, rhs_rs, rhs_cs), "gemm: right operand too short");
+    // SAFETY: the asserts above keep every index the kernel touches inside the three slices,
+    // and `dst` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_cs as isize,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        );
+    }
+}
+
+/// Forward convolution: `x` `[N, C, H, W]`, `weight` `[O, C, KH, KW]`, `bias` `[O]`, all
+/// contiguous; returns `[N, O, OH, OW]`.
+pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    CALLS[0].fetch_add(1, Ordering::Relaxed);
+    let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
+    let mut out = vec![0.0f32; g.batch * out_ch * pixels];
+    let chunk = g.chunk();
+    let plane_in = g.channels_in * g.pixels_in();
+    let lens = [rows * chunk * pixels, out_ch * chunk * pixels, g.padded_len()];
+    with_scratch(lens, |[col, product, xpad]| {
+        for first in (0..g.batch).step_by(chunk) {
+            let images = chunk.min(g.batch - first);
+            let cols = images * pixels;
+            let xs = &x[first * plane_in..(first + images) * plane_in];
+            let xp = if g.is_padded() {
+                let xp = &mut xpad[..images * g.padded_len() / chunk];
+                pad(g, xs, xp);
+                &*xp
+            } else {
+                xs
+            };
+            im2col(g, xp, images, &mut col[..rows * cols]);
+            gemm(
+                [out_ch, cols, rows],
+                product,
+                [cols, 1],
+                false,
+                weight,
+                [rows, 1],
+                col,
+                [cols, 1],
+            );
+            // `[O, images·P]` → `[images, O, P]`, adding the bias on the way.
+            let dst = &mut out[first * out_ch * pixels..(first + images) * out_ch * pixels];
+            dst.par_chunks_mut(pixels).enumerate().for_each(|(index, dst)| {
+                let (image, o) = (index / out_ch, index % out_ch);
+                let src = &product[o * cols + image * pixels..][..pixels];
+                match bias {
+                    Some(b) => dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + b[o]),
+                    None => dst.copy_from_slice(src),
+                }
+            });
+        }
+    });
+    out
+}
+
+/// The gradients a backward pass asked for.
+#[derive(Debug, Default)]
+pub struct Gradients {
+    /// `[N, C, H, W]`, when asked for.
+    pub input: Option<Vec<f32>>,
+    /// `[O, C, KH, KW]`, when asked for.
+    pub weight: Option<Vec<f32>>,
+    /// `[O]`, when asked for.
+    pub bias: Option<Vec<f32>>,
+}
+
+/// Backward convolution: from `grad` (`[N, O, OH, OW]`) computes the gradients of the input,
+/// the weight and the bias that are asked for (`[input, weight, bias]`).
+pub fn backward(
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    grad: &[f32],
+    [want_input, want_weight, want_bias]: [bool; 3],
+) -> Gradients {
+    CALLS[1].fetch_add(1, Ordering::Relaxed);
+    let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
+    let mut result = Gradients {
+        input: want_input.then(|| vec![0.0f32; g.batch * g.channels_in * g.pixels_in()]),
+        weight: want_weight.then(|| vec![0.0f32; out_ch * rows]),
+        bias: want_bias.then(|| bias_gradient(grad, out_ch, pixels)),
+    };
+    if !want_input && !want_weight {
+        return result;
+    }
+    let chunk = g.chunk();
+    let plane_in = g.channels_in * g.pixels_in();
+    let lens = [rows * chunk * pixels, out_ch * chunk * pixels, g.padded_len()];
+    with_scratch(lens, |[col, grad_cols, pad_buf]| {
+        for first in (0..g.batch).step_by(chunk) {
+            let images = chunk.min(g.batch - first);
+            let cols = images * pixels;
+            let pad_buf = &mut pad_buf[..images * g.padded_len() / chunk];
+            // `[images, O, P]` → `[O, images·P]`.
+            let grad_chunk = &grad[first * out_ch * pixels..(first + images) * out_ch * pixels];
+            grad_cols[..out_ch * cols].par_chunks_mut(cols).enumerate().for_each(|(o, dst)| {
+                for (image, dst) in dst.chunks_exact_mut(pixels).enumerate() {
+                    dst.copy_from_slice(&grad_chunk[(image * out_ch + o) * pixels..][..pixels]);
+                }
+            });
+            if let Some(dw) = result.weight.as_mut() {
+                let xs = &x[first * plane_in..(first + images) * plane_in];
+                let xp = if g.is_padded() {
+                    pad(g, xs, pad_buf);
+                    &*pad_buf
+                } else {
+                    xs
+                };
+                im2col(g, xp, images, &mut col[..rows * cols]);
+                // dW[O, K] += dY[O, cols] · col[K, cols]ᵀ
+                gemm(
+                    [out_ch, rows, cols],
+                    dw,
+                    [rows, 1],
+                    first > 0,
+                    grad_cols,
+                    [cols, 1],
+                    col,
+                    [1, cols],
+                );
+            }
+            if let Some(dx) = result.input.as_mut() {
+                // dcol[K, cols] = Wᵀ[K, O] · dY[O, cols]
+                gemm(
+                    [rows, cols, out_ch],
+                    col,
+                    [cols, 1],
+                    false,
+                    weight,
+                    [1, rows],
+                    grad_cols,
+                    [cols, 1],
+                );
+                let dxs = &mut dx[first * plane_in..(first + images) * plane_in];
+                if g.is_padded() {
+                    pad_buf.fill(0.0);
+                    col2im(g, &col[..rows * cols], images, pad_buf);
+                    crop(g, pad_buf, dxs);
+                } else {
+                    col2im(g, &col[..rows * cols], images, dxs);
+                }
+            }
+        }
+    });
+    result
+}
+
+fn bias_gradient(grad: &[f32], out_ch: usize, pixels: usize) -> Vec<f32> {
+    let mut db = vec![0.0f32; out_ch];
+    for (index, plane) in grad.chunks_exact(pixels.max(1)).enumerate() {
+        db[index % out_ch] += plane.iter().sum::<f32>();
+    }
+    db
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct seven-loop convolution, the reference for the kernels.
+    fn naive_forward(g: &ConvGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+        let [oh, ow] = g.output().unwrap();
+        let [h, wd] = g.input;
+        let mut out = vec![0.0f32; g.batch * g.channels_out * oh * ow];
+        for n in 0..g.batch {
+            for o in 0..g.channels_out {
+                for y in 0..oh {
+                    for xo in 0..ow {
+                        let mut acc = b.map_or(0.0, |b| b[o]) as f64;
+                        for c in 0..g.channels_in {
+                            for ky in 0..g.kernel[0] {
+                                for kx in 0..g.kernel[1] {
+                                    let iy = (y * g.stride[0] + ky * g.dilation[0]) as isize
+                                        - g.padding[0] as isize;
+                                    let ix = (xo * g.stride[1] + kx * g.dilation[1]) as isize
+                                        - g.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                        continue;
+                                    }
+                                    let xi = ((n * g.channels_in + c) * h + iy as usize) * wd
+                                        + ix as usize;
+                                    let wi = ((o * g.channels_in + c) * g.kernel[0] + ky)
+                                        * g.kernel[1]
+                                        + kx;
+                                    acc += x[xi] as f64 * w[wi] as f64;
+                                }
+                            }
+                        }
+                        out[((n * g.channels_out + o) * oh + y) * ow + xo] = acc as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(a, b)| *a as f64 * *b as f64).sum()
+    }
+
+    fn geometries() -> Vec<ConvGeometry> {
+        let g = |batch, c, hw: [usize; 2], o, k: [usize; 2], s: [usize; 2], p: [usize; 2], d| {
+            ConvGeometry {
+                batch,
+                channels_in: c,
+                input: hw,
+                channels_out: o,
+                kernel: k,
+                stride: s,
+                padding: p,
+                dilation: [d, d],
+            }
+        };
+        vec![
+            g(3, 4, [6, 5], 5, [3, 3], [1, 1], [1, 1], 1),
+            g(2, 3, [9, 9], 4, [7, 7], [2, 2], [3, 3], 1),
+            g(2, 6, [4, 4], 3, [1, 1], [2, 2], [0, 0], 1),
+            g(5, 2, [2, 2], 3, [3, 3], [1, 1], [1, 1], 1),
+            g(2, 3, [7, 6], 2, [3, 2], [2, 1], [0, 2], 2),
+            g(1, 2, [5, 5], 2, [5, 5], [3, 3], [0, 0], 1),
+        ]
+    }
+
+    #[test]
+    fn forward_matches_the_direct_convolution() {
+        for g in geometries() {
+            let x = values(g.batch * g.channels_in * g.pixels_in(), 1);
+            let w = values(g.channels_out * g.rows(), 2);
+            let b = values(g.channels_out, 3);
+            let ours = forward(&g, &x, &w, Some(&b));
+            let reference = naive_forward(&g, &x, &w, Some(&b));
+            assert_eq!(ours.len(), reference.len(), "{g:?}");
+            for (a, r) in ours.iter().zip(&reference) {
+                assert!((a - r).abs() < 1e-4, "{g:?}: {a} vs {r}");
+            }
+        }
+    }
+
+    /// The backward pass is the adjoint of the forward pass: for random `v`,
+    /// `<forward(x + e_i), v>` changes by exactly the gradient; checked in its bilinear form
+    /// `<conv(x, w), v> = <x, dX(v)> = <w, dW(v)>` and `sum(v) per channel = dB`.
+    #[test]
+    fn backward_is_the_adjoint_of_forward() {
+        for g in geometries() {
+            let x = values(g.batch * g.channels_in * g.pixels_in(), 4);
+            let w = values(g.channels_out * g.rows(), 5);
+            let y = naive_forward(&g, &x, &w, None);
+            let v = values(y.len(), 6);
+            let grads = backward(&g, &x, &w, &v, [true, true, true]);
+            let target = dot(&y, &v);
+            let via_input = dot(&x, grads.input.as_ref().unwrap());
+            let via_weight = dot(&w, grads.weight.as_ref().unwrap());
+            let tolerance = 1e-4 * (1.0 + target.abs());
+            assert!((via_input - target).abs() < tolerance, "{g:?}: dX {via_input} vs {target}");
+            assert!((via_weight - target).abs() < tolerance, "{g:?}: dW {via_weight} vs {target}");
+            let pixels = g.pixels_out();
+            let db = grads.bias.unwrap();
+            for o in 0..g.channels_out {
+                let expected: f32 = (0..g.batch)
+                    .map(|n| v[(n * g.channels_out + o) * pixels..][..pixels].iter().sum::<f32>())
+                    .sum();
+                assert!((db[o] - expected).abs() < 1e-4, "{g:?}: dB[{o}]");
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_of_images_give_the_same_gradients_as_one_chunk() {
+        // A geometry large enough that the column budget splits the batch.
+        let g = ConvGeometry {
+            batch: 5,
+            channels_in: 64,
+            input: [64, 64],
+            channels_out: 2,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+        };
+        assert!(g.chunk() < g.batch, "the test needs several chunks");
+        let x = values(g.batch * g.channels_in * g.pixels_in(), 7);
+        let w = values(g.channels_out * g.rows(), 8);
+        let v = values(g.batch * g.channels_out * g.pixels_out(), 9);
+        let all = backward(&g, &x, &w, &v, [true, true, false]);
+        for image in 0..g.batch {
+            let one = ConvGeometry { batch: 1, ..g };
+            let plane_in = g.channels_in * g.pixels_in();
+            let plane_out = g.channels_out * g.pixels_out();
+            let single = backward(
+                &one,
+                &x[image * plane_in..][..plane_in],
+                &w,
+                &v[image * plane_out..][..plane_out],
+                [true, false, false],
+            );
+            assert_eq!(
+                &all.input.as_ref().unwrap()[image * plane_in..][..plane_in],
+                &single.input.unwrap()[..],
+                "image {image}"
+            );
+        }
+    }
+}
