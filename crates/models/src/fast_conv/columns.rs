@@ -10,6 +10,25 @@ use rayon::prelude::*;
 
 use super::kernel::ConvGeometry;
 
+/// `$body!(W)` with `W` a constant for the common widths, else with `W` the runtime width.
+macro_rules! by_width {
+    ($cols:expr, $body:ident) => {
+        match $cols {
+            1 => $body!(1),
+            2 => $body!(2),
+            4 => $body!(4),
+            7 => $body!(7),
+            8 => $body!(8),
+            14 => $body!(14),
+            16 => $body!(16),
+            28 => $body!(28),
+            32 => $body!(32),
+            56 => $body!(56),
+            cols => $body!(cols),
+        }
+    };
+}
+
 /// Sizes of a padded image plane: `(rows, row length)`.
 pub(super) fn padded(g: &ConvGeometry) -> (usize, usize) {
     (g.input[0] + 2 * g.padding[0], g.input[1] + 2 * g.padding[1])
@@ -23,12 +42,17 @@ pub(super) fn pad(g: &ConvGeometry, src: &[f32], dst: &mut [f32]) {
         let src = &src[plane * h * w..][..h * w];
         dst[..ph * wp].fill(0.0);
         dst[(ph + h) * wp..].fill(0.0);
-        for (y, src_row) in src.chunks_exact(w).enumerate() {
-            let row = &mut dst[(ph + y) * wp..][..wp];
-            row[..pw].fill(0.0);
-            row[pw + w..].fill(0.0);
-            row[pw..pw + w].copy_from_slice(src_row);
+        macro_rules! rows {
+            ($w:expr) => {
+                for (y, src_row) in src.chunks_exact($w).enumerate() {
+                    let row = &mut dst[(ph + y) * wp..][..wp];
+                    row[..pw].fill(0.0);
+                    row[pw + $w..].fill(0.0);
+                    row[pw..pw + $w].copy_from_slice(src_row);
+                }
+            };
         }
+        by_width!(w, rows);
     });
 }
 
@@ -88,36 +112,11 @@ struct Block {
     step: usize,
 }
 
-/// `$body!(W)` with `W` a constant for the common widths, else with `W` the runtime width.
-macro_rules! by_width {
-    ($cols:expr, $body:ident) => {
-        match $cols {
-            1 => $body!(1),
-            2 => $body!(2),
-            4 => $body!(4),
-            7 => $body!(7),
-            8 => $body!(8),
-            14 => $body!(14),
-            16 => $body!(16),
-            28 => $body!(28),
-            32 => $body!(32),
-            cols => $body!(cols),
-        }
-    };
-}
-
 impl Block {
     /// `dst` (the block, row-major and contiguous) from `src` (the plane from the block's start).
     fn gather(&self, dst: &mut [f32], src: &[f32]) {
         let Block { rows, cols, stride, step } = *self;
-        if step != 1 {
-            for (y, dst) in dst.chunks_exact_mut(cols).take(rows).enumerate() {
-                for (x, d) in dst.iter_mut().enumerate() {
-                    *d = src[y * stride + x * step];
-                }
-            }
-            return;
-        }
+        // Each arm copies rows of a width the compiler knows, so runs become vector moves.
         macro_rules! copy {
             ($w:expr) => {
                 for (y, dst) in dst.chunks_exact_mut($w).take(rows).enumerate() {
@@ -125,7 +124,27 @@ impl Block {
                 }
             };
         }
-        by_width!(cols, copy)
+        macro_rules! copy_every_second {
+            ($w:expr) => {
+                for (y, dst) in dst.chunks_exact_mut($w).take(rows).enumerate() {
+                    let src = &src[y * stride..][..2 * $w - 1];
+                    for (x, d) in dst.iter_mut().enumerate() {
+                        *d = src[2 * x];
+                    }
+                }
+            };
+        }
+        match step {
+            1 => by_width!(cols, copy),
+            2 => by_width!(cols, copy_every_second),
+            _ => {
+                for (y, dst) in dst.chunks_exact_mut(cols).take(rows).enumerate() {
+                    for (x, d) in dst.iter_mut().enumerate() {
+                        *d = src[y * stride + x * step];
+                    }
+                }
+            }
+        }
     }
 
     /// Adds `src` (the block, row-major and contiguous) into `dst` (the plane from its start).
