@@ -81,6 +81,9 @@ fn every_layer_kind_matches_burns_convolution_forward_and_backward() {
     check_layer(&conv([3, 8], 11, 4, 2, true), [2, 3, 63, 63]);
     check_layer(&conv([1, 6], 5, 1, 0, true), [5, 1, 32, 32]);
     check_layer(&conv([24, 12], 1, 1, 0, true), [3, 24, 7, 7]);
+    // Maps of 256+ pixels run one image per GEMM (a 1×1 then needs no column matrix at all).
+    check_layer(&conv([24, 12], 1, 1, 0, true), [3, 24, 16, 17]);
+    check_layer(&conv([8, 12], 3, 1, 1, true), [3, 8, 20, 16]);
     // Dilation and `Same` padding go through the same kernel.
     let dilated = Conv2dConfig::new([4, 6], [3, 3])
         .with_dilation([2, 2])

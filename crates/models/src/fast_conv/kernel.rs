@@ -52,6 +52,13 @@ pub fn calls() -> [usize; 2] {
 /// of a batch share one GEMM, small enough to stay far from the memory a batch itself needs.
 const COLUMN_BUDGET: usize = 1 << 22;
 
+/// One image per GEMM is enough from this many output pixels (ResNet-18's first stage at 64 px
+/// has 256) and multiply-adds per image (8 Mi; ResNet-20's 16-channel stage, 2.4 M, measured
+/// 25% slower that way: the `gemm` crate's per-call cost): below, the batch is grouped so that
+/// late layers' 2×2 maps and thin layers still make wide GEMMs.
+const SINGLE_IMAGE_PIXELS: usize = 256;
+const SINGLE_IMAGE_MACS: usize = 1 << 23;
+
 /// The sizes of one 2-D convolution (groups = 1), all in elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeometry {
@@ -106,14 +113,25 @@ impl ConvGeometry {
         self.padding != [0, 0]
     }
 
+    /// A 1×1, stride-1, unpadded convolution: one image's column matrix is the image itself.
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && !self.is_padded()
+    }
+
     /// Elements of one chunk of padded input planes (0 when there is no padding).
     fn padded_len(&self) -> usize {
         let (hp, wp) = padded(self);
         if self.is_padded() { self.chunk() * self.channels_in * hp * wp } else { 0 }
     }
 
-    /// Images per chunk so that one column matrix stays within [`COLUMN_BUDGET`].
+    /// Images per chunk: one where an image alone gives the GEMMs enough columns (then no
+    /// regrouping copies are needed), else as many as fit one column matrix in
+    /// [`COLUMN_BUDGET`].
     fn chunk(&self) -> usize {
+        let image_macs = self.channels_out * self.rows() * self.pixels_out();
+        if self.pixels_out() >= SINGLE_IMAGE_PIXELS && image_macs >= SINGLE_IMAGE_MACS {
+            return 1;
+        }
         let per_image = (self.rows() * self.pixels_out()).max(1);
         (COLUMN_BUDGET / per_image).clamp(1, self.batch.max(1))
     }
@@ -172,32 +190,31 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>
     let mut out = vec![0.0f32; g.batch * out_ch * pixels];
     let chunk = g.chunk();
     let plane_in = g.channels_in * g.pixels_in();
-    let lens = [rows * chunk * pixels, out_ch * chunk * pixels, g.padded_len()];
-    with_scratch(lens, |[col, product, xpad]| {
+    let lens = [
+        if g.is_pointwise() && chunk == 1 { 0 } else { rows * chunk * pixels },
+        if chunk == 1 { 0 } else { out_ch * chunk * pixels },
+        g.padded_len(),
+    ];
+    with_scratch(lens, |[col_buf, product_buf, xpad]| {
         for first in (0..g.batch).step_by(chunk) {
             let images = chunk.min(g.batch - first);
             let cols = images * pixels;
             let xs = &x[first * plane_in..(first + images) * plane_in];
-            let xp = if g.is_padded() {
-                let xp = &mut xpad[..images * g.padded_len() / chunk];
-                pad(g, xs, xp);
-                &*xp
-            } else {
-                xs
-            };
-            im2col(g, xp, images, &mut col[..rows * cols]);
-            gemm(
-                [out_ch, cols, rows],
-                product,
-                [cols, 1],
-                false,
-                weight,
-                [rows, 1],
-                col,
-                [cols, 1],
-            );
-            // `[O, images·P]` → `[images, O, P]`, adding the bias on the way.
+            let col = columns(g, xs, images, col_buf, xpad);
             let dst = &mut out[first * out_ch * pixels..(first + images) * out_ch * pixels];
+            if images == 1 {
+                // One image: `[O, P]` is already the output's layout; the bias goes in first
+                // and the GEMM adds onto it.
+                if let Some(b) = bias {
+                    dst.par_chunks_mut(pixels).zip(b).for_each(|(row, b)| row.fill(*b));
+                }
+                let b = bias.is_some();
+                gemm([out_ch, cols, rows], dst, [cols, 1], b, weight, [rows, 1], col, [cols, 1]);
+                continue;
+            }
+            let product = &mut product_buf[..out_ch * cols];
+            gemm([out_ch, cols, rows], product, [cols, 1], false, weight, [rows, 1], col, [cols, 1]);
+            // `[O, images·P]` → `[images, O, P]`, adding the bias on the way.
             dst.par_chunks_mut(pixels).enumerate().for_each(|(index, dst)| {
                 let (image, o) = (index / out_ch, index % out_ch);
                 let src = &product[o * cols + image * pixels..][..pixels];
@@ -209,6 +226,30 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>
         }
     });
     out
+}
+
+/// The column matrix `[K, images·P]` of `xs` (images `[images, C, H, W]`): `xs` itself for a
+/// pointwise convolution of one image, else built in `col_buf` (through `xpad` when padded).
+fn columns<'a>(
+    g: &ConvGeometry,
+    xs: &'a [f32],
+    images: usize,
+    col_buf: &'a mut [f32],
+    xpad: &mut [f32],
+) -> &'a [f32] {
+    if g.is_pointwise() && images == 1 {
+        return xs;
+    }
+    let xp = if g.is_padded() {
+        let xp = &mut xpad[..images * g.padded_len() / g.chunk()];
+        pad(g, xs, xp);
+        &*xp
+    } else {
+        xs
+    };
+    let col = &mut col_buf[..g.rows() * images * g.pixels_out()];
+    im2col(g, xp, images, col);
+    col
 }
 
 /// The gradients a backward pass asked for.
@@ -243,59 +284,52 @@ pub fn backward(
     }
     let chunk = g.chunk();
     let plane_in = g.channels_in * g.pixels_in();
-    let lens = [rows * chunk * pixels, out_ch * chunk * pixels, g.padded_len()];
-    with_scratch(lens, |[col, grad_cols, pad_buf]| {
+    let lens = [
+        rows * chunk * pixels,
+        if chunk == 1 { 0 } else { out_ch * chunk * pixels },
+        g.padded_len(),
+    ];
+    with_scratch(lens, |[col_buf, grad_buf, pad_buf]| {
         for first in (0..g.batch).step_by(chunk) {
             let images = chunk.min(g.batch - first);
             let cols = images * pixels;
-            let pad_buf = &mut pad_buf[..images * g.padded_len() / chunk];
-            // `[images, O, P]` → `[O, images·P]`.
             let grad_chunk = &grad[first * out_ch * pixels..(first + images) * out_ch * pixels];
-            grad_cols[..out_ch * cols].par_chunks_mut(cols).enumerate().for_each(|(o, dst)| {
-                for (image, dst) in dst.chunks_exact_mut(pixels).enumerate() {
-                    dst.copy_from_slice(&grad_chunk[(image * out_ch + o) * pixels..][..pixels]);
-                }
-            });
+            // dY as `[O, images·P]`: the gradient itself for one image, else regrouped.
+            let grad_cols: &[f32] = if images == 1 {
+                grad_chunk
+            } else {
+                let dst = &mut grad_buf[..out_ch * cols];
+                dst.par_chunks_mut(cols).enumerate().for_each(|(o, dst)| {
+                    for (image, dst) in dst.chunks_exact_mut(pixels).enumerate() {
+                        dst.copy_from_slice(&grad_chunk[(image * out_ch + o) * pixels..][..pixels]);
+                    }
+                });
+                dst
+            };
             if let Some(dw) = result.weight.as_mut() {
                 let xs = &x[first * plane_in..(first + images) * plane_in];
-                let xp = if g.is_padded() {
-                    pad(g, xs, pad_buf);
-                    &*pad_buf
-                } else {
-                    xs
-                };
-                im2col(g, xp, images, &mut col[..rows * cols]);
+                let col = columns(g, xs, images, col_buf, pad_buf);
                 // dW[O, K] += dY[O, cols] · col[K, cols]ᵀ
-                gemm(
-                    [out_ch, rows, cols],
-                    dw,
-                    [rows, 1],
-                    first > 0,
-                    grad_cols,
-                    [cols, 1],
-                    col,
-                    [1, cols],
-                );
+                let acc = first > 0;
+                gemm([out_ch, rows, cols], dw, [rows, 1], acc, grad_cols, [cols, 1], col, [1, cols]);
             }
             if let Some(dx) = result.input.as_mut() {
-                // dcol[K, cols] = Wᵀ[K, O] · dY[O, cols]
-                gemm(
-                    [rows, cols, out_ch],
-                    col,
-                    [cols, 1],
-                    false,
-                    weight,
-                    [1, rows],
-                    grad_cols,
-                    [cols, 1],
-                );
                 let dxs = &mut dx[first * plane_in..(first + images) * plane_in];
+                // dcol[K, cols] = Wᵀ[K, O] · dY[O, cols], straight into dX when that is dcol.
+                let direct = g.is_pointwise() && images == 1;
+                let dcol = if direct { &mut *dxs } else { &mut col_buf[..rows * cols] };
+                gemm([rows, cols, out_ch], dcol, [cols, 1], false, weight, [1, rows], grad_cols, [cols, 1]);
+                if direct {
+                    continue;
+                }
+                let dcol = &col_buf[..rows * cols];
                 if g.is_padded() {
-                    pad_buf.fill(0.0);
-                    col2im(g, &col[..rows * cols], images, pad_buf);
-                    crop(g, pad_buf, dxs);
+                    let dxp = &mut pad_buf[..images * g.padded_len() / chunk];
+                    dxp.fill(0.0);
+                    col2im(g, dcol, images, dxp);
+                    crop(g, dxp, dxs);
                 } else {
-                    col2im(g, &col[..rows * cols], images, dxs);
+                    col2im(g, dcol, images, dxs);
                 }
             }
         }
@@ -388,6 +422,10 @@ mod tests {
             g(5, 2, [2, 2], 3, [3, 3], [1, 1], [1, 1], 1),
             g(2, 3, [7, 6], 2, [3, 2], [2, 1], [0, 2], 2),
             g(1, 2, [5, 5], 2, [5, 5], [3, 3], [0, 0], 1),
+            // One image per GEMM (256+ output pixels): padded, pointwise, and pointwise batch.
+            g(2, 3, [16, 18], 4, [3, 3], [1, 1], [1, 1], 1),
+            g(3, 5, [16, 16], 4, [1, 1], [1, 1], [0, 0], 1),
+            g(3, 5, [4, 4], 4, [1, 1], [1, 1], [0, 0], 1),
         ]
     }
 
