@@ -5,7 +5,9 @@
 //! rows per product, where the GEMM kernels spend their time on edges. Laying the batch side by
 //! side along the width, with a zero column between neighbours, turns 32 products of 4 rows into
 //! two of 64: the same sums in the same order (bit-identical output on flex), measured 1.5×
-//! faster for 512 channels at 2×2 and slower from 4×4 up, hence the threshold.
+//! faster for 512 channels at 2×2 and slower from 4×4 up, hence the threshold. On flex,
+//! [`crate::fast_conv`] groups the batch for every layer and takes precedence; this path serves
+//! the other backends and `CNN_FAST_CONV=0`.
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;

@@ -15,9 +15,9 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rayon::prelude::*;
 
-use super::columns::{col2im, crop, im2col, pad, padded};
+use super::columns::{im2col, pad, padded};
+use super::passes;
 
 /// How many times [`forward`] and [`backward`] ran, so tests can tell the fast path was taken.
 static CALLS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
@@ -29,7 +29,7 @@ thread_local! {
 }
 
 /// Runs `f` with three scratch slices of `lens` elements (contents unspecified).
-fn with_scratch<R>(lens: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) -> R) -> R {
+pub(super) fn with_scratch<R>(lens: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) -> R) -> R {
     // Taken out while in use, so a nested call (none today) would allocate instead of alias.
     let mut bufs = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     for (buf, &len) in bufs.iter_mut().zip(&lens) {
@@ -48,9 +48,13 @@ pub fn calls() -> [usize; 2] {
     [CALLS[0].load(Ordering::Relaxed), CALLS[1].load(Ordering::Relaxed)]
 }
 
-/// Column-matrix budget per chunk of images, in floats (16 MiB): big enough that the small maps
-/// of a batch share one GEMM, small enough to stay far from the memory a batch itself needs.
-const COLUMN_BUDGET: usize = 1 << 22;
+/// Column-matrix budget per chunk of images, in floats (1 MiB, about a core's L2 cache: the
+/// matrix is written by im2col and read back by the GEMM, measured 1.4× faster at 8×8 maps than
+/// with a 16 MiB budget) ...
+const COLUMN_BUDGET: usize = 1 << 18;
+/// ... unless the GEMM would then have fewer columns than this (2×2 and 4×4 maps, where wide
+/// products matter more: 512 channels at 2×2 ran 1.2× slower held to the budget).
+const MIN_COLUMNS: usize = 128;
 
 /// One image per GEMM is enough from this many output pixels (ResNet-18's first stage at 64 px
 /// has 256) and multiply-adds per image (8 Mi; ResNet-20's 16-channel stage, 2.4 M, measured
@@ -96,50 +100,51 @@ impl ConvGeometry {
     }
 
     /// Rows of the column matrix: `C·KH·KW`.
-    fn rows(&self) -> usize {
+    pub(super) fn rows(&self) -> usize {
         self.channels_in * self.kernel[0] * self.kernel[1]
     }
 
-    fn pixels_out(&self) -> usize {
+    pub(super) fn pixels_out(&self) -> usize {
         let [oh, ow] = self.out();
         oh * ow
     }
 
-    fn pixels_in(&self) -> usize {
+    pub(super) fn pixels_in(&self) -> usize {
         self.input[0] * self.input[1]
     }
 
-    fn is_padded(&self) -> bool {
+    pub(super) fn is_padded(&self) -> bool {
         self.padding != [0, 0]
     }
 
     /// A 1×1, stride-1, unpadded convolution: one image's column matrix is the image itself.
-    fn is_pointwise(&self) -> bool {
+    pub(super) fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && !self.is_padded()
     }
 
-    /// Elements of one chunk of padded input planes (0 when there is no padding).
-    fn padded_len(&self) -> usize {
+    /// Elements of one image's padded input planes (0 when there is no padding).
+    pub(super) fn padded_plane(&self) -> usize {
         let (hp, wp) = padded(self);
-        if self.is_padded() { self.chunk() * self.channels_in * hp * wp } else { 0 }
+        if self.is_padded() { self.channels_in * hp * wp } else { 0 }
     }
 
     /// Images per chunk: one where an image alone gives the GEMMs enough columns (then no
     /// regrouping copies are needed), else as many as fit one column matrix in
-    /// [`COLUMN_BUDGET`].
-    fn chunk(&self) -> usize {
+    /// [`COLUMN_BUDGET`] but at least [`MIN_COLUMNS`] columns' worth.
+    pub(super) fn chunk(&self) -> usize {
         let image_macs = self.channels_out * self.rows() * self.pixels_out();
         if self.pixels_out() >= SINGLE_IMAGE_PIXELS && image_macs >= SINGLE_IMAGE_MACS {
             return 1;
         }
         let per_image = (self.rows() * self.pixels_out()).max(1);
-        (COLUMN_BUDGET / per_image).clamp(1, self.batch.max(1))
+        let wide_enough = MIN_COLUMNS.div_ceil(self.pixels_out().max(1));
+        (COLUMN_BUDGET / per_image).max(wide_enough).clamp(1, self.batch.max(1))
     }
 }
 
 /// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]`, every operand given by its row and column strides.
 #[allow(clippy::too_many_arguments)]
-fn gemm(
+pub(super) fn gemm(
     [m, n, k]: [usize; 3],
     dst: &mut [f32],
     [dst_rs, dst_cs]: [usize; 2],
@@ -148,6 +153,7 @@ fn gemm(
     [lhs_rs, lhs_cs]: [usize; 2],
     rhs: &[f32],
     [rhs_rs, rhs_cs]: [usize; 2],
+    parallel: bool,
 ) {
     let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
         if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 }
@@ -177,7 +183,7 @@ fn gemm(
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(0),
+            if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None },
         );
     }
 }
@@ -186,51 +192,14 @@ fn gemm(
 /// contiguous; returns `[N, O, OH, OW]`.
 pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     CALLS[0].fetch_add(1, Ordering::Relaxed);
-    let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
-    let mut out = vec![0.0f32; g.batch * out_ch * pixels];
-    let chunk = g.chunk();
-    let plane_in = g.channels_in * g.pixels_in();
-    let lens = [
-        if g.is_pointwise() && chunk == 1 { 0 } else { rows * chunk * pixels },
-        if chunk == 1 { 0 } else { out_ch * chunk * pixels },
-        g.padded_len(),
-    ];
-    with_scratch(lens, |[col_buf, product_buf, xpad]| {
-        for first in (0..g.batch).step_by(chunk) {
-            let images = chunk.min(g.batch - first);
-            let cols = images * pixels;
-            let xs = &x[first * plane_in..(first + images) * plane_in];
-            let col = columns(g, xs, images, col_buf, xpad);
-            let dst = &mut out[first * out_ch * pixels..(first + images) * out_ch * pixels];
-            if images == 1 {
-                // One image: `[O, P]` is already the output's layout; the bias goes in first
-                // and the GEMM adds onto it.
-                if let Some(b) = bias {
-                    dst.par_chunks_mut(pixels).zip(b).for_each(|(row, b)| row.fill(*b));
-                }
-                let b = bias.is_some();
-                gemm([out_ch, cols, rows], dst, [cols, 1], b, weight, [rows, 1], col, [cols, 1]);
-                continue;
-            }
-            let product = &mut product_buf[..out_ch * cols];
-            gemm([out_ch, cols, rows], product, [cols, 1], false, weight, [rows, 1], col, [cols, 1]);
-            // `[O, images·P]` → `[images, O, P]`, adding the bias on the way.
-            dst.par_chunks_mut(pixels).enumerate().for_each(|(index, dst)| {
-                let (image, o) = (index / out_ch, index % out_ch);
-                let src = &product[o * cols + image * pixels..][..pixels];
-                match bias {
-                    Some(b) => dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + b[o]),
-                    None => dst.copy_from_slice(src),
-                }
-            });
-        }
-    });
+    let mut out = vec![0.0f32; g.batch * g.channels_out * g.pixels_out()];
+    passes::forward(g, x, weight, bias, &mut out);
     out
 }
 
 /// The column matrix `[K, images·P]` of `xs` (images `[images, C, H, W]`): `xs` itself for a
 /// pointwise convolution of one image, else built in `col_buf` (through `xpad` when padded).
-fn columns<'a>(
+pub(super) fn columns<'a>(
     g: &ConvGeometry,
     xs: &'a [f32],
     images: usize,
@@ -241,7 +210,7 @@ fn columns<'a>(
         return xs;
     }
     let xp = if g.is_padded() {
-        let xp = &mut xpad[..images * g.padded_len() / g.chunk()];
+        let xp = &mut xpad[..images * g.padded_plane()];
         pad(g, xs, xp);
         &*xp
     } else {
@@ -282,58 +251,12 @@ pub fn backward(
     if !want_input && !want_weight {
         return result;
     }
-    let chunk = g.chunk();
-    let plane_in = g.channels_in * g.pixels_in();
-    let lens = [
-        rows * chunk * pixels,
-        if chunk == 1 { 0 } else { out_ch * chunk * pixels },
-        g.padded_len(),
-    ];
-    with_scratch(lens, |[col_buf, grad_buf, pad_buf]| {
-        for first in (0..g.batch).step_by(chunk) {
-            let images = chunk.min(g.batch - first);
-            let cols = images * pixels;
-            let grad_chunk = &grad[first * out_ch * pixels..(first + images) * out_ch * pixels];
-            // dY as `[O, images·P]`: the gradient itself for one image, else regrouped.
-            let grad_cols: &[f32] = if images == 1 {
-                grad_chunk
-            } else {
-                let dst = &mut grad_buf[..out_ch * cols];
-                dst.par_chunks_mut(cols).enumerate().for_each(|(o, dst)| {
-                    for (image, dst) in dst.chunks_exact_mut(pixels).enumerate() {
-                        dst.copy_from_slice(&grad_chunk[(image * out_ch + o) * pixels..][..pixels]);
-                    }
-                });
-                dst
-            };
-            if let Some(dw) = result.weight.as_mut() {
-                let xs = &x[first * plane_in..(first + images) * plane_in];
-                let col = columns(g, xs, images, col_buf, pad_buf);
-                // dW[O, K] += dY[O, cols] · col[K, cols]ᵀ
-                let acc = first > 0;
-                gemm([out_ch, rows, cols], dw, [rows, 1], acc, grad_cols, [cols, 1], col, [1, cols]);
-            }
-            if let Some(dx) = result.input.as_mut() {
-                let dxs = &mut dx[first * plane_in..(first + images) * plane_in];
-                // dcol[K, cols] = Wᵀ[K, O] · dY[O, cols], straight into dX when that is dcol.
-                let direct = g.is_pointwise() && images == 1;
-                let dcol = if direct { &mut *dxs } else { &mut col_buf[..rows * cols] };
-                gemm([rows, cols, out_ch], dcol, [cols, 1], false, weight, [1, rows], grad_cols, [cols, 1]);
-                if direct {
-                    continue;
-                }
-                let dcol = &col_buf[..rows * cols];
-                if g.is_padded() {
-                    let dxp = &mut pad_buf[..images * g.padded_len() / chunk];
-                    dxp.fill(0.0);
-                    col2im(g, dcol, images, dxp);
-                    crop(g, dxp, dxs);
-                } else {
-                    col2im(g, dcol, images, dxs);
-                }
-            }
-        }
-    });
+    if let Some(dx) = result.input.as_mut() {
+        passes::input_gradient(g, weight, grad, dx);
+    }
+    if let Some(dw) = result.weight.as_mut() {
+        passes::weight_gradient(g, x, grad, dw);
+    }
     result
 }
 

@@ -24,6 +24,8 @@ mod backend;
 mod columns;
 #[cfg(feature = "flex")]
 pub mod kernel;
+#[cfg(feature = "flex")]
+mod passes;
 
 #[cfg(feature = "flex")]
 pub use backend::FastConvBackend;

@@ -1,0 +1,145 @@
+//! The three passes — forward, input gradient, weight gradient — with the batch split into one
+//! contiguous range of images per thread, each range worked through in chunks by single-threaded
+//! GEMMs. Letting the `gemm` crate split each product over the cores instead measured 1.3–2.5×
+//! slower on ResNet-18's shapes (e.g. 64 channels at 16×16, batch 32: 10.4 ms against 4.0 ms).
+//!
+//! A chunk of several images is one GEMM whose columns are all their pixels (so 2×2 maps still
+//! make wide products), with dY regrouped to `[O, images·P]` and the output scattered back; a
+//! chunk of one image needs neither copy. The weight gradient sums over images: each range
+//! sums its images in order and the ranges are added in order, so the result does not depend on
+//! which thread ran what.
+
+use rayon::prelude::*;
+
+use super::columns::{col2im, crop};
+use super::kernel::{ConvGeometry, columns, gemm, with_scratch};
+
+/// Images per thread's range, and images per chunk within a range.
+fn split(g: &ConvGeometry) -> (usize, usize) {
+    let threads = rayon::current_num_threads().clamp(1, g.batch.max(1));
+    let per_range = g.batch.div_ceil(threads).max(1);
+    (per_range, g.chunk().min(per_range))
+}
+
+/// Scratch for one range: column matrix, regrouped product or gradient, padded input.
+fn scratch_lens(g: &ConvGeometry, chunk: usize) -> [usize; 3] {
+    let columns = if g.is_pointwise() && chunk == 1 { 0 } else { g.rows() * chunk * g.pixels_out() };
+    let regrouped = if chunk == 1 { 0 } else { g.channels_out * chunk * g.pixels_out() };
+    [columns, regrouped, chunk * g.padded_plane()]
+}
+
+/// `conv(x)` into `out` (`[N, O, OH, OW]`), plus `bias`.
+pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
+    let plane_in = g.channels_in * g.pixels_in();
+    let (per_range, chunk) = split(g);
+    let ranges = out.par_chunks_mut(per_range * out_ch * pixels).zip(x.par_chunks(per_range * plane_in));
+    ranges.for_each(|(out, x)| {
+        with_scratch(scratch_lens(g, chunk), |[col_buf, product_buf, xpad]| {
+            for (out, xs) in out.chunks_mut(chunk * out_ch * pixels).zip(x.chunks(chunk * plane_in)) {
+                let images = xs.len() / plane_in;
+                let cols = images * pixels;
+                let col = columns(g, xs, images, col_buf, xpad);
+                if images == 1 {
+                    // `[O, P]` is the output's own layout: the bias goes in first and the
+                    // GEMM adds onto it.
+                    if let Some(b) = bias {
+                        out.chunks_exact_mut(pixels).zip(b).for_each(|(row, b)| row.fill(*b));
+                    }
+                    let acc = bias.is_some();
+                    gemm([out_ch, cols, rows], out, [cols, 1], acc, weight, [rows, 1], col, [cols, 1], false);
+                    continue;
+                }
+                let product = &mut product_buf[..out_ch * cols];
+                gemm([out_ch, cols, rows], product, [cols, 1], false, weight, [rows, 1], col, [cols, 1], false);
+                // `[O, images·P]` → `[images, O, P]`, adding the bias on the way.
+                for (index, dst) in out.chunks_exact_mut(pixels).enumerate() {
+                    let (image, o) = (index / out_ch, index % out_ch);
+                    let src = &product[o * cols + image * pixels..][..pixels];
+                    match bias {
+                        Some(b) => dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + b[o]),
+                        None => dst.copy_from_slice(src),
+                    }
+                }
+            }
+        });
+    });
+}
+
+/// dY of a chunk as `[O, images·P]`: the gradient itself for one image, else regrouped into `buf`.
+fn grad_columns<'a>(g: &ConvGeometry, dy: &'a [f32], buf: &'a mut [f32]) -> &'a [f32] {
+    let (pixels, out_ch) = (g.pixels_out(), g.channels_out);
+    let images = dy.len() / (out_ch * pixels);
+    if images == 1 {
+        return dy;
+    }
+    let cols = images * pixels;
+    let dst = &mut buf[..out_ch * cols];
+    for (o, dst) in dst.chunks_exact_mut(cols).enumerate() {
+        for (image, dst) in dst.chunks_exact_mut(pixels).enumerate() {
+            dst.copy_from_slice(&dy[(image * out_ch + o) * pixels..][..pixels]);
+        }
+    }
+    dst
+}
+
+/// dX (`[N, C, H, W]`, zeros on entry) from dY: `Wᵀ · dY` per chunk, then col2im.
+pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx: &mut [f32]) {
+    let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
+    let plane_in = g.channels_in * g.pixels_in();
+    let (per_range, chunk) = split(g);
+    let ranges = dx.par_chunks_mut(per_range * plane_in).zip(grad.par_chunks(per_range * out_ch * pixels));
+    ranges.for_each(|(dx, grad)| {
+        with_scratch(scratch_lens(g, chunk), |[col_buf, grad_buf, pad_buf]| {
+            for (dxs, dy) in dx.chunks_mut(chunk * plane_in).zip(grad.chunks(chunk * out_ch * pixels)) {
+                let images = dxs.len() / plane_in;
+                let cols = images * pixels;
+                let dy = grad_columns(g, dy, grad_buf);
+                if g.is_pointwise() && images == 1 {
+                    // A 1×1 convolution's dcol is dX itself.
+                    gemm([rows, cols, out_ch], dxs, [cols, 1], false, weight, [1, rows], dy, [cols, 1], false);
+                    continue;
+                }
+                let dcol = &mut col_buf[..rows * cols];
+                gemm([rows, cols, out_ch], dcol, [cols, 1], false, weight, [1, rows], dy, [cols, 1], false);
+                if g.is_padded() {
+                    let dxp = &mut pad_buf[..images * g.padded_plane()];
+                    dxp.fill(0.0);
+                    col2im(g, dcol, images, dxp);
+                    crop(g, dxp, dxs);
+                } else {
+                    col2im(g, dcol, images, dxs);
+                }
+            }
+        });
+    });
+}
+
+/// dW (`[O, K]`) from dY: `Σ dY · colᵀ` over the chunks.
+pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32]) {
+    let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
+    let plane_in = g.channels_in * g.pixels_in();
+    let (per_range, chunk) = split(g);
+    let partials: Vec<Vec<f32>> = x
+        .par_chunks(per_range * plane_in)
+        .zip(grad.par_chunks(per_range * out_ch * pixels))
+        .map(|(x, grad)| {
+            let mut sum = vec![0.0f32; out_ch * rows];
+            with_scratch(scratch_lens(g, chunk), |[col_buf, grad_buf, pad_buf]| {
+                let chunks = x.chunks(chunk * plane_in).zip(grad.chunks(chunk * out_ch * pixels));
+                for (i, (xs, dy)) in chunks.enumerate() {
+                    let images = xs.len() / plane_in;
+                    let cols = images * pixels;
+                    let dy = grad_columns(g, dy, grad_buf);
+                    let col = columns(g, xs, images, col_buf, pad_buf);
+                    let acc = i > 0;
+                    gemm([out_ch, rows, cols], &mut sum, [rows, 1], acc, dy, [cols, 1], col, [1, cols], false);
+                }
+            });
+            sum
+        })
+        .collect();
+    for partial in partials {
+        dw.iter_mut().zip(partial).for_each(|(d, p)| *d += p);
+    }
+}
