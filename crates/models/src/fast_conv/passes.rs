@@ -5,9 +5,9 @@
 //!
 //! A chunk of several images is one GEMM whose columns are all their pixels (so 2×2 maps still
 //! make wide products), with dY regrouped to `[O, images·P]` and the output scattered back; a
-//! chunk of one image needs neither copy. The weight gradient sums over images: each range
-//! sums its images in order and the ranges are added in order, so the result does not depend on
-//! which thread ran what.
+//! chunk of one image needs neither copy. The weight gradient sums over images, so it instead
+//! runs its chunks one after another with the products split over the cores (see
+//! [`weight_gradient`]).
 
 use rayon::prelude::*;
 
@@ -115,31 +115,24 @@ pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx:
     });
 }
 
-/// dW (`[O, K]`) from dY: `Σ dY · colᵀ` over the chunks.
+/// dW (`[O, K]`) from dY: `Σ dY · colᵀ` over the chunks, one after another, each product
+/// split over the cores by the `gemm` crate (it splits `dW`'s rows and columns, so the sums
+/// keep their order). Splitting the batch instead would need a partial `dW` per thread, and
+/// on ResNet-18's last stage (a 512 × 4608 `dW` summed over only 64 columns per thread) that
+/// measured slower.
 pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32]) {
     let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
     let plane_in = g.channels_in * g.pixels_in();
-    let (per_range, chunk) = split(g);
-    let partials: Vec<Vec<f32>> = x
-        .par_chunks(per_range * plane_in)
-        .zip(grad.par_chunks(per_range * out_ch * pixels))
-        .map(|(x, grad)| {
-            let mut sum = vec![0.0f32; out_ch * rows];
-            with_scratch(scratch_lens(g, chunk), |[col_buf, grad_buf, pad_buf]| {
-                let chunks = x.chunks(chunk * plane_in).zip(grad.chunks(chunk * out_ch * pixels));
-                for (i, (xs, dy)) in chunks.enumerate() {
-                    let images = xs.len() / plane_in;
-                    let cols = images * pixels;
-                    let dy = grad_columns(g, dy, grad_buf);
-                    let col = columns(g, xs, images, col_buf, pad_buf);
-                    let acc = i > 0;
-                    gemm([out_ch, rows, cols], &mut sum, [rows, 1], acc, dy, [cols, 1], col, [1, cols], false);
-                }
-            });
-            sum
-        })
-        .collect();
-    for partial in partials {
-        dw.iter_mut().zip(partial).for_each(|(d, p)| *d += p);
-    }
+    let chunk = g.chunk();
+    with_scratch(scratch_lens(g, chunk), |[col_buf, grad_buf, pad_buf]| {
+        let chunks = x.chunks(chunk * plane_in).zip(grad.chunks(chunk * out_ch * pixels));
+        for (i, (xs, dy)) in chunks.enumerate() {
+            let images = xs.len() / plane_in;
+            let cols = images * pixels;
+            let dy = grad_columns(g, dy, grad_buf);
+            let col = columns(g, xs, images, col_buf, pad_buf);
+            let acc = i > 0;
+            gemm([out_ch, rows, cols], dw, [rows, 1], acc, dy, [cols, 1], col, [1, cols], true);
+        }
+    });
 }
