@@ -110,19 +110,10 @@ impl FastConvBackend for Flex {
         grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        let Some(g) = geometry(&x, &weight, &options) else {
-            return Flex::conv2d_x_backward(x, weight, grad, options);
-        };
-        let (x, weight, grad) = (contiguous(&x), contiguous(&weight), contiguous(&grad));
-        let grads = kernel::backward(
-            &g,
-            elements(&x),
-            elements(&weight),
-            elements(&grad),
-            [true, false, false],
-        );
-        let input = grads.input.expect("asked for");
-        flex_tensor(input, [g.batch, g.channels_in, g.input[0], g.input[1]])
+        match geometry(&x, &weight, &options) {
+            Some(g) => flex_gradient(&g, x, weight, grad, Wrt::Input),
+            None => Flex::conv2d_x_backward(x, weight, grad, options),
+        }
     }
 
     fn fast_conv2d_weight_backward(
@@ -131,19 +122,33 @@ impl FastConvBackend for Flex {
         grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        let Some(g) = geometry(&x, &weight, &options) else {
-            return Flex::conv2d_weight_backward(x, weight, grad, options);
-        };
-        let (x, weight, grad) = (contiguous(&x), contiguous(&weight), contiguous(&grad));
-        let grads = kernel::backward(
-            &g,
-            elements(&x),
-            elements(&weight),
-            elements(&grad),
-            [false, true, false],
-        );
-        let dw = grads.weight.expect("asked for");
-        flex_tensor(dw, [g.channels_out, g.channels_in, g.kernel[0], g.kernel[1]])
+        match geometry(&x, &weight, &options) {
+            Some(g) => flex_gradient(&g, x, weight, grad, Wrt::Weight),
+            None => Flex::conv2d_weight_backward(x, weight, grad, options),
+        }
+    }
+}
+
+/// Which gradient [`flex_gradient`] computes.
+enum Wrt {
+    Input,
+    Weight,
+}
+
+/// One gradient of a convolution the kernel handles, as a flex tensor of its operand's shape.
+fn flex_gradient(g: &ConvGeometry, x: FlexTensor, weight: FlexTensor, grad: FlexTensor, wrt: Wrt) -> FlexTensor {
+    let (x, weight, grad) = (contiguous(&x), contiguous(&weight), contiguous(&grad));
+    let want = [matches!(wrt, Wrt::Input), matches!(wrt, Wrt::Weight), false];
+    let grads = kernel::backward(g, elements(&x), elements(&weight), elements(&grad), want);
+    match wrt {
+        Wrt::Input => {
+            let dx = grads.input.expect("asked for");
+            flex_tensor(dx, [g.batch, g.channels_in, g.input[0], g.input[1]])
+        }
+        Wrt::Weight => {
+            let dw = grads.weight.expect("asked for");
+            flex_tensor(dw, [g.channels_out, g.channels_in, g.kernel[0], g.kernel[1]])
+        }
     }
 }
 

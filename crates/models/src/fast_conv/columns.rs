@@ -70,16 +70,14 @@ pub(super) fn crop(g: &ConvGeometry, src: &[f32], dst: &mut [f32]) {
 
 /// Fills `col` (`[K, images·P]`) from padded planes `xp` (`[images, C, Hp, Wp]`).
 pub(super) fn im2col(g: &ConvGeometry, xp: &[f32], images: usize, col: &mut [f32]) {
-    let [oh, ow] = g.output().expect("checked by the caller");
     let (hp, wp) = padded(g);
-    let [kh, kw] = g.kernel;
-    let pixels = oh * ow;
+    let taps = g.kernel[0] * g.kernel[1];
+    let pixels = g.output().map_or(0, |[oh, ow]| oh * ow);
     col.par_chunks_mut(images * pixels).enumerate().for_each(|(row, dst)| {
-        let (c, tap) = (row / (kh * kw), row % (kh * kw));
-        let start = (tap / kw) * g.dilation[0] * wp + (tap % kw) * g.dilation[1];
+        let (c, tap) = (row / taps, row % taps);
+        let (start, block) = tap_window(g, tap);
         for (image, dst) in dst.chunks_exact_mut(pixels).enumerate() {
             let plane = &xp[(image * g.channels_in + c) * hp * wp..][..hp * wp];
-            let block = Block { rows: oh, cols: ow, stride: g.stride[0] * wp, step: g.stride[1] };
             block.gather(dst, &plane[start..]);
         }
     });
@@ -88,20 +86,28 @@ pub(super) fn im2col(g: &ConvGeometry, xp: &[f32], images: usize, col: &mut [f32
 /// Adds `col` (`[K, images·P]`) into padded planes `dxp` (`[images, C, Hp, Wp]`): the transpose
 /// of [`im2col`].
 pub(super) fn col2im(g: &ConvGeometry, col: &[f32], images: usize, dxp: &mut [f32]) {
-    let [oh, ow] = g.output().expect("checked by the caller");
     let (hp, wp) = padded(g);
-    let [kh, kw] = g.kernel;
-    let pixels = oh * ow;
+    let taps = g.kernel[0] * g.kernel[1];
+    let pixels = g.output().map_or(0, |[oh, ow]| oh * ow);
     dxp.par_chunks_mut(hp * wp).enumerate().for_each(|(index, plane)| {
         let (image, c) = (index / g.channels_in, index % g.channels_in);
-        for tap in 0..kh * kw {
-            let start = (tap / kw) * g.dilation[0] * wp + (tap % kw) * g.dilation[1];
-            let row = c * kh * kw + tap;
+        for tap in 0..taps {
+            let (start, block) = tap_window(g, tap);
+            let row = c * taps + tap;
             let src = &col[(row * images + image) * pixels..][..pixels];
-            let block = Block { rows: oh, cols: ow, stride: g.stride[0] * wp, step: g.stride[1] };
             block.scatter_add(src, &mut plane[start..]);
         }
     });
+}
+
+/// Where kernel tap `tap` (row-major over the kernel) starts in a padded plane, and the block of
+/// the plane it reads: one element per output pixel.
+fn tap_window(g: &ConvGeometry, tap: usize) -> (usize, Block) {
+    let [oh, ow] = g.output().expect("checked by the caller");
+    let (_, wp) = padded(g);
+    let kw = g.kernel[1];
+    let start = (tap / kw) * g.dilation[0] * wp + (tap % kw) * g.dilation[1];
+    (start, Block { rows: oh, cols: ow, stride: g.stride[0] * wp, step: g.stride[1] })
 }
 
 /// A `rows × cols` block of a plane: rows `stride` apart, elements `step` apart.
