@@ -29,24 +29,20 @@ pub trait FastConvBackend: Backend {
         Self::conv2d(x, weight, None, options)
     }
 
-    /// The gradient of [`fast_conv2d`](Self::fast_conv2d) with respect to `x`.
-    fn fast_conv2d_x_backward(
+    /// The gradient of [`fast_conv2d`](Self::fast_conv2d) with respect to `weight` when
+    /// `wrt_weight`, else with respect to `x`.
+    fn fast_conv2d_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         options: ConvOptions<2>,
+        wrt_weight: bool,
     ) -> FloatTensor<Self> {
-        Self::conv2d_x_backward(x, weight, grad, options)
-    }
-
-    /// The gradient of [`fast_conv2d`](Self::fast_conv2d) with respect to `weight`.
-    fn fast_conv2d_weight_backward(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_weight_backward(x, weight, grad, options)
+        if wrt_weight {
+            Self::conv2d_weight_backward(x, weight, grad, options)
+        } else {
+            Self::conv2d_x_backward(x, weight, grad, options)
+        }
     }
 }
 
@@ -104,50 +100,29 @@ impl FastConvBackend for Flex {
         flex_tensor(out, [g.batch, g.channels_out, oh, ow])
     }
 
-    fn fast_conv2d_x_backward(
+    fn fast_conv2d_backward(
         x: FlexTensor,
         weight: FlexTensor,
         grad: FlexTensor,
         options: ConvOptions<2>,
+        wrt_weight: bool,
     ) -> FlexTensor {
-        match geometry(&x, &weight, &options) {
-            Some(g) => flex_gradient(&g, x, weight, grad, Wrt::Input),
-            None => Flex::conv2d_x_backward(x, weight, grad, options),
-        }
-    }
-
-    fn fast_conv2d_weight_backward(
-        x: FlexTensor,
-        weight: FlexTensor,
-        grad: FlexTensor,
-        options: ConvOptions<2>,
-    ) -> FlexTensor {
-        match geometry(&x, &weight, &options) {
-            Some(g) => flex_gradient(&g, x, weight, grad, Wrt::Weight),
-            None => Flex::conv2d_weight_backward(x, weight, grad, options),
-        }
-    }
-}
-
-/// Which gradient [`flex_gradient`] computes.
-enum Wrt {
-    Input,
-    Weight,
-}
-
-/// One gradient of a convolution the kernel handles, as a flex tensor of its operand's shape.
-fn flex_gradient(g: &ConvGeometry, x: FlexTensor, weight: FlexTensor, grad: FlexTensor, wrt: Wrt) -> FlexTensor {
-    let (x, weight, grad) = (contiguous(&x), contiguous(&weight), contiguous(&grad));
-    let want = [matches!(wrt, Wrt::Input), matches!(wrt, Wrt::Weight), false];
-    let grads = kernel::backward(g, elements(&x), elements(&weight), elements(&grad), want);
-    match wrt {
-        Wrt::Input => {
-            let dx = grads.input.expect("asked for");
-            flex_tensor(dx, [g.batch, g.channels_in, g.input[0], g.input[1]])
-        }
-        Wrt::Weight => {
+        let Some(g) = geometry(&x, &weight, &options) else {
+            return if wrt_weight {
+                Flex::conv2d_weight_backward(x, weight, grad, options)
+            } else {
+                Flex::conv2d_x_backward(x, weight, grad, options)
+            };
+        };
+        let (x, weight, grad) = (contiguous(&x), contiguous(&weight), contiguous(&grad));
+        let want = [!wrt_weight, wrt_weight, false];
+        let grads = kernel::backward(&g, elements(&x), elements(&weight), elements(&grad), want);
+        if wrt_weight {
             let dw = grads.weight.expect("asked for");
             flex_tensor(dw, [g.channels_out, g.channels_in, g.kernel[0], g.kernel[1]])
+        } else {
+            let dx = grads.input.expect("asked for");
+            flex_tensor(dx, [g.batch, g.channels_in, g.input[0], g.input[1]])
         }
     }
 }
@@ -167,16 +142,11 @@ impl<B: FastConvBackend> Backward<B, 2> for FastConvNode {
         let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
         let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
         if let Some(node) = node_x {
-            let dx = B::fast_conv2d_x_backward(
-                x.clone(),
-                weight.clone(),
-                grad.clone(),
-                options.clone(),
-            );
+            let dx = B::fast_conv2d_backward(x.clone(), weight.clone(), grad.clone(), options.clone(), false);
             grads.register::<B>(node.id, dx);
         }
         if let Some(node) = node_weight {
-            grads.register::<B>(node.id, B::fast_conv2d_weight_backward(x, weight, grad, options));
+            grads.register::<B>(node.id, B::fast_conv2d_backward(x, weight, grad, options, true));
         }
     }
 }
