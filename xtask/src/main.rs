@@ -5,8 +5,12 @@
 //! cargo xtask train [--device flex|ndarray|wgpu] [--features F] [--release] [cnn train flags…]
 //! cargo xtask bench [--device flex|ndarray|wgpu] [--features F] [--release] [cnn bench flags…]
 //! cargo xtask download <mnist|fashion-mnist|cifar10|cifar100> [--from DIR] [--data-dir DIR]
+//! cargo xtask test [cargo test arguments…]
 //! cargo xtask experiment degradation [--release] [--subset N] [--epochs N] [--out DIR] …
 //! ```
+//!
+//! `test` is the README's test command (see [`test_cmd`]): system packages, then
+//! `cargo test --workspace --features wgpu`, then the list of tests that could not run.
 //!
 //! `train --preset NAME` runs a recipe from `cnn_trainer::presets::PRESETS` (`lenet5-mnist5k`,
 //! `lenet5-fashion`, `resnet20-fashion`); `experiment degradation` trains plain-20/56 and
@@ -23,6 +27,8 @@
 //! dev profile, whose dependencies are fully optimised (see the workspace `Cargo.toml`), so it
 //! shares burn's build with `cargo test`; `--release` uses the release profile instead.
 
+mod test_cmd;
+
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask train [--device flex|ndarray|wgpu] [--features F] [--release] \
@@ -31,6 +37,7 @@ const USAGE: &str = "usage: cargo xtask train [--device flex|ndarray|wgpu] [--fe
 [--model NAME]... [--suite perf|families] [--size N] [--batch N] [--phase infer|train|both] [--warmup N] [--reps N] \
 [--json FILE] [--compare PYTORCH.json]
        cargo xtask download <mnist|fashion-mnist|cifar10|cifar100> [--from DIR] [--data-dir DIR]
+       cargo xtask test [cargo test arguments…]
        cargo xtask experiment degradation [--subset N] [--epochs N] [--batch-size N] [--lr F] [--nets a,b] [--out DIR]";
 
 fn main() -> ExitCode {
@@ -40,6 +47,7 @@ fn main() -> ExitCode {
         Some("bench") => run_cnn("bench", &args[1..]),
         Some("download") => run_cnn("download", &args[1..]),
         Some("experiment") => run_cnn("experiment", &args[1..]),
+        Some("test") => test_cmd::run(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             ExitCode::SUCCESS

@@ -134,6 +134,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    install_interrupt_handler();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -161,6 +162,19 @@ fn main() -> ExitCode {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
+            match e.downcast_ref() {
+                Some(stop @ cnn_trainer::TrainError::Interrupted { .. }) => {
+                    // Asked for, not a failure: say how to go on, with the shell's Ctrl-C status.
+                    eprintln!("{stop}");
+                    return ExitCode::from(130);
+                }
+                Some(busy @ cnn_trainer::TrainError::InUse { .. }) => {
+                    // The folder is the whole story; what this process was about to do is not.
+                    eprintln!("error: {busy}");
+                    return ExitCode::FAILURE;
+                }
+                _ => {}
+            }
             // One line: the chain of causes joined, no backtrace.
             eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
             ExitCode::FAILURE
@@ -174,6 +188,30 @@ fn main() -> ExitCode {
             };
             eprintln!("error: internal error: {message}{hint}");
             ExitCode::from(101)
+        }
+    }
+}
+
+/// The first Ctrl-C asks training to stop after the current batch (the last checkpoint stays
+/// valid and the run says how to resume); a second one ends the process at once.
+fn install_interrupt_handler() {
+    #[cfg(unix)]
+    {
+        extern "C" fn on_interrupt(_: libc::c_int) {
+            static PRESSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if PRESSED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                // SAFETY: _exit is async-signal-safe.
+                unsafe { libc::_exit(130) };
+            }
+            cnn_trainer::interrupt::request_stop();
+            let note = b"\ninterrupt: stopping after the current batch (Ctrl-C again quits at once)\n";
+            // SAFETY: write(2) is async-signal-safe; the buffer is static.
+            unsafe { libc::write(2, note.as_ptr().cast(), note.len()) };
+        }
+        // SAFETY: installed before any thread starts; the handler only touches atomics and
+        // async-signal-safe calls.
+        unsafe {
+            libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t);
         }
     }
 }

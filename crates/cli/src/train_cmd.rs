@@ -103,7 +103,8 @@ pub struct TrainArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the interrupted (or finished) run in this folder from its last checkpoint, with
-    /// its own settings; only --epochs (the new total), --workers and --prefetch may be given.
+    /// its own settings; only --epochs (the new total), --workers and --prefetch may change
+    /// (other flags are accepted when they repeat the run's own settings).
     #[arg(long, conflicts_with = "out")]
     resume: Option<PathBuf>,
 }
@@ -111,9 +112,14 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The trainer's defaults, overridden by whatever flags were given.
     pub fn config(&self) -> Result<TrainConfig> {
+        self.config_over(TrainConfig::new("lenet5", "mnist-5k"))
+    }
+
+    /// `--preset`'s settings if given, else `defaults`, overridden by whatever flags were given.
+    fn config_over(&self, defaults: TrainConfig) -> Result<TrainConfig> {
         let base = match &self.preset {
             Some(name) => cnn_trainer::presets::preset(name)?,
-            None => TrainConfig::new("lenet5", "mnist-5k"),
+            None => defaults,
         };
         let d = TrainConfig {
             model: self.model.clone().unwrap_or(base.model.clone()),
@@ -144,46 +150,26 @@ impl TrainArgs {
             seed: self.seed.unwrap_or(d.seed),
             workers: self.workers.unwrap_or(d.workers),
             prefetch: self.prefetch.or(d.prefetch),
-            data_dir: self.data_dir.clone(),
+            data_dir: self.data_dir.clone().or(d.data_dir),
             augment,
             ..d
         })
     }
 
-    /// The run's own config with the few flags a resume may change.
+    /// The run's own config with the few settings a resume may change (--epochs, --workers,
+    /// --prefetch). Other flags may be repeated as the run had them; a change is refused and
+    /// named.
     fn resumed_config(&self, dir: &std::path::Path) -> Result<TrainConfig> {
-        let given: Vec<&str> = [
-            ("--preset", self.preset.is_some()),
-            ("--subset", self.subset.is_some()),
-            ("--weights", self.weights.is_some()),
-            ("--new-head", self.new_head),
-            ("--freeze", self.freeze.is_some()),
-            ("--cache-features", self.cache_features),
-            ("--model", self.model.is_some()),
-            ("--dataset", self.dataset.is_some()),
-            ("--data-dir", self.data_dir.is_some()),
-            ("--batch-size", self.batch_size.is_some()),
-            ("--lr", self.lr.is_some()),
-            ("--optimizer", self.optimizer.is_some()),
-            ("--momentum", self.momentum.is_some()),
-            ("--weight-decay", self.weight_decay.is_some()),
-            ("--schedule", self.schedule.is_some()),
-            ("--warmup", self.warmup.is_some()),
-            ("--early-stop", self.early_stop.is_some()),
-            ("--valid-split", self.valid_split.is_some()),
-            ("--seed", self.seed.is_some()),
-            ("--augment", self.augment.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(flag, set)| set.then_some(flag))
-        .collect();
-        if !given.is_empty() {
+        let run = RunFolder::open(dir)?;
+        let asked = self.config_over(run.config.clone())?;
+        let changes = asked.changes_for_resume(&run.config);
+        if !changes.is_empty() {
             bail!(
-                "--resume continues a run with its own settings (its config.json); {} cannot be changed (only --epochs, --workers, --prefetch)",
-                given.join(", ")
+                "--resume continues {} with its own settings (its config.json), and this command changes {}: drop those flags, or start a new run with --out",
+                dir.display(),
+                changes.join(", ")
             );
         }
-        let run = RunFolder::open(dir)?;
         Ok(TrainConfig {
             epochs: self.epochs.unwrap_or(run.config.epochs),
             workers: self.workers.unwrap_or(run.config.workers),

@@ -530,7 +530,7 @@ fn a_killed_run_resumes_to_the_same_weights_then_evaluates_and_predicts() {
     assert!(!killed.join("model.bpk").exists());
 
     let msg = assert_clean_failure(&cnn(&["train", "--resume", killed.to_str().unwrap(), "--lr", "0.1"]));
-    assert!(msg.contains("--lr cannot be changed"), "{msg}");
+    assert!(msg.contains("changes --lr 0.1 (the run's: 0.05)"), "{msg}");
     let out = cnn(&["--device", "flex", "train", "--resume", killed.to_str().unwrap()]);
     let stdout = assert_success(&out);
     assert!(
@@ -700,22 +700,16 @@ fn presets_fill_in_the_recipe_and_flags_override_it() {
     );
 }
 
-fn fixture(name: &str) -> String {
-    let dir = std::env::var_os("CNN_FIXTURES")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/torchvision")
-        });
-    assert!(
-        dir.join("manifest.json").is_file(),
-        "fixtures not found at {}",
-        dir.display()
-    );
+/// `name` in the torchvision fixtures folder, as a flag value.
+fn fixture(dir: &std::path::Path, name: &str) -> String {
     dir.join(name).to_str().unwrap().to_string()
 }
 
 #[test]
 fn weights_verify_prints_the_parity_and_import_writes_burnpack() {
+    let Some(fx) = cnn_testkit::torchvision_fixtures() else {
+        return;
+    };
     for (model, file) in [("resnet18", "resnet18"), ("googlenet", "googlenet")] {
         let out = cnn(&[
             "weights",
@@ -723,9 +717,9 @@ fn weights_verify_prints_the_parity_and_import_writes_burnpack() {
             "--model",
             model,
             "--weights",
-            &fixture(&format!("{file}.pth")),
+            &fixture(&fx, &format!("{file}.pth")),
             "--io",
-            &fixture(&format!("{file}.io.safetensors")),
+            &fixture(&fx, &format!("{file}.io.safetensors")),
         ]);
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(
@@ -750,7 +744,7 @@ fn weights_verify_prints_the_parity_and_import_writes_burnpack() {
         "--model",
         "resnet18",
         "--from",
-        &fixture("resnet18.pth"),
+        &fixture(&fx, "resnet18.pth"),
         "--out",
         bpk.to_str().unwrap(),
         "--num-classes",
@@ -770,9 +764,9 @@ fn weights_verify_prints_the_parity_and_import_writes_burnpack() {
         "--model",
         "vgg11",
         "--weights",
-        &fixture("resnet18.pth"),
+        &fixture(&fx, "resnet18.pth"),
         "--io",
-        &fixture("resnet18.io.safetensors"),
+        &fixture(&fx, "resnet18.io.safetensors"),
     ]));
     assert!(
         msg.contains("has no tensor 'classifier.0.bias'") && msg.contains("right model"),
@@ -868,14 +862,14 @@ fn transfer_experiment_runs_the_three_ways_and_writes_its_table() {
 fn weights_download_checks_the_sha256_prefix_of_a_local_copy() {
     let dir = std::env::temp_dir().join(format!("cnn-weights-dl-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    // The fixture is a random-init ResNet-18, not torchvision's published file: refused (after
+    // Any file other than torchvision's published one (here a small LeNet-5) is refused (after
     // a progress line naming the source).
     let out = cnn(&[
         "weights",
         "download",
         "resnet18",
         "--from",
-        &fixture("resnet18.pth"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../transfer/tests/data/lenet5_legacy.pth"),
         "--dir",
         dir.to_str().unwrap(),
     ]);

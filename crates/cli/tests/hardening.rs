@@ -16,14 +16,6 @@ fn scratch(tag: &str) -> PathBuf {
     dir
 }
 
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("CNN_FIXTURES").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/torchvision"))
-    });
-    assert!(dir.join("resnet18.pth").is_file(), "torchvision fixtures not found at {}", dir.display());
-    dir
-}
-
 fn photos() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/photos")
 }
@@ -196,9 +188,6 @@ fn image_folders_convert_skip_or_refuse_with_the_file_named() {
 #[test]
 fn bad_weight_files_are_clear_errors() {
     let root = scratch("weights");
-    let resnet18 = fixtures().join("resnet18.pth");
-    let truncated = root.join("truncated.pth");
-    std::fs::write(&truncated, &std::fs::read(&resnet18).unwrap()[..100_000]).unwrap();
     // A zip-format .pth whose pickle is a list, and a legacy pickle of a dict without tensors.
     let not_state_dict = root.join("list.pth");
     {
@@ -222,14 +211,38 @@ fn bad_weight_files_are_clear_errors() {
         std::fs::write(&int64, bytes).unwrap();
     }
     let cases = [
-        ("lenet5", &resnet18, "tensor 'conv1.weight' has shape [64, 3, 7, 7] in the file but [6, 1, 5, 5] in the model; 9 of the model's tensors are not in the file, e.g. 'conv1.bias', 'conv2.bias' (is it the weights of another architecture?)"),
-        ("resnet18", &truncated, "truncated.pth: cannot read the weights"),
         ("lenet5", &not_state_dict, "Expected a dictionary"),
         ("lenet5", &int64, "I64"),
     ];
     for (i, (model, file, wanted)) in cases.into_iter().enumerate() {
-        let msg = train_fails(&["--model", model, "--weights", s(file)], &root.join(format!("run{i}")));
+        let out = root.join(format!("run{i}"));
+        let msg = train_fails(&["--model", model, "--weights", s(file)], &out);
         assert!(msg.contains(wanted), "{}: {msg}", file.display());
+        // Weights are checked before the run folder exists: nothing looks like a started run.
+        assert!(!out.exists(), "{}: a run folder was created", file.display());
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn torchvision_weights_cut_short_or_of_another_architecture_are_clear_errors() {
+    let Some(fixtures) = cnn_testkit::torchvision_fixtures() else {
+        return;
+    };
+    let root = scratch("weights-tv");
+    let resnet18 = fixtures.join("resnet18.pth");
+    let truncated = root.join("truncated.pth");
+    std::fs::write(&truncated, &std::fs::read(&resnet18).unwrap()[..100_000]).unwrap();
+    let cases = [
+        ("lenet5", &resnet18, "tensor 'conv1.weight' has shape [64, 3, 7, 7] in the file but [6, 1, 5, 5] in the model; 9 of the model's tensors are not in the file, e.g. 'conv1.bias', 'conv2.bias' (is it the weights of another architecture?)"),
+        ("resnet18", &truncated, "truncated.pth: cannot read the weights"),
+    ];
+    for (i, (model, file, wanted)) in cases.into_iter().enumerate() {
+        let out = root.join(format!("run{i}"));
+        let msg = train_fails(&["--model", model, "--weights", s(file)], &out);
+        assert!(msg.contains(wanted), "{}: {msg}", file.display());
+        // Weights are checked before the run folder exists: nothing looks like a started run.
+        assert!(!out.exists(), "{}: a run folder was created", file.display());
     }
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -261,7 +274,7 @@ fn bad_names_and_settings_are_clear_errors() {
     let run = root.join("lenet");
     assert_success(&cnn(&["--device", "flex", "train", "--epochs", "1", "--subset", "200", "--out", s(&run)]));
     let msg = assert_clean_failure(&cnn(&["train", "--resume", s(&run), "--model", "resnet20", "--epochs", "2"]));
-    assert!(msg.contains("--model cannot be changed"), "{msg}");
+    assert!(msg.contains("changes --model resnet20 (the run's: lenet5)"), "{msg}");
     let config = run.join("config.json");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("\"lenet5\"", "\"resnet20\"")).unwrap();

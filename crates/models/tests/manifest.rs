@@ -1,7 +1,6 @@
 //! Every torchvision model we mirror has torchvision's parameter count, and every state_dict key
-//! and shape under the documented mapping (`cnn_models::keys`).
-
-mod common;
+//! and shape under the documented mapping (`cnn_models::keys`). The manifest is committed
+//! (`cnn_testkit::MANIFEST_JSON`), so these run on any clone.
 
 use std::collections::BTreeMap;
 
@@ -26,8 +25,17 @@ const MIRRORED: [&str; 14] = [
 ];
 
 fn manifest() -> serde_json::Value {
-    let path = common::fixtures_dir().join("manifest.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_json::from_str(cnn_testkit::MANIFEST_JSON).unwrap()
+}
+
+#[test]
+fn the_committed_manifest_equals_the_shared_fixtures() {
+    let Some(dir) = cnn_testkit::torchvision_fixtures() else {
+        return;
+    };
+    let shared: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert!(shared == manifest(), "crates/testkit/data/torchvision_manifest.json is out of date");
 }
 
 #[test]

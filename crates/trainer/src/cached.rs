@@ -169,6 +169,9 @@ pub fn fit_head(
         let batches: Vec<&[usize]> = order.chunks(cfg.batch_size).collect();
         let (mut loss_sum, mut top1, mut top5, mut lr) = (0f64, 0usize, 0usize, cfg.lr);
         for (b, rows) in batches.iter().enumerate() {
+            if crate::interrupt::stop_requested() {
+                return Err(crate::fit::interrupted(epoch, b, &history));
+            }
             let (x, y) = train.batch(rows, device);
             let logits = model.head(x);
             let (c1, c5) = count_correct(logits.clone(), y.clone());

@@ -1,6 +1,7 @@
 //! What a training run is asked to do.
 
 use cnn_data_augment::Pipeline;
+use cnn_models::registry;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -220,11 +221,88 @@ impl TrainConfig {
             .map_err(|e| TrainError::Config(format!("--augment: {e}")))?;
         Ok(())
     }
+
+    /// Settings a resumed run may change: the total epochs and the data loader's threads.
+    pub const CHANGEABLE_ON_RESUME: [&'static str; 3] = ["epochs", "workers", "prefetch"];
+
+    /// What a resume of `run` with the settings `self` would change, one entry per setting as
+    /// `--flag value (the run's: value)`, leaving out [`Self::CHANGEABLE_ON_RESUME`]. Empty when
+    /// `self` asks for the run's own settings, so the original command plus `--resume` passes.
+    pub fn changes_for_resume(&self, run: &TrainConfig) -> Vec<String> {
+        let mut wanted = self.clone();
+        // A model alias names the same network.
+        if let (Ok(a), Ok(b)) = (registry::lookup(&wanted.model), registry::lookup(&run.model))
+            && a.name == b.name
+        {
+            wanted.model = run.model.clone();
+        }
+        let (serde_json::Value::Object(wanted), serde_json::Value::Object(was)) =
+            (serde_json::json!(wanted), serde_json::json!(run))
+        else {
+            unreachable!("a TrainConfig serialises to a JSON object");
+        };
+        let show = |v: Option<&serde_json::Value>| match v {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => "none".into(),
+            Some(v) => v.to_string(),
+        };
+        wanted
+            .iter()
+            .filter(|(key, value)| {
+                !Self::CHANGEABLE_ON_RESUME.contains(&key.as_str()) && was.get(key.as_str()) != Some(value)
+            })
+            .map(|(key, value)| {
+                format!(
+                    "--{} {} (the run's: {})",
+                    key.replace('_', "-"),
+                    show(Some(value)),
+                    show(was.get(key.as_str()))
+                )
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resume_accepts_the_runs_own_settings_and_names_each_change() {
+        let run = TrainConfig {
+            seed: 11,
+            batch_size: 64,
+            epochs: 2,
+            ..TrainConfig::new("lenet5", "mnist-5k")
+        };
+        let same = TrainConfig {
+            epochs: 5,
+            workers: run.workers + 3,
+            prefetch: Some(9),
+            ..run.clone()
+        };
+        assert!(same.changes_for_resume(&run).is_empty());
+        let changed = TrainConfig {
+            seed: 12,
+            model: "resnet20".into(),
+            ..run.clone()
+        };
+        assert_eq!(
+            changed.changes_for_resume(&run),
+            ["--model resnet20 (the run's: lenet5)", "--seed 12 (the run's: 11)"]
+        );
+        let more = TrainConfig {
+            data_dir: Some("/data".into()),
+            augment: cnn_data_augment::Pipeline::from_arg("flip").unwrap(),
+            ..run.clone()
+        };
+        let names: Vec<String> = more
+            .changes_for_resume(&run)
+            .iter()
+            .map(|c| c.split(' ').next().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["--augment", "--data-dir"]);
+    }
 
     #[test]
     fn validation_names_the_flag() {

@@ -39,6 +39,41 @@ pub enum TrainError {
         /// The offending loss value.
         loss: f32,
     },
+    /// Another process (or another run of this one) holds the run folder.
+    #[error("{} is in use by another cnn process{}", dir.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    InUse {
+        /// The folder.
+        dir: PathBuf,
+        /// The holder's process id, when its lock file says.
+        pid: Option<u32>,
+    },
+    /// A stop was requested ([`crate::interrupt::request_stop`], e.g. Ctrl-C); the run folder
+    /// keeps its last checkpoint.
+    #[error("interrupted in epoch {epoch} after {batches} batch(es): {}", resume_hint(dir, *checkpoint_epoch))]
+    Interrupted {
+        /// The run folder.
+        dir: PathBuf,
+        /// The 1-based epoch that was stopped.
+        epoch: usize,
+        /// Batches of that epoch that had been trained (their work is not kept).
+        batches: usize,
+        /// The last completed epoch, saved in the folder's checkpoint (0: none yet).
+        checkpoint_epoch: usize,
+    },
+}
+
+fn resume_hint(dir: &std::path::Path, checkpoint_epoch: usize) -> String {
+    match checkpoint_epoch {
+        0 => format!(
+            "no epoch had finished, so {} holds no checkpoint yet: run the same command again to start over",
+            dir.display()
+        ),
+        n => format!(
+            "resume with --resume {} (the checkpoint of epoch {n} is kept; epoch {} starts again)",
+            dir.display(),
+            n + 1
+        ),
+    }
 }
 
 /// Shorthand for results of this crate.

@@ -102,10 +102,8 @@ pub fn degradation(
     device: &Device,
     progress: &mut dyn FnMut(&str, Progress<'_>),
 ) -> Result<Vec<NetResult>> {
-    std::fs::create_dir_all(&opts.out).map_err(|e| crate::TrainError::Write {
-        path: opts.out.clone(),
-        reason: e.to_string(),
-    })?;
+    // One experiment per folder at a time; each run inside also locks its own folder.
+    let _lock = crate::lock::FolderLock::acquire(&opts.out)?;
     let mut results = Vec::new();
     for net in &opts.nets {
         let dir = opts.out.join(net);

@@ -218,6 +218,9 @@ pub fn fit_from<M: ImageClassifier + Send + 'static>(
         let (mut loss_sum, mut correct, mut top5) = (0f64, 0usize, 0usize);
         let mut lr = cfg.lr;
         for (b, batch) in batches.by_ref().enumerate() {
+            if crate::interrupt::stop_requested() {
+                return Err(interrupted(epoch, b, &history));
+            }
             let batch = batch?;
             let n = batch.len();
             let (images, labels) = batch.to_device(device);
@@ -269,6 +272,17 @@ pub fn fit_from<M: ImageClassifier + Send + 'static>(
         progress(Progress::Epoch(history.last().expect("just pushed")));
     }
     Ok(Fitted::new(model, optimizer, history, cfg))
+}
+
+/// The error that ends a loop stopped by [`crate::interrupt`] before batch `batches + 1` of
+/// `epoch`; the caller that knows the run folder fills in `dir`.
+pub(crate) fn interrupted(epoch: usize, batches: usize, history: &[EpochMetrics]) -> TrainError {
+    TrainError::Interrupted {
+        dir: std::path::PathBuf::new(),
+        epoch,
+        batches,
+        checkpoint_epoch: history.len(),
+    }
 }
 
 /// Cross-entropy of the logits, plus each auxiliary classifier's weighted by

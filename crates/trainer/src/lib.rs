@@ -14,6 +14,7 @@
 //! - [`schedule`]: constant, step and cosine learning rates with linear warm-up;
 //! - [`eval`]: top-1/top-5, per-class accuracy and confusion matrices; predictions with
 //!   ten-crop test-time augmentation;
+//! - [`lock`]: one process per run folder; [`interrupt`]: stop after the current batch (Ctrl-C);
 //! - [`run_bench`]: images/s of inference or of a training step, for benchmarks.
 
 pub mod bench;
@@ -25,6 +26,8 @@ pub mod error;
 pub mod eval;
 pub mod experiment;
 pub mod fit;
+pub mod interrupt;
+pub mod lock;
 pub mod parallel;
 pub mod plot;
 pub mod presets;
@@ -38,6 +41,7 @@ pub use bench_loader::{PipelineTiming, bench_pipeline};
 pub use config::{OptimizerKind, Schedule, TrainConfig};
 pub use error::{Result, TrainError};
 pub use eval::{DetailedEvaluation, evaluate_detailed, predict, ten_crops};
+pub use lock::FolderLock;
 pub use fit::{EpochMetrics, Evaluation, Fitted, Progress, Stop, evaluate, fit, fit_from};
 pub use run::{DATASETS, LoadedData, RunFolder, RunReport, load_data, load_dataset, preprocess_for};
 pub use train::{train_run, train_run_on};

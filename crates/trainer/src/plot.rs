@@ -97,13 +97,16 @@ fn draw_lines<DB: DrawingBackend>(
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
         .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .label_style(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    // Epochs and layer counts are whole numbers: label them 1, 2, 3 rather than 1.0, 1.5, 2.0.
+    let whole = series.iter().flat_map(|s| s.points.iter()).all(|(x, _)| x.fract() == 0.0);
+    let whole_label = |x: &f64| whole_number_label(*x);
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 14));
+    if whole {
+        mesh.x_label_formatter(&whole_label)
+            .x_labels(((x1 - x0) as usize + 1).clamp(2, 10));
+    }
+    mesh.draw().map_err(|e| e.to_string())?;
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let points: Vec<(f64, f64)> = s.points.iter().copied().filter(|(_, y)| y.is_finite()).collect();
@@ -123,6 +126,16 @@ fn draw_lines<DB: DrawingBackend>(
         .label_font(("sans-serif", 14))
         .draw()
         .map_err(|e| e.to_string())
+}
+
+/// The tick label at `x` on a whole-number axis: the number without decimals, and nothing
+/// between whole numbers.
+fn whole_number_label(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{}", x.round() as i64)
+    } else {
+        String::new()
+    }
 }
 
 /// A line chart of `series` (e.g. training error of several networks) as a PNG.
@@ -205,6 +218,14 @@ pub fn confusion_matrix(path: &Path, title: &str, counts: &[Vec<usize>], class_n
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_number_axes_are_labelled_without_decimals() {
+        assert_eq!(whole_number_label(1.0), "1");
+        assert_eq!(whole_number_label(12.0), "12");
+        assert_eq!(whole_number_label(2.5), "");
+        assert_eq!(whole_number_label(-0.0), "0");
+    }
 
     #[test]
     fn charts_are_readable_pngs_of_the_asked_size() {

@@ -186,13 +186,6 @@ pub fn preprocess_for(input: registry::InputSpec, photos: bool) -> Preprocess {
     }
 }
 
-pub(crate) fn create_run_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| TrainError::Write {
-        path: dir.to_path_buf(),
-        reason: e.to_string(),
-    })
-}
-
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees a
 /// half-written file.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {

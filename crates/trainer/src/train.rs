@@ -18,7 +18,8 @@ use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::fit::{EpochMetrics, Progress, Stop, build_optimizer, evaluate, fit_from};
 use crate::plot;
-use crate::run::{RunReport, create_run_dir, load_data, preprocess_for, write_file};
+use crate::lock::FolderLock;
+use crate::run::{RunReport, load_data, preprocess_for, write_file};
 use cnn_transfer::CacheKey;
 
 /// A run resumes only as the model it was trained as (its `config.json` says which).
@@ -87,6 +88,8 @@ pub fn train_run_on(
     }
     let info = registry::lookup(&cfg.model)?;
     let started = Instant::now();
+    // An existing folder is claimed at once, so a second process stops before doing any work.
+    let mut lock = if dir.is_dir() { Some(FolderLock::acquire(dir)?) } else { None };
     let data = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?;
     if let Some((file, reason)) = data.skipped.first() {
         progress(Progress::Warning(format!(
@@ -121,19 +124,13 @@ pub fn train_run_on(
     if resume {
         checkpoint::info(dir)?;
         check_same_model(dir, cfg)?;
-    } else {
-        if dir.join(CHECKPOINT_FILE).exists() || dir.join("model.bpk").exists() {
-            return Err(TrainError::Config(format!(
-                "{} already holds a run: continue it with --resume {}, or pick another --out",
-                dir.display(),
-                dir.display()
-            )));
-        }
-        create_run_dir(dir)?;
+    } else if dir.join(CHECKPOINT_FILE).exists() || dir.join("model.bpk").exists() {
+        return Err(TrainError::Config(format!(
+            "{} already holds a run: continue it with --resume {}, or pick another --out",
+            dir.display(),
+            dir.display()
+        )));
     }
-    write_file(&dir.join("config.json"), pretty(cfg).as_bytes())?;
-    write_file(&dir.join("preprocess.json"), pretty(&pre).as_bytes())?;
-    write_file(&dir.join("classes.json"), pretty(&data.class_names).as_bytes())?;
 
     let autodiff = device.clone().autodiff();
     device.seed(cfg.seed);
@@ -157,6 +154,13 @@ pub fn train_run_on(
     if cfg.freeze != cnn_transfer::FreezePolicy::None {
         progress(Progress::Note(format!("freeze: {why}")));
     }
+    // Only now, with the model built and its weights loaded, does the run folder appear.
+    if lock.is_none() {
+        lock = Some(FolderLock::acquire(dir)?);
+    }
+    write_file(&dir.join("config.json"), pretty(cfg).as_bytes())?;
+    write_file(&dir.join("preprocess.json"), pretty(&pre).as_bytes())?;
+    write_file(&dir.join("classes.json"), pretty(&data.class_names).as_bytes())?;
     let optimizer = build_optimizer(cfg);
     let (model, optimizer, history) = if resume {
         let restored = checkpoint::restore(dir, model, optimizer)?;
@@ -256,6 +260,19 @@ pub fn train_run_on(
             }
             return Err(e);
         }
+        Err(TrainError::Interrupted {
+            epoch,
+            batches,
+            checkpoint_epoch,
+            ..
+        }) => {
+            return Err(TrainError::Interrupted {
+                dir: dir.to_path_buf(),
+                epoch,
+                batches,
+                checkpoint_epoch,
+            });
+        }
         Err(e) => return Err(e),
     };
 
@@ -292,6 +309,7 @@ pub fn train_run_on(
         &dir.join("summary.json"),
         serde_json::to_string_pretty(&summary).expect("json").as_bytes(),
     )?;
+    drop(lock);
     Ok(RunReport {
         dir: dir.to_path_buf(),
         history: fitted.history,

@@ -95,10 +95,8 @@ pub fn transfer(
     progress: &mut dyn FnMut(&str, Progress<'_>),
 ) -> Result<Vec<TransferRow>> {
     let classes = crate::run::load_data(&opts.dataset, None, opts.seed)?.class_names.len();
-    std::fs::create_dir_all(&opts.out).map_err(|e| crate::TrainError::Write {
-        path: opts.out.clone(),
-        reason: e.to_string(),
-    })?;
+    // One experiment per folder at a time; each run inside also locks its own folder.
+    let _lock = crate::lock::FolderLock::acquire(&opts.out)?;
     let mut rows = Vec::new();
     for &n in &opts.per_class {
         for method in TRANSFER_METHODS {

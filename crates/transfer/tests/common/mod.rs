@@ -4,22 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("CNN_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/torchvision"));
-    assert!(
-        dir.join("manifest.json").is_file(),
-        "torchvision fixtures not found at {} (set CNN_FIXTURES)",
-        dir.display()
-    );
-    dir
+/// The torchvision fixtures, or `None` (the test then returns: it did not run, and says so).
+pub fn fixtures() -> Option<PathBuf> {
+    cnn_testkit::torchvision_fixtures()
 }
 
 /// `key → shape` of a manifest model.
 pub fn manifest_keys(model: &str) -> BTreeMap<String, Vec<usize>> {
-    let text = std::fs::read_to_string(fixtures().join("manifest.json")).unwrap();
-    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(cnn_testkit::MANIFEST_JSON).unwrap();
     let keys = manifest[model]["keys"]
         .as_object()
         .unwrap_or_else(|| panic!("{model} not in manifest"));

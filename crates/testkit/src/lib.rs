@@ -1,0 +1,115 @@
+//! # cnn-testkit
+//!
+//! What the workspace's integration tests share about the torchvision reference data:
+//!
+//! - [`MANIFEST_JSON`]: keys, shapes and parameter counts of torchvision's models, committed
+//!   (130 KB), so the tests that need only those run everywhere;
+//! - [`torchvision_fixtures`]: the large seeded `.pth` files and their reference logits, which a
+//!   clone does not carry. They are found through `CNN_FIXTURES`, else in
+//!   `../shared/fixtures/torchvision` beside the repository. A test that cannot find them says
+//!   so once, by name, and passes without running; with `CNN_REQUIRE_FIXTURES=1` (CI) it fails.
+//!
+//! Tests that did not run are also appended to the file named by `CNN_NOT_RUN_LOG`, which
+//! `cargo xtask test` sets to list them after the suite.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+/// torchvision's `manifest.json` (state_dict keys and shapes, parameter counts of 15 models),
+/// as in the shared fixtures; a test compares the two whenever the fixtures are present.
+pub const MANIFEST_JSON: &str = include_str!("../data/torchvision_manifest.json");
+
+/// Set to `1` to make a missing fixture folder a failure instead of a test that did not run.
+pub const REQUIRE_VAR: &str = "CNN_REQUIRE_FIXTURES";
+/// The folder holding the torchvision fixtures (`manifest.json`, `resnet18.pth`, …).
+pub const FIXTURES_VAR: &str = "CNN_FIXTURES";
+/// A file to which every test that did not run appends one line.
+pub const NOT_RUN_LOG_VAR: &str = "CNN_NOT_RUN_LOG";
+
+/// Where the torchvision fixtures are looked for: `$CNN_FIXTURES`, else
+/// `../shared/fixtures/torchvision` beside the repository.
+pub fn torchvision_dir() -> PathBuf {
+    std::env::var_os(FIXTURES_VAR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/torchvision")))
+}
+
+/// The torchvision fixtures folder, or `None` after reporting that the calling test did not run
+/// (call it first in a test and return on `None`).
+///
+/// # Panics
+/// When the folder is missing and `CNN_REQUIRE_FIXTURES=1`.
+pub fn torchvision_fixtures() -> Option<PathBuf> {
+    let dir = torchvision_dir();
+    if dir.join("manifest.json").is_file() {
+        return Some(dir);
+    }
+    let why = format!(
+        "the torchvision fixtures are not at {} (set {FIXTURES_VAR} to the folder holding manifest.json)",
+        dir.display()
+    );
+    if std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1") {
+        panic!("{why}; {REQUIRE_VAR}=1 requires them");
+    }
+    not_run(&why);
+    None
+}
+
+/// Reports that the calling test did not run, and why: on the process's stderr (the test
+/// harness captures only the `print!` family of a passing test, so this line stays visible) and
+/// in `$CNN_NOT_RUN_LOG`.
+pub fn not_run(why: &str) {
+    let line = format!("not run: {}: {why}\n", current_test());
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(log) = std::env::var_os(NOT_RUN_LOG_VAR) {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = appended {
+            let _ = writeln!(std::io::stderr(), "(could not append to ${NOT_RUN_LOG_VAR}: {e})");
+        }
+    }
+}
+
+/// `binary::test_name` of the running test: libtest names each test's thread after the test,
+/// and the binary's file name (less cargo's hash) says which test file it is.
+fn current_test() -> String {
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|stem| stem.rsplit_once('-').map_or(stem.clone(), |(name, _)| name.to_string()));
+    match binary {
+        Some(binary) => format!("{binary}::{test}"),
+        None => test,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_manifest_lists_the_mirrored_models() {
+        for name in ["alexnet", "vgg16_bn", "resnet18", "resnet152", "googlenet"] {
+            assert!(MANIFEST_JSON.contains(&format!("\"{name}\":{{")), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_test_that_does_not_run_is_named_in_the_log() {
+        let log = std::env::temp_dir().join(format!("cnn-testkit-log-{}", std::process::id()));
+        let _ = std::fs::remove_file(&log);
+        // SAFETY: no other test of this crate reads the environment.
+        unsafe { std::env::set_var(NOT_RUN_LOG_VAR, &log) };
+        not_run("no data here");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.starts_with("not run: cnn_testkit::tests::a_test_that_does_not_run_is_named_in_the_log: no data here"),
+            "{text}"
+        );
+        let _ = std::fs::remove_file(&log);
+    }
+}
