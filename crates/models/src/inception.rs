@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
-use burn::tensor::{Device, Tensor, activation::relu};
+use burn::tensor::{Device, Tensor};
 
 use crate::ImageClassifier;
 use crate::layers::{Layer, batch_norm, conv, max_pool, summarize_conv};
@@ -33,7 +33,7 @@ impl BasicConv2d {
 
     /// `relu(bn(conv(x)))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(crate::fast_conv::conv2d(&self.conv, x)))
+        crate::fused_bn::batch_norm(&self.bn, crate::fast_conv::conv2d(&self.conv, x), None, true)
     }
 
     /// Adds rows for the convolution and its batch norm; returns the output shape.

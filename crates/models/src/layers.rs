@@ -39,7 +39,7 @@ impl Layer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Layer::Conv(m) => crate::fast_conv::conv2d(m, x),
-            Layer::BatchNorm(m) => m.forward(x),
+            Layer::BatchNorm(m) => crate::fused_bn::batch_norm(m, x, None, false),
             Layer::Relu(m) => m.forward(x),
             Layer::MaxPool(m) => m.forward(x),
             Layer::AvgPool(m) => m.forward(x),
@@ -114,9 +114,20 @@ impl Dense {
     }
 }
 
-/// Runs a feature-map sequence.
-pub fn forward_seq(layers: &[Layer], x: Tensor<4>) -> Tensor<4> {
-    layers.iter().fold(x, |x, l| l.forward(x))
+/// Runs a feature-map sequence; a batch norm followed by a ReLU runs as one operation
+/// ([`crate::fused_bn`]).
+pub fn forward_seq(layers: &[Layer], mut x: Tensor<4>) -> Tensor<4> {
+    let mut i = 0;
+    while i < layers.len() {
+        if let (Layer::BatchNorm(bn), Some(Layer::Relu(_))) = (&layers[i], layers.get(i + 1)) {
+            x = crate::fused_bn::batch_norm(bn, x, None, true);
+            i += 2;
+        } else {
+            x = layers[i].forward(x);
+            i += 1;
+        }
+    }
+    x
 }
 
 /// Runs a dense sequence.

@@ -36,7 +36,6 @@
 //! ```
 
 pub mod alexnet;
-pub mod fast_conv;
 pub mod googlenet;
 pub mod inception;
 pub mod keys;
@@ -48,6 +47,8 @@ pub mod registry;
 pub mod resnet;
 pub mod summary;
 pub mod vgg;
+
+pub use cnn_kernels::{fast_conv, fused_bn};
 
 pub use alexnet::{AlexNet, AlexNetConfig};
 pub use googlenet::{GoogLeNet, GoogLeNetConfig};

@@ -2,28 +2,14 @@
 //! single layers of every kind our models use, then whole networks, with the kernel's call
 //! counter showing the fast path really ran.
 
-use burn::module::{Module, ModuleVisitor, Param};
+mod common;
+
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Distribution, Tensor};
 use cnn_models::fast_conv::{self, kernel};
-use burn::tensor::Gradients;
-use cnn_models::{BuildOptions, ImageClassifier, Model, build};
-
-/// The tests share flex's generator: seeding it only means something if no other test draws
-/// from it meanwhile.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn max_gap<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-    (a - b).abs().max().into_scalar::<f32>()
-}
-
-fn scale<const D: usize>(t: Tensor<D>) -> f32 {
-    t.abs().max().into_scalar::<f32>().max(1e-6)
-}
+use cnn_models::{BuildOptions, ImageClassifier, build};
+use common::{Kernel, check_network, max_gap, scale, serial};
 
 /// Forward output and the gradients of input, weight and bias agree within `1e-4` of their size.
 fn check_layer(conv: &Conv2d, x_dims: [usize; 4]) {
@@ -138,80 +124,16 @@ fn ndarray_takes_burns_path() {
     assert_eq!(max_gap(c.forward(x.clone()), fast_conv::conv2d(&c, x)), 0.0);
 }
 
-/// Every parameter's gradient, flattened, in visiting order.
-struct CollectGradients<'a> {
-    grads: &'a Gradients,
-    out: Vec<Tensor<1>>,
-}
-
-impl ModuleVisitor for CollectGradients<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = param.val().grad(self.grads) {
-            self.out.push(g.flatten(0, D - 1));
-        }
-    }
-}
-
-/// `‖a − b‖₂ / ‖a‖₂`: a few ReLU kinks or max-pool ties flipped by rounding move single
-/// elements a lot but the norm little, while a wrong gradient moves the norm.
-fn relative_l2(a: Tensor<1>, b: Tensor<1>) -> f32 {
-    let diff = (a.clone() - b).powi_scalar(2).sum().sqrt().into_scalar::<f32>();
-    diff / a.powi_scalar(2).sum().sqrt().into_scalar::<f32>().max(1e-12)
-}
-
-fn worst_gap(a: Vec<Tensor<1>>, b: Vec<Tensor<1>>) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.into_iter().zip(b).map(|(a, b)| relative_l2(a, b)).fold(0.0, f32::max)
-}
-
-/// A network's logits and (with `gradients`) every parameter gradient of `logits.sum()`, fast
-/// against burn: each pass on its own copy of the same weights, forward then backward, as
-/// training does.
-fn check_network(name: &str, input: [usize; 4], tolerance: f32, gradients: bool) {
-    let device = Device::flex().autodiff();
-    let master: Model = build(name, BuildOptions::classes(10), &device).expect("registered model");
-    let x = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), &device);
-    let pass = |on: bool| {
-        let model = build(name, BuildOptions::classes(10), &device)
-            .unwrap()
-            .load_record(master.clone().into_record());
-        // Same seed before each pass: GoogLeNet's dropout drops the same units in each.
-        device.seed(11);
-        let logits = fast_conv::with_fast_conv(on, || model.logits(x.clone()));
-        if !gradients {
-            return (logits, Vec::new());
-        }
-        let grads = logits.clone().sum().backward();
-        let mut collect = CollectGradients { grads: &grads, out: Vec::new() };
-        model.visit(&mut collect);
-        (logits, collect.out)
-    };
-    let before = kernel::calls();
-    let (plain, plain_grads) = pass(false);
-    let (fast, fast_grads) = pass(true);
-    assert!(kernel::calls()[0] > before[0], "{name}: the fast kernel did not run");
-    let rel = max_gap(plain.clone(), fast) / scale(plain);
-    assert!(rel <= tolerance, "{name}: logits relative gap {rel}");
-    if !gradients {
-        return;
-    }
-    assert!(kernel::calls()[1] > before[1], "{name}: the fast backward did not run");
-    assert!(plain_grads.len() >= 4, "{name}: only {} gradients", plain_grads.len());
-    let worst = worst_gap(plain_grads, fast_grads);
-    println!("{name}: logits relative gap {rel:e}, worst gradient relative L2 gap {worst:e}");
-    assert!(worst <= tolerance, "{name}: worst parameter-gradient relative L2 gap {worst}");
-}
-
 #[test]
 fn resnet18_logits_and_gradients_match_burns_convolution() {
     let _serial = serial();
-    check_network("resnet18", [8, 3, 64, 64], 1e-4, true);
+    check_network(Kernel::FastConv, "resnet18", [8, 3, 64, 64], 1e-4, true);
 }
 
 #[test]
 fn lenet5_logits_and_gradients_match_burns_convolution() {
     let _serial = serial();
-    check_network("lenet5", [4, 1, 32, 32], 1e-4, true);
+    check_network(Kernel::FastConv, "lenet5", [4, 1, 32, 32], 1e-4, true);
 }
 
 /// GoogLeNet's logits only. Its parameter gradients move by 1–3% (relative L2) on burn's own
@@ -220,7 +142,7 @@ fn lenet5_logits_and_gradients_match_burns_convolution() {
 #[test]
 fn googlenet_logits_match_burns_convolution() {
     let _serial = serial();
-    check_network("googlenet", [4, 3, 64, 64], 1e-4, false);
+    check_network(Kernel::FastConv, "googlenet", [4, 3, 64, 64], 1e-4, false);
     let device = Device::flex();
     let model = build("googlenet", BuildOptions::classes(10), &device).unwrap();
     let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);

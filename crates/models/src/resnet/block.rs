@@ -7,10 +7,11 @@ use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::tensor::ops::MaxPoolOptions;
-use burn::tensor::{Device, Tensor, activation::relu, module::max_pool2d};
+use burn::tensor::{Device, Tensor, module::max_pool2d};
 use serde::{Deserialize, Serialize};
 
 use crate::layers::{Layer, batch_norm, conv, forward_seq, summarize_conv, summarize_seq};
+use crate::fused_bn;
 use crate::summary::{OutShape, Shape3, Summary};
 
 /// Which block a ResNet stacks.
@@ -126,14 +127,14 @@ impl ResidualBlock {
             (None, Some((stride, extra))) => zero_pad_shortcut(x.clone(), stride, extra),
             (None, None) => x.clone(),
         });
-        let mut out = relu(self.bn1.forward(conv_forward(&self.conv1, x)));
-        out = self.bn2.forward(conv_forward(&self.conv2, out));
-        if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            out = bn3.forward(crate::fast_conv::conv2d(conv3, relu(out)));
-        }
-        match shortcut {
-            Some(s) => relu(out + s),
-            None => relu(out),
+        // Each batch norm runs fused with what follows it: the ReLU, or the add and the ReLU.
+        let out = fused_bn::batch_norm(&self.bn1, conv_forward(&self.conv1, x), None, true);
+        match (&self.conv3, &self.bn3) {
+            (Some(conv3), Some(bn3)) => {
+                let out = fused_bn::batch_norm(&self.bn2, conv_forward(&self.conv2, out), None, true);
+                fused_bn::batch_norm(bn3, crate::fast_conv::conv2d(conv3, out), shortcut, true)
+            }
+            _ => fused_bn::batch_norm(&self.bn2, conv_forward(&self.conv2, out), shortcut, true),
         }
     }
 

@@ -12,7 +12,7 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
-use burn::tensor::{Device, Tensor, activation::relu};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::ImageClassifier;
@@ -207,7 +207,7 @@ impl ResNet {
 
     /// Features before global pooling: `[B, C, h, w]`.
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = relu(self.bn1.forward(crate::fast_conv::conv2d(&self.conv1, x)));
+        let mut x = crate::fused_bn::batch_norm(&self.bn1, crate::fast_conv::conv2d(&self.conv1, x), None, true);
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }

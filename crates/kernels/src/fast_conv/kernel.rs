@@ -13,14 +13,10 @@
 //! `j = (image, output pixel)`.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 
 use super::columns::{im2col, pad, padded};
 use super::passes;
-
-/// How many times [`forward`] and [`backward`] ran, so tests can tell the fast path was taken.
-static CALLS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
 thread_local! {
     /// Scratch buffers reused from call to call on this thread: a fresh 16 MiB buffer per
@@ -45,7 +41,7 @@ pub(super) fn with_scratch<R>(lens: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) 
 
 /// `[forward, backward]` calls of the kernel in this process so far.
 pub fn calls() -> [usize; 2] {
-    [CALLS[0].load(Ordering::Relaxed), CALLS[1].load(Ordering::Relaxed)]
+    super::SWITCH.calls()
 }
 
 /// Column-matrix budget per chunk of images, in floats (1 MiB, about a core's L2 cache: the
@@ -191,7 +187,7 @@ pub(super) fn gemm(
 /// Forward convolution: `x` `[N, C, H, W]`, `weight` `[O, C, KH, KW]`, `bias` `[O]`, all
 /// contiguous; returns `[N, O, OH, OW]`.
 pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    CALLS[0].fetch_add(1, Ordering::Relaxed);
+    super::SWITCH.record(false);
     let mut out = vec![0.0f32; g.batch * g.channels_out * g.pixels_out()];
     passes::forward(g, x, weight, bias, &mut out);
     out
@@ -241,7 +237,7 @@ pub fn backward(
     grad: &[f32],
     [want_input, want_weight, want_bias]: [bool; 3],
 ) -> Gradients {
-    CALLS[1].fetch_add(1, Ordering::Relaxed);
+    super::SWITCH.record(true);
     let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
     let mut result = Gradients {
         input: want_input.then(|| vec![0.0f32; g.batch * g.channels_in * g.pixels_in()]),

@@ -16,11 +16,10 @@
 //! it is exactly [`Conv2d::forward`]. Set `CNN_FAST_CONV=0` (or call [`set_enabled`]) to run
 //! burn's own convolution on flex too, e.g. to compare the two.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
+
+use crate::switch::Switch;
 
 #[cfg(feature = "flex")]
 mod backend;
@@ -34,47 +33,23 @@ mod passes;
 #[cfg(feature = "flex")]
 pub use backend::FastConvBackend;
 
-/// 0: not read yet, 1: on, 2: off.
-static STATE: AtomicU8 = AtomicU8::new(0);
-
-thread_local! {
-    /// A per-thread choice made by [`with_fast_conv`], ahead of the process-wide one.
-    static OVERRIDE: Cell<Option<bool>> = const { Cell::new(None) };
-}
+static SWITCH: Switch = Switch::new("CNN_FAST_CONV", 0);
 
 /// Whether [`conv2d`] uses the fast kernel on flex on this thread (on unless `CNN_FAST_CONV=0`,
 /// [`set_enabled`] or [`with_fast_conv`] say otherwise).
 pub fn enabled() -> bool {
-    if let Some(on) = OVERRIDE.with(Cell::get) {
-        return on;
-    }
-    match STATE.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = std::env::var("CNN_FAST_CONV").map_or(true, |v| v.trim() != "0");
-            STATE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-            on
-        }
-    }
+    SWITCH.enabled()
 }
 
 /// Turns the fast kernel on or off for the whole process (benchmarks and parity tests).
 pub fn set_enabled(on: bool) {
-    STATE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+    SWITCH.set(on);
 }
 
 /// Runs `f` with the fast kernel on or off on this thread only (what the parity tests use to
 /// build the same model both ways side by side). The backward pass follows the forward's choice.
 pub fn with_fast_conv<R>(on: bool, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<bool>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            OVERRIDE.with(|o| o.set(self.0));
-        }
-    }
-    let _restore = Restore(OVERRIDE.with(|o| o.replace(Some(on))));
-    f()
+    SWITCH.with(on, f)
 }
 
 /// `conv.forward(x)`, through the fast kernel where it applies (see the module docs).
@@ -98,13 +73,10 @@ pub fn try_conv2d(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
 
 #[cfg(feature = "flex")]
 fn fast_forward(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
+    use burn::backend::Dispatch;
     use burn::backend::ops::ConvOptions;
-    use burn::backend::{Dispatch, DispatchDevice};
 
-    if !enabled() || conv.groups != 1 {
-        return None;
-    }
-    if !matches!(x.device().as_dispatch().clone().inner(), DispatchDevice::Flex(_)) {
+    if !enabled() || conv.groups != 1 || !crate::on_flex(x) {
         return None;
     }
     let [_, _, height, width] = x.dims();

@@ -9,10 +9,10 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, DType, Flex, TensorMetadata, backend_extension};
-use burn::tensor::TensorData;
+use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 
 use super::kernel::{self, ConvGeometry};
+use crate::flex_tensors::{all_f32, contiguous, elements, flex_tensor};
 
 /// A 2-D convolution without bias whose forward and backward passes a backend may replace.
 ///
@@ -49,7 +49,7 @@ pub trait FastConvBackend: Backend {
 /// The kernel's view of a flex convolution, or `None` where the kernel does not apply
 /// (other dtypes, groups, asymmetric padding) and burn's own path runs instead.
 fn geometry(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Option<ConvGeometry> {
-    if x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
+    if !all_f32(&[x, weight]) {
         return None;
     }
     if options.groups != 1 || options.is_asymmetric() {
@@ -70,23 +70,6 @@ fn geometry(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Op
         dilation: options.dilation,
     };
     g.output().map(|_| g)
-}
-
-/// The tensor's elements in row-major order (copied only when it is a strided view).
-fn contiguous(tensor: &FlexTensor) -> FlexTensor {
-    tensor.to_contiguous()
-}
-
-fn elements(tensor: &FlexTensor) -> &[f32] {
-    let (start, end) = tensor
-        .layout()
-        .contiguous_offsets()
-        .expect("made contiguous just before");
-    &tensor.storage::<f32>()[start..end]
-}
-
-fn flex_tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 impl FastConvBackend for Flex {

@@ -1,0 +1,294 @@
+//! The backend extension that runs batch normalisation in training mode (+ residual add)
+//! (+ ReLU) as one operation: [`super::kernel`] on flex, and an autodiff node whose backward is
+//! ours too (ReLU's mask, then two passes).
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Flex, TensorMetadata, backend_extension};
+
+use super::kernel::{self, Dims};
+use crate::flex_tensors::{all_f32, contiguous, elements, flex_tensor};
+
+/// `(output, batch mean, biased batch variance)` of a training-mode batch norm.
+pub type BatchNormOutput<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+/// Batch normalisation with the batch's statistics, optionally followed by a residual add and a
+/// ReLU, as one operation a backend may replace.
+///
+/// The default bodies are burn's own `batch_norm_train` and element-wise operations; flex
+/// overrides them with [`kernel`], and `Autodiff` wires them into one differentiable operation.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedBatchNormBackend: Backend {
+    /// `relu?(batch_norm(x))` with `x`'s own statistics.
+    fn fused_batch_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        burn_forward::<Self>(x, None, gamma, beta, epsilon, relu)
+    }
+
+    /// `relu?(batch_norm(x) + residual)` with `x`'s own statistics.
+    fn fused_batch_norm_add(
+        x: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        burn_forward::<Self>(x, Some(residual), gamma, beta, epsilon, relu)
+    }
+
+    /// `(dx, dgamma, dbeta)` of the batch norm, given the gradient of its output (before any
+    /// residual add, after the ReLU's mask).
+    fn fused_batch_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        burn_backward::<Self>(x, gamma, mean, variance, grad, epsilon)
+    }
+}
+
+/// The forward as burn's own operations (the reference, and the path for what the kernel does
+/// not take).
+fn burn_forward<B: Backend>(
+    x: FloatTensor<B>,
+    residual: Option<FloatTensor<B>>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+    relu: bool,
+) -> BatchNormOutput<B> {
+    let r = B::batch_norm_train(x, gamma, beta, epsilon);
+    let out = match residual {
+        Some(residual) => B::float_add(r.output, residual),
+        None => r.output,
+    };
+    (if relu { B::relu(out) } else { out }, r.mean, r.variance)
+}
+
+/// The backward as burn's own operation.
+fn burn_backward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    variance: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    epsilon: f64,
+) -> BatchNormOutput<B> {
+    let g = B::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+    (g.x_grad, g.gamma_grad, g.beta_grad)
+}
+
+/// The kernel's view of an NCHW f32 tensor, or `None` where burn's own operations run instead.
+fn dims(x: &FlexTensor, others: &[&FlexTensor]) -> Option<Dims> {
+    let shape = x.shape();
+    let mut all = vec![x];
+    all.extend_from_slice(others);
+    (shape.num_dims() == 4 && all_f32(&all)).then(|| Dims {
+        batch: shape[0],
+        channels: shape[1],
+        plane: shape[2] * shape[3],
+    })
+}
+
+/// The flex forward, with or without a residual.
+fn flex_forward(
+    x: FlexTensor,
+    residual: Option<FlexTensor>,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    epsilon: f64,
+    relu: bool,
+) -> BatchNormOutput<Flex> {
+    let others: Vec<&FlexTensor> = [&gamma, &beta].into_iter().chain(residual.as_ref()).collect();
+    let Some(d) = dims(&x, &others) else {
+        return burn_forward::<Flex>(x, residual, gamma, beta, epsilon, relu);
+    };
+    let shape = x.shape();
+    let (x, gamma, beta) = (contiguous(&x), contiguous(&gamma), contiguous(&beta));
+    let residual = residual.map(|r| contiguous(&r));
+    let (out, mean, var) = kernel::forward_train(
+        elements(&x),
+        residual.as_ref().map(elements),
+        elements(&gamma),
+        elements(&beta),
+        epsilon,
+        relu,
+        d,
+    );
+    (flex_tensor(out, shape), flex_tensor(mean, [d.channels]), flex_tensor(var, [d.channels]))
+}
+
+impl FusedBatchNormBackend for Flex {
+    fn fused_batch_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64, relu: bool) -> BatchNormOutput<Flex> {
+        flex_forward(x, None, gamma, beta, epsilon, relu)
+    }
+
+    fn fused_batch_norm_add(
+        x: FlexTensor,
+        residual: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+        relu: bool,
+    ) -> BatchNormOutput<Flex> {
+        flex_forward(x, Some(residual), gamma, beta, epsilon, relu)
+    }
+
+    fn fused_batch_norm_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        grad: FlexTensor,
+        epsilon: f64,
+    ) -> BatchNormOutput<Flex> {
+        let Some(d) = dims(&x, &[&gamma, &mean, &variance, &grad]) else {
+            return burn_backward::<Flex>(x, gamma, mean, variance, grad, epsilon);
+        };
+        let shape = x.shape();
+        let [x, gamma, mean, variance, grad] = [x, gamma, mean, variance, grad].map(|t| contiguous(&t));
+        let g = kernel::backward_train(
+            elements(&x),
+            elements(&gamma),
+            elements(&mean),
+            elements(&variance),
+            elements(&grad),
+            epsilon,
+            d,
+        );
+        (flex_tensor(g.x, shape), flex_tensor(g.gamma, [d.channels]), flex_tensor(g.beta, [d.channels]))
+    }
+}
+
+/// What the backward pass needs: the input and gamma (checkpointed), the batch statistics, the
+/// output when a ReLU followed (its mask), and epsilon.
+#[derive(Debug, Clone)]
+struct SavedState<B: Backend> {
+    x: NodeId,
+    gamma: NodeId,
+    mean: FloatTensor<B>,
+    variance: FloatTensor<B>,
+    relu_output: Option<FloatTensor<B>>,
+    epsilon: f64,
+}
+
+/// The autodiff node; `N` is 3 (`x`, `gamma`, `beta`) or 4 (and the residual, whose gradient is
+/// the output's gradient after the ReLU's mask).
+#[derive(Debug)]
+struct FusedBatchNormNode<const N: usize>;
+
+impl<B: FusedBatchNormBackend, const N: usize> Backward<B, N> for FusedBatchNormNode<N> {
+    type State = SavedState<B>;
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let s = ops.state;
+        let grad = match s.relu_output {
+            Some(out) => B::relu_backward(out, grad),
+            None => grad,
+        };
+        if N == 4
+            && let Some(node) = &ops.parents[3]
+        {
+            grads.register::<B>(node.id, grad.clone());
+        }
+        if ops.parents[..3].iter().all(Option::is_none) {
+            return;
+        }
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(s.x);
+        let gamma = checkpointer.retrieve_node_output::<FloatTensor<B>>(s.gamma);
+        let (dx, dgamma, dbeta) = B::fused_batch_norm_backward(x, gamma, s.mean, s.variance, grad, s.epsilon);
+        for (parent, g) in ops.parents[..3].iter().zip([dx, dgamma, dbeta]) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+impl<B: FusedBatchNormBackend, C: CheckpointStrategy> FusedBatchNormBackend for Autodiff<B, C> {
+    fn fused_batch_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let node = FusedBatchNormNode::<3>.prepare::<C>([x.node(), gamma.node(), beta.node()]);
+        match node.compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let (x_id, gamma_id) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
+                let (out, mean, variance) =
+                    B::fused_batch_norm(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon, relu);
+                let state = SavedState {
+                    x: x_id,
+                    gamma: gamma_id,
+                    mean: mean.clone(),
+                    variance: variance.clone(),
+                    relu_output: relu.then(|| out.clone()),
+                    epsilon,
+                };
+                (prep.finish(state, out), Self::from_inner(mean), Self::from_inner(variance))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (out, mean, variance) =
+                    B::fused_batch_norm(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon, relu);
+                (prep.finish(out), Self::from_inner(mean), Self::from_inner(variance))
+            }
+        }
+    }
+
+    fn fused_batch_norm_add(
+        x: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let node = FusedBatchNormNode::<4>.prepare::<C>([x.node(), gamma.node(), beta.node(), residual.node()]);
+        let run = |x: FloatTensor<Self>, r: FloatTensor<Self>, g: FloatTensor<Self>, b: FloatTensor<Self>| {
+            B::fused_batch_norm_add(
+                x.into_primitive(),
+                r.into_primitive(),
+                g.into_primitive(),
+                b.into_primitive(),
+                epsilon,
+                relu,
+            )
+        };
+        match node.compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let (x_id, gamma_id) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
+                let (out, mean, variance) = run(x, residual, gamma, beta);
+                let state = SavedState {
+                    x: x_id,
+                    gamma: gamma_id,
+                    mean: mean.clone(),
+                    variance: variance.clone(),
+                    relu_output: relu.then(|| out.clone()),
+                    epsilon,
+                };
+                (prep.finish(state, out), Self::from_inner(mean), Self::from_inner(variance))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (out, mean, variance) = run(x, residual, gamma, beta);
+                (prep.finish(out), Self::from_inner(mean), Self::from_inner(variance))
+            }
+        }
+    }
+}
