@@ -44,7 +44,7 @@ class PcaLighting(torch.nn.Module):
 def pipelines():
     return {
         "imagenet": v2.Compose([
-            v2.RandomResizedCrop(224, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), antialias=False),
+            v2.RandomResizedCrop(224, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
             v2.RandomHorizontalFlip(0.5),
             v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
             PcaLighting(0.1),

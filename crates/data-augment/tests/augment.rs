@@ -261,3 +261,40 @@ fn bad_pipelines_are_rejected_with_the_op_and_field() {
             .contains("neither an augmentation preset")
     );
 }
+
+/// The `imagenet` preset's colour jitter + PCA colour run fused in one pass: the same bytes as
+/// applying its ops one by one with the same draws.
+#[test]
+fn fused_colour_ops_give_the_bytes_of_the_ops_one_by_one() {
+    let img = photo("chelsea.png");
+    let preset = Pipeline::from_arg("imagenet").unwrap();
+    for index in 0..20 {
+        let mut rng = sample_rng(3, 1, index);
+        let mut by_one = img.clone();
+        for op in &preset.ops {
+            by_one = op.apply(&by_one, &mut rng).unwrap();
+        }
+        assert_eq!(preset.apply(&img, 3, 1, index).unwrap(), by_one, "sample {index}");
+    }
+}
+
+/// `tests/data/resize_torchvision.json` (from `scripts/make_resize_reference.py`): torchvision's
+/// bilinear resize with `antialias=True` of windows of `chelsea.png`, shrinking and enlarging;
+/// ours is within one 8-bit level everywhere.
+#[test]
+fn resize_is_within_one_level_of_torchvisions_antialiased_bilinear() {
+    let img = photo("chelsea.png");
+    let json: serde_json::Value = serde_json::from_str(include_str!("data/resize_torchvision.json")).unwrap();
+    let cases = json["cases"].as_array().unwrap();
+    assert!(cases.len() >= 3);
+    for case in cases {
+        let field = |k: &str| case[k].as_u64().unwrap() as usize;
+        let window = [field("top"), field("left"), field("height"), field("width")];
+        let (oh, ow) = (field("out_height"), field("out_width"));
+        let ours = augment::geometry::resize_window(&img, window, oh, ow);
+        let theirs: Vec<u8> = case["hwc"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
+        assert_eq!(ours.data.len(), theirs.len());
+        let worst = ours.data.iter().zip(&theirs).map(|(&a, &b)| a.abs_diff(b)).max().unwrap();
+        assert!(worst <= 1, "{window:?} -> {oh}x{ow}: max difference {worst}");
+    }
+}

@@ -284,7 +284,7 @@ impl Op {
             Op::RandomResizedCrop { size, scale, ratio } => {
                 let (top, left, h, w) = resized_crop_window(img.height, img.width, scale, ratio, rng);
                 let (oh, ow) = size.hw();
-                geometry::resize(&geometry::crop(img, top, left, h, w), oh, ow)
+                geometry::resize_window(img, [top, left, h, w], oh, ow)
             }
             Op::Resize { size } => {
                 let (h, w) = size.hw();
@@ -351,12 +351,8 @@ impl Op {
                 contrast,
                 saturation,
             } => {
-                let (b, c, s) = (
-                    jitter_factor(rng, brightness),
-                    jitter_factor(rng, contrast),
-                    jitter_factor(rng, saturation),
-                );
-                color::saturation(&color::contrast(&color::brightness(img, b), c), s)
+                let [b, c, s] = [brightness, contrast, saturation].map(|spread| jitter_factor(rng, spread));
+                color::jitter_and_shift(img, b, c, s, &vec![0.0; img.channels])
             }
             Op::PcaColor {
                 sigma,
@@ -374,6 +370,34 @@ impl Op {
                 )
             }
         })
+    }
+
+    /// `self` then `next` as one step where the two fuse — colour jitter followed by PCA colour
+    /// (the `imagenet` preset) runs as one pass over the pixels, with the same draws in the same
+    /// order and so the same result — else `None`.
+    pub fn apply_fused(&self, next: &Op, img: &Image, rng: &mut impl Rng) -> Option<Image> {
+        let (
+            &Op::ColorJitter {
+                brightness,
+                contrast,
+                saturation,
+            },
+            &Op::PcaColor {
+                sigma,
+                eigenvalues,
+                eigenvectors,
+            },
+        ) = (self, next)
+        else {
+            return None;
+        };
+        let [b, c, s] = [brightness, contrast, saturation].map(|spread| jitter_factor(rng, spread));
+        let alphas = [0; 3].map(|_| sigma * standard_normal(rng));
+        let pca = PcaColor {
+            eigenvalues,
+            eigenvectors,
+        };
+        Some(color::jitter_and_shift(img, b, c, s, &pca.channel_offsets(alphas, img.channels)))
     }
 }
 

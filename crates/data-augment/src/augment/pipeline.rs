@@ -323,16 +323,24 @@ impl Pipeline {
     /// Augments sample `index` of `epoch`. The result depends only on `(seed, epoch, index)`.
     pub fn apply(&self, img: &Image, seed: u64, epoch: u64, index: u64) -> Result<Image> {
         let mut rng = sample_rng(seed, epoch, index);
-        let mut out = img.clone();
-        for (i, op) in self.ops.iter().enumerate() {
-            out = op.apply(&out, &mut rng).map_err(|reason| DataError::Augment {
+        let mut out: Option<Image> = None;
+        let mut i = 0;
+        while i < self.ops.len() {
+            let (op, input) = (&self.ops[i], out.as_ref().unwrap_or(img));
+            if let Some(fused) = self.ops.get(i + 1).and_then(|next| op.apply_fused(next, input, &mut rng)) {
+                out = Some(fused);
+                i += 2;
+                continue;
+            }
+            out = Some(op.apply(input, &mut rng).map_err(|reason| DataError::Augment {
                 index: i + 1,
                 op: op.name().into(),
                 field: "size".into(),
                 reason,
-            })?;
+            })?);
+            i += 1;
         }
-        Ok(out)
+        Ok(out.unwrap_or_else(|| img.clone()))
     }
 
     /// Augments `images` (sample `i` has index `first_index + i`) on `workers` threads.
