@@ -372,6 +372,23 @@ impl Op {
         })
     }
 
+    /// [`Self::apply`] to an image the caller no longer needs: a flip that does not happen
+    /// hands it back instead of copying it.
+    pub fn apply_owned(&self, img: Image, rng: &mut impl Rng) -> Result<Image, String> {
+        match *self {
+            Op::HorizontalFlip { p } | Op::VerticalFlip { p } => {
+                if rng.random::<f64>() >= p {
+                    return Ok(img);
+                }
+                Ok(match self {
+                    Op::HorizontalFlip { .. } => geometry::flip_horizontal(&img),
+                    _ => geometry::flip_vertical(&img),
+                })
+            }
+            _ => self.apply(&img, rng),
+        }
+    }
+
     /// `self` then `next` as one step where the two fuse — colour jitter followed by PCA colour
     /// (the `imagenet` preset) runs as one pass over the pixels, with the same draws in the same
     /// order and so the same result — else `None`.

@@ -323,16 +323,25 @@ impl Pipeline {
     /// Augments sample `index` of `epoch`. The result depends only on `(seed, epoch, index)`.
     pub fn apply(&self, img: &Image, seed: u64, epoch: u64, index: u64) -> Result<Image> {
         let mut rng = sample_rng(seed, epoch, index);
+        // The caller's image is only read; the ops after the first own their input.
         let mut out: Option<Image> = None;
         let mut i = 0;
         while i < self.ops.len() {
-            let (op, input) = (&self.ops[i], out.as_ref().unwrap_or(img));
-            if let Some(fused) = self.ops.get(i + 1).and_then(|next| op.apply_fused(next, input, &mut rng)) {
+            let op = &self.ops[i];
+            let fused = self
+                .ops
+                .get(i + 1)
+                .and_then(|next| op.apply_fused(next, out.as_ref().unwrap_or(img), &mut rng));
+            if let Some(fused) = fused {
                 out = Some(fused);
                 i += 2;
                 continue;
             }
-            out = Some(op.apply(input, &mut rng).map_err(|reason| DataError::Augment {
+            let result = match out.take() {
+                Some(owned) => op.apply_owned(owned, &mut rng),
+                None => op.apply(img, &mut rng),
+            };
+            out = Some(result.map_err(|reason| DataError::Augment {
                 index: i + 1,
                 op: op.name().into(),
                 field: "size".into(),
