@@ -147,7 +147,12 @@ fn run_cnn(subcommand: &str, args: &[String]) -> ExitCode {
     }
     cmd.arg(subcommand).args(&plan.cnn_args);
     eprintln!("xtask: building and running cnn (a first build compiles burn: 6 min on 2 cores, 20 with wgpu)");
-    match cmd.status() {
+    exit_code(cmd.status())
+}
+
+/// The exit code of a cargo run: its own, or failure with one line when it could not start.
+fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> ExitCode {
+    match status {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(1, 255) as u8),
         Err(e) => {

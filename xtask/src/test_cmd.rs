@@ -145,14 +145,7 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     }
     println!("xtask: tests took {} s", started.elapsed().as_secs());
-    match status {
-        Ok(s) if s.success() => ExitCode::SUCCESS,
-        Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(1, 255) as u8),
-        Err(e) => {
-            eprintln!("error: cannot run cargo: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::exit_code(status)
 }
 
 #[cfg(test)]

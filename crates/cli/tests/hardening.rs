@@ -185,6 +185,18 @@ fn image_folders_convert_skip_or_refuse_with_the_file_named() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+/// Each `(model, weights file, expected message)` fails with that message, before any run folder
+/// exists (nothing looks like a started run); then `root` is removed.
+fn weights_fail(root: &Path, cases: &[(&str, &PathBuf, &str)]) {
+    for (i, (model, file, wanted)) in cases.iter().enumerate() {
+        let out = root.join(format!("run{i}"));
+        let msg = train_fails(&["--model", model, "--weights", s(file)], &out);
+        assert!(msg.contains(wanted), "{}: {msg}", file.display());
+        assert!(!out.exists(), "{}: a run folder was created", file.display());
+    }
+    std::fs::remove_dir_all(root).unwrap();
+}
+
 #[test]
 fn bad_weight_files_are_clear_errors() {
     let root = scratch("weights");
@@ -214,14 +226,7 @@ fn bad_weight_files_are_clear_errors() {
         ("lenet5", &not_state_dict, "Expected a dictionary"),
         ("lenet5", &int64, "I64"),
     ];
-    for (i, (model, file, wanted)) in cases.into_iter().enumerate() {
-        let out = root.join(format!("run{i}"));
-        let msg = train_fails(&["--model", model, "--weights", s(file)], &out);
-        assert!(msg.contains(wanted), "{}: {msg}", file.display());
-        // Weights are checked before the run folder exists: nothing looks like a started run.
-        assert!(!out.exists(), "{}: a run folder was created", file.display());
-    }
-    std::fs::remove_dir_all(&root).unwrap();
+    weights_fail(&root, &cases);
 }
 
 #[test]
@@ -237,14 +242,7 @@ fn torchvision_weights_cut_short_or_of_another_architecture_are_clear_errors() {
         ("lenet5", &resnet18, "tensor 'conv1.weight' has shape [64, 3, 7, 7] in the file but [6, 1, 5, 5] in the model; 9 of the model's tensors are not in the file, e.g. 'conv1.bias', 'conv2.bias' (is it the weights of another architecture?)"),
         ("resnet18", &truncated, "truncated.pth: cannot read the weights"),
     ];
-    for (i, (model, file, wanted)) in cases.into_iter().enumerate() {
-        let out = root.join(format!("run{i}"));
-        let msg = train_fails(&["--model", model, "--weights", s(file)], &out);
-        assert!(msg.contains(wanted), "{}: {msg}", file.display());
-        // Weights are checked before the run folder exists: nothing looks like a started run.
-        assert!(!out.exists(), "{}: a run folder was created", file.display());
-    }
-    std::fs::remove_dir_all(&root).unwrap();
+    weights_fail(&root, &cases);
 }
 
 #[test]

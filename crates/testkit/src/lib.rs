@@ -29,9 +29,13 @@ pub const NOT_RUN_LOG_VAR: &str = "CNN_NOT_RUN_LOG";
 /// Where the torchvision fixtures are looked for: `$CNN_FIXTURES`, else
 /// `../shared/fixtures/torchvision` beside the repository.
 pub fn torchvision_dir() -> PathBuf {
-    std::env::var_os(FIXTURES_VAR)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/torchvision")))
+    std::env::var_os(FIXTURES_VAR).map(PathBuf::from).unwrap_or_else(|| {
+        // cargo sets CARGO_MANIFEST_DIR when it runs a test: the tested crate's folder, two
+        // levels below the repository like this one. It is read at run time because a build
+        // folder shared by two checkouts can hand one of them a test compiled in the other.
+        let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+        crate_dir.join("../../../shared/fixtures/torchvision")
+    })
 }
 
 /// The torchvision fixtures folder, or `None` after reporting that the calling test did not run

@@ -220,6 +220,42 @@ impl<B: FusedBatchNormBackend, const N: usize> Backward<B, N> for FusedBatchNorm
     }
 }
 
+/// Runs the forward through `run(x, gamma)` and records it in the graph when `kind` is tracked,
+/// with what the backward pass needs.
+fn record<B: FusedBatchNormBackend, C: CheckpointStrategy, const N: usize>(
+    kind: OpsKind<FusedBatchNormNode<N>, B, SavedState<B>, C, N>,
+    x: FloatTensor<Autodiff<B, C>>,
+    gamma: FloatTensor<Autodiff<B, C>>,
+    epsilon: f64,
+    relu: bool,
+    run: impl FnOnce(FloatTensor<B>, FloatTensor<B>) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>),
+) -> (FloatTensor<Autodiff<B, C>>, FloatTensor<Autodiff<B, C>>, FloatTensor<Autodiff<B, C>>) {
+    let stats = |mean, variance| {
+        (<Autodiff<B, C> as AutodiffBackend>::from_inner(mean), <Autodiff<B, C> as AutodiffBackend>::from_inner(variance))
+    };
+    match kind {
+        OpsKind::Tracked(mut prep) => {
+            let (x_id, gamma_id) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
+            let (out, mean, variance) = run(x.into_primitive(), gamma.into_primitive());
+            let state = SavedState {
+                x: x_id,
+                gamma: gamma_id,
+                mean: mean.clone(),
+                variance: variance.clone(),
+                relu_output: relu.then(|| out.clone()),
+                epsilon,
+            };
+            let (mean, variance) = stats(mean, variance);
+            (prep.finish(state, out), mean, variance)
+        }
+        OpsKind::UnTracked(prep) => {
+            let (out, mean, variance) = run(x.into_primitive(), gamma.into_primitive());
+            let (mean, variance) = stats(mean, variance);
+            (prep.finish(out), mean, variance)
+        }
+    }
+}
+
 impl<B: FusedBatchNormBackend, C: CheckpointStrategy> FusedBatchNormBackend for Autodiff<B, C> {
     fn fused_batch_norm(
         x: FloatTensor<Self>,
@@ -228,28 +264,12 @@ impl<B: FusedBatchNormBackend, C: CheckpointStrategy> FusedBatchNormBackend for 
         epsilon: f64,
         relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let node = FusedBatchNormNode::<3>.prepare::<C>([x.node(), gamma.node(), beta.node()]);
-        match node.compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let (x_id, gamma_id) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
-                let (out, mean, variance) =
-                    B::fused_batch_norm(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon, relu);
-                let state = SavedState {
-                    x: x_id,
-                    gamma: gamma_id,
-                    mean: mean.clone(),
-                    variance: variance.clone(),
-                    relu_output: relu.then(|| out.clone()),
-                    epsilon,
-                };
-                (prep.finish(state, out), Self::from_inner(mean), Self::from_inner(variance))
-            }
-            OpsKind::UnTracked(prep) => {
-                let (out, mean, variance) =
-                    B::fused_batch_norm(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon, relu);
-                (prep.finish(out), Self::from_inner(mean), Self::from_inner(variance))
-            }
-        }
+        let kind = FusedBatchNormNode::<3>
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful();
+        let beta = beta.into_primitive();
+        record(kind, x, gamma, epsilon, relu, |x, gamma| B::fused_batch_norm(x, gamma, beta, epsilon, relu))
     }
 
     fn fused_batch_norm_add(
@@ -260,35 +280,13 @@ impl<B: FusedBatchNormBackend, C: CheckpointStrategy> FusedBatchNormBackend for 
         epsilon: f64,
         relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let node = FusedBatchNormNode::<4>.prepare::<C>([x.node(), gamma.node(), beta.node(), residual.node()]);
-        let run = |x: FloatTensor<Self>, r: FloatTensor<Self>, g: FloatTensor<Self>, b: FloatTensor<Self>| {
-            B::fused_batch_norm_add(
-                x.into_primitive(),
-                r.into_primitive(),
-                g.into_primitive(),
-                b.into_primitive(),
-                epsilon,
-                relu,
-            )
-        };
-        match node.compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let (x_id, gamma_id) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
-                let (out, mean, variance) = run(x, residual, gamma, beta);
-                let state = SavedState {
-                    x: x_id,
-                    gamma: gamma_id,
-                    mean: mean.clone(),
-                    variance: variance.clone(),
-                    relu_output: relu.then(|| out.clone()),
-                    epsilon,
-                };
-                (prep.finish(state, out), Self::from_inner(mean), Self::from_inner(variance))
-            }
-            OpsKind::UnTracked(prep) => {
-                let (out, mean, variance) = run(x, residual, gamma, beta);
-                (prep.finish(out), Self::from_inner(mean), Self::from_inner(variance))
-            }
-        }
+        let kind = FusedBatchNormNode::<4>
+            .prepare::<C>([x.node(), gamma.node(), beta.node(), residual.node()])
+            .compute_bound()
+            .stateful();
+        let (residual, beta) = (residual.into_primitive(), beta.into_primitive());
+        record(kind, x, gamma, epsilon, relu, |x, gamma| {
+            B::fused_batch_norm_add(x, residual, gamma, beta, epsilon, relu)
+        })
     }
 }
