@@ -62,6 +62,22 @@ pub enum TrainError {
     },
 }
 
+impl TrainError {
+    /// The error with the run folder filled in where it names one (the training loops do not
+    /// know the folder they train for).
+    pub(crate) fn in_run_folder(self, run: &std::path::Path) -> Self {
+        match self {
+            TrainError::Interrupted { epoch, batches, checkpoint_epoch, .. } => TrainError::Interrupted {
+                dir: run.to_path_buf(),
+                epoch,
+                batches,
+                checkpoint_epoch,
+            },
+            other => other,
+        }
+    }
+}
+
 fn resume_hint(dir: &std::path::Path, checkpoint_epoch: usize) -> String {
     match checkpoint_epoch {
         0 => format!(

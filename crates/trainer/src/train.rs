@@ -260,20 +260,7 @@ pub fn train_run_on(
             }
             return Err(e);
         }
-        Err(TrainError::Interrupted {
-            epoch,
-            batches,
-            checkpoint_epoch,
-            ..
-        }) => {
-            return Err(TrainError::Interrupted {
-                dir: dir.to_path_buf(),
-                epoch,
-                batches,
-                checkpoint_epoch,
-            });
-        }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.in_run_folder(dir)),
     };
 
     let inference = fitted.model.valid();
