@@ -1,0 +1,97 @@
+//! Times the fast convolution's three passes (forward, input gradient, weight gradient) at the
+//! convolution shapes of ResNet-20 (32 px, batch 128) and ResNet-18 (64 px, batch 32), so a
+//! change to the kernels can be measured pass by pass:
+//!
+//! ```sh
+//! cargo build --workspace --features wgpu --example conv_passes
+//! target/debug/examples/conv_passes [resnet20|resnet18]
+//! ```
+
+use std::time::Instant;
+
+use cnn_kernels::fast_conv::kernel::{ConvGeometry, backward, forward};
+
+/// `(label, geometry, convolutions of this shape per step)`.
+fn shapes(model: &str) -> Vec<(String, ConvGeometry, usize)> {
+    let conv = |batch, c, hw, o, k, s, p| ConvGeometry {
+        batch,
+        channels_in: c,
+        input: [hw, hw],
+        channels_out: o,
+        kernel: [k, k],
+        stride: [s, s],
+        padding: [p, p],
+        dilation: [1, 1],
+    };
+    let list: Vec<(ConvGeometry, usize)> = match model {
+        "resnet18" => vec![
+            (conv(32, 3, 64, 64, 7, 2, 3), 1),
+            (conv(32, 64, 16, 64, 3, 1, 1), 4),
+            (conv(32, 64, 16, 128, 3, 2, 1), 1),
+            (conv(32, 128, 8, 128, 3, 1, 1), 3),
+            (conv(32, 128, 8, 256, 3, 2, 1), 1),
+            (conv(32, 256, 4, 256, 3, 1, 1), 3),
+            (conv(32, 256, 4, 512, 3, 2, 1), 1),
+            (conv(32, 512, 2, 512, 3, 1, 1), 3),
+        ],
+        _ => vec![
+            (conv(128, 3, 32, 16, 3, 1, 1), 1),
+            (conv(128, 16, 32, 16, 3, 1, 1), 6),
+            (conv(128, 16, 32, 32, 3, 2, 1), 1),
+            (conv(128, 32, 16, 32, 3, 1, 1), 5),
+            (conv(128, 32, 16, 64, 3, 2, 1), 1),
+            (conv(128, 64, 8, 64, 3, 1, 1), 5),
+        ],
+    };
+    let label = |g: &ConvGeometry| {
+        format!(
+            "{}→{} {}×{} k{} s{}",
+            g.channels_in, g.channels_out, g.input[0], g.input[1], g.kernel[0], g.stride[0]
+        )
+    };
+    list.into_iter().map(|(g, n)| (label(&g), g, n)).collect()
+}
+
+/// Median milliseconds of `reps` runs of `f`, after one warm-up run.
+fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[reps / 2]
+}
+
+fn main() {
+    let model = std::env::args().nth(1).unwrap_or_else(|| "resnet20".into());
+    let reps = 7;
+    println!("{model}: median ms of {reps} runs; `total` weighs each shape by its count per step");
+    println!("{:<24} {:>5} {:>9} {:>9} {:>9} {:>8}", "shape", "count", "forward", "d input", "d weight", "GFLOP/s");
+    let mut totals = [0.0f64; 3];
+    for (label, g, count) in shapes(&model) {
+        let [oh, ow] = g.output().expect("valid shape");
+        let x: Vec<f32> = (0..g.batch * g.channels_in * g.input[0] * g.input[1])
+            .map(|i| ((i % 97) as f32 - 48.0) / 50.0)
+            .collect();
+        let w: Vec<f32> = (0..g.channels_out * g.channels_in * g.kernel[0] * g.kernel[1])
+            .map(|i| ((i % 31) as f32 - 15.0) / 100.0)
+            .collect();
+        let dy: Vec<f32> =
+            (0..g.batch * g.channels_out * oh * ow).map(|i| ((i % 13) as f32 - 6.0) / 10.0).collect();
+        let f = time(reps, || drop(forward(&g, &x, &w, None)));
+        let di = time(reps, || drop(backward(&g, &x, &w, &dy, [true, false, false])));
+        let dw = time(reps, || drop(backward(&g, &x, &w, &dy, [false, true, false])));
+        let flops = 2.0 * (g.batch * g.channels_out * oh * ow * g.channels_in * g.kernel[0] * g.kernel[1]) as f64;
+        let rate = 3.0 * flops / ((f + di + dw) * 1e-3) / 1e9;
+        println!("{label:<24} {count:>5} {f:>9.2} {di:>9.2} {dw:>9.2} {rate:>8.1}");
+        for (total, t) in totals.iter_mut().zip([f, di, dw]) {
+            *total += t * count as f64;
+        }
+    }
+    let [f, di, dw] = totals;
+    println!("{:<24} {:>5} {f:>9.2} {di:>9.2} {dw:>9.2}", "total", "");
+}
