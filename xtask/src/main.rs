@@ -192,7 +192,14 @@ mod tests {
         assert_eq!(p.features, vec!["ndarray"]);
         assert_eq!(
             p.cnn_args,
-            s(&["--compare", "torch.json", "--backends", "flex,ndarray", "--json", "target/bench.json"])
+            s(&[
+                "--compare",
+                "torch.json",
+                "--backends",
+                "flex,ndarray",
+                "--json",
+                "target/bench.json"
+            ])
         );
         let mut p = plan(&s(&["--device", "flex", "--json=x.json"])).unwrap();
         bench_defaults(&mut p);

@@ -64,7 +64,9 @@ pub fn install_commands(missing: &[&SystemPackage], how: Installer) -> Result<Ve
         ));
     }
     if !how.root && !how.sudo {
-        return Err(format!("the tests need {list}: install them as root (apt-get install …), then run again"));
+        return Err(format!(
+            "the tests need {list}: install them as root (apt-get install …), then run again"
+        ));
     }
     let prefix: Vec<String> = if how.root { vec![] } else { vec!["sudo".into()] };
     let apt = |args: &[&str]| {
@@ -79,8 +81,7 @@ pub fn install_commands(missing: &[&SystemPackage], how: Installer) -> Result<Ve
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 fn is_root() -> bool {
@@ -112,7 +113,10 @@ pub fn run(args: &[String]) -> ExitCode {
                     .env("DEBIAN_FRONTEND", "noninteractive")
                     .status();
                 if !status.is_ok_and(|s| s.success()) {
-                    eprintln!("error: `{}` failed; install the packages by hand and run again", cmd.join(" "));
+                    eprintln!(
+                        "error: `{}` failed; install the packages by hand and run again",
+                        cmd.join(" ")
+                    );
                     return ExitCode::FAILURE;
                 }
             }
@@ -133,7 +137,9 @@ pub fn run(args: &[String]) -> ExitCode {
             cmd.env("XDG_RUNTIME_DIR", dir);
         }
     }
-    eprintln!("xtask: cargo test --workspace --features wgpu --no-fail-fast (a first build compiles burn with its CPU and GPU backends: about 25 min on 2 cores)");
+    eprintln!(
+        "xtask: cargo test --workspace --features wgpu --no-fail-fast (a first build compiles burn with its CPU and GPU backends: about 25 min on 2 cores)"
+    );
     let status = cmd.status();
     let not_run = std::fs::read_to_string(&not_run_log).unwrap_or_default();
     let _ = std::fs::remove_file(&not_run_log);
@@ -166,18 +172,39 @@ mod tests {
         assert_eq!(as_root[0], ["apt-get", "update", "-q"]);
         assert_eq!(
             as_root[1],
-            ["apt-get", "install", "-y", "-q", "dataset-fashion-mnist", "mesa-vulkan-drivers"]
+            [
+                "apt-get",
+                "install",
+                "-y",
+                "-q",
+                "dataset-fashion-mnist",
+                "mesa-vulkan-drivers"
+            ]
         );
         let user = install_commands(&missing[1..], Installer { root: false, ..ALL }).unwrap();
-        assert_eq!(user[1], ["sudo", "apt-get", "install", "-y", "-q", "mesa-vulkan-drivers"]);
+        assert_eq!(
+            user[1],
+            ["sudo", "apt-get", "install", "-y", "-q", "mesa-vulkan-drivers"]
+        );
     }
 
     #[test]
     fn without_apt_or_rights_the_packages_are_named_and_nothing_runs() {
         let missing: Vec<&SystemPackage> = PACKAGES.iter().collect();
         let err = install_commands(&missing, Installer { apt: false, ..ALL }).unwrap_err();
-        assert!(err.contains("dataset-fashion-mnist") && err.contains("no apt-get"), "{err}");
-        let err = install_commands(&missing, Installer { root: false, sudo: false, apt: true }).unwrap_err();
+        assert!(
+            err.contains("dataset-fashion-mnist") && err.contains("no apt-get"),
+            "{err}"
+        );
+        let err = install_commands(
+            &missing,
+            Installer {
+                root: false,
+                sudo: false,
+                apt: true,
+            },
+        )
+        .unwrap_err();
         assert!(err.contains("mesa-vulkan-drivers") && err.contains("as root"), "{err}");
     }
 }

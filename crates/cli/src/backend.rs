@@ -109,9 +109,10 @@ pub fn open_spec(spec: &str, available: &[Backend]) -> Result<(Backend, Device),
             use burn::tensor::DeviceKind;
             let kind = match index {
                 "cpu" => DeviceKind::Cpu,
-                n => DeviceKind::DiscreteGpu(n.parse().map_err(|_| {
-                    format!("bad device '{spec}': expected wgpu:N (N-th discrete GPU) or wgpu:cpu")
-                })?),
+                n => DeviceKind::DiscreteGpu(
+                    n.parse()
+                        .map_err(|_| format!("bad device '{spec}': expected wgpu:N (N-th discrete GPU) or wgpu:cpu"))?,
+                ),
             };
             Ok((backend, open_wgpu(kind)?))
         }

@@ -53,8 +53,12 @@ pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
     let reference = match &args.compare {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let doc: ReferenceFile = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a benchmark file (cnn bench --json or bench_pytorch.py --out)", path.display()))?;
+            let doc: ReferenceFile = serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a benchmark file (cnn bench --json or bench_pytorch.py --out)",
+                    path.display()
+                )
+            })?;
             Some(doc)
         }
         None => None,
@@ -110,7 +114,13 @@ fn cases(args: &BenchArgs, phases: &[BenchPhase]) -> Result<Vec<BenchCase>> {
             "perf" => cnn_trainer::perf_suite(phases),
             _ => cnn_trainer::family_suite()
                 .into_iter()
-                .flat_map(|c| phases.iter().map(move |&phase| BenchCase { batch: args.batch, phase, ..c.clone() }))
+                .flat_map(|c| {
+                    phases.iter().map(move |&phase| BenchCase {
+                        batch: args.batch,
+                        phase,
+                        ..c.clone()
+                    })
+                })
                 .collect(),
         });
     }
@@ -134,15 +144,16 @@ fn cases(args: &BenchArgs, phases: &[BenchPhase]) -> Result<Vec<BenchCase>> {
 /// The JSON document: one backend's results in the shape `--compare` reads, several backends as
 /// a list of such documents under `runs`; with the machine and versions for the record.
 fn document(runs: &[(backend::Backend, Vec<BenchResult>)]) -> serde_json::Value {
-    let one = |(backend, results): &(backend::Backend, Vec<BenchResult>)| {
-        serde_json::json!({ "backend": backend.name(), "results": results })
-    };
+    let one = |(backend, results): &(backend::Backend, Vec<BenchResult>)| serde_json::json!({ "backend": backend.name(), "results": results });
     let mut doc = match runs {
         [single] => one(single),
         many => serde_json::json!({ "runs": many.iter().map(one).collect::<Vec<_>>() }),
     };
     doc["cpu"] = cpu_model().into();
-    doc["threads"] = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).into();
+    doc["threads"] = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .into();
     doc["burn"] = "0.22.1".into();
     doc["cnn"] = env!("CARGO_PKG_VERSION").into();
     doc["unix_time"] = std::time::SystemTime::now()

@@ -130,7 +130,16 @@ fn train_runs_on_wgpu_and_data_parallel_over_flex_and_wgpu() {
     assert!(stdout.contains("on wgpu"), "{stdout}");
     assert!(stdout.contains("epoch   1/1"), "{stdout}");
     assert!(out_dir.join("model.bpk").is_file());
-    let accuracy: f64 = stdout.trim_end().lines().last().unwrap().split_whitespace().nth(2).unwrap().parse().unwrap();
+    let accuracy: f64 = stdout
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(accuracy > 0.3, "one epoch on the GPU learned nothing: {stdout}");
 
     let out_dir = root.join("both");
@@ -154,7 +163,9 @@ fn train_runs_on_wgpu_and_data_parallel_over_flex_and_wgpu() {
     // AlexNet's 151 MB fully connected layer is more than software Vulkan can bind: one line.
     let out_dir = root.join("alexnet");
     let out = Command::new(env!("CARGO_BIN_EXE_cnn"))
-        .args(["--device", "wgpu", "train", "--model", "alexnet", "--subset", "100", "--epochs", "1"])
+        .args([
+            "--device", "wgpu", "train", "--model", "alexnet", "--subset", "100", "--epochs", "1",
+        ])
         .args(["--out", out_dir.to_str().unwrap()])
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .env("RUST_BACKTRACE", "0")

@@ -32,7 +32,11 @@ fn train_fails(args: &[&str], out: &Path) -> String {
     }
     all.extend(args);
     let msg = assert_failure_after_warnings(&cnn(&all));
-    assert!(!out.join("model.bpk").exists(), "{}: weights written despite {msg}", out.display());
+    assert!(
+        !out.join("model.bpk").exists(),
+        "{}: weights written despite {msg}",
+        out.display()
+    );
     msg
 }
 
@@ -50,9 +54,17 @@ fn mnist_layout(root: &Path) -> PathBuf {
     let dir = root.join("mnist");
     std::fs::create_dir_all(&dir).unwrap();
     let labels = |n: usize| (0..n).map(|i| (i % 10) as u8).collect::<Vec<_>>();
-    std::fs::write(dir.join("train-images-idx3-ubyte"), idx(0x803, &[20, 28, 28], &[7; 20 * 784])).unwrap();
+    std::fs::write(
+        dir.join("train-images-idx3-ubyte"),
+        idx(0x803, &[20, 28, 28], &[7; 20 * 784]),
+    )
+    .unwrap();
     std::fs::write(dir.join("train-labels-idx1-ubyte"), idx(0x801, &[20], &labels(20))).unwrap();
-    std::fs::write(dir.join("t10k-images-idx3-ubyte"), idx(0x803, &[10, 28, 28], &[7; 10 * 784])).unwrap();
+    std::fs::write(
+        dir.join("t10k-images-idx3-ubyte"),
+        idx(0x803, &[10, 28, 28], &[7; 10 * 784]),
+    )
+    .unwrap();
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx(0x801, &[10], &labels(10))).unwrap();
     dir
 }
@@ -74,21 +86,36 @@ fn broken_idx_files_are_clear_errors() {
     };
     let cases: [(&str, Vec<u8>, &str); 5] = [
         ("wrong magic", b"PK\x03\x04 not idx at all".to_vec(), "not an IDX file"),
-        ("header promises more", idx(0x801, &[40], &[1; 20]), "header promises 40 bytes"),
+        (
+            "header promises more",
+            idx(0x801, &[40], &[1; 20]),
+            "header promises 40 bytes",
+        ),
         ("label count", idx(0x801, &[19], &[1; 19]), "20 images but 19 labels"),
-        ("label range", idx(0x801, &[20], &[200; 20]), "label 200 at index 0 is out of range"),
+        (
+            "label range",
+            idx(0x801, &[20], &[200; 20]),
+            "label 200 at index 0 is out of range",
+        ),
         ("truncated gz", cut_gz, "corrupt or truncated gzip"),
     ];
     for (i, (case, bytes, wanted)) in cases.into_iter().enumerate() {
         let gzipped = case == "truncated gz";
-        let path = if gzipped { labels_file.with_extension("gz") } else { labels_file.clone() };
+        let path = if gzipped {
+            labels_file.with_extension("gz")
+        } else {
+            labels_file.clone()
+        };
         if gzipped {
             std::fs::remove_file(&labels_file).unwrap();
         }
         std::fs::write(&path, bytes).unwrap();
         let out = root.join(format!("run{i}"));
         let msg = train_fails(&["--dataset", "mnist", "--data-dir", s(&root)], &out);
-        assert!(msg.contains("train-labels-idx1-ubyte") && msg.contains(wanted), "{case}: {msg}");
+        assert!(
+            msg.contains("train-labels-idx1-ubyte") && msg.contains(wanted),
+            "{case}: {msg}"
+        );
         assert!(!out.exists(), "{case}: a run folder was created");
         if !gzipped {
             std::fs::write(&labels_file, &good).unwrap();
@@ -112,7 +139,11 @@ fn broken_cifar_files_are_clear_errors() {
         std::fs::write(dir.join(format!("data_batch_{i}.bin")), &batch).unwrap();
     }
     std::fs::write(dir.join("test_batch.bin"), &batch).unwrap();
-    std::fs::write(dir.join("batches.meta.txt"), (0..10).map(|i| format!("c{i}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        dir.join("batches.meta.txt"),
+        (0..10).map(|i| format!("c{i}\n")).collect::<String>(),
+    )
+    .unwrap();
     let cut = &batch[..batch.len() - 100];
     let bad_label: Vec<u8> = (0..4).flat_map(|_| record(42)).collect();
     for (i, (bytes, wanted)) in [(cut, "not a whole number of"), (&bad_label[..], "out of range")]
@@ -121,7 +152,10 @@ fn broken_cifar_files_are_clear_errors() {
     {
         std::fs::write(dir.join("data_batch_3.bin"), bytes).unwrap();
         let out = root.join(format!("run{i}"));
-        let msg = train_fails(&["--dataset", "cifar10", "--data-dir", s(&root), "--model", "resnet20"], &out);
+        let msg = train_fails(
+            &["--dataset", "cifar10", "--data-dir", s(&root), "--model", "resnet20"],
+            &out,
+        );
         assert!(msg.contains("data_batch_3.bin") && msg.contains(wanted), "{msg}");
     }
     std::fs::remove_dir_all(&root).unwrap();
@@ -142,7 +176,9 @@ fn image_folders_convert_skip_or_refuse_with_the_file_named() {
         std::fs::copy(photos().join("rocket.jpg"), data.join(format!("rocket/{i}.jpg"))).unwrap();
     }
     // Converted: grayscale and 16-bit RGBA pictures in an RGB folder, a non-UTF-8 name.
-    image::GrayImage::from_pixel(40, 30, image::Luma([90])).save(data.join("cat/gray.png")).unwrap();
+    image::GrayImage::from_pixel(40, 30, image::Luma([90]))
+        .save(data.join("cat/gray.png"))
+        .unwrap();
     image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::from_pixel(20, 20, image::Rgba([60000, 0, 0, 65535]))
         .save(data.join("rocket/rgba16.png"))
         .unwrap();
@@ -164,18 +200,35 @@ fn image_folders_convert_skip_or_refuse_with_the_file_named() {
 
     let out = root.join("ok");
     let run = cnn(&[
-        "--device", "flex", "train", "--dataset", s(&data), "--model", "resnet20", "--epochs", "1",
-        "--valid-split", "0", "--out", s(&out),
+        "--device",
+        "flex",
+        "train",
+        "--dataset",
+        s(&data),
+        "--model",
+        "resnet20",
+        "--epochs",
+        "1",
+        "--valid-split",
+        "0",
+        "--out",
+        s(&out),
     ]);
     assert_success(&run);
     let warnings = String::from_utf8_lossy(&run.stderr);
-    assert!(warnings.contains("warning: skipped 4 unreadable image file(s)"), "{warnings}");
+    assert!(
+        warnings.contains("warning: skipped 4 unreadable image file(s)"),
+        "{warnings}"
+    );
     assert!(out.join("model.bpk").is_file());
 
     // A truncated JPEG passes the header check but stops the run at decoding, named.
     let bytes = std::fs::read(photos().join("rocket.jpg")).unwrap();
     std::fs::write(data.join("rocket/3.jpg"), &bytes[..bytes.len() / 3]).unwrap();
-    let msg = train_fails(&["--dataset", s(&data), "--model", "resnet20", "--valid-split", "0"], &root.join("cut"));
+    let msg = train_fails(
+        &["--dataset", s(&data), "--model", "resnet20", "--valid-split", "0"],
+        &root.join("cut"),
+    );
     assert!(msg.contains("3.jpg") && msg.contains("truncated JPEG"), "{msg}");
 
     // An empty class folder is refused before anything is written.
@@ -239,7 +292,11 @@ fn torchvision_weights_cut_short_or_of_another_architecture_are_clear_errors() {
     let truncated = root.join("truncated.pth");
     std::fs::write(&truncated, &std::fs::read(&resnet18).unwrap()[..100_000]).unwrap();
     let cases = [
-        ("lenet5", &resnet18, "tensor 'conv1.weight' has shape [64, 3, 7, 7] in the file but [6, 1, 5, 5] in the model; 9 of the model's tensors are not in the file, e.g. 'conv1.bias', 'conv2.bias' (is it the weights of another architecture?)"),
+        (
+            "lenet5",
+            &resnet18,
+            "tensor 'conv1.weight' has shape [64, 3, 7, 7] in the file but [6, 1, 5, 5] in the model; 9 of the model's tensors are not in the file, e.g. 'conv1.bias', 'conv2.bias' (is it the weights of another architecture?)",
+        ),
         ("resnet18", &truncated, "truncated.pth: cannot read the weights"),
     ];
     weights_fail(&root, &cases);
@@ -270,13 +327,39 @@ fn bad_names_and_settings_are_clear_errors() {
 
     // --resume on a folder that another model trained.
     let run = root.join("lenet");
-    assert_success(&cnn(&["--device", "flex", "train", "--epochs", "1", "--subset", "200", "--out", s(&run)]));
-    let msg = assert_clean_failure(&cnn(&["train", "--resume", s(&run), "--model", "resnet20", "--epochs", "2"]));
+    assert_success(&cnn(&[
+        "--device",
+        "flex",
+        "train",
+        "--epochs",
+        "1",
+        "--subset",
+        "200",
+        "--out",
+        s(&run),
+    ]));
+    let msg = assert_clean_failure(&cnn(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--model",
+        "resnet20",
+        "--epochs",
+        "2",
+    ]));
     assert!(msg.contains("changes --model resnet20 (the run's: lenet5)"), "{msg}");
     let config = run.join("config.json");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("\"lenet5\"", "\"resnet20\"")).unwrap();
-    let msg = assert_clean_failure(&cnn(&["--device", "flex", "train", "--resume", s(&run), "--epochs", "2"]));
+    let msg = assert_clean_failure(&cnn(&[
+        "--device",
+        "flex",
+        "train",
+        "--resume",
+        s(&run),
+        "--epochs",
+        "2",
+    ]));
     assert!(msg.contains("does not fit the model") && msg.len() < 600, "{msg}");
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -308,7 +391,10 @@ rm "$D/filler"
         .env("CNN", cnn_bin)
         .status()
         .unwrap();
-    assert!(status.success(), "the full-disk script failed with {status} (90: cannot mount a tmpfs; 91: first epoch)");
+    assert!(
+        status.success(),
+        "the full-disk script failed with {status} (90: cannot mount a tmpfs; 91: first epoch)"
+    );
     let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap_or_default();
     let err = read("full.err");
     assert_eq!(read("full.status").trim(), "exit 1", "{err}");
@@ -317,7 +403,10 @@ rm "$D/filler"
         "{err}"
     );
     let listing = read("after.ls");
-    assert!(listing.contains("checkpoint-0001") && !listing.contains(".tmp"), "{listing}");
+    assert!(
+        listing.contains("checkpoint-0001") && !listing.contains(".tmp"),
+        "{listing}"
+    );
     assert_eq!(read("resumed.status").trim(), "exit 0", "{}", read("resumed.out"));
     assert!(read("resumed.out").contains("epoch   2/2"), "{}", read("resumed.out"));
     std::fs::remove_dir_all(&root).unwrap();
@@ -341,7 +430,16 @@ fn run_weights(dir: &Path) -> Vec<Vec<f32>> {
 fn random_kills_then_resumes_end_exactly_like_an_uninterrupted_run() {
     let root = scratch("kills");
     let (straight, killed) = (root.join("straight"), root.join("killed"));
-    let settings = ["--epochs", "6", "--subset", "1000", "--optimizer", "sgd", "--lr", "0.05"];
+    let settings = [
+        "--epochs",
+        "6",
+        "--subset",
+        "1000",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.05",
+    ];
     let timer = std::time::Instant::now();
     train_uninterrupted(&straight, &settings);
     // Kill times are fractions of a whole run on this machine, so that progress is made however
@@ -358,7 +456,11 @@ fn random_kills_then_resumes_end_exactly_like_an_uninterrupted_run() {
         } else {
             cmd.args(["--out", s(&killed)]).args(settings);
         }
-        let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
@@ -390,9 +492,16 @@ fn random_kills_then_resumes_end_exactly_like_an_uninterrupted_run() {
         }
     }
     assert!(killed.join("model.bpk").is_file(), "never finished");
-    assert!(kills >= 2, "only {kills} kill(s) landed: the run is too short to test this");
+    assert!(
+        kills >= 2,
+        "only {kills} kill(s) landed: the run is too short to test this"
+    );
     println!("{kills} SIGKILLs over a {whole_run} ms run");
-    assert_eq!(run_weights(&straight), run_weights(&killed), "weights differ after {kills} kills");
+    assert_eq!(
+        run_weights(&straight),
+        run_weights(&killed),
+        "weights differ after {kills} kills"
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }
 
@@ -417,12 +526,21 @@ fn a_kill_inside_a_checkpoint_write_keeps_the_previous_checkpoint() {
         assert_eq!(status.signal(), Some(9), "the fault point did not kill: {status}");
     }
     assert_eq!(cnn_trainer::checkpoint::info(&killed).unwrap().epoch, 1);
-    assert!(killed.join("checkpoint-0002.tmp/model.bpk").is_file(), "the kill did not land mid-write");
+    assert!(
+        killed.join("checkpoint-0002.tmp/model.bpk").is_file(),
+        "the kill did not land mid-write"
+    );
     assert!(!killed.join("checkpoint-0002.tmp/optimizer.bpk").exists());
     let stdout = assert_success(&cnn(&["--device", "flex", "train", "--resume", s(&killed)]));
-    assert!(stdout.contains("epoch   2/3") && !stdout.contains("epoch   1/3"), "{stdout}");
+    assert!(
+        stdout.contains("epoch   2/3") && !stdout.contains("epoch   1/3"),
+        "{stdout}"
+    );
     assert_eq!(run_weights(&straight), run_weights(&killed));
-    assert!(!killed.join("checkpoint-0002.tmp").exists(), "leftover of the killed write");
+    assert!(
+        !killed.join("checkpoint-0002.tmp").exists(),
+        "leftover of the killed write"
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }
 
@@ -442,7 +560,10 @@ fn a_killed_download_leaves_nothing_that_looks_complete() {
                 let mut request = [0u8; 2048];
                 let _ = stream.read(&mut request);
                 let size = 20 << 20;
-                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n");
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+                );
                 for _ in 0..size / 65536 {
                     if stream.write_all(&[0x5a; 65536]).is_err() {
                         return;
@@ -462,7 +583,11 @@ fn a_killed_download_leaves_nothing_that_looks_complete() {
         .unwrap();
     let parts = || -> Vec<String> {
         std::fs::read_dir(&dir)
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let started = std::time::Instant::now();
@@ -473,7 +598,10 @@ fn a_killed_download_leaves_nothing_that_looks_complete() {
     child.kill().unwrap();
     child.wait().unwrap();
     let left = parts();
-    assert!(left.iter().all(|n| n.starts_with('.') && n.contains(".part-")), "{left:?}");
+    assert!(
+        left.iter().all(|n| n.starts_with('.') && n.contains(".part-")),
+        "{left:?}"
+    );
     assert!(!left.is_empty());
 
     // Next time: the stale part file goes, and a body with the wrong checksum is refused.
@@ -481,7 +609,10 @@ fn a_killed_download_leaves_nothing_that_looks_complete() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let msg = stderr.trim_end().lines().last().unwrap_or_default();
     assert!(!out.status.success() && !stderr.contains("panicked"), "{stderr}");
-    assert!(msg.starts_with("error: ") && msg.contains("train-images-idx3-ubyte.gz"), "{stderr}");
+    assert!(
+        msg.starts_with("error: ") && msg.contains("train-images-idx3-ubyte.gz"),
+        "{stderr}"
+    );
     assert!(parts().is_empty(), "left behind: {:?}", parts());
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -61,8 +61,9 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
 }
 
 /// Other image formats that users' folders hold: reported as unsupported rather than ignored.
-pub const UNSUPPORTED_IMAGE_EXTENSIONS: [&str; 11] =
-    ["gif", "tif", "tiff", "heic", "heif", "avif", "jxl", "ico", "ppm", "pgm", "svg"];
+pub const UNSUPPORTED_IMAGE_EXTENSIONS: [&str; 11] = [
+    "gif", "tif", "tiff", "heic", "heif", "avif", "jxl", "ico", "ppm", "pgm", "svg",
+];
 
 /// Whether `path` has one of the [`UNSUPPORTED_IMAGE_EXTENSIONS`] (case-insensitive).
 pub fn has_unsupported_image_extension(path: &Path) -> bool {
@@ -199,7 +200,10 @@ impl Image {
         })?;
         if image::guess_format(&bytes).ok() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
             // The JPEG decoder fills a cut-off scan with grey instead of failing.
-            return Err(DataError::format(path, "truncated JPEG: no end-of-image marker after its last scan"));
+            return Err(DataError::format(
+                path,
+                "truncated JPEG: no end-of-image marker after its last scan",
+            ));
         }
         let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()

@@ -292,9 +292,20 @@ fn resize_is_within_one_level_of_torchvisions_antialiased_bilinear() {
         let window = [field("top"), field("left"), field("height"), field("width")];
         let (oh, ow) = (field("out_height"), field("out_width"));
         let ours = augment::geometry::resize_window(&img, window, oh, ow);
-        let theirs: Vec<u8> = case["hwc"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
+        let theirs: Vec<u8> = case["hwc"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
         assert_eq!(ours.data.len(), theirs.len());
-        let worst = ours.data.iter().zip(&theirs).map(|(&a, &b)| a.abs_diff(b)).max().unwrap();
+        let worst = ours
+            .data
+            .iter()
+            .zip(&theirs)
+            .map(|(&a, &b)| a.abs_diff(b))
+            .max()
+            .unwrap();
         assert!(worst <= 1, "{window:?} -> {oh}x{ow}: max difference {worst}");
     }
 }

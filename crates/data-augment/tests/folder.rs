@@ -72,7 +72,11 @@ fn folders_give_labels_convert_odd_images_and_skip_bad_files() {
         .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert_eq!(skipped, ["empty.png", "notes.png", "anim.gif", "bomb.png"]);
-    assert!(folder.skipped[2].1.contains("unsupported image format"), "{:?}", folder.skipped[2]);
+    assert!(
+        folder.skipped[2].1.contains("unsupported image format"),
+        "{:?}",
+        folder.skipped[2]
+    );
     let bomb = &folder.skipped[3].1;
     assert!(bomb.contains("exceeds the limit"), "{bomb}");
     let labels: Vec<usize> = (0..folder.len()).map(|i| folder.get(i).unwrap().1).collect();
@@ -172,6 +176,9 @@ fn truncated_jpegs_are_refused_and_trailers_tolerated() {
     let mut long = bytes.clone();
     long.extend_from_slice(b"camera maker's trailer \xff\xd8 data");
     std::fs::write(&trailer, &long).unwrap();
-    assert_eq!(Image::open(&trailer).unwrap(), Image::open(&photos().join("rocket.jpg")).unwrap());
+    assert_eq!(
+        Image::open(&trailer).unwrap(),
+        Image::open(&photos().join("rocket.jpg")).unwrap()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

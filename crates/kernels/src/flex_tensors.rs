@@ -1,7 +1,7 @@
 //! Moving values between flex tensors and the slices our kernels work on.
 
-use burn::backend::flex::FlexTensor;
 use burn::backend::DType;
+use burn::backend::flex::FlexTensor;
 use burn::tensor::{Shape, TensorData};
 
 /// The tensor with its elements in row-major order (copied only when it is a strided view).

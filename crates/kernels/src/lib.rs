@@ -24,5 +24,8 @@ mod switch;
 /// Whether `x` lives on a flex device (with or without autodiff): where our kernels run.
 #[cfg(feature = "flex")]
 pub(crate) fn on_flex<const D: usize>(x: &burn::tensor::Tensor<D>) -> bool {
-    matches!(x.device().as_dispatch().clone().inner(), burn::backend::DispatchDevice::Flex(_))
+    matches!(
+        x.device().as_dispatch().clone().inner(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
 }

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// How many kernels have a switch (each owns one slot of the per-thread overrides).
-const SLOTS: usize = 2;
+const SLOTS: usize = 3;
 
 thread_local! {
     static OVERRIDES: Cell<[Option<bool>; SLOTS]> = const { Cell::new([None; SLOTS]) };
@@ -41,7 +41,10 @@ impl Switch {
 
     /// `[forward, backward]` runs of the kernel in this process so far.
     pub(crate) fn calls(&self) -> [usize; 2] {
-        [self.calls[0].load(Ordering::Relaxed), self.calls[1].load(Ordering::Relaxed)]
+        [
+            self.calls[0].load(Ordering::Relaxed),
+            self.calls[1].load(Ordering::Relaxed),
+        ]
     }
 
     /// On unless `var=0`, [`Self::set`] or [`Self::with`] say otherwise.

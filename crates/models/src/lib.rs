@@ -40,11 +40,11 @@ pub mod googlenet;
 pub mod inception;
 pub mod keys;
 pub mod layers;
-pub mod small_map;
 pub mod lenet;
 pub mod nin;
 pub mod registry;
 pub mod resnet;
+pub mod small_map;
 pub mod summary;
 pub mod vgg;
 

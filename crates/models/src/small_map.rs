@@ -11,9 +11,9 @@
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
+use burn::tensor::Tensor;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::{ConvOptions, PadMode};
-use burn::tensor::Tensor;
 
 /// Maps with at most this many positions take the side-by-side path.
 const MAX_POSITIONS: usize = 4;

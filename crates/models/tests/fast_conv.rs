@@ -20,7 +20,10 @@ fn check_layer(conv: &Conv2d, x_dims: [usize; 4]) {
     let fast = fast_conv::with_fast_conv(true, || fast_conv::conv2d(conv, x.clone()));
     assert_eq!(plain.dims(), fast.dims(), "{x_dims:?}");
     let after_forward = kernel::calls();
-    assert!(after_forward[0] > before[0], "the fast kernel did not run for {x_dims:?}");
+    assert!(
+        after_forward[0] > before[0],
+        "the fast kernel did not run for {x_dims:?}"
+    );
     let rel = max_gap(plain.clone(), fast.clone()) / scale(plain.clone());
     assert!(rel <= 1e-5, "{x_dims:?}: forward relative gap {rel}");
 
@@ -29,9 +32,7 @@ fn check_layer(conv: &Conv2d, x_dims: [usize; 4]) {
     let g_plain = (plain * upstream.clone()).sum().backward();
     let g_fast = (fast * upstream).sum().backward();
     assert!(kernel::calls()[1] > after_forward[1], "the fast backward did not run");
-    let pairs = [
-        ("input", x.grad(&g_plain).unwrap(), x.grad(&g_fast).unwrap()),
-    ];
+    let pairs = [("input", x.grad(&g_plain).unwrap(), x.grad(&g_fast).unwrap())];
     for (name, a, b) in pairs {
         let rel = max_gap(a.clone(), b) / scale(a);
         assert!(rel <= 1e-4, "{x_dims:?}: {name} gradient relative gap {rel}");
@@ -88,7 +89,10 @@ fn branches_sharing_an_input_accumulate_its_gradient() {
     let x = Tensor::<4>::random([3, 8, 5, 5], Distribution::Normal(0.0, 1.0), &device).require_grad();
     let branches = |on: bool| {
         fast_conv::with_fast_conv(on, || {
-            Tensor::cat(vec![fast_conv::conv2d(&a, x.clone()), fast_conv::conv2d(&b, x.clone())], 1)
+            Tensor::cat(
+                vec![fast_conv::conv2d(&a, x.clone()), fast_conv::conv2d(&b, x.clone())],
+                1,
+            )
         })
     };
     let upstream = Tensor::<4>::random([3, 10, 5, 5], Distribution::Normal(0.0, 1.0), &device);
@@ -149,7 +153,10 @@ fn googlenet_logits_match_burns_convolution() {
     let before = kernel::calls();
     let plain = fast_conv::with_fast_conv(false, || model.logits(x.clone()));
     let fast = fast_conv::with_fast_conv(true, || model.logits(x.clone()));
-    assert!(kernel::calls()[0] > before[0], "the fast kernel did not run without autodiff");
+    assert!(
+        kernel::calls()[0] > before[0],
+        "the fast kernel did not run without autodiff"
+    );
     let rel = max_gap(plain.clone(), fast) / scale(plain);
     assert!(rel <= 1e-4, "inference logits relative gap {rel}");
 }

@@ -28,7 +28,9 @@ fn pass(on: bool, dims: [usize; 4], residual: bool, relu: bool) -> Vec<(&'static
     let x = Tensor::<4>::random(dims, Distribution::Normal(1.0, 2.0), &device).require_grad();
     let r = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device).require_grad();
     let upstream = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
-    let out = fused_bn::with_fused_bn(on, || fused_bn::batch_norm(&bn, x.clone(), residual.then(|| r.clone()), relu));
+    let out = fused_bn::with_fused_bn(on, || {
+        fused_bn::batch_norm(&bn, x.clone(), residual.then(|| r.clone()), relu)
+    });
     let grads = (out.clone() * upstream).sum().backward();
     let flat = |t: Tensor<4>| t.flatten::<1>(0, 3);
     let mut all = vec![
@@ -64,11 +66,17 @@ fn every_zoo_shape_matches_burns_batch_norm_forward_and_backward() {
         for (residual, relu) in [(false, false), (false, true), (true, true), (true, false)] {
             let before = kernel::calls();
             let fused = pass(true, dims, residual, relu);
-            assert!(kernel::calls()[0] > before[0] && kernel::calls()[1] > before[1], "the kernel did not run");
+            assert!(
+                kernel::calls()[0] > before[0] && kernel::calls()[1] > before[1],
+                "the kernel did not run"
+            );
             let plain = pass(false, dims, residual, relu);
             for ((name, a), (_, b)) in plain.into_iter().zip(fused) {
                 let rel = max_gap(a.clone(), b) / scale(a);
-                assert!(rel <= 1e-5, "{dims:?} residual {residual} relu {relu}: {name} relative gap {rel}");
+                assert!(
+                    rel <= 1e-5,
+                    "{dims:?} residual {residual} relu {relu}: {name} relative gap {rel}"
+                );
             }
         }
     }
@@ -127,14 +135,33 @@ fn running_statistics_and_eval_output_equal_pytorchs() {
     let text = include_str!("data/batchnorm_pytorch.json");
     let json: serde_json::Value = serde_json::from_str(text).unwrap();
     let tensor = |key: &str, device: &Device| -> Tensor<4> {
-        let shape: Vec<usize> = json[key]["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
-        let values: Vec<f32> = json[key]["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let shape: Vec<usize> = json[key]["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        let values: Vec<f32> = json[key]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
         Tensor::from_data(TensorData::new(values, shape), device)
     };
-    let vector = |key: &str| -> Vec<f32> { json[key].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect() };
+    let vector = |key: &str| -> Vec<f32> {
+        json[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect()
+    };
     for on in [true, false] {
         let device = Device::flex().autodiff();
-        let mut bn: BatchNorm = BatchNormConfig::new(3).with_momentum(json["momentum"].as_f64().unwrap()).init(&device);
+        let mut bn: BatchNorm = BatchNormConfig::new(3)
+            .with_momentum(json["momentum"].as_f64().unwrap())
+            .init(&device);
         bn.gamma = Param::from_tensor(Tensor::from_floats(vector("gamma").as_slice(), &device));
         bn.beta = Param::from_tensor(Tensor::from_floats(vector("beta").as_slice(), &device));
         for batch in ["train1", "train2"] {
@@ -146,7 +173,10 @@ fn running_statistics_and_eval_output_equal_pytorchs() {
         let var = bn.running_var.value_sync().into_data().try_to_vec::<f32>().unwrap();
         for (ours, theirs) in [(mean, vector("running_mean")), (var, vector("running_var"))] {
             for (a, b) in ours.iter().zip(&theirs) {
-                assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "fused {on}: {ours:?} vs PyTorch {theirs:?}");
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "fused {on}: {ours:?} vs PyTorch {theirs:?}"
+                );
             }
         }
         let eval = Device::flex();

@@ -35,7 +35,10 @@ fn the_committed_manifest_equals_the_shared_fixtures() {
     };
     let shared: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
-    assert!(shared == manifest(), "crates/testkit/data/torchvision_manifest.json is out of date");
+    assert!(
+        shared == manifest(),
+        "crates/testkit/data/torchvision_manifest.json is out of date"
+    );
 }
 
 #[test]

@@ -33,7 +33,8 @@ pub fn torchvision_dir() -> PathBuf {
         // cargo sets CARGO_MANIFEST_DIR when it runs a test: the tested crate's folder, two
         // levels below the repository like this one. It is read at run time because a build
         // folder shared by two checkouts can hand one of them a test compiled in the other.
-        let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+        let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
         crate_dir.join("../../../shared/fixtures/torchvision")
     })
 }
@@ -107,7 +108,10 @@ mod tests {
 
     #[test]
     fn the_log_names_the_running_test_and_keeps_every_line() {
-        assert_eq!(current_test(), "cnn_testkit::tests::the_log_names_the_running_test_and_keeps_every_line");
+        assert_eq!(
+            current_test(),
+            "cnn_testkit::tests::the_log_names_the_running_test_and_keeps_every_line"
+        );
         let log = std::env::temp_dir().join(format!("cnn-testkit-log-{}", std::process::id()));
         let _ = std::fs::remove_file(&log);
         append(&log, "not run: a: x\n").unwrap();

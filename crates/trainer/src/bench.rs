@@ -200,8 +200,14 @@ pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: 
 /// The convolutional part of AlexNet/VGG, pooled and flattened.
 fn features(model: &Model, images: Tensor<4>) -> Tensor<2> {
     match model {
-        Model::AlexNet(m) => m.avgpool.forward(cnn_models::layers::forward_seq(&m.features, images)).flatten(1, 3),
-        Model::Vgg(m) => m.avgpool.forward(cnn_models::layers::forward_seq(&m.features, images)).flatten(1, 3),
+        Model::AlexNet(m) => m
+            .avgpool
+            .forward(cnn_models::layers::forward_seq(&m.features, images))
+            .flatten(1, 3),
+        Model::Vgg(m) => m
+            .avgpool
+            .forward(cnn_models::layers::forward_seq(&m.features, images))
+            .flatten(1, 3),
         _ => unreachable!("checked in run_bench"),
     }
 }
@@ -285,7 +291,11 @@ pub fn compare_lines(ours: &[BenchResult], reference: &ReferenceFile) -> Vec<Str
                 Some(x) => {
                     let ratio = r.median_img_s / x.median_img_s.max(1e-12);
                     // Small ratios keep two significant digits (0.0046x, not 0.00x).
-                    let digits = if ratio >= 0.1 { 2 } else { (1.0 - ratio.log10().floor()).min(6.0) as usize };
+                    let digits = if ratio >= 0.1 {
+                        2
+                    } else {
+                        (1.0 - ratio.log10().floor()).min(6.0) as usize
+                    };
                     format!(
                         "{} {phase} {:.1} img/s vs {:.1} img/s = {ratio:.digits$}x",
                         r.case.model, r.median_img_s, x.median_img_s
@@ -346,6 +356,9 @@ mod tests {
         let suite = perf_suite(&[BenchPhase::Infer, BenchPhase::Train]);
         assert_eq!(suite.len(), 12);
         let alexnet = suite.iter().find(|c| c.model == "alexnet").unwrap();
-        assert_eq!((alexnet.size, alexnet.batch, alexnet.part), (224, 8, BenchPart::Features));
+        assert_eq!(
+            (alexnet.size, alexnet.batch, alexnet.part),
+            (224, 8, BenchPart::Features)
+        );
     }
 }

@@ -122,7 +122,11 @@ pub fn save<M: Module>(dir: &Path, model: &M, optimizer: &ModuleOptimizer, histo
 /// state not), exactly where a power cut or an OOM kill would hurt most.
 fn fault_point(epoch: usize) {
     #[cfg(unix)]
-    if std::env::var("CNN_FAULT_KILL_IN_CHECKPOINT").ok().and_then(|v| v.parse().ok()) == Some(epoch) {
+    if std::env::var("CNN_FAULT_KILL_IN_CHECKPOINT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        == Some(epoch)
+    {
         // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);

@@ -165,7 +165,10 @@ impl TrainConfig {
             return bad("--batch-size must be at least 1".into());
         }
         if self.batch_size > MAX_BATCH {
-            return bad(format!("--batch-size {} is absurd (at most {MAX_BATCH})", self.batch_size));
+            return bad(format!(
+                "--batch-size {} is absurd (at most {MAX_BATCH})",
+                self.batch_size
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("--lr must be a positive number, got {}", self.lr));

@@ -67,7 +67,12 @@ impl TrainError {
     /// know the folder they train for).
     pub(crate) fn in_run_folder(self, run: &std::path::Path) -> Self {
         match self {
-            TrainError::Interrupted { epoch, batches, checkpoint_epoch, .. } => TrainError::Interrupted {
+            TrainError::Interrupted {
+                epoch,
+                batches,
+                checkpoint_epoch,
+                ..
+            } => TrainError::Interrupted {
                 dir: run.to_path_buf(),
                 epoch,
                 batches,

@@ -36,12 +36,14 @@ pub mod schedule;
 pub mod train;
 pub mod transfer_experiment;
 
-pub use bench::{BenchCase, BenchPart, BenchPhase, BenchResult, ReferenceFile, compare_lines, family_suite, perf_suite, run_bench};
+pub use bench::{
+    BenchCase, BenchPart, BenchPhase, BenchResult, ReferenceFile, compare_lines, family_suite, perf_suite, run_bench,
+};
 pub use bench_loader::{PipelineTiming, bench_pipeline};
 pub use config::{OptimizerKind, Schedule, TrainConfig};
 pub use error::{Result, TrainError};
 pub use eval::{DetailedEvaluation, evaluate_detailed, predict, ten_crops};
-pub use lock::FolderLock;
 pub use fit::{EpochMetrics, Evaluation, Fitted, Progress, Stop, evaluate, fit, fit_from};
+pub use lock::FolderLock;
 pub use run::{DATASETS, LoadedData, RunFolder, RunReport, load_data, load_dataset, preprocess_for};
 pub use train::{train_run, train_run_on};

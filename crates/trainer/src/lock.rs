@@ -39,7 +39,10 @@ impl FolderLock {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();
-                let pid = file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
+                let pid = file
+                    .read_to_string(&mut text)
+                    .ok()
+                    .and_then(|_| text.trim().parse().ok());
                 return Err(TrainError::InUse {
                     dir: dir.to_path_buf(),
                     pid,
@@ -75,7 +78,11 @@ mod tests {
         let err = FolderLock::acquire(&dir).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("{} is in use by another cnn process (pid {})", dir.display(), std::process::id())
+            format!(
+                "{} is in use by another cnn process (pid {})",
+                dir.display(),
+                std::process::id()
+            )
         );
         drop(first);
         FolderLock::acquire(&dir).unwrap();

@@ -98,7 +98,10 @@ fn draw_lines<DB: DrawingBackend>(
         .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
         .map_err(|e| e.to_string())?;
     // Epochs and layer counts are whole numbers: label them 1, 2, 3 rather than 1.0, 1.5, 2.0.
-    let whole = series.iter().flat_map(|s| s.points.iter()).all(|(x, _)| x.fract() == 0.0);
+    let whole = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .all(|(x, _)| x.fract() == 0.0);
     let whole_label = |x: &f64| whole_number_label(*x);
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 14));

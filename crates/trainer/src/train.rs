@@ -17,8 +17,8 @@ use crate::checkpoint::{self, CHECKPOINT_FILE};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::fit::{EpochMetrics, Progress, Stop, build_optimizer, evaluate, fit_from};
-use crate::plot;
 use crate::lock::FolderLock;
+use crate::plot;
 use crate::run::{RunReport, load_data, preprocess_for, write_file};
 use cnn_transfer::CacheKey;
 
@@ -89,7 +89,11 @@ pub fn train_run_on(
     let info = registry::lookup(&cfg.model)?;
     let started = Instant::now();
     // An existing folder is claimed at once, so a second process stops before doing any work.
-    let mut lock = if dir.is_dir() { Some(FolderLock::acquire(dir)?) } else { None };
+    let mut lock = if dir.is_dir() {
+        Some(FolderLock::acquire(dir)?)
+    } else {
+        None
+    };
     let data = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?;
     if let Some((file, reason)) = data.skipped.first() {
         progress(Progress::Warning(format!(

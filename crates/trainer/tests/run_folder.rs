@@ -381,7 +381,14 @@ fn data_parallel_training_matches_one_device() {
     assert!(gap > 0.0 || weights(&one) == weights(&two));
     // A model with BatchNorm trains too, and its running statistics move.
     let bn = root.join("bn");
-    train_run_on(&config("resnet20", &data, 1), &[Device::flex(), Device::flex()], &bn, false, &mut |_| {}).unwrap();
+    train_run_on(
+        &config("resnet20", &data, 1),
+        &[Device::flex(), Device::flex()],
+        &bn,
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
     let model = RunFolder::open(&bn).unwrap().load_model(&Device::flex()).unwrap();
     assert!(parameter_values(&model).iter().flatten().all(|v| v.is_finite()));
     std::fs::remove_dir_all(&root).unwrap();
@@ -415,7 +422,11 @@ fn resuming_as_another_model_is_refused_by_name() {
     let dir = root.join("run");
     train_run(&config("lenet5", &data, 1), &Device::flex(), &dir, false, &mut |_| {}).unwrap();
     let err = train_run(&config("resnet20", &data, 2), &Device::flex(), &dir, true, &mut |_| {}).unwrap_err();
-    assert!(err.to_string().contains("is a run of lenet5; it cannot be resumed as resnet20"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is a run of lenet5; it cannot be resumed as resnet20"),
+        "{err}"
+    );
     assert_eq!(checkpoint::info(&dir).unwrap().epoch, 1);
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -156,9 +156,7 @@ fn a_training_step_on_wgpu_equals_flex() {
                 .init(device)
                 .forward(model.logits(x.clone().to_device(device)), y.clone().to_device(device));
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            let mut sgd = SgdConfig::new()
-                .with_momentum(Some(MomentumConfig::new()))
-                .init();
+            let mut sgd = SgdConfig::new().with_momentum(Some(MomentumConfig::new())).init();
             parameter_values(&sgd.step(0.1, model, grads))
         };
         // Independent copies: clones would share BatchNorm's running-state buffers.

@@ -203,14 +203,20 @@ fn check(result: ApplyResult, path: &Path, partial: &Partial) -> Result<LoadRepo
         let absent = match absent.as_slice() {
             [] => String::new(),
             [one] => format!("; the file has no '{one}'"),
-            [a, b, ..] => format!("; {} of the model's tensors are not in the file, e.g. '{a}', '{b}'", absent.len()),
+            [a, b, ..] => format!(
+                "; {} of the model's tensors are not in the file, e.g. '{a}', '{b}'",
+                absent.len()
+            ),
         };
         let hint = if result.errors.len() > 1 || !absent.is_empty() {
             " (is it the weights of another architecture?)"
         } else {
             ""
         };
-        return Err(TransferError::Weights(format!("{}: {msg}{more}{absent}{hint}", path.display())));
+        return Err(TransferError::Weights(format!(
+            "{}: {msg}{more}{absent}{hint}",
+            path.display()
+        )));
     }
     let missing: Vec<String> = result.missing.iter().map(|(key, _)| bare(key).to_string()).collect();
     let not_allowed: Vec<&String> = missing

@@ -109,7 +109,8 @@ fn wrong_shapes_missing_and_unexpected_keys_and_damaged_files_are_clear_errors()
         .unwrap_err()
         .to_string();
     assert!(err.contains("ten.safetensors") && err.contains("cannot read"), "{err}");
-    let pth = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lenet5_legacy.pth")).unwrap();
+    let pth =
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lenet5_legacy.pth")).unwrap();
     let cut = scratch("cut.pth");
     std::fs::write(&cut, &pth[..pth.len() / 3]).unwrap();
     let err = load_torchvision(resnet18(), &cut, &Partial::None)

@@ -34,7 +34,6 @@ pub fn assert_clean_failure(out: &Output) -> String {
     stderr
 }
 
-
 /// [`assert_clean_failure`] that lets `warning: ` lines come before the error line.
 pub fn assert_failure_after_warnings(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();

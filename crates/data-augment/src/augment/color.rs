@@ -91,7 +91,13 @@ pub fn saturation(img: &Image, factor: f64) -> Image {
 /// and [`saturation`] apply them), then a per-channel `offset` (e.g. [`PcaColor::channel_offsets`]),
 /// in one pass over the pixels: the result equals those four transforms one after another, to
 /// the bit (each stage rounds to 8 bits as they do), at a fraction of the memory traffic.
-pub fn jitter_and_shift(img: &Image, brightness_factor: f64, contrast_factor: f64, saturation_factor: f64, offset: &[f64]) -> Image {
+pub fn jitter_and_shift(
+    img: &Image,
+    brightness_factor: f64,
+    contrast_factor: f64,
+    saturation_factor: f64,
+    offset: &[f64],
+) -> Image {
     let c = img.channels;
     let bright = lut(|v| v * brightness_factor);
     // The contrast blends towards the mean gray level of the brightened image.
@@ -313,7 +319,12 @@ mod tests {
             for (b, c, s, o) in [(1.0, 1.0, 1.0, 0.0), (1.3, 0.7, 1.4, 12.5), (0.6, 1.35, 0.62, -20.0)] {
                 let offset: Vec<f64> = (0..img.channels).map(|ch| o * (ch as f64 - 0.8)).collect();
                 let sequential = shift_channels(&saturation(&contrast(&brightness(&img, b), c), s), &offset);
-                assert_eq!(jitter_and_shift(&img, b, c, s, &offset), sequential, "{} channels, {b} {c} {s} {o}", img.channels);
+                assert_eq!(
+                    jitter_and_shift(&img, b, c, s, &offset),
+                    sequential,
+                    "{} channels, {b} {c} {s} {o}",
+                    img.channels
+                );
             }
         }
     }

@@ -137,7 +137,10 @@ thread_local! {
 pub fn resize_window(img: &Image, [top, left, h, w]: [usize; 4], out_h: usize, out_w: usize) -> Image {
     use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, images};
 
-    assert!(top + h <= img.height && left + w <= img.width, "resize window outside the image");
+    assert!(
+        top + h <= img.height && left + w <= img.width,
+        "resize window outside the image"
+    );
     if (h, w) == (out_h, out_w) {
         return crop(img, top, left, h, w);
     }

@@ -414,7 +414,13 @@ impl Op {
             eigenvalues,
             eigenvectors,
         };
-        Some(color::jitter_and_shift(img, b, c, s, &pca.channel_offsets(alphas, img.channels)))
+        Some(color::jitter_and_shift(
+            img,
+            b,
+            c,
+            s,
+            &pca.channel_offsets(alphas, img.channels),
+        ))
     }
 }
 

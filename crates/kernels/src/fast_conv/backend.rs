@@ -1,11 +1,11 @@
 //! The backend extension that routes [`super::conv2d`] to [`super::kernel`] on flex, and its
 //! autodiff node (forward and backward both ours, so training uses the fast backward too).
 
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::NodeId;
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
@@ -21,11 +21,7 @@ use crate::flex_tensors::{all_f32, contiguous, elements, flex_tensor};
 #[backend_extension(Flex, Autodiff)]
 pub trait FastConvBackend: Backend {
     /// `conv2d(x, weight)` with `options` (symmetric padding).
-    fn fast_conv2d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
+    fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
         Self::conv2d(x, weight, None, options)
     }
 
@@ -135,11 +131,7 @@ impl<B: FastConvBackend> Backward<B, 2> for FastConvNode {
 }
 
 impl<B: FastConvBackend, C: CheckpointStrategy> FastConvBackend for Autodiff<B, C> {
-    fn fast_conv2d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
+    fn fast_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
         match FastConvNode
             .prepare::<C>([x.node(), weight.node()])
             .compute_bound()

@@ -107,7 +107,15 @@ fn tap_window(g: &ConvGeometry, tap: usize) -> (usize, Block) {
     let (_, wp) = padded(g);
     let kw = g.kernel[1];
     let start = (tap / kw) * g.dilation[0] * wp + (tap % kw) * g.dilation[1];
-    (start, Block { rows: oh, cols: ow, stride: g.stride[0] * wp, step: g.stride[1] })
+    (
+        start,
+        Block {
+            rows: oh,
+            cols: ow,
+            stride: g.stride[0] * wp,
+            step: g.stride[1],
+        },
+    )
 }
 
 /// A `rows × cols` block of a plane: rows `stride` apart, elements `step` apart.
@@ -121,7 +129,12 @@ struct Block {
 impl Block {
     /// `dst` (the block, row-major and contiguous) from `src` (the plane from the block's start).
     fn gather(&self, dst: &mut [f32], src: &[f32]) {
-        let Block { rows, cols, stride, step } = *self;
+        let Block {
+            rows,
+            cols,
+            stride,
+            step,
+        } = *self;
         // Each arm copies rows of a width the compiler knows, so runs become vector moves.
         macro_rules! copy {
             ($w:expr) => {
@@ -155,7 +168,12 @@ impl Block {
 
     /// Adds `src` (the block, row-major and contiguous) into `dst` (the plane from its start).
     fn scatter_add(&self, src: &[f32], dst: &mut [f32]) {
-        let Block { rows, cols, stride, step } = *self;
+        let Block {
+            rows,
+            cols,
+            stride,
+            step,
+        } = *self;
         if step != 1 {
             for (y, src) in src.chunks_exact(cols).take(rows).enumerate() {
                 for (x, s) in src.iter().enumerate() {

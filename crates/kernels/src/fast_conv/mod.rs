@@ -10,6 +10,10 @@
 //! and against torchvision's fixtures) and do not depend on thread timing. Measured in
 //! `docs/benchmarks.md`: ResNet-18 at 64 px trains 1.5–2× and infers 1.5–2.5× faster.
 //!
+//! The products run on our own packed GEMM ([`matmul`], with a register tile chosen for the CPU
+//! at run time: AVX-512, AVX2 + FMA or portable); `CNN_OWN_GEMM=0` switches to the `gemm`
+//! crate's, for comparison.
+//!
 //! Each thread keeps its scratch matrices (about 1–16 MiB) between calls.
 //!
 //! Everywhere else — ndarray, wgpu, grouped convolutions, asymmetric padding, other dtypes —
@@ -26,7 +30,13 @@ mod backend;
 #[cfg(feature = "flex")]
 mod columns;
 #[cfg(feature = "flex")]
+mod implicit;
+#[cfg(feature = "flex")]
 pub mod kernel;
+#[cfg(feature = "flex")]
+mod matmul;
+#[cfg(feature = "flex")]
+mod microkernel;
 #[cfg(feature = "flex")]
 mod passes;
 
@@ -34,6 +44,10 @@ mod passes;
 pub use backend::FastConvBackend;
 
 static SWITCH: Switch = Switch::new("CNN_FAST_CONV", 0);
+/// Our own matrix product inside the kernel ([`matmul`]); `CNN_OWN_GEMM=0` uses the `gemm`
+/// crate's instead (process-wide: the products run on the pool's threads).
+#[cfg(feature = "flex")]
+static OWN_GEMM: Switch = Switch::new("CNN_OWN_GEMM", 2);
 
 /// Whether [`conv2d`] uses the fast kernel on flex on this thread (on unless `CNN_FAST_CONV=0`,
 /// [`set_enabled`] or [`with_fast_conv`] say otherwise).
@@ -108,7 +122,11 @@ fn padding_pairs(conv: &Conv2d, height: usize, width: usize) -> ((usize, usize),
 
     let same = |kernel: usize, stride: usize, size: usize| {
         let out = size.div_ceil(stride);
-        let total = if out > 0 { ((out - 1) * stride + kernel).saturating_sub(size) } else { 0 };
+        let total = if out > 0 {
+            ((out - 1) * stride + kernel).saturating_sub(size)
+        } else {
+            0
+        };
         (total / 2, total - total / 2)
     };
     match conv.padding {

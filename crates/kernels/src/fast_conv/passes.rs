@@ -12,7 +12,9 @@
 use rayon::prelude::*;
 
 use super::columns::{col2im, crop};
-use super::kernel::{ConvGeometry, columns, gemm, with_scratch};
+use super::implicit;
+use super::kernel::{ConvGeometry, Lhs, columns, with_scratch};
+use super::matmul::gemm_nt;
 
 /// Images per thread's range, and images per chunk within a range.
 fn split(g: &ConvGeometry) -> (usize, usize) {
@@ -23,17 +25,41 @@ fn split(g: &ConvGeometry) -> (usize, usize) {
 
 /// Scratch for one range: column matrix, regrouped product or gradient, padded input.
 fn scratch_lens(g: &ConvGeometry, chunk: usize) -> [usize; 3] {
-    let columns = if g.is_pointwise() && chunk == 1 { 0 } else { g.rows() * chunk * g.pixels_out() };
-    let regrouped = if chunk == 1 { 0 } else { g.channels_out * chunk * g.pixels_out() };
+    let columns = if g.is_pointwise() && chunk == 1 {
+        0
+    } else {
+        g.rows() * chunk * g.pixels_out()
+    };
+    let regrouped = if chunk == 1 {
+        0
+    } else {
+        g.channels_out * chunk * g.pixels_out()
+    };
     [columns, regrouped, chunk * g.padded_plane()]
+}
+
+/// Whether `g` runs without a column matrix ([`implicit`]; our own product only).
+fn implicit(g: &ConvGeometry) -> bool {
+    super::OWN_GEMM.enabled() && implicit::applies(g)
 }
 
 /// `conv(x)` into `out` (`[N, O, OH, OW]`), plus `bias`.
 pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    if implicit(g) {
+        return implicit::forward(g, x, weight, bias, out);
+    }
     let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
     let plane_in = g.channels_in * g.pixels_in();
     let (per_range, chunk) = split(g);
-    let ranges = out.par_chunks_mut(per_range * out_ch * pixels).zip(x.par_chunks(per_range * plane_in));
+    let weight = Lhs {
+        m: out_ch,
+        k: rows,
+        src: weight,
+        strides: [rows, 1],
+    };
+    let ranges = out
+        .par_chunks_mut(per_range * out_ch * pixels)
+        .zip(x.par_chunks(per_range * plane_in));
     ranges.for_each(|(out, x)| {
         with_scratch(scratch_lens(g, chunk), |[col_buf, product_buf, xpad]| {
             for (out, xs) in out.chunks_mut(chunk * out_ch * pixels).zip(x.chunks(chunk * plane_in)) {
@@ -47,11 +73,11 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
                         out.chunks_exact_mut(pixels).zip(b).for_each(|(row, b)| row.fill(*b));
                     }
                     let acc = bias.is_some();
-                    gemm([out_ch, cols, rows], out, [cols, 1], acc, weight, [rows, 1], col, [cols, 1], false);
+                    weight.times(cols, (out, cols, acc), col, [cols, 1], false);
                     continue;
                 }
                 let product = &mut product_buf[..out_ch * cols];
-                gemm([out_ch, cols, rows], product, [cols, 1], false, weight, [rows, 1], col, [cols, 1], false);
+                weight.times(cols, (product, cols, false), col, [cols, 1], false);
                 // `[O, images·P]` → `[images, O, P]`, adding the bias on the way.
                 for (index, dst) in out.chunks_exact_mut(pixels).enumerate() {
                     let (image, o) = (index / out_ch, index % out_ch);
@@ -85,23 +111,37 @@ fn grad_columns<'a>(g: &ConvGeometry, dy: &'a [f32], buf: &'a mut [f32]) -> &'a 
 
 /// dX (`[N, C, H, W]`, zeros on entry) from dY: `Wᵀ · dY` per chunk, then col2im.
 pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx: &mut [f32]) {
+    if implicit(g) {
+        return implicit::input_gradient(g, weight, grad, dx);
+    }
     let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
     let plane_in = g.channels_in * g.pixels_in();
     let (per_range, chunk) = split(g);
-    let ranges = dx.par_chunks_mut(per_range * plane_in).zip(grad.par_chunks(per_range * out_ch * pixels));
+    let weight_t = Lhs {
+        m: rows,
+        k: out_ch,
+        src: weight,
+        strides: [1, rows],
+    };
+    let ranges = dx
+        .par_chunks_mut(per_range * plane_in)
+        .zip(grad.par_chunks(per_range * out_ch * pixels));
     ranges.for_each(|(dx, grad)| {
         with_scratch(scratch_lens(g, chunk), |[col_buf, grad_buf, pad_buf]| {
-            for (dxs, dy) in dx.chunks_mut(chunk * plane_in).zip(grad.chunks(chunk * out_ch * pixels)) {
+            for (dxs, dy) in dx
+                .chunks_mut(chunk * plane_in)
+                .zip(grad.chunks(chunk * out_ch * pixels))
+            {
                 let images = dxs.len() / plane_in;
                 let cols = images * pixels;
                 let dy = grad_columns(g, dy, grad_buf);
                 if g.is_pointwise() && images == 1 {
                     // A 1×1 convolution's dcol is dX itself.
-                    gemm([rows, cols, out_ch], dxs, [cols, 1], false, weight, [1, rows], dy, [cols, 1], false);
+                    weight_t.times(cols, (dxs, cols, false), dy, [cols, 1], false);
                     continue;
                 }
                 let dcol = &mut col_buf[..rows * cols];
-                gemm([rows, cols, out_ch], dcol, [cols, 1], false, weight, [1, rows], dy, [cols, 1], false);
+                weight_t.times(cols, (dcol, cols, false), dy, [cols, 1], false);
                 if g.is_padded() {
                     let dxp = &mut pad_buf[..images * g.padded_plane()];
                     dxp.fill(0.0);
@@ -114,6 +154,11 @@ pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx:
         });
     });
 }
+
+/// Columns from which the weight gradient's product runs as dot products along the rows of dY
+/// and the column matrix ([`gemm_nt`], nothing packed); shorter rows go through the packed
+/// product, where the dot products' final sums across lanes would cost more than they save.
+const DOT_COLUMNS: usize = 256;
 
 /// Partial weight gradients summed at the end when the batch is split (see
 /// [`weight_gradient`]): a number fixed by the batch alone, so the sums are the same on any
@@ -141,10 +186,14 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
     let len = dw.len();
     let mut partials = vec![0.0f32; parts * len];
     let work = partials.par_chunks_mut(len).zip(x.par_chunks(per_part * plane_in));
-    work.zip(grad.par_chunks(per_part * plane_out)).for_each(|((partial, xs), dy)| {
-        let range = ConvGeometry { batch: xs.len() / plane_in, ..*g };
-        weight_gradient_of(&range, xs, dy, partial, false);
-    });
+    work.zip(grad.par_chunks(per_part * plane_out))
+        .for_each(|((partial, xs), dy)| {
+            let range = ConvGeometry {
+                batch: xs.len() / plane_in,
+                ..*g
+            };
+            weight_gradient_of(&range, xs, dy, partial, false);
+        });
     dw.par_chunks_mut(1 << 12).enumerate().for_each(|(index, dst)| {
         let offset = index << 12;
         dst.copy_from_slice(&partials[offset..][..dst.len()]);
@@ -157,6 +206,9 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
 /// `dW = Σ dY · colᵀ` over the chunks of `x`, one after another; `parallel`: each product split
 /// over the cores.
 fn weight_gradient_of(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32], parallel: bool) {
+    if implicit(g) {
+        return implicit::weight_gradient(g, x, grad, dw, parallel);
+    }
     let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
     let plane_in = g.channels_in * g.pixels_in();
     let chunk = g.chunk();
@@ -168,7 +220,24 @@ fn weight_gradient_of(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32],
             let dy = grad_columns(g, dy, grad_buf);
             let col = columns(g, xs, images, col_buf, pad_buf);
             let acc = i > 0;
-            gemm([out_ch, rows, cols], dw, [rows, 1], acc, dy, [cols, 1], col, [1, cols], parallel);
+            if super::OWN_GEMM.enabled() && cols >= DOT_COLUMNS {
+                let col_rows: Vec<usize> = (0..rows).map(|r| r * cols).collect();
+                gemm_nt(
+                    [out_ch, rows, cols],
+                    (dw, rows, acc),
+                    (dy, cols),
+                    (col, &col_rows),
+                    parallel,
+                );
+            } else {
+                let dy = Lhs {
+                    m: out_ch,
+                    k: cols,
+                    src: dy,
+                    strides: [cols, 1],
+                };
+                dy.times(rows, (dw, rows, acc), col, [1, cols], parallel);
+            }
         }
     });
 }
@@ -178,7 +247,9 @@ mod tests {
     use super::*;
 
     fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len).map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0).collect()
+        (0..len)
+            .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
     }
 
     fn geometry(batch: usize) -> ConvGeometry {

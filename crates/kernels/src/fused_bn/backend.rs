@@ -129,11 +129,21 @@ fn flex_forward(
         relu,
         d,
     );
-    (flex_tensor(out, shape), flex_tensor(mean, [d.channels]), flex_tensor(var, [d.channels]))
+    (
+        flex_tensor(out, shape),
+        flex_tensor(mean, [d.channels]),
+        flex_tensor(var, [d.channels]),
+    )
 }
 
 impl FusedBatchNormBackend for Flex {
-    fn fused_batch_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64, relu: bool) -> BatchNormOutput<Flex> {
+    fn fused_batch_norm(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+        relu: bool,
+    ) -> BatchNormOutput<Flex> {
         flex_forward(x, None, gamma, beta, epsilon, relu)
     }
 
@@ -170,7 +180,11 @@ impl FusedBatchNormBackend for Flex {
             epsilon,
             d,
         );
-        (flex_tensor(g.x, shape), flex_tensor(g.gamma, [d.channels]), flex_tensor(g.beta, [d.channels]))
+        (
+            flex_tensor(g.x, shape),
+            flex_tensor(g.gamma, [d.channels]),
+            flex_tensor(g.beta, [d.channels]),
+        )
     }
 }
 
@@ -229,9 +243,16 @@ fn record<B: FusedBatchNormBackend, C: CheckpointStrategy, const N: usize>(
     epsilon: f64,
     relu: bool,
     run: impl FnOnce(FloatTensor<B>, FloatTensor<B>) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>),
-) -> (FloatTensor<Autodiff<B, C>>, FloatTensor<Autodiff<B, C>>, FloatTensor<Autodiff<B, C>>) {
+) -> (
+    FloatTensor<Autodiff<B, C>>,
+    FloatTensor<Autodiff<B, C>>,
+    FloatTensor<Autodiff<B, C>>,
+) {
     let stats = |mean, variance| {
-        (<Autodiff<B, C> as AutodiffBackend>::from_inner(mean), <Autodiff<B, C> as AutodiffBackend>::from_inner(variance))
+        (
+            <Autodiff<B, C> as AutodiffBackend>::from_inner(mean),
+            <Autodiff<B, C> as AutodiffBackend>::from_inner(variance),
+        )
     };
     match kind {
         OpsKind::Tracked(mut prep) => {
@@ -269,7 +290,9 @@ impl<B: FusedBatchNormBackend, C: CheckpointStrategy> FusedBatchNormBackend for 
             .compute_bound()
             .stateful();
         let beta = beta.into_primitive();
-        record(kind, x, gamma, epsilon, relu, |x, gamma| B::fused_batch_norm(x, gamma, beta, epsilon, relu))
+        record(kind, x, gamma, epsilon, relu, |x, gamma| {
+            B::fused_batch_norm(x, gamma, beta, epsilon, relu)
+        })
     }
 
     fn fused_batch_norm_add(

@@ -83,7 +83,11 @@ pub fn statistics(x: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>) {
     map_channels(d, |c| {
         let mean = d.runs(x, c).map(|r| lane_sum(r, r, |v, _| v)).sum::<f64>() / count;
         let m = mean as f32;
-        let var = d.runs(x, c).map(|r| lane_sum(r, r, |v, _| (v - m) * (v - m))).sum::<f64>() / count;
+        let var = d
+            .runs(x, c)
+            .map(|r| lane_sum(r, r, |v, _| (v - m) * (v - m)))
+            .sum::<f64>()
+            / count;
         (m, var as f32)
     })
     .into_iter()
@@ -92,7 +96,9 @@ pub fn statistics(x: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>) {
 
 /// `1 / sqrt(var + eps)` per channel.
 pub fn inverse_std(var: &[f32], epsilon: f64) -> Vec<f32> {
-    var.iter().map(|&v| (1.0 / (f64::from(v) + epsilon).sqrt()) as f32).collect()
+    var.iter()
+        .map(|&v| (1.0 / (f64::from(v) + epsilon).sqrt()) as f32)
+        .collect()
 }
 
 /// ReLU that lets NaN through (as burn's and PyTorch's do), so a diverging run still shows it.
@@ -122,11 +128,17 @@ pub fn normalize(
             match (residual, apply_relu) {
                 (Some(r), true) => {
                     let rs = &r[at..][..d.plane];
-                    o.iter_mut().zip(xs).zip(rs).for_each(|((o, &v), &r)| *o = relu(v * s + t + r));
+                    o.iter_mut()
+                        .zip(xs)
+                        .zip(rs)
+                        .for_each(|((o, &v), &r)| *o = relu(v * s + t + r));
                 }
                 (Some(r), false) => {
                     let rs = &r[at..][..d.plane];
-                    o.iter_mut().zip(xs).zip(rs).for_each(|((o, &v), &r)| *o = v * s + t + r);
+                    o.iter_mut()
+                        .zip(xs)
+                        .zip(rs)
+                        .for_each(|((o, &v), &r)| *o = v * s + t + r);
                 }
                 (None, true) => o.iter_mut().zip(xs).for_each(|(o, &v)| *o = relu(v * s + t)),
                 (None, false) => o.iter_mut().zip(xs).for_each(|(o, &v)| *o = v * s + t),
@@ -155,7 +167,12 @@ pub fn forward_train(
     let (mean, var) = statistics(x, d);
     let inv_std = inverse_std(&var, epsilon);
     let scale: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, i)| g * i).collect();
-    let shift: Vec<f32> = beta.iter().zip(&mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+    let shift: Vec<f32> = beta
+        .iter()
+        .zip(&mean)
+        .zip(&scale)
+        .map(|((b, m), s)| b - m * s)
+        .collect();
     (normalize(x, residual, &scale, &shift, apply_relu, d), mean, var)
 }
 
@@ -186,9 +203,11 @@ pub fn backward_train(
     let inv_std = inverse_std(var, epsilon);
     let sums: Vec<(f64, f64)> = map_channels(d, |c| {
         let m = mean[c];
-        d.runs(grad, c).zip(d.runs(x, c)).fold((0.0, 0.0), |(sg, sgx), (g, xs)| {
-            (sg + lane_sum(g, g, |v, _| v), sgx + lane_sum(g, xs, |g, v| g * (v - m)))
-        })
+        d.runs(grad, c)
+            .zip(d.runs(x, c))
+            .fold((0.0, 0.0), |(sg, sgx), (g, xs)| {
+                (sg + lane_sum(g, g, |v, _| v), sgx + lane_sum(g, xs, |g, v| g * (v - m)))
+            })
     });
     // dx = k1·g + k2·(x − mean) + k3, per channel.
     let k: Vec<[f32; 3]> = (0..d.channels)
@@ -214,7 +233,11 @@ pub fn backward_train(
     });
     Gradients {
         x: dx,
-        gamma: sums.iter().zip(&inv_std).map(|(&(_, sgx), &i)| (sgx * f64::from(i)) as f32).collect(),
+        gamma: sums
+            .iter()
+            .zip(&inv_std)
+            .map(|(&(_, sgx), &i)| (sgx * f64::from(i)) as f32)
+            .collect(),
         beta: sums.iter().map(|&(sg, _)| sg as f32).collect(),
     }
 }
@@ -250,7 +273,9 @@ mod tests {
         // Offset and spread like post-ReLU activations, deterministic.
         (0..len)
             .map(|i| {
-                let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503));
+                let h = (i as u32)
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(seed.wrapping_mul(40_503));
                 3.0 + (h % 10_007) as f32 / 2_000.0
             })
             .collect()
@@ -259,8 +284,16 @@ mod tests {
     #[test]
     fn forward_matches_an_f64_reference_serial_and_parallel() {
         for d in [
-            Dims { batch: 3, channels: 4, plane: 5 },
-            Dims { batch: 8, channels: 16, plane: 17 * 17 },
+            Dims {
+                batch: 3,
+                channels: 4,
+                plane: 5,
+            },
+            Dims {
+                batch: 8,
+                channels: 16,
+                plane: 17 * 17,
+            },
         ] {
             let x = values(d.len(), 1);
             let gamma: Vec<f32> = (0..d.channels).map(|c| 0.5 + c as f32 * 0.1).collect();
@@ -268,10 +301,17 @@ mod tests {
             let (out, mean, var) = forward_train(&x, None, &gamma, &beta, 1e-5, false, d);
             let (want, want_mean, want_var) = reference(&x, &gamma, &beta, 1e-5, d);
             for c in 0..d.channels {
-                assert!((f64::from(mean[c]) - want_mean[c]).abs() < 1e-6 * want_mean[c].abs(), "{d:?}");
+                assert!(
+                    (f64::from(mean[c]) - want_mean[c]).abs() < 1e-6 * want_mean[c].abs(),
+                    "{d:?}"
+                );
                 assert!((f64::from(var[c]) - want_var[c]).abs() < 1e-5 * want_var[c], "{d:?}");
             }
-            let worst = out.iter().zip(&want).map(|(&a, b)| (f64::from(a) - b).abs()).fold(0.0, f64::max);
+            let worst = out
+                .iter()
+                .zip(&want)
+                .map(|(&a, b)| (f64::from(a) - b).abs())
+                .fold(0.0, f64::max);
             assert!(worst < 1e-5, "{d:?}: {worst}");
             // Residual and ReLU are applied after the affine map.
             let r = values(d.len(), 2).iter().map(|v| v - 5.5).collect::<Vec<_>>();
@@ -290,7 +330,11 @@ mod tests {
 
     #[test]
     fn backward_matches_finite_differences_of_the_forward() {
-        let d = Dims { batch: 2, channels: 3, plane: 4 };
+        let d = Dims {
+            batch: 2,
+            channels: 3,
+            plane: 4,
+        };
         let x: Vec<f32> = values(d.len(), 3).iter().map(|v| v - 5.0).collect();
         let gamma = [0.7f32, 1.3, -0.4];
         let beta = [0.1f32, -0.2, 0.3];
@@ -309,7 +353,11 @@ mod tests {
                 x2[i] += e;
                 loss(&x2, &gamma, &beta)
             });
-            assert!((f64::from(g.x[i]) - n).abs() < 2e-2 * n.abs().max(1.0), "dx[{i}] {} vs {n}", g.x[i]);
+            assert!(
+                (f64::from(g.x[i]) - n).abs() < 2e-2 * n.abs().max(1.0),
+                "dx[{i}] {} vs {n}",
+                g.x[i]
+            );
         }
         for c in 0..d.channels {
             let n = numeric(&|e| {
@@ -317,7 +365,10 @@ mod tests {
                 g2[c] += e;
                 loss(&x, &g2, &beta)
             });
-            assert!((f64::from(g.gamma[c]) - n).abs() < 1e-2 * n.abs().max(1.0), "dgamma[{c}]");
+            assert!(
+                (f64::from(g.gamma[c]) - n).abs() < 1e-2 * n.abs().max(1.0),
+                "dgamma[{c}]"
+            );
             let n = numeric(&|e| {
                 let mut b2 = beta;
                 b2[c] += e;

@@ -93,7 +93,11 @@ fn train_forward(
                 apply_relu,
             ),
         };
-        return (Tensor::from_dispatch(out), Tensor::from_dispatch(mean), Tensor::from_dispatch(variance));
+        return (
+            Tensor::from_dispatch(out),
+            Tensor::from_dispatch(mean),
+            Tensor::from_dispatch(variance),
+        );
     }
     let r = burn::tensor::module::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
     let out = match residual {
@@ -107,7 +111,11 @@ fn train_forward(
 fn update_running_statistics(bn: &BatchNorm, mean: Tensor<1>, variance: Tensor<1>, count: usize) {
     let device = mean.device();
     let momentum = bn.momentum;
-    let unbiased = if count > 1 { count as f64 / (count - 1) as f64 } else { 1.0 };
+    let unbiased = if count > 1 {
+        count as f64 / (count - 1) as f64
+    } else {
+        1.0
+    };
     let running_mean = bn.running_mean.value_sync().to_device(&device);
     let running_var = bn.running_var.value_sync().to_device(&device);
     let running_mean = running_mean.mul_scalar(1.0 - momentum) + mean.detach().mul_scalar(momentum);

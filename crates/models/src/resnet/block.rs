@@ -10,8 +10,8 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor, module::max_pool2d};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{Layer, batch_norm, conv, forward_seq, summarize_conv, summarize_seq};
 use crate::fused_bn;
+use crate::layers::{Layer, batch_norm, conv, forward_seq, summarize_conv, summarize_seq};
 use crate::summary::{OutShape, Shape3, Summary};
 
 /// Which block a ResNet stacks.

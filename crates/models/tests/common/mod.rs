@@ -102,7 +102,10 @@ pub fn check_network(kernel: Kernel, name: &str, input: [usize; 4], tolerance: f
             return (logits, Vec::new());
         }
         let grads = logits.clone().sum().backward();
-        let mut collect = CollectGradients { grads: &grads, out: Vec::new() };
+        let mut collect = CollectGradients {
+            grads: &grads,
+            out: Vec::new(),
+        };
         model.visit(&mut collect);
         (logits, collect.out)
     };
@@ -119,6 +122,8 @@ pub fn check_network(kernel: Kernel, name: &str, input: [usize; 4], tolerance: f
     assert!(plain_grads.len() >= 4, "{name}: only {} gradients", plain_grads.len());
     let worst = worst_gap(plain_grads, fast_grads);
     println!("{name}: logits relative gap {rel:e}, worst gradient relative L2 gap {worst:e}");
-    assert!(worst <= tolerance, "{name}: worst parameter-gradient relative L2 gap {worst}");
+    assert!(
+        worst <= tolerance,
+        "{name}: worst parameter-gradient relative L2 gap {worst}"
+    );
 }
-
