@@ -127,6 +127,21 @@ fn parse_dims<const N: usize>(s: &str) -> Result<[usize; N], String> {
         .map_err(|_| format!("'{s}' has {} numbers, expected {N}", parts.len()))
 }
 
+/// Keeps glibc from handing large freed blocks back to the kernel. A training step frees and
+/// allocates the same tensors (hundreds of KiB to MiB each) every time; by default each is its
+/// own `mmap`, so every step paid page faults and zeroing for memory it had just released
+/// (`exc_page_fault`, `clear_page`, `munmap`: ~10% of a ResNet-20 step on flex). With the
+/// thresholds raised, freed blocks stay in the heap and are reused.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only changes allocator settings; called before any other thread starts.
+    unsafe {
+        // 32 MiB: glibc's largest mmap threshold on 64-bit targets; bigger blocks keep `mmap`.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 fn main() -> ExitCode {
     // `cnn models | head` should end quietly like any Unix tool, not panic on a closed pipe.
     #[cfg(unix)]
@@ -135,6 +150,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     install_interrupt_handler();
+    keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

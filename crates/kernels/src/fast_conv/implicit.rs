@@ -100,14 +100,37 @@ fn group_size(g: &ConvGeometry, per_range: usize) -> usize {
 fn pad_group(g: &ConvGeometry, xs: &[f32], layout: Layout, dst: &mut [f32]) {
     let ([h, w], [ph, pw]) = (g.input, g.padding);
     let (width, plane) = (layout.width(), layout.plane());
-    dst.fill(0.0);
-    for (index, src) in xs.chunks_exact(h * w).enumerate() {
-        let (image, c) = (index / g.channels_in, index % g.channels_in);
-        let start = c * plane + ph * width + image * layout.wp + pw;
-        for (y, row) in src.chunks_exact(w).enumerate() {
-            dst[start + y * width..][..w].copy_from_slice(row);
+    let (body, slack) = dst.split_at_mut(g.channels_in * plane);
+    slack.fill(0.0);
+    for (c, dst) in body.chunks_exact_mut(plane).enumerate() {
+        let (top, rest) = dst.split_at_mut(ph * width);
+        let (rows, bottom) = rest.split_at_mut(h * width);
+        top.fill(0.0);
+        bottom.fill(0.0);
+        for (y, row) in rows.chunks_exact_mut(width).enumerate() {
+            for (image, padded) in row.chunks_exact_mut(layout.wp).enumerate() {
+                let src = &xs[((image * g.channels_in + c) * h + y) * w..][..w];
+                padded[..pw].fill(0.0);
+                copy_floats(&mut padded[pw..pw + w], src);
+                padded[pw + w..].fill(0.0);
+            }
         }
     }
+}
+
+/// `dst.copy_from_slice(src)` in 16-float blocks the compiler turns into vector moves: rows here
+/// are 16–64 floats, where a `memmove` call per row measured ~5% of a ResNet-20 step.
+fn copy_floats(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "copy_floats: lengths differ");
+    let (mut d, mut s) = (dst.chunks_exact_mut(16), src.chunks_exact(16));
+    for (d, s) in (&mut d).zip(&mut s) {
+        let d: &mut [f32; 16] = d.try_into().expect("chunks of 16");
+        *d = s.try_into().expect("chunks of 16");
+    }
+    d.into_remainder()
+        .iter_mut()
+        .zip(s.remainder())
+        .for_each(|(d, s)| *d = *s);
 }
 
 /// Images per thread's range (as in the im2col passes).
@@ -201,11 +224,12 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
             pad_group(g, xs, layout, xp);
             // dY at the group's full width, zeros in the discarded columns.
             let dy_wide = &mut dy_wide[..out_ch * cols];
-            dy_wide.fill(0.0);
-            for (index, src) in dy.chunks_exact(oh * ow).enumerate() {
-                let (image, o) = (index / out_ch, index % out_ch);
-                for (y, src) in src.chunks_exact(ow).enumerate() {
-                    dy_wide[o * cols + y * layout.width() + image * layout.wp..][..ow].copy_from_slice(src);
+            for (o, dst) in dy_wide.chunks_exact_mut(cols).enumerate() {
+                for (y, row) in dst.chunks_exact_mut(layout.width()).enumerate() {
+                    for (image, dst) in row.chunks_exact_mut(layout.wp).enumerate() {
+                        copy_floats(&mut dst[..ow], &dy[((image * out_ch + o) * oh + y) * ow..][..ow]);
+                        dst[ow..].fill(0.0);
+                    }
                 }
             }
             let table = layout.rows(g);
