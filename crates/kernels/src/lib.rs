@@ -8,7 +8,9 @@
 //!   gradients; switch: `CNN_FAST_CONV=0`;
 //! - [`fused_bn`]: batch normalisation in training mode with the residual add and ReLU that
 //!   follow it, forward and backward, running statistics as PyTorch keeps them; switch:
-//!   `CNN_FUSED_BN=0`.
+//!   `CNN_FUSED_BN=0`;
+//! - [`fast_pool`]: 2-D max pooling (forward with indices; the backward is the backend's own
+//!   scatter); switch: `CNN_FAST_POOL=0`.
 //!
 //! On every other backend (ndarray, wgpu) and dtype the entry points are exactly burn's own
 //! operations. Each kernel has parity tests against burn's operations (in `cnn-models`, at the
@@ -16,6 +18,7 @@
 //! after can be compared in one binary. `cnn-models` re-exports both modules.
 
 pub mod fast_conv;
+pub mod fast_pool;
 #[cfg(feature = "flex")]
 mod flex_tensors;
 pub mod fused_bn;

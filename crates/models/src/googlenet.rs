@@ -5,6 +5,8 @@ use burn::module::Module;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::module::adaptive_avg_pool2d;
+
+use crate::fast_pool::max_pool2d;
 use burn::tensor::{Device, Tensor, activation::relu};
 
 use crate::inception::{BasicConv2d, Inception, InceptionConfig};
@@ -239,11 +241,12 @@ impl GoogLeNet {
     fn run_features(&self, x: Tensor<4>, with_aux: bool) -> (Tensor<2>, Vec<Tensor<2>>) {
         let x = self.conv3.forward(
             self.conv2
-                .forward(self.maxpool1.forward(self.conv1.forward(self.transform(x)))),
+                .forward(max_pool2d(&self.maxpool1, self.conv1.forward(self.transform(x)))),
         );
-        let x = self.maxpool3.forward(
+        let x = max_pool2d(
+            &self.maxpool3,
             self.inception3b
-                .forward(self.inception3a.forward(self.maxpool2.forward(x))),
+                .forward(self.inception3a.forward(max_pool2d(&self.maxpool2, x))),
         );
         let x = self.inception4a.forward(x);
         let mut aux = Vec::new();
@@ -256,7 +259,7 @@ impl GoogLeNet {
         if let (true, Some(a)) = (with_aux, &self.aux2) {
             aux.push(a.forward(x.clone()));
         }
-        let x = self.maxpool4.forward(self.inception4e.forward(x));
+        let x = max_pool2d(&self.maxpool4, self.inception4e.forward(x));
         let x = self.inception5b.forward(self.inception5a.forward(x));
         let x = self.dropout.forward(self.avgpool.forward(x).flatten(1, 3));
         (x, aux)

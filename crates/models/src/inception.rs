@@ -156,7 +156,7 @@ impl InceptionConfig {
 fn forward_branch(layers: &[BranchLayer], x: Tensor<4>) -> Tensor<4> {
     layers.iter().fold(x, |x, l| match l {
         BranchLayer::Conv(c) => c.forward(x),
-        BranchLayer::Pool(p) => p.forward(x),
+        BranchLayer::Pool(p) => crate::fast_pool::max_pool2d(p, x),
     })
 }
 

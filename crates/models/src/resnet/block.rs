@@ -6,8 +6,7 @@ use crate::small_map::conv_forward;
 use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
-use burn::tensor::ops::MaxPoolOptions;
-use burn::tensor::{Device, Tensor, module::max_pool2d};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::fused_bn;
@@ -168,7 +167,7 @@ impl ResidualBlock {
 /// after, as the common CIFAR implementations do).
 fn zero_pad_shortcut(x: Tensor<4>, stride: usize, extra: usize) -> Tensor<4> {
     let x = if stride > 1 {
-        max_pool2d(x, MaxPoolOptions::new([1, 1]).with_stride([stride, stride]))
+        crate::fast_pool::max_pool(x, [1, 1], [stride, stride], [0, 0], false)
     } else {
         x
     };

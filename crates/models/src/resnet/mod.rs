@@ -209,7 +209,7 @@ impl ResNet {
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
         let mut x = crate::fused_bn::batch_norm(&self.bn1, crate::fast_conv::conv2d(&self.conv1, x), None, true);
         if let Some(pool) = &self.maxpool {
-            x = pool.forward(x);
+            x = crate::fast_pool::max_pool2d(pool, x);
         }
         self.stages().into_iter().flatten().fold(x, |x, block| block.forward(x))
     }

@@ -4,7 +4,7 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Distribution, Gradients, Tensor};
-use cnn_models::{BuildOptions, ImageClassifier, Model, build, fast_conv, fused_bn};
+use cnn_models::{BuildOptions, ImageClassifier, Model, build, fast_conv, fast_pool, fused_bn};
 
 /// One of our flex kernels, switched per thread.
 #[derive(Clone, Copy, Debug)]
@@ -13,6 +13,8 @@ pub enum Kernel {
     FastConv,
     /// `cnn_models::fused_bn`.
     FusedBn,
+    /// `cnn_models::fast_pool` (its backward is the backend's, run by the kernel's own node).
+    FastPool,
 }
 
 impl Kernel {
@@ -21,6 +23,7 @@ impl Kernel {
         match self {
             Kernel::FastConv => fast_conv::with_fast_conv(on, f),
             Kernel::FusedBn => fused_bn::with_fused_bn(on, f),
+            Kernel::FastPool => fast_pool::with_fast_pool(on, f),
         }
     }
 
@@ -29,6 +32,8 @@ impl Kernel {
         match self {
             Kernel::FastConv => fast_conv::kernel::calls(),
             Kernel::FusedBn => fused_bn::kernel::calls(),
+            // Every forward run records the node whose backward then runs.
+            Kernel::FastPool => [fast_pool::calls(); 2],
         }
     }
 }

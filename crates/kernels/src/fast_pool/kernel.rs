@@ -1,0 +1,212 @@
+//! The f32 max-pooling kernel behind [`super`]: one pass over each plane, window bounds worked
+//! out once per call instead of once per output value.
+//!
+//! The results equal burn-flex's `max_pool2d(_with_indices)` exactly: the same windows (padding
+//! counts as −∞, so a window is clipped to the image), the same choice among equal values (the
+//! first), NaN wins (the last NaN in the window), and the same indices (`y·W + x` within the
+//! plane, as `i64`).
+
+use rayon::prelude::*;
+
+/// One 2-D max pooling over `planes` planes of `input` each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolGeometry {
+    /// Batch × channels.
+    pub planes: usize,
+    /// Input height and width.
+    pub input: [usize; 2],
+    /// Window height and width.
+    pub kernel: [usize; 2],
+    /// Step between windows.
+    pub stride: [usize; 2],
+    /// Implicit −∞ padding on each side.
+    pub padding: [usize; 2],
+    /// Round the output size up (PyTorch's `ceil_mode`).
+    pub ceil_mode: bool,
+}
+
+impl PoolGeometry {
+    /// Output height and width (PyTorch's rule: with `ceil_mode`, a last window must start
+    /// inside the image or its left padding); `None` when the window does not fit.
+    pub fn output(&self) -> Option<[usize; 2]> {
+        let side = |i: usize| {
+            let padded = self.input[i] + 2 * self.padding[i];
+            if padded < self.kernel[i] || self.stride[i] == 0 || self.kernel[i] == 0 {
+                return None;
+            }
+            let span = padded - self.kernel[i];
+            let mut out = if self.ceil_mode {
+                span.div_ceil(self.stride[i])
+            } else {
+                span / self.stride[i]
+            } + 1;
+            if self.ceil_mode && (out - 1) * self.stride[i] >= self.input[i] + self.padding[i] {
+                out -= 1;
+            }
+            Some(out)
+        };
+        Some([side(0)?, side(1)?])
+    }
+
+    /// For each output position along axis `i`, the input range its window covers.
+    fn windows(&self, i: usize, out: usize) -> Vec<(usize, usize)> {
+        (0..out)
+            .map(|o| {
+                let start = (o * self.stride[i]) as isize - self.padding[i] as isize;
+                let end = (start + self.kernel[i] as isize).min(self.input[i] as isize);
+                (start.max(0) as usize, end.max(0) as usize)
+            })
+            .collect()
+    }
+}
+
+/// `(values, indices)`: `values` `[planes, OH, OW]`, and when `with_indices` where each came
+/// from (`y·W + x` within its plane; −1 for a window entirely in the padding).
+pub fn forward(g: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Option<Vec<i64>>) {
+    super::SWITCH.record(false);
+    let [oh, ow] = g.output().expect("pool geometry checked by the caller");
+    let [h, w] = g.input;
+    assert_eq!(x.len(), g.planes * h * w, "max pool: input of another size");
+    let (rows, cols) = (g.windows(0, oh), g.windows(1, ow));
+    let mut values = vec![f32::NEG_INFINITY; g.planes * oh * ow];
+    let mut indices = with_indices.then(|| vec![-1i64; values.len()]);
+    let plane = |src: &[f32], values: &mut [f32], mut indices: Option<&mut [i64]>| {
+        for (oy, &(y0, y1)) in rows.iter().enumerate() {
+            for (ox, &(x0, x1)) in cols.iter().enumerate() {
+                let mut best = (f32::NEG_INFINITY, -1i64);
+                for y in y0..y1 {
+                    let row = &src[y * w..][x0..x1];
+                    for (dx, &v) in row.iter().enumerate() {
+                        // burn-flex's rule: the first value, then any greater one or a NaN.
+                        if best.1 < 0 || v > best.0 || v.is_nan() {
+                            best = (v, (y * w + x0 + dx) as i64);
+                        }
+                    }
+                }
+                values[oy * ow + ox] = best.0;
+                if let Some(indices) = indices.as_deref_mut() {
+                    indices[oy * ow + ox] = best.1;
+                }
+            }
+        }
+    };
+    // Planes in parallel, several per task so small planes don't cost a task each.
+    let per_task = (4096 / (oh * ow).max(1)).max(1);
+    let (inputs, outputs) = (
+        x.par_chunks((h * w) * per_task),
+        values.par_chunks_mut(oh * ow * per_task),
+    );
+    match indices.as_mut() {
+        Some(indices) => inputs
+            .zip(outputs)
+            .zip(indices.par_chunks_mut(oh * ow * per_task))
+            .for_each(|((src, values), indices)| {
+                let planes = src.chunks_exact(h * w).zip(values.chunks_exact_mut(oh * ow));
+                for ((src, values), indices) in planes.zip(indices.chunks_exact_mut(oh * ow)) {
+                    plane(src, values, Some(indices));
+                }
+            }),
+        None => inputs.zip(outputs).for_each(|(src, values)| {
+            for (src, values) in src.chunks_exact(h * w).zip(values.chunks_exact_mut(oh * ow)) {
+                plane(src, values, None);
+            }
+        }),
+    }
+    (values, indices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same pooling written out the long way, window by window.
+    fn naive(g: &PoolGeometry, x: &[f32]) -> (Vec<f32>, Vec<i64>) {
+        let [oh, ow] = g.output().unwrap();
+        let [h, w] = g.input;
+        let (mut values, mut indices) = (vec![], vec![]);
+        for p in 0..g.planes {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut best = (f32::NEG_INFINITY, -1i64);
+                    for ky in 0..g.kernel[0] {
+                        for kx in 0..g.kernel[1] {
+                            let y = (oy * g.stride[0] + ky) as isize - g.padding[0] as isize;
+                            let xx = (ox * g.stride[1] + kx) as isize - g.padding[1] as isize;
+                            if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
+                                continue;
+                            }
+                            let v = x[p * h * w + y as usize * w + xx as usize];
+                            if best.1 < 0 || v > best.0 || v.is_nan() {
+                                best = (v, (y as usize * w + xx as usize) as i64);
+                            }
+                        }
+                    }
+                    values.push(best.0);
+                    indices.push(best.1);
+                }
+            }
+        }
+        (values, indices)
+    }
+
+    #[test]
+    fn pooling_matches_the_windows_written_out() {
+        let g = |planes, input, kernel, stride, padding, ceil_mode| PoolGeometry {
+            planes,
+            input,
+            kernel,
+            stride,
+            padding,
+            ceil_mode,
+        };
+        let cases = [
+            g(5, [9, 9], [3, 3], [2, 2], [1, 1], false),  // ResNet's stem
+            g(3, [8, 8], [2, 2], [2, 2], [0, 0], false),  // VGG, LeNet-5
+            g(2, [13, 13], [3, 3], [2, 2], [0, 0], true), // AlexNet, GoogLeNet (ceil)
+            g(2, [14, 14], [3, 3], [2, 2], [0, 0], true),
+            g(4, [7, 6], [3, 3], [1, 1], [1, 1], true),  // inception branch
+            g(3, [8, 8], [1, 1], [2, 2], [0, 0], false), // ResNet-20's shortcut subsampling
+            g(1, [5, 7], [2, 3], [3, 2], [1, 1], false),
+        ];
+        for g in cases {
+            let [h, w] = g.input;
+            // Ties (values repeat every 7) and one NaN, to check the choice among equals.
+            let mut x: Vec<f32> = (0..g.planes * h * w).map(|i| ((i * 5) % 7) as f32).collect();
+            x[h * w / 2] = f32::NAN;
+            let (values, indices) = forward(&g, &x, true);
+            let (expected, expected_indices) = naive(&g, &x);
+            assert_eq!(indices.unwrap(), expected_indices, "{g:?}");
+            for (a, b) in values.iter().zip(&expected) {
+                assert!(a == b || (a.is_nan() && b.is_nan()), "{g:?}: {a} vs {b}");
+            }
+            let (plain, none) = forward(&g, &x, false);
+            assert!(none.is_none());
+            assert_eq!(
+                plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn output_sizes_follow_pytorch() {
+        let size = |input, kernel, stride, padding, ceil_mode| {
+            let g = PoolGeometry {
+                planes: 1,
+                input: [input, input],
+                kernel: [kernel, kernel],
+                stride: [stride, stride],
+                padding: [padding, padding],
+                ceil_mode,
+            };
+            g.output().map(|[h, _]| h)
+        };
+        // torch.nn.MaxPool2d(3, 2, ceil_mode=True) on 112 → 56; (3, 2, 1) on 64 → 32.
+        assert_eq!(size(112, 3, 2, 0, true), Some(56));
+        assert_eq!(size(64, 3, 2, 1, false), Some(32));
+        assert_eq!(size(13, 3, 2, 0, false), Some(6));
+        assert_eq!(size(14, 3, 2, 0, true), Some(7));
+        assert_eq!(size(5, 2, 2, 1, true), Some(3));
+        assert_eq!(size(2, 3, 1, 0, false), None);
+    }
+}
