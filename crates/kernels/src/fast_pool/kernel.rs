@@ -70,23 +70,27 @@ pub fn forward(g: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Op
     let (rows, cols) = (g.windows(0, oh), g.windows(1, ow));
     let mut values = vec![f32::NEG_INFINITY; g.planes * oh * ow];
     let mut indices = with_indices.then(|| vec![-1i64; values.len()]);
-    let plane = |src: &[f32], values: &mut [f32], mut indices: Option<&mut [i64]>| {
+    let plane = |src: &[f32], values: &mut [f32], indices: &mut [i64]| {
         for (oy, &(y0, y1)) in rows.iter().enumerate() {
             for (ox, &(x0, x1)) in cols.iter().enumerate() {
-                let mut best = (f32::NEG_INFINITY, -1i64);
+                // burn-flex's rule: the first value, then any greater one or a NaN — here as
+                // selects, not branches (which the data would mispredict a third of the time).
+                let mut best = if y0 < y1 && x0 < x1 {
+                    (src[y0 * w + x0], (y0 * w + x0) as i64)
+                } else {
+                    (f32::NEG_INFINITY, -1i64)
+                };
                 for y in y0..y1 {
                     let row = &src[y * w..][x0..x1];
                     for (dx, &v) in row.iter().enumerate() {
-                        // burn-flex's rule: the first value, then any greater one or a NaN.
-                        if best.1 < 0 || v > best.0 || v.is_nan() {
-                            best = (v, (y * w + x0 + dx) as i64);
-                        }
+                        let take = v > best.0 || v.is_nan();
+                        let index = (y * w + x0 + dx) as i64;
+                        best.0 = if take { v } else { best.0 };
+                        best.1 = if take { index } else { best.1 };
                     }
                 }
                 values[oy * ow + ox] = best.0;
-                if let Some(indices) = indices.as_deref_mut() {
-                    indices[oy * ow + ox] = best.1;
-                }
+                indices[oy * ow + ox] = best.1;
             }
         }
     };
@@ -103,16 +107,55 @@ pub fn forward(g: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Op
             .for_each(|((src, values), indices)| {
                 let planes = src.chunks_exact(h * w).zip(values.chunks_exact_mut(oh * ow));
                 for ((src, values), indices) in planes.zip(indices.chunks_exact_mut(oh * ow)) {
-                    plane(src, values, Some(indices));
+                    plane(src, values, indices);
                 }
             }),
         None => inputs.zip(outputs).for_each(|(src, values)| {
+            let mut column_max = vec![0.0f32; w];
             for (src, values) in src.chunks_exact(h * w).zip(values.chunks_exact_mut(oh * ow)) {
-                plane(src, values, None);
+                values_only(src, values, (&rows, &cols), w, &mut column_max);
             }
         }),
     }
     (values, indices)
+}
+
+/// The larger of two values, NaN winning (burn's rule, for the value alone).
+#[inline]
+fn max_nan(best: f32, v: f32) -> f32 {
+    if v > best || v.is_nan() { v } else { best }
+}
+
+/// One plane's values without indices (inference): the window's rows reduced first, column by
+/// column — element-wise selects the compiler vectorises — then each window across the
+/// reduced row. The same values as the one-window-at-a-time walk (ties are equal values).
+fn values_only(
+    src: &[f32],
+    values: &mut [f32],
+    (rows, cols): (&[(usize, usize)], &[(usize, usize)]),
+    w: usize,
+    column_max: &mut [f32],
+) {
+    for (out, &(y0, y1)) in values.chunks_exact_mut(cols.len()).zip(rows) {
+        if y0 == y1 {
+            out.fill(f32::NEG_INFINITY);
+            continue;
+        }
+        column_max.copy_from_slice(&src[y0 * w..][..w]);
+        for y in y0 + 1..y1 {
+            column_max
+                .iter_mut()
+                .zip(&src[y * w..][..w])
+                .for_each(|(m, &v)| *m = max_nan(*m, v));
+        }
+        for (out, &(x0, x1)) in out.iter_mut().zip(cols) {
+            *out = column_max[x0..x1]
+                .iter()
+                .copied()
+                .reduce(max_nan)
+                .unwrap_or(f32::NEG_INFINITY);
+        }
+    }
 }
 
 #[cfg(test)]
