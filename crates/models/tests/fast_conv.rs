@@ -128,10 +128,15 @@ fn ndarray_takes_burns_path() {
     assert_eq!(max_gap(c.forward(x.clone()), fast_conv::conv2d(&c, x)), 0.0);
 }
 
+/// ResNet-18's logits agree to ~3e-6; its gradients to ~1e-3 (relative L2), not at rounding
+/// level: the stem's max pool follows a ReLU, so its windows hold tied zeros, and a rounding-size
+/// change in front of it moves which one carries the gradient (as with GoogLeNet below; burn's
+/// own convolution does the same when its input moves by 1e-6). A wrong gradient moves them by
+/// O(1), hence 1e-2.
 #[test]
 fn resnet18_logits_and_gradients_match_burns_convolution() {
     let _serial = serial();
-    check_network(Kernel::FastConv, "resnet18", [8, 3, 64, 64], 1e-4, true);
+    check_network(Kernel::FastConv, "resnet18", [8, 3, 64, 64], 1e-2, true);
 }
 
 #[test]

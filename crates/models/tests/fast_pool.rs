@@ -90,3 +90,10 @@ fn vgg11_logits_and_gradients_equal_with_the_kernel_off() {
     let _serial = serial();
     check_network(Kernel::FastPool, "vgg11", [2, 3, 32, 32], 0.0, true);
 }
+
+/// ResNet-20's shortcuts subsample through the kernel (a 1×1 window at stride 2).
+#[test]
+fn resnet20_logits_and_gradients_equal_with_the_kernel_off() {
+    let _serial = serial();
+    check_network(Kernel::FastPool, "resnet20", [4, 3, 32, 32], 0.0, true);
+}

@@ -82,17 +82,46 @@ fn every_zoo_shape_matches_burns_batch_norm_forward_and_backward() {
     }
 }
 
+/// Inference (flex without autodiff) runs the one-pass eval kernel with the running
+/// statistics: burn's layer, add and ReLU up to rounding (the kernel folds γ/σ into one scale,
+/// as PyTorch's inference does), and not the training kernel.
 #[test]
-fn inference_uses_the_running_statistics_through_burns_layer() {
+fn inference_uses_the_running_statistics_in_one_pass() {
     let _serial = serial();
     let device = Device::flex();
-    let bn = layer(4, 9, &device);
+    let mut bn = layer(4, 9, &device);
+    bn.running_mean = burn::module::RunningState::new(Tensor::random([4], Distribution::Normal(0.0, 1.0), &device));
+    bn.running_var = burn::module::RunningState::new(Tensor::random([4], Distribution::Uniform(0.5, 2.0), &device));
     let x = Tensor::<4>::random([2, 4, 3, 3], Distribution::Normal(0.0, 1.0), &device);
     let r = Tensor::<4>::random([2, 4, 3, 3], Distribution::Normal(0.0, 1.0), &device);
-    let want = burn::tensor::activation::relu(bn.forward(x.clone()) + r.clone());
-    let before = kernel::calls();
-    assert_eq!(max_gap(want, fused_bn::batch_norm(&bn, x, Some(r), true)), 0.0);
-    assert_eq!(kernel::calls(), before, "inference ran the training kernel");
+    for (residual, relu) in [(false, false), (false, true), (true, true), (true, false)] {
+        let r = residual.then(|| r.clone());
+        let out = bn.forward(x.clone()) + r.clone().unwrap_or_else(|| x.zeros_like());
+        let want = if relu { burn::tensor::activation::relu(out) } else { out };
+        let (before, eval_before) = (kernel::calls(), kernel::eval_calls());
+        let got = fused_bn::batch_norm(&bn, x.clone(), r, relu);
+        assert!(kernel::eval_calls() > eval_before, "the eval kernel did not run");
+        assert_eq!(kernel::calls(), before, "inference ran the training kernel");
+        let rel = max_gap(want.clone(), got) / scale(want);
+        assert!(rel <= 1e-6, "residual {residual} relu {relu}: relative gap {rel}");
+    }
+}
+
+/// A whole network's inference logits, the eval kernel on against off.
+#[test]
+fn resnet18_inference_logits_match_with_the_kernel_off() {
+    let _serial = serial();
+    let device = Device::flex();
+    let model: cnn_models::Model =
+        cnn_models::build("resnet18", cnn_models::BuildOptions::classes(10), &device).unwrap();
+    let x = Tensor::<4>::random([4, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);
+    use cnn_models::ImageClassifier;
+    let before = kernel::eval_calls();
+    let on = fused_bn::with_fused_bn(true, || model.logits(x.clone()));
+    assert!(kernel::eval_calls() > before, "the eval kernel did not run");
+    let off = fused_bn::with_fused_bn(false, || model.logits(x.clone()));
+    let rel = max_gap(off.clone(), on) / scale(off);
+    assert!(rel <= 1e-5, "logits relative gap {rel}");
 }
 
 #[test]

@@ -47,6 +47,35 @@ pub trait FusedBatchNormBackend: Backend {
         burn_forward::<Self>(x, Some(residual), gamma, beta, epsilon, relu)
     }
 
+    /// `relu?(batch_norm(x))` with running statistics (inference).
+    #[allow(clippy::too_many_arguments)]
+    fn fused_batch_norm_eval(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        burn_eval::<Self>(x, None, [gamma, beta, mean, variance], epsilon, relu)
+    }
+
+    /// `relu?(batch_norm(x) + residual)` with running statistics (inference).
+    #[allow(clippy::too_many_arguments)]
+    fn fused_batch_norm_eval_add(
+        x: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        burn_eval::<Self>(x, Some(residual), [gamma, beta, mean, variance], epsilon, relu)
+    }
+
     /// `(dx, dgamma, dbeta)` of the batch norm, given the gradient of its output (before any
     /// residual add, after the ReLU's mask).
     fn fused_batch_norm_backward(
@@ -90,6 +119,43 @@ fn burn_backward<B: Backend>(
 ) -> BatchNormOutput<B> {
     let g = B::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
     (g.x_grad, g.gamma_grad, g.beta_grad)
+}
+
+/// Inference as burn's own operations: its batch norm, then the add and the ReLU.
+fn burn_eval<B: Backend>(
+    x: FloatTensor<B>,
+    residual: Option<FloatTensor<B>>,
+    [gamma, beta, mean, variance]: [FloatTensor<B>; 4],
+    epsilon: f64,
+    relu: bool,
+) -> FloatTensor<B> {
+    let out = B::batch_norm(x, gamma, beta, mean, variance, epsilon);
+    let out = match residual {
+        Some(residual) => B::float_add(out, residual),
+        None => out,
+    };
+    if relu { B::relu(out) } else { out }
+}
+
+/// Inference on flex: [`kernel::forward_eval`], one pass.
+fn flex_eval(
+    x: FlexTensor,
+    residual: Option<FlexTensor>,
+    stats: [FlexTensor; 4],
+    epsilon: f64,
+    relu: bool,
+) -> FlexTensor {
+    let others: Vec<&FlexTensor> = stats.iter().chain(residual.as_ref()).collect();
+    let Some(d) = dims(&x, &others) else {
+        return burn_eval::<Flex>(x, residual, stats, epsilon, relu);
+    };
+    let shape = x.shape();
+    let x = contiguous(&x);
+    let residual = residual.map(|r| contiguous(&r));
+    let stats = stats.map(|t| contiguous(&t));
+    let slices = [0, 1, 2, 3].map(|i| elements(&stats[i]));
+    let out = kernel::forward_eval(elements(&x), residual.as_ref().map(elements), slices, epsilon, relu, d);
+    flex_tensor(out, shape)
 }
 
 /// The kernel's view of an NCHW f32 tensor, or `None` where burn's own operations run instead.
@@ -137,6 +203,31 @@ fn flex_forward(
 }
 
 impl FusedBatchNormBackend for Flex {
+    fn fused_batch_norm_eval(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+        relu: bool,
+    ) -> FlexTensor {
+        flex_eval(x, None, [gamma, beta, mean, variance], epsilon, relu)
+    }
+
+    fn fused_batch_norm_eval_add(
+        x: FlexTensor,
+        residual: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+        relu: bool,
+    ) -> FlexTensor {
+        flex_eval(x, Some(residual), [gamma, beta, mean, variance], epsilon, relu)
+    }
+
     fn fused_batch_norm(
         x: FlexTensor,
         gamma: FlexTensor,

@@ -148,6 +148,33 @@ pub fn normalize(
     out
 }
 
+static EVAL_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Inference: `relu?(x·scale + shift (+ residual))` with `scale = γ / sqrt(running var + ε)` and
+/// `shift = β − running mean · scale` — one pass, where burn's default runs five (sub, div,
+/// mul, add, then the add and ReLU); the same affine form PyTorch's inference kernel uses, so
+/// it differs from burn's `(x − mean) / std · γ + β` by rounding only.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_eval(
+    x: &[f32],
+    residual: Option<&[f32]>,
+    [gamma, beta, mean, var]: [&[f32]; 4],
+    epsilon: f64,
+    apply_relu: bool,
+    d: Dims,
+) -> Vec<f32> {
+    EVAL_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let inv_std = inverse_std(var, epsilon);
+    let scale: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, i)| g * i).collect();
+    let shift: Vec<f32> = beta.iter().zip(mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+    normalize(x, residual, &scale, &shift, apply_relu, d)
+}
+
+/// Runs of [`forward_eval`] in this process so far.
+pub fn eval_calls() -> usize {
+    EVAL_CALLS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// `[forward, backward]` runs of this kernel in this process so far.
 pub fn calls() -> [usize; 2] {
     super::SWITCH.calls()

@@ -52,6 +52,10 @@ pub fn with_fused_bn<R>(on: bool, f: impl FnOnce() -> R) -> R {
 /// inference with its running statistics.
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, residual: Option<Tensor<4>>, apply_relu: bool) -> Tensor<4> {
     if !(x.device().is_autodiff() && bn.training.is_enabled()) {
+        #[cfg(feature = "flex")]
+        if enabled() && !x.device().is_autodiff() && crate::on_flex(&x) {
+            return eval_forward(bn, x, residual, apply_relu);
+        }
         let out = bn.forward(x);
         let out = match residual {
             Some(r) => out + r,
@@ -63,6 +67,32 @@ pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, residual: Option<Tensor<4>>, app
     let (out, mean, variance) = train_forward(bn, x, residual, apply_relu);
     update_running_statistics(bn, mean, variance, batch * height * width);
     out
+}
+
+/// Inference on flex (no autodiff): the layer, the add and the ReLU as one pass.
+#[cfg(feature = "flex")]
+fn eval_forward(bn: &BatchNorm, x: Tensor<4>, residual: Option<Tensor<4>>, apply_relu: bool) -> Tensor<4> {
+    use burn::backend::Dispatch;
+    let device = x.device();
+    let mean = bn.running_mean.value().to_device(&device).into_dispatch();
+    let variance = bn.running_var.value().to_device(&device).into_dispatch();
+    let (gamma, beta) = (bn.gamma.val().into_dispatch(), bn.beta.val().into_dispatch());
+    let (x, eps) = (x.into_dispatch(), bn.epsilon);
+    Tensor::from_dispatch(match residual {
+        Some(r) => <Dispatch as FusedBatchNormBackend>::fused_batch_norm_eval_add(
+            x,
+            r.into_dispatch(),
+            gamma,
+            beta,
+            mean,
+            variance,
+            eps,
+            apply_relu,
+        ),
+        None => {
+            <Dispatch as FusedBatchNormBackend>::fused_batch_norm_eval(x, gamma, beta, mean, variance, eps, apply_relu)
+        }
+    })
 }
 
 /// `(output, batch mean, biased batch variance)`.
