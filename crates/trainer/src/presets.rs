@@ -71,7 +71,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "resnet20-fashion",
-        description: "CIFAR-style ResNet-20 on Fashion-MNIST with crops and flips, 8 epochs (about 70 min on 2 cores)",
+        description: "CIFAR-style ResNet-20 on Fashion-MNIST with crops and flips, 8 epochs (about 32 min on 2 cores)",
         model: "resnet20",
         dataset: "fashion-mnist",
         epochs: 8,
