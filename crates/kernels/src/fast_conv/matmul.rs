@@ -323,11 +323,7 @@ fn multiply(
 mod tests {
     use super::*;
 
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
+    use super::super::test_values as values;
 
     /// Every edge case of the tiling: shapes below, at and above MR, NR and KC (both loop
     /// orders), `A` in place or transposed, `B` rows scattered through their table, accumulating

@@ -246,11 +246,7 @@ fn weight_gradient_of(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32],
 mod tests {
     use super::*;
 
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
+    use super::super::test_values as values;
 
     fn geometry(batch: usize) -> ConvGeometry {
         ConvGeometry {
