@@ -10,7 +10,8 @@
 //!   follow it, forward and backward, running statistics as PyTorch keeps them; switch:
 //!   `CNN_FUSED_BN=0`;
 //! - [`fast_pool`]: 2-D max pooling (forward with indices; the backward is the backend's own
-//!   scatter); switch: `CNN_FAST_POOL=0`.
+//!   scatter); switch: `CNN_FAST_POOL=0`;
+//! - [`fast_tanh`]: tanh, vectorised, forward and backward; switch: `CNN_FAST_TANH=0`.
 //!
 //! On every other backend (ndarray, wgpu) and dtype the entry points are exactly burn's own
 //! operations. Each kernel has parity tests against burn's operations (in `cnn-models`, at the
@@ -19,6 +20,7 @@
 
 pub mod fast_conv;
 pub mod fast_pool;
+pub mod fast_tanh;
 #[cfg(feature = "flex")]
 mod flex_tensors;
 pub mod fused_bn;

@@ -41,7 +41,7 @@ impl Activation {
     /// Applies the activation element-wise.
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
-            Activation::Tanh => activation::tanh(x),
+            Activation::Tanh => crate::fast_tanh::tanh(x),
             Activation::Sigmoid => activation::sigmoid(x),
             Activation::Relu => activation::relu(x),
         }

@@ -48,7 +48,7 @@ pub mod small_map;
 pub mod summary;
 pub mod vgg;
 
-pub use cnn_kernels::{fast_conv, fast_pool, fused_bn};
+pub use cnn_kernels::{fast_conv, fast_pool, fast_tanh, fused_bn};
 
 pub use alexnet::{AlexNet, AlexNetConfig};
 pub use googlenet::{GoogLeNet, GoogLeNetConfig};

@@ -4,7 +4,7 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Distribution, Gradients, Tensor};
-use cnn_models::{BuildOptions, ImageClassifier, Model, build, fast_conv, fast_pool, fused_bn};
+use cnn_models::{BuildOptions, ImageClassifier, Model, build, fast_conv, fast_pool, fast_tanh, fused_bn};
 
 /// One of our flex kernels, switched per thread.
 #[derive(Clone, Copy, Debug)]
@@ -15,6 +15,8 @@ pub enum Kernel {
     FusedBn,
     /// `cnn_models::fast_pool` (its backward is the backend's, run by the kernel's own node).
     FastPool,
+    /// `cnn_models::fast_tanh`.
+    FastTanh,
 }
 
 impl Kernel {
@@ -24,6 +26,7 @@ impl Kernel {
             Kernel::FastConv => fast_conv::with_fast_conv(on, f),
             Kernel::FusedBn => fused_bn::with_fused_bn(on, f),
             Kernel::FastPool => fast_pool::with_fast_pool(on, f),
+            Kernel::FastTanh => fast_tanh::with_fast_tanh(on, f),
         }
     }
 
@@ -34,6 +37,7 @@ impl Kernel {
             Kernel::FusedBn => fused_bn::kernel::calls(),
             // Every forward run records the node whose backward then runs.
             Kernel::FastPool => [fast_pool::calls(); 2],
+            Kernel::FastTanh => fast_tanh::calls(),
         }
     }
 }
