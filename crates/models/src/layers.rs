@@ -42,7 +42,7 @@ impl Layer {
             Layer::BatchNorm(m) => crate::fused_bn::batch_norm(m, x, None, false),
             Layer::Relu(m) => m.forward(x),
             Layer::MaxPool(m) => crate::fast_pool::max_pool2d(m, x),
-            Layer::AvgPool(m) => m.forward(x),
+            Layer::AvgPool(m) => crate::fast_pool::avg_pool2d(m, x),
             Layer::AdaptiveAvgPool(m) => m.forward(x),
             Layer::Lrn(m) => m.forward(x),
         }

@@ -122,8 +122,8 @@ impl LeNet5 {
     /// Maps a `[B, C, 32, 32]` batch to `[B, num_classes]` logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let act = self.activation;
-        let x = self.pool.forward(act.apply(crate::fast_conv::conv2d(&self.conv1, x)));
-        let x = self.pool.forward(act.apply(crate::fast_conv::conv2d(&self.conv2, x)));
+        let x = crate::fast_pool::avg_pool2d(&self.pool, act.apply(crate::fast_conv::conv2d(&self.conv1, x)));
+        let x = crate::fast_pool::avg_pool2d(&self.pool, act.apply(crate::fast_conv::conv2d(&self.conv2, x)));
         let x: Tensor<2> = x.flatten(1, 3);
         let x = act.apply(self.fc1.forward(x));
         let x = act.apply(self.fc2.forward(x));

@@ -97,3 +97,46 @@ fn resnet20_logits_and_gradients_equal_with_the_kernel_off() {
     let _serial = serial();
     check_network(Kernel::FastPool, "resnet20", [4, 3, 32, 32], 0.0, true);
 }
+
+/// Average pooling over unpadded windows (LeNet-5's subsampling, and overlapping windows) equals
+/// burn's exactly, forward and backward.
+#[test]
+fn average_pooling_equals_burns_forward_and_backward() {
+    let _serial = serial();
+    let device = Device::flex().autodiff();
+    for (dims, kernel, stride) in [
+        ([8, 6, 28, 28], 2, 2),
+        ([4, 16, 10, 10], 2, 2),
+        ([2, 5, 9, 11], 3, 1),
+        ([2, 5, 9, 11], 3, 2),
+    ] {
+        let pool = burn::nn::pool::AvgPool2dConfig::new([kernel, kernel])
+            .with_strides([stride, stride])
+            .init();
+        let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+        let pass = |on: bool| {
+            let x = x.clone().require_grad();
+            let out = fast_pool::with_fast_pool(on, || fast_pool::avg_pool2d(&pool, x.clone()));
+            device.seed(4);
+            let upstream = Tensor::<4>::random(out.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let grads = (out.clone() * upstream).sum().backward();
+            (out, x.grad(&grads).expect("x takes part"))
+        };
+        let (out, dx) = pass(true);
+        let (want, want_dx) = pass(false);
+        assert_eq!(out.dims(), want.dims(), "{dims:?} k{kernel} s{stride}");
+        assert_eq!(max_gap(want, out), 0.0, "{dims:?} k{kernel} s{stride}: output");
+        assert_eq!(
+            max_gap(want_dx, dx),
+            0.0,
+            "{dims:?} k{kernel} s{stride}: input gradient"
+        );
+    }
+}
+
+/// LeNet-5 (average-pooling subsampling) through both pooling kernels.
+#[test]
+fn lenet5_logits_and_gradients_equal_with_the_kernel_off() {
+    let _serial = serial();
+    check_network(Kernel::FastPool, "lenet5", [8, 1, 32, 32], 0.0, true);
+}

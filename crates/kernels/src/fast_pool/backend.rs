@@ -44,6 +44,73 @@ pub trait FastPoolBackend: Backend {
     }
 }
 
+/// Average pooling and its backward (unpadded windows, `count_include_pad`), which a backend
+/// may replace; the defaults are burn's own operations.
+#[backend_extension(Flex, Autodiff)]
+pub trait FastAvgPoolBackend: Backend {
+    /// `avg_pool2d(x)`.
+    fn fast_avg_pool2d(x: FloatTensor<Self>, o: PoolOptions) -> FloatTensor<Self> {
+        Self::avg_pool2d(x, o.kernel, o.stride, o.padding, true, o.ceil_mode)
+    }
+
+    /// The input gradient of [`Self::fast_avg_pool2d`].
+    fn fast_avg_pool2d_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>, o: PoolOptions) -> FloatTensor<Self> {
+        Self::avg_pool2d_backward(x, grad, o.kernel, o.stride, o.padding, true, o.ceil_mode)
+    }
+}
+
+impl FastAvgPoolBackend for Flex {
+    fn fast_avg_pool2d(x: FlexTensor, o: PoolOptions) -> FlexTensor {
+        match geometry(&x, o).filter(|g| g.padding == [0, 0] && !g.ceil_mode) {
+            Some(g) => {
+                let [oh, ow] = g.output().expect("checked by `geometry`");
+                let shape = x.shape();
+                let x = contiguous(&x);
+                flex_tensor(kernel::average(&g, elements(&x)), [shape[0], shape[1], oh, ow])
+            }
+            None => Self::avg_pool2d(x, o.kernel, o.stride, o.padding, true, o.ceil_mode),
+        }
+    }
+
+    fn fast_avg_pool2d_backward(x: FlexTensor, grad: FlexTensor, o: PoolOptions) -> FlexTensor {
+        let fits = |g: &PoolGeometry| g.padding == [0, 0] && !g.ceil_mode && all_f32(&[&grad]);
+        match geometry(&x, o).filter(fits) {
+            Some(g) => {
+                let grad = contiguous(&grad);
+                flex_tensor(kernel::average_backward(&g, elements(&grad)), x.shape())
+            }
+            None => Self::avg_pool2d_backward(x, grad, o.kernel, o.stride, o.padding, true, o.ceil_mode),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct AvgPoolNode;
+
+impl<B: FastAvgPoolBackend> Backward<B, 1> for AvgPoolNode {
+    type State = (NodeId, PoolOptions);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let Some(parent) = &ops.parents[0] else { return };
+        let (x, o) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x);
+        grads.register::<B>(parent.id, B::fast_avg_pool2d_backward(x, grad, o));
+    }
+}
+
+impl<B: FastAvgPoolBackend, C: CheckpointStrategy> FastAvgPoolBackend for Autodiff<B, C> {
+    fn fast_avg_pool2d(x: FloatTensor<Self>, o: PoolOptions) -> FloatTensor<Self> {
+        match AvgPoolNode.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_id = prep.checkpoint(&x);
+                prep.finish((x_id, o), B::fast_avg_pool2d(x.into_primitive(), o))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fast_avg_pool2d(x.into_primitive(), o)),
+        }
+    }
+}
+
 /// The kernel's geometry for `x`, or `None` where burn's own operation runs instead.
 fn geometry(x: &FlexTensor, o: PoolOptions) -> Option<PoolGeometry> {
     let shape = x.shape();

@@ -120,6 +120,58 @@ pub fn forward(g: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Op
     (values, indices)
 }
 
+/// Average pooling of unpadded windows that lie inside the image (no padding, no `ceil_mode`:
+/// every window holds `KH·KW` values): each window summed in order, then divided — burn-flex's
+/// arithmetic exactly.
+pub fn average(g: &PoolGeometry, x: &[f32]) -> Vec<f32> {
+    super::SWITCH.record(false);
+    let [oh, ow] = g.output().expect("pool geometry checked by the caller");
+    let [h, w] = g.input;
+    assert!(g.padding == [0, 0] && !g.ceil_mode, "average: unpadded windows only");
+    let count = (g.kernel[0] * g.kernel[1]) as f32;
+    let mut out = vec![0.0f32; g.planes * oh * ow];
+    let per_task = (4096 / (oh * ow).max(1)).max(1);
+    out.par_chunks_mut(oh * ow * per_task)
+        .zip(x.par_chunks(h * w * per_task))
+        .for_each(|(out, x)| {
+            for (out, src) in out.chunks_exact_mut(oh * ow).zip(x.chunks_exact(h * w)) {
+                for (i, o) in out.iter_mut().enumerate() {
+                    let (y0, x0) = ((i / ow) * g.stride[0], (i % ow) * g.stride[1]);
+                    let mut sum = 0.0f32;
+                    for y in y0..y0 + g.kernel[0] {
+                        src[y * w + x0..][..g.kernel[1]].iter().for_each(|v| sum += v);
+                    }
+                    *o = sum / count;
+                }
+            }
+        });
+    out
+}
+
+/// The input gradient of [`average`]: each output's gradient divided by the window's size
+/// and added to the inputs it covered, in burn-flex's order.
+pub fn average_backward(g: &PoolGeometry, grad: &[f32]) -> Vec<f32> {
+    let [oh, ow] = g.output().expect("pool geometry checked by the caller");
+    let [h, w] = g.input;
+    let count = (g.kernel[0] * g.kernel[1]) as f32;
+    let mut dx = vec![0.0f32; g.planes * h * w];
+    let per_task = (4096 / (h * w).max(1)).max(1);
+    dx.par_chunks_mut(h * w * per_task)
+        .zip(grad.par_chunks(oh * ow * per_task))
+        .for_each(|(dx, grad)| {
+            for (dx, grad) in dx.chunks_exact_mut(h * w).zip(grad.chunks_exact(oh * ow)) {
+                for (i, &gv) in grad.iter().enumerate() {
+                    let (y0, x0) = ((i / ow) * g.stride[0], (i % ow) * g.stride[1]);
+                    let share = gv / count;
+                    for y in y0..y0 + g.kernel[0] {
+                        dx[y * w + x0..][..g.kernel[1]].iter_mut().for_each(|d| *d += share);
+                    }
+                }
+            }
+        });
+    dx
+}
+
 /// The larger of two values, NaN winning (burn's rule, for the value alone).
 #[inline]
 fn max_nan(best: f32, v: f32) -> f32 {

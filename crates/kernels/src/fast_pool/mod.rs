@@ -8,11 +8,14 @@
 //! burn's exactly (values, the choice among equal values, NaN, indices); the backward pass is
 //! the backend's own scatter of the gradient by those indices.
 //!
+//! [`avg_pool2d`] does the same for average pooling over unpadded windows (LeNet-5's
+//! subsampling), forward and backward, with burn-flex's arithmetic exactly.
+//!
 //! Everywhere else — ndarray, wgpu, dilation, asymmetric padding, other dtypes — [`max_pool2d`]
-//! is exactly [`MaxPool2d::forward`]. `CNN_FAST_POOL=0` (or [`set_enabled`]) switches it off.
+//! is exactly [`MaxPool2d::forward`] (and [`avg_pool2d`] [`AvgPool2d::forward`]). `CNN_FAST_POOL=0` (or [`set_enabled`]) switches it off.
 
 use burn::nn::PaddingConfig2d;
-use burn::nn::pool::MaxPool2d;
+use burn::nn::pool::{AvgPool2d, MaxPool2d};
 use burn::tensor::Tensor;
 
 use crate::switch::Switch;
@@ -23,7 +26,7 @@ mod backend;
 pub mod kernel;
 
 #[cfg(feature = "flex")]
-pub use backend::{FastPoolBackend, PoolOptions};
+pub use backend::{FastAvgPoolBackend, FastPoolBackend, PoolOptions};
 
 static SWITCH: Switch = Switch::new("CNN_FAST_POOL", 3);
 
@@ -43,7 +46,7 @@ pub fn with_fast_pool<R>(on: bool, f: impl FnOnce() -> R) -> R {
     SWITCH.with(on, f)
 }
 
-/// Runs of the kernel in this process so far (its forward: the backward is the backend's).
+/// Forward runs of the kernels (max and average pooling) in this process so far.
 pub fn calls() -> usize {
     SWITCH.calls()[0]
 }
@@ -61,6 +64,29 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
         }
         None => pool.forward(x),
     }
+}
+
+/// `pool.forward(x)` (average pooling), through the kernel where the windows are unpadded and
+/// inside the image (LeNet-5's subsampling); burn's operation elsewhere.
+pub fn avg_pool2d(pool: &AvgPool2d, x: Tensor<4>) -> Tensor<4> {
+    let unpadded = matches!(
+        pool.padding,
+        PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+    );
+    #[cfg(feature = "flex")]
+    if enabled() && unpadded && !pool.ceil_mode && crate::on_flex(&x) {
+        use burn::backend::Dispatch;
+        let options = PoolOptions {
+            kernel: pool.kernel_size,
+            stride: pool.stride,
+            padding: [0, 0],
+            ceil_mode: false,
+        };
+        let out = <Dispatch as FastAvgPoolBackend>::fast_avg_pool2d(x.into_dispatch(), options);
+        return Tensor::from_dispatch(out);
+    }
+    let _ = unpadded;
+    pool.forward(x)
 }
 
 /// Max pooling with symmetric `padding` and dilation 1 (what [`max_pool2d`] takes, and ResNet's
