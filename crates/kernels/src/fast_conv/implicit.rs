@@ -133,21 +133,16 @@ fn copy_floats(dst: &mut [f32], src: &[f32]) {
         .for_each(|(d, s)| *d = *s);
 }
 
-/// Images per thread's range (as in the im2col passes).
-fn per_range(g: &ConvGeometry) -> usize {
-    let threads = rayon::current_num_threads().clamp(1, g.batch.max(1));
-    g.batch.div_ceil(threads).max(1)
-}
-
 /// `conv(x)` into `out` (`[N, O, OH, OW]`, overwritten), plus `bias`; `weight` `[O, C·KH·KW]`.
 pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     let [oh, ow] = g.output().expect("checked by `applies`");
     let (rows, out_ch, plane_in) = (g.rows(), g.channels_out, g.channels_in * g.pixels_in());
     let plane_out = out_ch * oh * ow;
-    let per_range = per_range(g);
+    let per_range = g.per_thread();
     let group = group_size(g, per_range);
     let full = Layout::new(g, group);
     let lens = [full.len(g), out_ch * full.columns(g), 0];
+    let full_table = full.rows(g);
     let ranges = out
         .par_chunks_mut(per_range * plane_out)
         .zip(x.par_chunks(per_range * plane_in));
@@ -158,12 +153,18 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
                 let (xp, cols) = (&mut xp[..layout.len(g)], layout.columns(g));
                 pad_group(g, xs, layout, xp);
                 let product = &mut product[..out_ch * cols];
-                let table = layout.rows(g);
+                let short;
+                let table = if layout.images == group {
+                    &full_table
+                } else {
+                    short = layout.rows(g);
+                    &short
+                };
                 matmul::gemm(
                     [out_ch, cols, rows],
                     (product, cols, false),
                     (weight, [rows, 1]),
-                    (xp, &table),
+                    (xp, table),
                     false,
                 );
                 // `[O][OH][images·Wp]` → `[images, O, OH, OW]`, adding the bias on the way.
@@ -213,6 +214,7 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
     let group = group_size(g, g.batch);
     let full = Layout::new(g, group);
     let lens = [full.len(g), out_ch * full.columns(g), 0];
+    let full_table = full.rows(g);
     with_scratch(lens, |[xp, dy_wide, _]| {
         for (i, (xs, dy)) in x
             .chunks(group * plane_in)
@@ -232,12 +234,18 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
                     }
                 }
             }
-            let table = layout.rows(g);
+            let short;
+            let table = if layout.images == group {
+                &full_table
+            } else {
+                short = layout.rows(g);
+                &short
+            };
             matmul::gemm_nt(
                 [out_ch, rows, cols],
                 (dw, rows, i > 0),
                 (dy_wide, cols),
-                (xp, &table),
+                (xp, table),
                 parallel,
             );
         }

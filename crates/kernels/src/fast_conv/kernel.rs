@@ -127,6 +127,13 @@ impl ConvGeometry {
         }
     }
 
+    /// Images in each thread's contiguous range of the batch (the passes' unit of parallel
+    /// work).
+    pub(super) fn per_thread(&self) -> usize {
+        let threads = rayon::current_num_threads().clamp(1, self.batch.max(1));
+        self.batch.div_ceil(threads).max(1)
+    }
+
     /// Images per chunk: one where an image alone gives the GEMMs enough columns (then no
     /// regrouping copies are needed), else as many as fit one column matrix in
     /// [`COLUMN_BUDGET`] but at least [`MIN_COLUMNS`] columns' worth.
@@ -386,14 +393,27 @@ mod tests {
             g(2, 3, [16, 18], 4, [3, 3], [1, 1], [1, 1], 1),
             g(3, 5, [16, 16], 4, [1, 1], [1, 1], [0, 0], 1),
             g(3, 5, [4, 4], 4, [1, 1], [1, 1], [0, 0], 1),
-            // Stride 1 at 8+ output columns: no column matrix (`implicit`), images grouped
-            // side by side on small maps, other kernel sizes and paddings, a padded 1×1.
-            g(7, 5, [8, 8], 6, [3, 3], [1, 1], [1, 1], 1),
-            g(3, 4, [10, 12], 9, [3, 3], [1, 1], [0, 0], 1),
-            g(2, 3, [9, 12], 4, [5, 5], [1, 1], [2, 2], 1),
-            g(4, 2, [8, 9], 3, [3, 2], [1, 1], [1, 0], 1),
-            g(2, 3, [8, 8], 2, [1, 1], [1, 1], [1, 1], 1),
+            // Stride 1 at 16+ output columns: no column matrix (`implicit`), images grouped
+            // side by side (with a shorter last group), other kernel sizes and paddings, an
+            // asymmetric kernel; then a padded 1×1, which takes im2col (its padding is not smaller
+            // than its kernel), as narrower maps do (the rows above).
+            g(7, 5, [16, 16], 6, [3, 3], [1, 1], [1, 1], 1),
+            g(3, 4, [18, 20], 9, [3, 3], [1, 1], [0, 0], 1),
+            g(2, 3, [18, 20], 4, [5, 5], [1, 1], [2, 2], 1),
+            g(4, 2, [16, 17], 3, [3, 2], [1, 1], [1, 0], 1),
+            g(2, 3, [16, 16], 2, [1, 1], [1, 1], [1, 1], 1),
         ]
+    }
+
+    /// The geometries above exercise both ways: the implicit path (stride 1, 16+ columns) for
+    /// five of them, im2col for the rest.
+    #[test]
+    fn the_geometries_cover_both_paths() {
+        let implicit = geometries()
+            .iter()
+            .filter(|g| super::super::implicit::applies(g))
+            .count();
+        assert_eq!(implicit, 5);
     }
 
     #[test]

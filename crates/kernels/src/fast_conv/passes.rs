@@ -18,8 +18,7 @@ use super::matmul::gemm_nt;
 
 /// Images per thread's range, and images per chunk within a range.
 fn split(g: &ConvGeometry) -> (usize, usize) {
-    let threads = rayon::current_num_threads().clamp(1, g.batch.max(1));
-    let per_range = g.batch.div_ceil(threads).max(1);
+    let per_range = g.per_thread();
     (per_range, g.chunk().min(per_range))
 }
 

@@ -101,6 +101,13 @@ pub fn inverse_std(var: &[f32], epsilon: f64) -> Vec<f32> {
         .collect()
 }
 
+/// The batch norm as one affine map per channel: `scale = γ / σ`, `shift = β − mean · scale`.
+fn affine(gamma: &[f32], beta: &[f32], mean: &[f32], inv_std: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, i)| g * i).collect();
+    let shift = beta.iter().zip(mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+    (scale, shift)
+}
+
 /// ReLU that lets NaN through (as burn's and PyTorch's do), so a diverging run still shows it.
 #[inline(always)]
 fn relu(v: f32) -> f32 {
@@ -165,8 +172,7 @@ pub fn forward_eval(
 ) -> Vec<f32> {
     EVAL_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let inv_std = inverse_std(var, epsilon);
-    let scale: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, i)| g * i).collect();
-    let shift: Vec<f32> = beta.iter().zip(mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+    let (scale, shift) = affine(gamma, beta, mean, &inv_std);
     normalize(x, residual, &scale, &shift, apply_relu, d)
 }
 
@@ -193,13 +199,7 @@ pub fn forward_train(
     super::SWITCH.record(false);
     let (mean, var) = statistics(x, d);
     let inv_std = inverse_std(&var, epsilon);
-    let scale: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, i)| g * i).collect();
-    let shift: Vec<f32> = beta
-        .iter()
-        .zip(&mean)
-        .zip(&scale)
-        .map(|((b, m), s)| b - m * s)
-        .collect();
+    let (scale, shift) = affine(gamma, beta, &mean, &inv_std);
     (normalize(x, residual, &scale, &shift, apply_relu, d), mean, var)
 }
 
