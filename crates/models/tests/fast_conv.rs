@@ -71,6 +71,10 @@ fn every_layer_kind_matches_burns_convolution_forward_and_backward() {
     // Maps of 256+ pixels run one image per GEMM (a 1×1 then needs no column matrix at all).
     check_layer(&conv([24, 12], 1, 1, 0, true), [3, 24, 16, 17]);
     check_layer(&conv([8, 12], 3, 1, 1, true), [3, 8, 20, 16]);
+    // Small maps with 128+ blocks of 2×2 outputs run as Winograd F(2×2, 3×3): odd sizes, with
+    // bias, a batch of 5 lane blocks; 1×1 maps.
+    check_layer(&conv([24, 20], 3, 1, 1, true), [40, 24, 7, 5]);
+    check_layer(&conv([6, 10], 3, 1, 1, false), [130, 6, 1, 1]);
     // Dilation and `Same` padding go through the same kernel.
     let dilated = Conv2dConfig::new([4, 6], [3, 3])
         .with_dilation([2, 2])

@@ -184,24 +184,7 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
 /// dX (`[N, C, H, W]`, overwritten) from dY: the stride-1 convolution of dY, padded by
 /// `K − 1 − pad`, with the kernel turned 180° and its channel axes swapped.
 pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx: &mut [f32]) {
-    let [kh, kw] = g.kernel;
-    let (c_in, out_ch) = (g.channels_in, g.channels_out);
-    let turned = ConvGeometry {
-        channels_in: out_ch,
-        input: g.output().expect("checked by `applies`"),
-        channels_out: c_in,
-        padding: [kh - 1 - g.padding[0], kw - 1 - g.padding[1]],
-        ..*g
-    };
-    // turned[c][o][tap] = weight[o][c][taps − 1 − tap] (the taps reversed = turned 180°)
-    let taps = kh * kw;
-    let mut turned_weight = vec![0.0f32; weight.len()];
-    for (o, filters) in weight.chunks_exact(c_in * taps).enumerate() {
-        for (c, filter) in filters.chunks_exact(taps).enumerate() {
-            let dst = &mut turned_weight[(c * out_ch + o) * taps..][..taps];
-            dst.iter_mut().zip(filter.iter().rev()).for_each(|(d, w)| *d = *w);
-        }
-    }
+    let (turned, turned_weight) = super::kernel::turned(g, weight);
     forward(&turned, grad, &turned_weight, None, dx);
 }
 

@@ -148,6 +148,31 @@ impl ConvGeometry {
     }
 }
 
+/// The stride-1 convolution whose forward pass is `g`'s input gradient (for a padding smaller
+/// than the kernel): dY padded by `K − 1 − pad`, convolved with the kernel turned 180° and its
+/// channel axes swapped. Returns that geometry and its weight `[C, O, KH, KW]`.
+pub(super) fn turned(g: &ConvGeometry, weight: &[f32]) -> (ConvGeometry, Vec<f32>) {
+    let [kh, kw] = g.kernel;
+    let (c_in, out_ch) = (g.channels_in, g.channels_out);
+    let turned = ConvGeometry {
+        channels_in: out_ch,
+        input: g.out(),
+        channels_out: c_in,
+        padding: [kh - 1 - g.padding[0], kw - 1 - g.padding[1]],
+        ..*g
+    };
+    // turned[c][o][tap] = weight[o][c][taps − 1 − tap] (the taps reversed = turned 180°)
+    let taps = kh * kw;
+    let mut turned_weight = vec![0.0f32; weight.len()];
+    for (o, filters) in weight.chunks_exact(c_in * taps).enumerate() {
+        for (c, filter) in filters.chunks_exact(taps).enumerate() {
+            let dst = &mut turned_weight[(c * out_ch + o) * taps..][..taps];
+            dst.iter_mut().zip(filter.iter().rev()).for_each(|(d, w)| *d = *w);
+        }
+    }
+    (turned, turned_weight)
+}
+
 /// The left operand of a pass's products (its weights): `m × k`, element `(i, p)` at
 /// `i·strides[0] + p·strides[1]`.
 pub(super) struct Lhs<'a> {
@@ -402,18 +427,23 @@ mod tests {
             g(2, 3, [18, 20], 4, [5, 5], [1, 1], [2, 2], 1),
             g(4, 2, [16, 17], 3, [3, 2], [1, 1], [1, 0], 1),
             g(2, 3, [16, 16], 2, [1, 1], [1, 1], [1, 1], 1),
+            // 3×3, stride 1, padding 1 on maps up to 8 wide with 128+ blocks of 2×2 outputs
+            // (`winograd`): odd sizes (a cut-off last block), a batch that is no whole number of
+            // lane blocks, 1×1 maps; then too few blocks, which takes im2col.
+            g(9, 5, [7, 8], 6, [3, 3], [1, 1], [1, 1], 1),
+            g(16, 4, [8, 5], 3, [3, 3], [1, 1], [1, 1], 1),
+            g(130, 3, [1, 1], 2, [3, 3], [1, 1], [1, 1], 1),
+            g(3, 4, [8, 8], 3, [3, 3], [1, 1], [1, 1], 1),
         ]
     }
 
-    /// The geometries above exercise both ways: the implicit path (stride 1, 16+ columns) for
-    /// five of them, im2col for the rest.
+    /// The geometries above exercise every way: the implicit path (stride 1, 16+ columns) for
+    /// five of them, Winograd for three, im2col for the rest.
     #[test]
-    fn the_geometries_cover_both_paths() {
-        let implicit = geometries()
-            .iter()
-            .filter(|g| super::super::implicit::applies(g))
-            .count();
-        assert_eq!(implicit, 5);
+    fn the_geometries_cover_every_path() {
+        let count = |applies: fn(&ConvGeometry) -> bool| geometries().iter().filter(|g| applies(g)).count();
+        assert_eq!(count(super::super::implicit::applies), 5);
+        assert_eq!(count(super::super::winograd::applies), 3);
     }
 
     #[test]

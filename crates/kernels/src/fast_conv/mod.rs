@@ -10,6 +10,10 @@
 //! and against torchvision's fixtures) and do not depend on thread timing. Measured in
 //! `docs/benchmarks.md`: ResNet-18 at 64 px trains 1.5–2× and infers 1.5–2.5× faster.
 //!
+//! 3×3 stride-1 convolutions of maps up to 8 wide run as Winograd F(2×2, 3×3) instead
+//! ([`winograd`], `CNN_WINOGRAD=0` to switch off); stride-1 convolutions of wider maps read the
+//! padded image in place ([`implicit`]).
+//!
 //! The products run on our own packed GEMM ([`matmul`], with a register tile chosen for the CPU
 //! at run time: AVX-512, AVX2 + FMA or portable); `CNN_OWN_GEMM=0` switches to the `gemm`
 //! crate's, for comparison.
@@ -39,6 +43,8 @@ mod matmul;
 mod microkernel;
 #[cfg(feature = "flex")]
 mod passes;
+#[cfg(feature = "flex")]
+mod winograd;
 
 #[cfg(feature = "flex")]
 pub use backend::FastConvBackend;
@@ -48,6 +54,10 @@ static SWITCH: Switch = Switch::new("CNN_FAST_CONV", 0);
 /// crate's instead (process-wide: the products run on the pool's threads).
 #[cfg(feature = "flex")]
 static OWN_GEMM: Switch = Switch::new("CNN_OWN_GEMM", 2);
+/// 3×3 stride-1 convolutions of small maps as Winograd F(2×2, 3×3) ([`winograd`]);
+/// `CNN_WINOGRAD=0` runs them as the other convolutions (process-wide, like [`OWN_GEMM`]).
+#[cfg(feature = "flex")]
+static WINOGRAD: Switch = Switch::new("CNN_WINOGRAD", 5);
 
 /// Whether [`conv2d`] uses the fast kernel on flex on this thread (on unless `CNN_FAST_CONV=0`,
 /// [`set_enabled`] or [`with_fast_conv`] say otherwise).

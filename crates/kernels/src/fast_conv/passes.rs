@@ -12,9 +12,9 @@
 use rayon::prelude::*;
 
 use super::columns::{col2im, crop};
-use super::implicit;
 use super::kernel::{ConvGeometry, Lhs, columns, with_scratch};
 use super::matmul::gemm_nt;
+use super::{implicit, winograd};
 
 /// Images per thread's range, and images per chunk within a range.
 fn split(g: &ConvGeometry) -> (usize, usize) {
@@ -42,8 +42,16 @@ fn implicit(g: &ConvGeometry) -> bool {
     super::OWN_GEMM.enabled() && implicit::applies(g)
 }
 
+/// Whether `g` runs as Winograd F(2×2, 3×3) ([`winograd`]).
+fn winograd(g: &ConvGeometry) -> bool {
+    super::WINOGRAD.enabled() && winograd::applies(g)
+}
+
 /// `conv(x)` into `out` (`[N, O, OH, OW]`), plus `bias`.
 pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    if winograd(g) {
+        return winograd::forward(g, x, weight, bias, out);
+    }
     if implicit(g) {
         return implicit::forward(g, x, weight, bias, out);
     }
@@ -110,6 +118,9 @@ fn grad_columns<'a>(g: &ConvGeometry, dy: &'a [f32], buf: &'a mut [f32]) -> &'a 
 
 /// dX (`[N, C, H, W]`, zeros on entry) from dY: `Wᵀ · dY` per chunk, then col2im.
 pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx: &mut [f32]) {
+    if winograd(g) {
+        return winograd::input_gradient(g, weight, grad, dx);
+    }
     if implicit(g) {
         return implicit::input_gradient(g, weight, grad, dx);
     }
@@ -176,6 +187,9 @@ const WEIGHT_PARTS_BUDGET: usize = 1 << 22;
 /// split over the cores by the `gemm` crate (it splits `dW`'s rows and columns, so the sums keep
 /// their order).
 pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32]) {
+    if winograd(g) {
+        return winograd::weight_gradient(g, x, grad, dw);
+    }
     let parts = WEIGHT_PARTS.min(g.batch);
     if parts < 2 || parts * dw.len() > WEIGHT_PARTS_BUDGET {
         return weight_gradient_of(g, x, grad, dw, true);
