@@ -39,6 +39,7 @@ pub mod folder;
 pub mod idx;
 pub mod image;
 pub mod loader;
+pub mod seed;
 pub mod subset;
 
 pub use augment::{Op, Pipeline};

@@ -12,10 +12,6 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-
 use crate::augment::Pipeline;
 use crate::batch::{Batch, Preprocess};
 use crate::dataset::ImageDataset;
@@ -125,13 +121,11 @@ impl<S: Source + ?Sized + 'static> Loader<S> {
 
     /// The sample order of `epoch` (shuffled from `(seed, epoch)` when shuffling).
     pub fn order(&self, epoch: u64) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.source.len()).collect();
         if self.config.shuffle {
-            order.shuffle(&mut StdRng::seed_from_u64(
-                self.config.seed.wrapping_mul(0x9e37_79b9).wrapping_add(epoch),
-            ));
+            crate::seed::epoch_order(self.source.len(), self.config.seed, epoch)
+        } else {
+            (0..self.source.len()).collect()
         }
-        order
     }
 
     /// The batches of `epoch`, built in the background.

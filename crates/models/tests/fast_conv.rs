@@ -132,21 +132,22 @@ fn ndarray_takes_burns_path() {
     assert_eq!(max_gap(c.forward(x.clone()), fast_conv::conv2d(&c, x)), 0.0);
 }
 
-/// ResNet-18's logits agree to ~3e-6; its gradients to ~1e-3 (relative L2), not at rounding
-/// level: the stem's max pool follows a ReLU, so its windows hold tied zeros, and a rounding-size
-/// change in front of it moves which one carries the gradient (as with GoogLeNet below; burn's
-/// own convolution does the same when its input moves by 1e-6). A wrong gradient moves them by
-/// O(1), hence 1e-2.
+/// ResNet-18's logits agree to ~3e-6; its gradients not at rounding level but to ~2e-2
+/// (relative L2, the worst parameter; most agree to ~1e-5): a ReLU input within rounding of zero
+/// flips its unit (and, after the stem, which of a max-pool window's tied zeros carries the
+/// gradient), which moves a small gradient such as one batch norm's β by a percent. With burn's
+/// convolution on both sides nothing flips and they agree to ~1e-6. A wrong gradient moves
+/// them by O(1), hence 5e-2.
 #[test]
 fn resnet18_logits_and_gradients_match_burns_convolution() {
     let _serial = serial();
-    check_network(Kernel::FastConv, "resnet18", [8, 3, 64, 64], 1e-2, true);
+    check_network(Kernel::FastConv, "resnet18", [8, 3, 64, 64], 1e-4, Some(5e-2));
 }
 
 #[test]
 fn lenet5_logits_and_gradients_match_burns_convolution() {
     let _serial = serial();
-    check_network(Kernel::FastConv, "lenet5", [4, 1, 32, 32], 1e-4, true);
+    check_network(Kernel::FastConv, "lenet5", [4, 1, 32, 32], 1e-4, Some(1e-4));
 }
 
 /// GoogLeNet's logits only. Its parameter gradients move by 1–3% (relative L2) on burn's own
@@ -155,7 +156,7 @@ fn lenet5_logits_and_gradients_match_burns_convolution() {
 #[test]
 fn googlenet_logits_match_burns_convolution() {
     let _serial = serial();
-    check_network(Kernel::FastConv, "googlenet", [4, 3, 64, 64], 1e-4, false);
+    check_network(Kernel::FastConv, "googlenet", [4, 3, 64, 64], 1e-4, None);
     let device = Device::flex();
     let model = build("googlenet", BuildOptions::classes(10), &device).unwrap();
     let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);

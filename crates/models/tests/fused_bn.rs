@@ -124,16 +124,22 @@ fn resnet18_inference_logits_match_with_the_kernel_off() {
     assert!(rel <= 1e-5, "logits relative gap {rel}");
 }
 
+/// Logits within 1e-4; gradients within 5e-2 for the reason given at ResNet-18 in
+/// `tests/fast_conv.rs`: measured ≤ 5e-6 for ResNet-18 here, and for ResNet-20 ≤ 3e-6 with burn's
+/// convolution (`CNN_FAST_CONV=0`) but 7.5e-3 with ours, in the first 64-channel block's first
+/// batch norm: its β moves while its γ — which weighs each unit by its normalised input, ≈ 0
+/// for a unit at the ReLU's kink — agrees to 2e-6, the mark of a flipped unit rather than a
+/// wrong formula. The per-layer tests above check every shape at 1e-5.
 #[test]
 fn resnet18_logits_and_gradients_match_with_the_kernel_off() {
     let _serial = serial();
-    check_network(Kernel::FusedBn, "resnet18", [8, 3, 64, 64], 1e-4, true);
+    check_network(Kernel::FusedBn, "resnet18", [8, 3, 64, 64], 1e-4, Some(5e-2));
 }
 
 #[test]
 fn resnet20_logits_and_gradients_match_with_the_kernel_off() {
     let _serial = serial();
-    check_network(Kernel::FusedBn, "resnet20", [8, 3, 32, 32], 1e-4, true);
+    check_network(Kernel::FusedBn, "resnet20", [8, 3, 32, 32], 1e-4, Some(5e-2));
 }
 
 /// VGG-11-BN (batch norm then ReLU in one sequence). Its classifier has 2 × 4,096 ReLUs per
@@ -144,7 +150,7 @@ fn resnet20_logits_and_gradients_match_with_the_kernel_off() {
 #[test]
 fn vgg11_bn_logits_and_gradients_match_with_the_kernel_off() {
     let _serial = serial();
-    check_network(Kernel::FusedBn, "vgg11_bn", [4, 3, 32, 32], 1e-2, true);
+    check_network(Kernel::FusedBn, "vgg11_bn", [4, 3, 32, 32], 1e-2, Some(1e-2));
 }
 
 /// GoogLeNet's logits (its parameter gradients are not comparable at rounding level: max-pool
@@ -152,7 +158,7 @@ fn vgg11_bn_logits_and_gradients_match_with_the_kernel_off() {
 #[test]
 fn googlenet_logits_match_with_the_kernel_off() {
     let _serial = serial();
-    check_network(Kernel::FusedBn, "googlenet", [4, 3, 64, 64], 1e-4, false);
+    check_network(Kernel::FusedBn, "googlenet", [4, 3, 64, 64], 1e-4, None);
 }
 
 /// `tests/data/batchnorm_pytorch.json`, written by `scripts/make_batchnorm_reference.py` with

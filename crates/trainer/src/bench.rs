@@ -169,7 +169,7 @@ pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: 
                 let loss = match case.part {
                     BenchPart::Features => features(&model, images.clone()).mean(),
                     BenchPart::Whole => {
-                        crate::fit::training_loss(model.train_outputs(images.clone()), labels.clone(), &loss_fn)
+                        crate::step::training_loss(model.train_outputs(images.clone()), labels.clone(), &loss_fn)
                     }
                 };
                 let grads = GradientsParams::from_grads(loss.backward(), &model);

@@ -3,22 +3,21 @@
 //! features only. The cache format and its key are [`cnn_transfer::cache`]'s.
 
 use std::path::Path;
-use std::time::Instant;
 
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use cnn_data_augment::seed::epoch_order;
 use cnn_data_augment::{Batch, Preprocess, Source};
 use cnn_models::Model;
 use cnn_transfer::{CacheKey, CacheWriter, FeatureCache};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use sha2::{Digest, Sha256};
 
 use crate::config::TrainConfig;
+use crate::epochs::{Batches, EpochLoop, Hooks, TrainState};
 use crate::error::{Result, TrainError};
-use crate::fit::{EpochHook, EpochMetrics, Evaluation, Fitted, Progress, count_correct, early_stop};
-use crate::schedule::learning_rate;
+use crate::eval::{Evaluation, evaluate_batches};
+use crate::fit::Fitted;
+use crate::step::{Step, StepResult, finish_step};
 
 /// Images per backbone batch when filling a cache.
 const EXTRACT_BATCH: usize = 128;
@@ -121,100 +120,81 @@ impl Features {
 }
 
 /// Loss, top-1 and top-5 of `model`'s head on cached features.
-pub fn evaluate_head(model: &Model, data: &Features, device: &Device) -> Evaluation {
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
-    let (mut loss_sum, mut top1, mut top5) = (0f64, 0usize, 0usize);
+pub fn evaluate_head(model: &Model, data: &Features, device: &Device) -> Result<Evaluation> {
     let rows: Vec<usize> = (0..data.len()).collect();
-    for chunk in rows.chunks(1024) {
-        let (x, y) = data.batch(chunk, device);
+    let batches = rows.chunks(1024).map(|rows| Ok(data.batch(rows, device)));
+    Ok(evaluate_batches(batches, |x| model.head(x), None, device)?.summary)
+}
+
+/// The head's training step: forward through the head only, from a batch of feature rows.
+pub(crate) struct HeadStep {
+    loss_fn: CrossEntropyLoss,
+}
+
+impl Step<Model> for HeadStep {
+    type Input = (Tensor<2>, Tensor<1, Int>);
+
+    fn step(&self, model: &Model, (x, labels): Self::Input) -> Result<StepResult> {
         let logits = model.head(x);
-        let (c1, c5) = count_correct(logits.clone(), y.clone());
-        (top1, top5) = (top1 + c1, top5 + c5);
-        loss_sum += f64::from(loss_fn.forward(logits, y).into_scalar::<f32>()) * chunk.len() as f64;
-    }
-    let n = data.len().max(1) as f64;
-    Evaluation {
-        loss: loss_sum / n,
-        accuracy: top1 as f64 / n,
-        top5: top5 as f64 / n,
-        images: data.len(),
+        Ok(finish_step(model, (logits.clone(), labels), |labels| {
+            self.loss_fn.forward(logits, labels)
+        }))
     }
 }
 
-/// Trains `model`'s head (on the autodiff `device`) from cached features: the same schedule,
-/// optimiser, early stopping and per-epoch hook as [`crate::fit::fit_from`], with batches of
+/// An epoch of feature rows in batches, shuffled from `(seed, epoch)`.
+struct FeatureBatches<'a> {
+    features: &'a Features,
+    order: Vec<usize>,
+    batch_size: usize,
+    next: usize,
+    device: &'a Device,
+}
+
+impl Iterator for FeatureBatches<'_> {
+    type Item = Result<((Tensor<2>, Tensor<1, Int>), usize)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rows = self.order.chunks(self.batch_size).nth(self.next)?;
+        self.next += 1;
+        Some(Ok((self.features.batch(rows, self.device), rows.len())))
+    }
+}
+
+impl Batches for FeatureBatches<'_> {
+    type Input = (Tensor<2>, Tensor<1, Int>);
+
+    fn total(&self) -> usize {
+        self.order.len().div_ceil(self.batch_size)
+    }
+}
+
+/// Trains `model`'s head (on the autodiff `device`) from cached features: the same loop,
+/// schedule, optimiser, early stopping and hooks as [`crate::fit::fit_from`], with batches of
 /// feature rows shuffled from `(seed, epoch)`.
-#[allow(clippy::too_many_arguments)]
 pub fn fit_head(
-    mut model: Model,
-    mut optimizer: ModuleOptimizer,
-    mut history: Vec<EpochMetrics>,
-    train: &Features,
-    valid: &Features,
+    state: TrainState<Model>,
+    (train, valid): (&Features, &Features),
     cfg: &TrainConfig,
     device: &Device,
-    progress: &mut dyn FnMut(Progress<'_>),
-    after_epoch: &mut EpochHook<'_, Model>,
+    hooks: Hooks<'_, Model>,
 ) -> Result<Fitted<Model>> {
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
-    for epoch in history.len() + 1..=cfg.epochs {
-        if early_stop(&history, cfg.early_stop).is_some() {
-            break;
-        }
-        let started = Instant::now();
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
-            cfg.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9),
-        ));
-        let batches: Vec<&[usize]> = order.chunks(cfg.batch_size).collect();
-        let (mut loss_sum, mut top1, mut top5, mut lr) = (0f64, 0usize, 0usize, cfg.lr);
-        for (b, rows) in batches.iter().enumerate() {
-            if crate::interrupt::stop_requested() {
-                return Err(crate::fit::interrupted(epoch, b, &history));
-            }
-            let (x, y) = train.batch(rows, device);
-            let logits = model.head(x);
-            let (c1, c5) = count_correct(logits.clone(), y.clone());
-            (top1, top5) = (top1 + c1, top5 + c5);
-            let loss = loss_fn.forward(logits, y);
-            let value = loss.clone().into_scalar::<f32>();
-            if !value.is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch,
-                    batch: b + 1,
-                    loss: value,
-                });
-            }
-            lr = learning_rate(cfg, epoch, b, batches.len());
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(lr, model, grads);
-            loss_sum += f64::from(value) * rows.len() as f64;
-            progress(Progress::Batch {
-                epoch,
-                batch: b + 1,
-                batches: batches.len(),
-                loss: value,
-                lr,
-            });
-        }
-        let train_seconds = started.elapsed().as_secs_f64();
-        let eval = evaluate_head(&model, valid, device);
-        let n = train.len().max(1) as f64;
-        history.push(EpochMetrics {
-            epoch,
-            train_loss: loss_sum / n,
-            train_accuracy: top1 as f64 / n,
-            train_top5: top5 as f64 / n,
-            valid_loss: eval.loss,
-            valid_accuracy: eval.accuracy,
-            valid_top5: eval.top5,
-            lr,
-            train_seconds,
-            images_per_second: n / train_seconds.max(1e-9),
-            data_wait_share: 0.0,
-        });
-        after_epoch(&model, &optimizer, &history)?;
-        progress(Progress::Epoch(history.last().expect("just pushed")));
-    }
-    Ok(Fitted::new(model, optimizer, history, cfg))
+    let epochs = EpochLoop {
+        cfg,
+        device,
+        step: HeadStep {
+            loss_fn: CrossEntropyLossConfig::new().init(device),
+        },
+        batches: |epoch: usize| {
+            Ok(FeatureBatches {
+                features: train,
+                order: epoch_order(train.len(), cfg.seed, epoch as u64),
+                batch_size: cfg.batch_size,
+                next: 0,
+                device,
+            })
+        },
+        evaluate: |model: &Model| evaluate_head(model, valid, device),
+    };
+    epochs.run(state, hooks)
 }

@@ -8,10 +8,22 @@ use cnn_data_augment::{Batch, Image, Preprocess, Source};
 use cnn_models::ImageClassifier;
 
 use crate::error::{Result, TrainError};
-use crate::fit::{Evaluation, count_correct};
 
-/// Images per batch when evaluating.
+/// Images per batch when evaluating (no gradients, so larger batches are cheap).
 const EVAL_BATCH: usize = 250;
+
+/// Loss and accuracy over a data set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy loss.
+    pub loss: f64,
+    /// Top-1 accuracy in [0, 1].
+    pub accuracy: f64,
+    /// Top-5 accuracy in [0, 1] (top-k with k = classes when fewer than 5).
+    pub top5: f64,
+    /// Number of images evaluated.
+    pub images: usize,
+}
 
 /// Everything `cnn eval` reports.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,7 +48,86 @@ impl DetailedEvaluation {
     }
 }
 
-/// Evaluates `model` (inference mode) on `data` with `num_classes` classes.
+/// The one evaluation loop: `forward` turns each batch into logits, and their loss, top-1,
+/// top-5 and (for `classes: Some(n)`) confusion matrix are summed over all batches. Every
+/// evaluation — of images, of cached features, of crops or ensembles to come — runs through it.
+pub(crate) fn evaluate_batches<X>(
+    batches: impl Iterator<Item = Result<(X, Tensor<1, Int>)>>,
+    mut forward: impl FnMut(X) -> Tensor<2>,
+    classes: Option<usize>,
+    device: &Device,
+) -> Result<DetailedEvaluation> {
+    let loss_fn = burn::nn::loss::CrossEntropyLossConfig::new().init(device);
+    let n = classes.unwrap_or(0);
+    let mut confusion = vec![vec![0usize; n]; n];
+    let (mut loss_sum, mut top1, mut top5, mut images) = (0f64, 0usize, 0usize, 0usize);
+    for batch in batches {
+        let (input, labels) = batch?;
+        let logits = forward(input);
+        let count = labels.dims()[0];
+        if classes.is_some() {
+            add_to_confusion(&mut confusion, logits.clone(), labels.clone())?;
+        }
+        let (c1, c5) = count_correct(logits.clone(), labels.clone());
+        (top1, top5, images) = (top1 + c1, top5 + c5, images + count);
+        loss_sum += f64::from(loss_fn.forward(logits, labels).into_scalar::<f32>()) * count as f64;
+    }
+    let seen = images.max(1) as f64;
+    Ok(DetailedEvaluation {
+        summary: Evaluation {
+            loss: loss_sum / seen,
+            accuracy: top1 as f64 / seen,
+            top5: top5 as f64 / seen,
+            images,
+        },
+        confusion,
+    })
+}
+
+/// Counts each (true, predicted) pair of a batch; a label past the matrix is an error.
+fn add_to_confusion(confusion: &mut [Vec<usize>], logits: Tensor<2>, labels: Tensor<1, Int>) -> Result<()> {
+    let classes = confusion.len();
+    let as_vec = |t: Tensor<1, Int>| t.into_data().convert::<i64>().try_into_vec::<i64>().unwrap_or_default();
+    let predicted = as_vec(logits.argmax(1).squeeze_dim(1));
+    for (truth, p) in as_vec(labels).into_iter().zip(predicted) {
+        let truth = usize::try_from(truth).unwrap_or(usize::MAX);
+        if truth >= classes {
+            return Err(TrainError::Config(format!(
+                "the data has label {truth} but the model has {classes} classes"
+            )));
+        }
+        confusion[truth][p as usize] += 1;
+    }
+    Ok(())
+}
+
+/// `data`'s images and labels in batches of [`EVAL_BATCH`], fitted with `pre`, on `device`.
+fn image_batches<'a>(
+    data: &'a dyn Source,
+    pre: &'a Preprocess,
+    device: &'a Device,
+) -> impl Iterator<Item = Result<(Tensor<4>, Tensor<1, Int>)>> + 'a {
+    (0..data.len()).step_by(EVAL_BATCH).map(move |first| {
+        let samples = (first..(first + EVAL_BATCH).min(data.len()))
+            .map(|i| data.get(i))
+            .collect::<cnn_data_augment::Result<Vec<_>>>()?;
+        Ok(Batch::from_images(&samples, pre)?.to_device(device))
+    })
+}
+
+/// Loss, top-1 and top-5 accuracy of `model` (in inference mode) on `data`.
+pub fn evaluate<M: ImageClassifier>(
+    model: &M,
+    data: &dyn Source,
+    pre: &Preprocess,
+    device: &Device,
+) -> Result<Evaluation> {
+    let batches = image_batches(data, pre, device);
+    Ok(evaluate_batches(batches, |images| model.logits(images), None, device)?.summary)
+}
+
+/// Evaluates `model` (inference mode) on `data` with `num_classes` classes, with the confusion
+/// matrix.
 pub fn evaluate_detailed<M: ImageClassifier>(
     model: &M,
     data: &dyn Source,
@@ -44,45 +135,24 @@ pub fn evaluate_detailed<M: ImageClassifier>(
     pre: &Preprocess,
     device: &Device,
 ) -> Result<DetailedEvaluation> {
-    let loss_fn = burn::nn::loss::CrossEntropyLossConfig::new().init(device);
-    let mut confusion = vec![vec![0usize; num_classes]; num_classes];
-    let (mut loss_sum, mut top1, mut top5) = (0f64, 0usize, 0usize);
-    let all: Vec<usize> = (0..data.len()).collect();
-    for indices in all.chunks(EVAL_BATCH) {
-        let samples = indices
-            .iter()
-            .map(|&i| data.get(i))
-            .collect::<cnn_data_augment::Result<Vec<_>>>()?;
-        if let Some((_, bad)) = samples.iter().find(|(_, label)| *label >= num_classes) {
-            return Err(TrainError::Config(format!(
-                "the data has label {bad} but the model has {num_classes} classes"
-            )));
-        }
-        let (images, labels) = Batch::from_images(&samples, pre)?.to_device(device);
-        let logits = model.logits(images);
-        let (c1, c5) = count_correct(logits.clone(), labels.clone());
-        (top1, top5) = (top1 + c1, top5 + c5);
-        let predicted: Tensor<1, Int> = logits.clone().argmax(1).squeeze_dim(1);
-        let predicted = predicted
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec::<i64>()
-            .unwrap_or_default();
-        for ((_, truth), p) in samples.iter().zip(predicted) {
-            confusion[*truth][p as usize] += 1;
-        }
-        loss_sum += f64::from(loss_fn.forward(logits, labels).into_scalar::<f32>()) * indices.len() as f64;
-    }
-    let n = data.len().max(1) as f64;
-    Ok(DetailedEvaluation {
-        summary: Evaluation {
-            loss: loss_sum / n,
-            accuracy: top1 as f64 / n,
-            top5: top5 as f64 / n,
-            images: data.len(),
-        },
-        confusion,
-    })
+    let batches = image_batches(data, pre, device);
+    evaluate_batches(batches, |images| model.logits(images), Some(num_classes), device)
+}
+
+/// `(top-1, top-5)` correct predictions in a batch; top-5 counts a label whose logit is beaten
+/// by fewer than 5 others (by fewer than all others when there are at most 5 classes).
+pub(crate) fn count_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> (usize, usize) {
+    let [batch, classes] = logits.dims();
+    let predicted: Tensor<1, Int> = logits.clone().argmax(1).squeeze_dim(1);
+    let top1 = predicted.equal(labels.clone()).int().sum().into_scalar::<i64>() as usize;
+    let k = classes.min(5) as i64;
+    let own = logits
+        .clone()
+        .gather(1, labels.unsqueeze_dim(1))
+        .expand([batch, classes]);
+    let beaten_by = logits.greater(own).int().sum_dim(1);
+    let top5 = beaten_by.lower_elem(k).int().sum().into_scalar::<i64>() as usize;
+    (top1, top5)
 }
 
 /// AlexNet's ten crops of `img` for a model input of `size`: the image is resized to
@@ -158,5 +228,21 @@ mod tests {
         // The top-left and bottom-right crops differ; the mirrors of a crop differ from it.
         assert_ne!(crops[0], crops[3]);
         assert_ne!(crops[0], crops[5]);
+    }
+
+    #[test]
+    fn top1_and_top5_counts() {
+        let device = Device::flex();
+        // 3 samples, 6 classes; label ranks: 1st, 6th (last), 3rd.
+        let logits = Tensor::<2>::from_floats(
+            [
+                [9.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+                [0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+                [1.0, 6.0, 5.0, 2.0, 3.0, 4.0],
+            ],
+            &device,
+        );
+        let labels = Tensor::<1, Int>::from_ints([0, 0, 5], &device);
+        assert_eq!(count_correct(logits, labels), (1, 2));
     }
 }

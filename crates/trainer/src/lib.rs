@@ -22,6 +22,7 @@ pub mod bench_loader;
 pub mod cached;
 pub mod checkpoint;
 pub mod config;
+pub mod epochs;
 pub mod error;
 pub mod eval;
 pub mod experiment;
@@ -33,6 +34,7 @@ pub mod plot;
 pub mod presets;
 pub mod run;
 pub mod schedule;
+pub mod step;
 pub mod train;
 pub mod transfer_experiment;
 
@@ -41,9 +43,10 @@ pub use bench::{
 };
 pub use bench_loader::{PipelineTiming, bench_pipeline};
 pub use config::{OptimizerKind, Schedule, TrainConfig};
+pub use epochs::{Hooks, TrainState};
 pub use error::{Result, TrainError};
-pub use eval::{DetailedEvaluation, evaluate_detailed, predict, ten_crops};
-pub use fit::{EpochMetrics, Evaluation, Fitted, Progress, Stop, evaluate, fit, fit_from};
+pub use eval::{DetailedEvaluation, Evaluation, evaluate, evaluate_detailed, predict, ten_crops};
+pub use fit::{EpochMetrics, Fitted, Progress, Stop, TrainData, fit, fit_from};
 pub use lock::FolderLock;
 pub use run::{DATASETS, LoadedData, RunFolder, RunReport, load_data, load_dataset, preprocess_for};
 pub use train::{train_run, train_run_on};

@@ -19,12 +19,12 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::optim::GradientsAccumulator;
 use burn::tensor::{Device, Int, Tensor};
 use cnn_models::ImageClassifier;
 
 use crate::error::{Result, TrainError};
-use crate::fit::{count_correct, training_loss};
+use crate::step::{ImageBatch, Step, StepResult, finish_step, training_loss};
 
 /// What a worker gets: the model to fork, its shard and the shard's share of the batch.
 struct Job<M> {
@@ -38,19 +38,7 @@ struct Job<M> {
 /// its correct predictions.
 struct Done {
     worker: usize,
-    outcome: std::result::Result<(GradientsParams, f32, usize, usize), String>,
-}
-
-/// The result of one data-parallel step.
-pub(crate) struct StepResult {
-    /// Summed gradients on the main device.
-    pub grads: GradientsParams,
-    /// The batch's mean loss (the shards' losses weighted by their shares).
-    pub loss: f32,
-    /// Top-1 correct predictions in the batch.
-    pub correct: usize,
-    /// Top-5 correct predictions in the batch.
-    pub top5: usize,
+    outcome: std::result::Result<StepResult, String>,
 }
 
 /// Worker threads, one per device; the first device is the main one.
@@ -96,10 +84,14 @@ impl<M: ImageClassifier + Send + 'static> DataParallel<M> {
             handles,
         })
     }
+}
+
+impl<M: ImageClassifier + Send + 'static> Step<M> for DataParallel<M> {
+    type Input = ImageBatch;
 
     /// One step over `images`/`labels` (on the main device): shards, runs every worker and sums
     /// the gradients on the main device.
-    pub fn step(&self, model: &M, images: Tensor<4>, labels: Tensor<1, Int>) -> Result<StepResult> {
+    fn step(&self, model: &M, (images, labels): ImageBatch) -> Result<StepResult> {
         let batch = images.dims()[0];
         let shards = shard_sizes(batch, self.devices.len());
         let mut start = 0;
@@ -141,11 +133,11 @@ impl<M: ImageClassifier + Send + 'static> DataParallel<M> {
         parts.sort_by_key(|(worker, _)| *worker);
         let mut accumulator = GradientsAccumulator::new();
         let (mut loss, mut correct, mut top5) = (0f32, 0, 0);
-        for (_, (grads, part_loss, c1, c5)) in parts {
-            accumulator.accumulate(model, grads.to_device(main, model));
-            loss += part_loss;
-            correct += c1;
-            top5 += c5;
+        for (_, part) in parts {
+            accumulator.accumulate(model, part.grads.to_device(main, model));
+            loss += part.loss;
+            correct += part.correct;
+            top5 += part.top5;
         }
         Ok(StepResult {
             grads: accumulator.grads(),
@@ -170,16 +162,15 @@ fn shard_step<M: ImageClassifier>(
     job: Job<M>,
     device: &Device,
     loss_fn: &burn::nn::loss::CrossEntropyLoss,
-) -> (GradientsParams, f32, usize, usize) {
+) -> StepResult {
     let model = job.model.fork(device);
     let images = job.images.to_device(device);
     let labels = job.labels.to_device(device);
     let out = model.train_outputs(images);
-    let (c1, c5) = count_correct(out.logits.clone(), labels.clone());
-    let loss = training_loss(out, labels, loss_fn).mul_scalar(job.share);
-    let value = loss.clone().into_scalar::<f32>();
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    (grads, value, c1, c5)
+    let logits = out.logits.clone();
+    finish_step(&model, (logits, labels), |labels| {
+        training_loss(out, labels, loss_fn).mul_scalar(job.share)
+    })
 }
 
 /// Splits `batch` images over `devices` as evenly as possible, larger shards first.

@@ -15,8 +15,10 @@ use cnn_models::{BuildOptions, registry};
 use crate::cached::{Features, cached_features, evaluate_head, fingerprint, fit_head};
 use crate::checkpoint::{self, CHECKPOINT_FILE};
 use crate::config::TrainConfig;
+use crate::epochs::{Hooks, TrainState};
 use crate::error::{Result, TrainError};
-use crate::fit::{EpochMetrics, Progress, Stop, build_optimizer, evaluate, fit_from};
+use crate::eval::evaluate;
+use crate::fit::{EpochMetrics, Progress, Stop, TrainData, build_optimizer, fit_from};
 use crate::lock::FolderLock;
 use crate::plot;
 use crate::run::{RunReport, load_data, preprocess_for, write_file};
@@ -180,7 +182,11 @@ pub fn train_run_on(
         (model, optimizer, Vec::new())
     };
     // Freezing is applied to the model being trained (and again after a restore).
-    let model = cnn_transfer::freeze(model, &frozen)?;
+    let state = TrainState {
+        model: cnn_transfer::freeze(model, &frozen)?,
+        optimizer,
+        history,
+    };
 
     let title = format!("{} on {}", cfg.model, cfg.dataset);
     let mut after_epoch = |model: &cnn_models::Model, optim: &ModuleOptimizer, history: &[EpochMetrics]| {
@@ -203,7 +209,7 @@ pub fn train_run_on(
             .with("weights", weights_id)
             .with("preprocess", pretty(&pre))
             .with("dataset", cfg.dataset.clone());
-        let inference = model.valid();
+        let inference = state.model.valid();
         let mut features = Vec::new();
         for (split, source) in [("train", &train), ("valid", &valid), ("test", &data.test)] {
             let key = base
@@ -225,32 +231,23 @@ pub fn train_run_on(
         let test_features = features.pop().expect("three splits");
         let valid_features = features.pop().expect("three splits");
         let train_features = features.pop().expect("three splits");
-        fit_head(
-            model,
-            optimizer,
-            history,
-            &train_features,
-            &valid_features,
-            cfg,
-            &autodiff,
+        let hooks = Hooks {
             progress,
-            &mut after_epoch,
-        )
-        .map(|f| (f, Some(test_features)))
+            after_epoch: &mut after_epoch,
+        };
+        fit_head(state, (&train_features, &valid_features), cfg, &autodiff, hooks).map(|f| (f, Some(test_features)))
     } else {
-        fit_from(
-            model,
-            optimizer,
-            history,
+        let data = TrainData {
             train,
-            &*valid,
-            &pre,
-            cfg,
-            &devices.iter().map(|d| d.clone().autodiff()).collect::<Vec<_>>(),
+            valid: &*valid,
+            pre: &pre,
+        };
+        let hooks = Hooks {
             progress,
-            &mut after_epoch,
-        )
-        .map(|f| (f, None))
+            after_epoch: &mut after_epoch,
+        };
+        let autodiff: Vec<_> = devices.iter().map(|d| d.clone().autodiff()).collect();
+        fit_from(state, data, cfg, &autodiff, hooks).map(|f| (f, None))
     };
     let (fitted, test_features) = match outcome {
         Ok(f) => f,
@@ -269,7 +266,7 @@ pub fn train_run_on(
 
     let inference = fitted.model.valid();
     let test = match &test_features {
-        Some(f) => evaluate_head(&inference, f, device),
+        Some(f) => evaluate_head(&inference, f, device)?,
         None => evaluate(&inference, &*data.test, &pre, device)?,
     };
     let weights = inference.into_record().into_bytes().map_err(|e| TrainError::Write {

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use cnn_data_augment::{Preprocess, embedded::mnist_5k};
 use cnn_models::LeNet5;
-use cnn_trainer::{OptimizerKind, Progress, TrainConfig, evaluate, fit};
+use cnn_trainer::{OptimizerKind, Progress, TrainConfig, TrainData, evaluate, fit};
 
 /// burn's random generator is global per backend: tests that seed it and then draw from it
 /// (weight initialisation) must not interleave with each other.
@@ -35,9 +35,11 @@ fn short_run_on_200_digits_lowers_the_loss() {
     let mut batches = 0;
     let (model, history) = fit(
         model,
-        std::sync::Arc::new(small.clone()),
-        &small,
-        &pre,
+        TrainData {
+            train: std::sync::Arc::new(small.clone()),
+            valid: &small,
+            pre: &pre,
+        },
         &cfg,
         &autodiff,
         &mut |p| {
@@ -86,9 +88,11 @@ fn same_seed_gives_the_same_run() {
         let model = LeNet5::new(10, &autodiff);
         fit(
             model,
-            std::sync::Arc::new(small.clone()),
-            &small,
-            &pre,
+            TrainData {
+                train: std::sync::Arc::new(small.clone()),
+                valid: &small,
+                pre: &pre,
+            },
             &cfg,
             &autodiff,
             &mut |_| {},
@@ -120,9 +124,11 @@ fn absurd_learning_rate_is_reported_as_divergence() {
         .init(&autodiff);
     let err = fit(
         model,
-        std::sync::Arc::new(small.clone()),
-        &small,
-        &Preprocess::mnist(32),
+        TrainData {
+            train: std::sync::Arc::new(small.clone()),
+            valid: &small,
+            pre: &Preprocess::mnist(32),
+        },
         &cfg,
         &autodiff,
         &mut |_| {},

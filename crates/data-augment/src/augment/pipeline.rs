@@ -41,14 +41,7 @@ pub struct Pipeline {
 
 /// The random generator of one sample: a function of `(seed, epoch, index)` only.
 pub fn sample_rng(seed: u64, epoch: u64, index: u64) -> StdRng {
-    fn mix(mut z: u64) -> u64 {
-        // splitmix64 finaliser
-        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    StdRng::seed_from_u64(mix(seed ^ mix(epoch ^ mix(index))))
+    StdRng::seed_from_u64(crate::seed::derive(seed, &[epoch, index]))
 }
 
 impl Pipeline {
