@@ -95,9 +95,10 @@ impl<M: ImageClassifier> Step<M> for OneDevice {
 }
 
 /// What [`crate::fit_from`] runs: one device, or the batch split over several.
+#[allow(clippy::large_enum_variant)] // one value per run
 pub(crate) enum ImageStep<M> {
     One(OneDevice),
-    Parallel(Box<DataParallel<M>>),
+    Parallel(DataParallel<M>),
 }
 
 impl<M: ImageClassifier + Send + 'static> ImageStep<M> {
@@ -106,7 +107,7 @@ impl<M: ImageClassifier + Send + 'static> ImageStep<M> {
     pub fn new(devices: &[Device]) -> Result<Self> {
         Ok(match devices {
             [device] => Self::One(OneDevice::new(device)),
-            _ => Self::Parallel(Box::new(DataParallel::new(devices)?)),
+            _ => Self::Parallel(DataParallel::new(devices)?),
         })
     }
 }
