@@ -211,10 +211,12 @@ impl GoogLeNet {
             return x;
         }
         // Undo ImageNet mean/std and apply (x - 0.5) / 0.5, channel by channel.
-        let channels = [(0.229, 0.485), (0.224, 0.456), (0.225, 0.406)]
+        let (means, stds) = crate::IMAGENET_MEAN_STD;
+        let channels = stds
             .iter()
+            .zip(means)
             .enumerate()
-            .map(|(c, &(std, mean))| {
+            .map(|(c, (&std, mean))| {
                 x.clone()
                     .narrow(1, c, 1)
                     .mul_scalar(std / 0.5)

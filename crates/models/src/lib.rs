@@ -50,6 +50,10 @@ pub mod vgg;
 
 pub use cnn_kernels::{fast_conv, fast_pool, fast_tanh, fused_bn};
 
+/// ImageNet's per-channel mean and standard deviation (torchvision's): what the published
+/// ImageNet weights expect their input normalised with.
+pub const IMAGENET_MEAN_STD: ([f32; 3], [f32; 3]) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+
 pub use alexnet::{AlexNet, AlexNetConfig};
 pub use googlenet::{GoogLeNet, GoogLeNetConfig};
 pub use inception::{Inception, InceptionConfig, InceptionNet};

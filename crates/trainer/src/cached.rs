@@ -31,7 +31,7 @@ pub fn fingerprint(source: &dyn Source) -> Result<String> {
         h.update([img.width as u8, img.height as u8, img.channels as u8]);
         h.update(&img.data);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(format!("{:x}", h.finalize()))
 }
 
 /// Features of `source` through `model`'s backbone (in inference mode, on `device`): read from

@@ -158,7 +158,7 @@ pub fn load_dataset(name: &str, data_dir: Option<&Path>) -> Result<(ImageDataset
 pub const LARGE_MODEL_TRAIN_SIZE: usize = 64;
 
 /// ImageNet's per-channel mean and standard deviation (torchvision's), used for photos.
-pub const IMAGENET_MEAN_STD: ([f32; 3], [f32; 3]) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+pub use cnn_models::IMAGENET_MEAN_STD;
 
 /// The documented input rule: the model's own channel count (gray repeated to RGB, RGB to luma);
 /// its default input size when that is at most 64 px (LeNet-5: 32, CIFAR ResNets: 32) and
@@ -186,22 +186,21 @@ pub fn preprocess_for(input: registry::InputSpec, photos: bool) -> Preprocess {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees a
-/// half-written file.
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
+/// reader never sees a half-written file (the temporary file is removed if anything fails: a
+/// full disk must not keep it taking the space).
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let err = |e: std::io::Error| TrainError::Write {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let written = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        // A full disk must not keep the half-written file taking the space.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(e));
-    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut builder = tempfile::Builder::new();
+    // Readable like a file `File::create` makes (a temporary file is private by default).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut tmp = builder.tempfile_in(dir).map_err(err)?;
+    tmp.write_all(bytes).and_then(|()| tmp.as_file().sync_all()).map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }

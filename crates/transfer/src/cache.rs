@@ -50,7 +50,7 @@ impl CacheKey {
             h.update(v.as_bytes());
             h.update([0]);
         }
-        hex(&h.finalize())
+        format!("{:x}", h.finalize())
     }
 
     /// The folder name of this key's cache.
@@ -72,11 +72,7 @@ pub fn file_sha256(path: &Path) -> Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(hex(&h.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(format!("{:x}", h.finalize()))
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

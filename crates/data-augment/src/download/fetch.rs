@@ -318,11 +318,8 @@ fn hash(reader: impl Read, path: &Path) -> Result<(String, String)> {
         md5.update(&buf[..n]);
         sha.update(&buf[..n]);
     }
-    Ok((hex(&md5.finalize()), hex(&sha.finalize())))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    // Digest outputs print as lowercase hex themselves.
+    Ok((format!("{:x}", md5.finalize()), format!("{:x}", sha.finalize())))
 }
 
 /// Unpacks the `.tar.gz` at `archive` and moves its `folder` to `dir/folder`, via a temporary
