@@ -456,9 +456,11 @@ fn random_kills_then_resumes_end_exactly_like_an_uninterrupted_run() {
         } else {
             cmd.args(["--out", s(&killed)]).args(settings);
         }
+        // Its messages go to a file (a pipe nobody reads could fill and stall it), shown if it fails.
+        let log = root.join(format!("attempt-{attempt}.log"));
         let mut child = cmd
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         state ^= state << 13;
@@ -477,7 +479,8 @@ fn random_kills_then_resumes_end_exactly_like_an_uninterrupted_run() {
         };
         match finished {
             Some(status) => {
-                assert!(status.success(), "attempt {attempt} failed");
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                assert!(status.success(), "attempt {attempt} failed:\n{said}");
                 break;
             }
             None => {

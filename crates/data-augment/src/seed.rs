@@ -29,6 +29,10 @@ pub mod stream {
     pub const ORDER: u64 = 1 << 62;
     /// The backend's generator (dropout) during an epoch.
     pub const BACKEND: u64 = (1 << 62) + 1;
+    /// The validation split carved out of the training set.
+    pub const VALID_SPLIT: u64 = (1 << 62) + 2;
+    /// The training subset of `--subset`.
+    pub const SUBSET: u64 = (1 << 62) + 3;
 }
 
 /// `0..len` shuffled for `epoch` of a run seeded `seed`.

@@ -7,7 +7,6 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
@@ -15,6 +14,7 @@ use cnn_models::{BuildOptions, ImageClassifier, Model, registry};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::step::{OneDevice, Step};
 
 /// What is timed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,88 +100,12 @@ pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: 
     if case.batch == 0 || repetitions == 0 {
         return Err(TrainError::Config("batch and repetitions must be at least 1".into()));
     }
-    let info = registry::lookup(&case.model)?;
-    let channels = info.default_input.channels;
-    let input = [case.batch, channels, case.size, case.size];
-    let options = BuildOptions {
-        num_classes: case.num_classes,
-        in_channels: Some(channels),
+    let macs = mult_adds(case, device)?;
+    let steps = Steps { warmup, repetitions };
+    let mut times = match case.phase {
+        BenchPhase::Infer => time_inference(case, device, steps)?,
+        BenchPhase::Train => time_training(case, device, steps)?,
     };
-    let probe = registry::build(info.name, options, device)?;
-    let summary = probe.summary([channels, case.size, case.size]);
-    if summary
-        .rows
-        .iter()
-        .any(|r| matches!(r.output, cnn_models::summary::OutShape::Map([_, 0, _] | [_, _, 0])))
-    {
-        return Err(TrainError::Config(format!(
-            "input {}px is too small for {}",
-            case.size, info.name
-        )));
-    }
-    let macs = match case.part {
-        BenchPart::Whole => summary.total_mult_adds(),
-        BenchPart::Features => {
-            if !matches!(probe, Model::AlexNet(_) | Model::Vgg(_)) {
-                return Err(TrainError::Config(format!(
-                    "{}: only AlexNet and VGG have a separate convolutional part to time",
-                    info.name
-                )));
-            }
-            summary
-                .rows
-                .iter()
-                .filter(|r| r.name.starts_with("features") || r.name.starts_with("avgpool"))
-                .map(|r| r.mult_adds)
-                .sum()
-        }
-    };
-    drop(probe);
-
-    let images = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), device);
-    let labels_data: Vec<i64> = (0..case.batch as i64).map(|i| i % case.num_classes as i64).collect();
-    let mut times = Vec::with_capacity(repetitions);
-    match case.phase {
-        BenchPhase::Infer => {
-            let model = registry::build(info.name, options, device)?.valid();
-            for step in 0..warmup + repetitions {
-                let started = Instant::now();
-                let _ = match case.part {
-                    BenchPart::Whole => model.logits(images.clone()).into_data(),
-                    BenchPart::Features => features(&model, images.clone()).into_data(),
-                };
-                if step >= warmup {
-                    times.push(started.elapsed().as_secs_f64());
-                }
-            }
-        }
-        BenchPhase::Train => {
-            let autodiff = device.clone().autodiff();
-            let mut model: Model = registry::build(info.name, options, &autodiff)?;
-            let mut optim = SgdConfig::new()
-                .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
-                .init();
-            let loss_fn = CrossEntropyLossConfig::new().init(&autodiff);
-            let images = images.to_device(&autodiff);
-            let labels = Tensor::<1, Int>::from_data(TensorData::new(labels_data, [case.batch]), &autodiff);
-            for step in 0..warmup + repetitions {
-                let started = Instant::now();
-                let loss = match case.part {
-                    BenchPart::Features => features(&model, images.clone()).mean(),
-                    BenchPart::Whole => {
-                        crate::step::training_loss(model.train_outputs(images.clone()), labels.clone(), &loss_fn)
-                    }
-                };
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(0.01, model, grads);
-                // Reading a weight back waits for the update to finish.
-                let _ = loss.into_scalar::<f32>();
-                if step >= warmup {
-                    times.push(started.elapsed().as_secs_f64());
-                }
-            }
-        }
-    }
     times.sort_by(f64::total_cmp);
     let rate = |t: f64| case.batch as f64 / t.max(1e-12);
     let median = rate(times[times.len() / 2]);
@@ -194,6 +118,108 @@ pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: 
         repetitions,
         mult_adds_per_image: macs,
         gflops: median * flops_per_image / 1e9,
+    })
+}
+
+/// Warm-up steps, then timed ones.
+#[derive(Clone, Copy)]
+struct Steps {
+    warmup: usize,
+    repetitions: usize,
+}
+
+impl Steps {
+    /// Runs `step` `warmup + repetitions` times and returns the timed ones' seconds.
+    fn time(self, mut step: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+        let mut times = Vec::with_capacity(self.repetitions);
+        for index in 0..self.warmup + self.repetitions {
+            let started = Instant::now();
+            step()?;
+            if index >= self.warmup {
+                times.push(started.elapsed().as_secs_f64());
+            }
+        }
+        Ok(times)
+    }
+}
+
+/// The model `case` times, its build options and one batch of its input.
+fn bench_model(case: &BenchCase) -> Result<(&'static str, BuildOptions, [usize; 4])> {
+    let info = registry::lookup(&case.model)?;
+    let channels = info.default_input.channels;
+    let options = BuildOptions {
+        num_classes: case.num_classes,
+        in_channels: Some(channels),
+    };
+    Ok((info.name, options, [case.batch, channels, case.size, case.size]))
+}
+
+/// Multiply-adds per image of the part `case` times; an error when the input is too small for
+/// the model or the part does not exist.
+fn mult_adds(case: &BenchCase, device: &Device) -> Result<u64> {
+    let (name, options, [_, channels, size, _]) = bench_model(case)?;
+    let probe = registry::build(name, options, device)?;
+    let summary = probe.summary([channels, size, size]);
+    if summary
+        .rows
+        .iter()
+        .any(|r| matches!(r.output, cnn_models::summary::OutShape::Map([_, 0, _] | [_, _, 0])))
+    {
+        return Err(TrainError::Config(format!("input {size}px is too small for {name}")));
+    }
+    match case.part {
+        BenchPart::Whole => Ok(summary.total_mult_adds()),
+        BenchPart::Features if matches!(probe, Model::AlexNet(_) | Model::Vgg(_)) => Ok(summary
+            .rows
+            .iter()
+            .filter(|r| r.name.starts_with("features") || r.name.starts_with("avgpool"))
+            .map(|r| r.mult_adds)
+            .sum()),
+        BenchPart::Features => Err(TrainError::Config(format!(
+            "{name}: only AlexNet and VGG have a separate convolutional part to time"
+        ))),
+    }
+}
+
+/// Seconds per inference batch (the logits, or the convolutional part's output, read back).
+fn time_inference(case: &BenchCase, device: &Device, steps: Steps) -> Result<Vec<f64>> {
+    let (name, options, input) = bench_model(case)?;
+    let images = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), device);
+    let model = registry::build(name, options, device)?.valid();
+    steps.time(|| {
+        let _ = match case.part {
+            BenchPart::Whole => model.logits(images.clone()).into_data(),
+            BenchPart::Features => features(&model, images.clone()).into_data(),
+        };
+        Ok(())
+    })
+}
+
+/// Seconds per training step: forward, backward and an SGD-with-momentum update (the whole
+/// model through the training loop's own step; the convolutional part through the mean of its
+/// output).
+fn time_training(case: &BenchCase, device: &Device, steps: Steps) -> Result<Vec<f64>> {
+    let (name, options, input) = bench_model(case)?;
+    let autodiff = device.clone().autodiff();
+    let images = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), &autodiff);
+    let labels: Vec<i64> = (0..case.batch as i64).map(|i| i % case.num_classes as i64).collect();
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [case.batch]), &autodiff);
+    let mut model = Some(registry::build(name, options, &autodiff)?);
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
+        .init();
+    let step = OneDevice::new(&autodiff);
+    steps.time(|| {
+        let current = model.take().expect("put back after every step");
+        let grads = match case.part {
+            BenchPart::Whole => step.step(&current, (images.clone(), labels.clone()))?.grads,
+            BenchPart::Features => {
+                let loss = features(&current, images.clone()).mean();
+                GradientsParams::from_grads(loss.backward(), &current)
+            }
+        };
+        model = Some(optim.step(0.01, current, grads));
+        Ok(())
     })
 }
 

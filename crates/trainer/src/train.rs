@@ -9,8 +9,10 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
-use cnn_data_augment::{Source, stratified_split};
-use cnn_models::{BuildOptions, registry};
+use cnn_data_augment::seed::{derive, stream};
+use cnn_data_augment::{Preprocess, Source, stratified_split};
+use cnn_models::{BuildOptions, Model, registry};
+use cnn_transfer::Stage;
 
 use crate::cached::{Features, cached_features, evaluate_head, fingerprint, fit_head};
 use crate::checkpoint::{self, CHECKPOINT_FILE};
@@ -18,10 +20,10 @@ use crate::config::TrainConfig;
 use crate::epochs::{Hooks, TrainState};
 use crate::error::{Result, TrainError};
 use crate::eval::evaluate;
-use crate::fit::{EpochMetrics, Progress, Stop, TrainData, build_optimizer, fit_from};
+use crate::fit::{EpochMetrics, Fitted, Progress, Stop, TrainData, build_optimizer, fit_from};
 use crate::lock::FolderLock;
 use crate::plot;
-use crate::run::{RunReport, load_data, preprocess_for, write_file};
+use crate::run::{LoadedData, RunReport, load_data, preprocess_for, write_file};
 use cnn_transfer::CacheKey;
 
 /// A run resumes only as the model it was trained as (its `config.json` says which).
@@ -49,11 +51,6 @@ fn check_same_model(dir: &Path, cfg: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
-/// Mixed into the seed for the validation split, so it differs from the shuffling stream.
-const VALID_SPLIT_SALT: u64 = 0x0076_616c_6964; // "valid"
-/// Mixed into the seed for `--subset`.
-const SUBSET_SALT: u64 = 0x7375_6273_6574;
-
 /// Trains `cfg.model` on `cfg.dataset` on `device` and writes the run into `dir`.
 ///
 /// With `resume`, `dir` must hold a run's checkpoint: training continues after its last
@@ -72,6 +69,10 @@ pub fn train_run(
 /// [`train_run`] on several devices: the model lives on the first, and every training batch is
 /// split over all of them (data-parallel, see [`crate::parallel`]). Evaluation, feature caching
 /// and checkpoints use the first device.
+///
+/// The stages: data → model (and weights, freezing) → the run folder's settings → optimiser
+/// or resume → training → the finished folder. Everything that can refuse the settings runs
+/// before the run folder is created.
 pub fn train_run_on(
     cfg: &TrainConfig,
     devices: &[Device],
@@ -79,178 +80,24 @@ pub fn train_run_on(
     resume: bool,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<RunReport> {
-    cfg.validate()?;
-    let device = devices
-        .first()
-        .ok_or_else(|| TrainError::Config("no device to train on".into()))?;
-    if devices.len() > 1 && cfg.cache_features {
-        return Err(TrainError::Config(
-            "--cache-features trains only the head, on one device: drop the extra --devices".into(),
-        ));
-    }
-    let info = registry::lookup(&cfg.model)?;
     let started = Instant::now();
+    let device = check_settings(cfg, devices)?;
     // An existing folder is claimed at once, so a second process stops before doing any work.
-    let mut lock = if dir.is_dir() {
-        Some(FolderLock::acquire(dir)?)
-    } else {
-        None
-    };
-    let data = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?;
-    if let Some((file, reason)) = data.skipped.first() {
-        progress(Progress::Warning(format!(
-            "skipped {} unreadable image file(s) in {}, e.g. {}: {reason}",
-            data.skipped.len(),
-            cfg.dataset,
-            file.display()
-        )));
-    }
-    let pre = preprocess_for(info.default_input, data.photos);
-    // Everything that can refuse the settings runs before the run folder is created.
-    let all_train: Arc<dyn Source> = match cfg.subset {
-        Some(n) if n < data.train.len() => {
-            let share = n as f64 / data.train.len() as f64;
-            Arc::new(stratified_split(data.train, share, cfg.seed ^ SUBSET_SALT)?.1)
-        }
-        _ => data.train,
-    };
-    let (train, valid): (Arc<dyn Source>, Arc<dyn Source>) = if cfg.valid_split > 0.0 {
-        let (t, v) = stratified_split(all_train, cfg.valid_split, cfg.seed ^ VALID_SPLIT_SALT)?;
-        (Arc::new(t), Arc::new(v))
-    } else {
-        (all_train, data.test.clone())
-    };
-    if valid.is_empty() {
-        return Err(TrainError::Config(format!(
-            "--valid-split {} leaves no validation images",
-            cfg.valid_split
-        )));
-    }
-
-    if resume {
-        checkpoint::info(dir)?;
-        check_same_model(dir, cfg)?;
-    } else if dir.join(CHECKPOINT_FILE).exists() || dir.join("model.bpk").exists() {
-        return Err(TrainError::Config(format!(
-            "{} already holds a run: continue it with --resume {}, or pick another --out",
-            dir.display(),
-            dir.display()
-        )));
-    }
-
+    let mut lock = dir.is_dir().then(|| FolderLock::acquire(dir)).transpose()?;
+    let data = RunData::load(cfg, progress)?;
+    check_folder(dir, resume, cfg)?;
     let autodiff = device.clone().autodiff();
-    device.seed(cfg.seed);
-    let options = BuildOptions {
-        num_classes: data.class_names.len(),
-        in_channels: Some(pre.channels),
-    };
-    let mut model = registry::build(info.name, options, &autodiff)?;
-    checkpoint::materialize(&model);
-    if let Some(weights) = &cfg.weights {
-        let (loaded, report, _) = if cfg.new_head {
-            cnn_transfer::load_with_new_head(info.name, weights, options.num_classes, &autodiff)?
-        } else {
-            cnn_transfer::load_fitting(info.name, weights, Some(options.num_classes), &autodiff)?
-        };
-        progress(Progress::Note(format!("weights from {}: {report}", weights.display())));
-        model = loaded;
-    }
-    let images_per_class = train.len() / options.num_classes.max(1);
-    let (frozen, why) = cnn_transfer::resolve(&model, &cfg.freeze, images_per_class)?;
-    if cfg.freeze != cnn_transfer::FreezePolicy::None {
-        progress(Progress::Note(format!("freeze: {why}")));
-    }
+    let (model, frozen) = build_model(cfg, &data, &autodiff, progress)?;
     // Only now, with the model built and its weights loaded, does the run folder appear.
     if lock.is_none() {
         lock = Some(FolderLock::acquire(dir)?);
     }
     write_file(&dir.join("config.json"), pretty(cfg).as_bytes())?;
-    write_file(&dir.join("preprocess.json"), pretty(&pre).as_bytes())?;
-    write_file(&dir.join("classes.json"), pretty(&data.class_names).as_bytes())?;
-    let optimizer = build_optimizer(cfg);
-    let (model, optimizer, history) = if resume {
-        let restored = checkpoint::restore(dir, model, optimizer)?;
-        if restored.history.len() >= cfg.epochs {
-            return Err(TrainError::Config(format!(
-                "{} has already trained {} epochs: pass --epochs with a larger total to train on",
-                dir.display(),
-                restored.history.len()
-            )));
-        }
-        (restored.model, restored.optimizer, restored.history)
-    } else {
-        (model, optimizer, Vec::new())
-    };
-    // Freezing is applied to the model being trained (and again after a restore).
-    let state = TrainState {
-        model: cnn_transfer::freeze(model, &frozen)?,
-        optimizer,
-        history,
-    };
-
-    let title = format!("{} on {}", cfg.model, cfg.dataset);
-    let mut after_epoch = |model: &cnn_models::Model, optim: &ModuleOptimizer, history: &[EpochMetrics]| {
-        checkpoint::save(dir, model, optim, history)?;
-        write_file(&dir.join("metrics.csv"), metrics_csv(history).as_bytes())?;
-        plot::training_curves(&dir.join("curves.png"), &title, history)
-    };
-    let outcome = if cfg.cache_features {
-        // The frozen backbone runs once per split; the head trains from the features.
-        let root = cfg
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| cnn_data_augment::datasets::default_data_dir().join("features"));
-        let weights_id = match &cfg.weights {
-            Some(w) => format!("sha256 {}", cnn_transfer::cache::file_sha256(w)?),
-            None => format!("random initialisation, seed {}", cfg.seed),
-        };
-        let base = CacheKey::default()
-            .with("model", info.name)
-            .with("weights", weights_id)
-            .with("preprocess", pretty(&pre))
-            .with("dataset", cfg.dataset.clone());
-        let inference = state.model.valid();
-        let mut features = Vec::new();
-        for (split, source) in [("train", &train), ("valid", &valid), ("test", &data.test)] {
-            let key = base
-                .clone()
-                .with("split", split)
-                .with("data_sha256", fingerprint(&**source)?);
-            let started = Instant::now();
-            let (cache, built) = cached_features(&inference, &**source, &pre, device, &root, key)?;
-            progress(Progress::Note(format!(
-                "{split} features ({} x {}): {} {} in {:.1} s",
-                cache.len(),
-                cache.dim(),
-                if built { "computed into" } else { "read from the cache" },
-                cache.dir().display(),
-                started.elapsed().as_secs_f64()
-            )));
-            features.push(Features::read(&cache)?);
-        }
-        let test_features = features.pop().expect("three splits");
-        let valid_features = features.pop().expect("three splits");
-        let train_features = features.pop().expect("three splits");
-        let hooks = Hooks {
-            progress,
-            after_epoch: &mut after_epoch,
-        };
-        fit_head(state, (&train_features, &valid_features), cfg, &autodiff, hooks).map(|f| (f, Some(test_features)))
-    } else {
-        let data = TrainData {
-            train,
-            valid: &*valid,
-            pre: &pre,
-        };
-        let hooks = Hooks {
-            progress,
-            after_epoch: &mut after_epoch,
-        };
-        let autodiff: Vec<_> = devices.iter().map(|d| d.clone().autodiff()).collect();
-        fit_from(state, data, cfg, &autodiff, hooks).map(|f| (f, None))
-    };
-    let (fitted, test_features) = match outcome {
-        Ok(f) => f,
+    write_file(&dir.join("preprocess.json"), pretty(&data.pre).as_bytes())?;
+    write_file(&dir.join("classes.json"), pretty(&data.loaded.class_names).as_bytes())?;
+    let state = start_state(dir, resume, cfg, model, &frozen)?;
+    let (fitted, test_features) = match fit_run(cfg, &data, state, (dir, devices), progress) {
+        Ok(done) => done,
         Err(e @ TrainError::Diverged { .. }) => {
             if let Ok(last) = checkpoint::info(dir) {
                 progress(Progress::Warning(format!(
@@ -263,12 +110,257 @@ pub fn train_run_on(
         }
         Err(e) => return Err(e.in_run_folder(dir)),
     };
-
     let inference = fitted.model.valid();
     let test = match &test_features {
         Some(f) => evaluate_head(&inference, f, device)?,
-        None => evaluate(&inference, &*data.test, &pre, device)?,
+        None => evaluate(&inference, &*data.loaded.test, &data.pre, device)?,
     };
+    let report = finish_run(dir, inference, fitted, test, started)?;
+    drop(lock);
+    Ok(report)
+}
+
+/// The first device, once the settings are consistent with the devices.
+fn check_settings<'a>(cfg: &TrainConfig, devices: &'a [Device]) -> Result<&'a Device> {
+    cfg.validate()?;
+    let device = devices
+        .first()
+        .ok_or_else(|| TrainError::Config("no device to train on".into()))?;
+    if devices.len() > 1 && cfg.cache_features {
+        return Err(TrainError::Config(
+            "--cache-features trains only the head, on one device: drop the extra --devices".into(),
+        ));
+    }
+    Ok(device)
+}
+
+/// A run's data: the loaded set (test split, class names), the model's preprocessing and the
+/// training and validation images (after `--subset` and `--valid-split`).
+struct RunData {
+    loaded: LoadedData,
+    pre: Preprocess,
+    train: Arc<dyn Source>,
+    valid: Arc<dyn Source>,
+}
+
+impl RunData {
+    fn load(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Self> {
+        let info = registry::lookup(&cfg.model)?;
+        let loaded = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?;
+        if let Some((file, reason)) = loaded.skipped.first() {
+            progress(Progress::Warning(format!(
+                "skipped {} unreadable image file(s) in {}, e.g. {}: {reason}",
+                loaded.skipped.len(),
+                cfg.dataset,
+                file.display()
+            )));
+        }
+        let pre = preprocess_for(info.default_input, loaded.photos);
+        let all_train = loaded.train.clone();
+        let all_train: Arc<dyn Source> = match cfg.subset {
+            Some(n) if n < all_train.len() => {
+                let share = n as f64 / all_train.len() as f64;
+                Arc::new(stratified_split(all_train, share, derive(cfg.seed, &[stream::SUBSET]))?.1)
+            }
+            _ => all_train,
+        };
+        let (train, valid): (Arc<dyn Source>, Arc<dyn Source>) = if cfg.valid_split > 0.0 {
+            let (t, v) = stratified_split(all_train, cfg.valid_split, derive(cfg.seed, &[stream::VALID_SPLIT]))?;
+            (Arc::new(t), Arc::new(v))
+        } else {
+            (all_train, loaded.test.clone())
+        };
+        if valid.is_empty() {
+            return Err(TrainError::Config(format!(
+                "--valid-split {} leaves no validation images",
+                cfg.valid_split
+            )));
+        }
+        Ok(Self {
+            loaded,
+            pre,
+            train,
+            valid,
+        })
+    }
+}
+
+/// A resume needs a run of the same model in `dir`; a new run needs `dir` without one.
+fn check_folder(dir: &Path, resume: bool, cfg: &TrainConfig) -> Result<()> {
+    if resume {
+        checkpoint::info(dir)?;
+        check_same_model(dir, cfg)
+    } else if dir.join(CHECKPOINT_FILE).exists() || dir.join("model.bpk").exists() {
+        Err(TrainError::Config(format!(
+            "{} already holds a run: continue it with --resume {}, or pick another --out",
+            dir.display(),
+            dir.display()
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// The model on `autodiff`, seeded by `cfg.seed`, with `--weights` loaded, and the stages that
+/// `--freeze` freezes.
+fn build_model(
+    cfg: &TrainConfig,
+    data: &RunData,
+    autodiff: &Device,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(Model, Vec<Stage>)> {
+    let info = registry::lookup(&cfg.model)?;
+    autodiff.seed(cfg.seed);
+    let options = BuildOptions {
+        num_classes: data.loaded.class_names.len(),
+        in_channels: Some(data.pre.channels),
+    };
+    let mut model = registry::build(info.name, options, autodiff)?;
+    checkpoint::materialize(&model);
+    if let Some(weights) = &cfg.weights {
+        let (loaded, report, _) = if cfg.new_head {
+            cnn_transfer::load_with_new_head(info.name, weights, options.num_classes, autodiff)?
+        } else {
+            cnn_transfer::load_fitting(info.name, weights, Some(options.num_classes), autodiff)?
+        };
+        progress(Progress::Note(format!("weights from {}: {report}", weights.display())));
+        model = loaded;
+    }
+    let images_per_class = data.train.len() / options.num_classes.max(1);
+    let (frozen, why) = cnn_transfer::resolve(&model, &cfg.freeze, images_per_class)?;
+    if cfg.freeze != cnn_transfer::FreezePolicy::None {
+        progress(Progress::Note(format!("freeze: {why}")));
+    }
+    Ok((model, frozen))
+}
+
+/// A fresh optimiser, or the model, optimiser and history of `dir`'s checkpoint; frozen stages
+/// frozen either way (freezing is not part of a checkpoint).
+fn start_state(
+    dir: &Path,
+    resume: bool,
+    cfg: &TrainConfig,
+    model: Model,
+    frozen: &[Stage],
+) -> Result<TrainState<Model>> {
+    let optimizer = build_optimizer(cfg);
+    let (model, optimizer, history) = if resume {
+        let restored = checkpoint::restore(dir, model, optimizer)?;
+        // A run stopped after its last checkpoint but before its weights were written resumes
+        // to write them; a finished run has nothing left to do.
+        if restored.history.len() >= cfg.epochs && dir.join("model.bpk").exists() {
+            return Err(TrainError::Config(format!(
+                "{} has already trained {} epochs: pass --epochs with a larger total to train on",
+                dir.display(),
+                restored.history.len()
+            )));
+        }
+        (restored.model, restored.optimizer, restored.history)
+    } else {
+        (model, optimizer, Vec::new())
+    };
+    Ok(TrainState {
+        model: cnn_transfer::freeze(model, frozen)?,
+        optimizer,
+        history,
+    })
+}
+
+/// Trains from `state`, with a checkpoint, `metrics.csv` and `curves.png` after every epoch:
+/// the whole model on the images, or (`--cache-features`) the head on cached backbone features,
+/// then also returning the test split's features.
+fn fit_run(
+    cfg: &TrainConfig,
+    data: &RunData,
+    state: TrainState<Model>,
+    (dir, devices): (&Path, &[Device]),
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(Fitted<Model>, Option<Features>)> {
+    let title = format!("{} on {}", cfg.model, cfg.dataset);
+    let mut after_epoch = |model: &Model, optim: &ModuleOptimizer, history: &[EpochMetrics]| {
+        checkpoint::save(dir, model, optim, history)?;
+        write_file(&dir.join("metrics.csv"), metrics_csv(history).as_bytes())?;
+        plot::training_curves(&dir.join("curves.png"), &title, history)
+    };
+    if cfg.cache_features {
+        let [train, valid, test] = split_features(cfg, data, &state.model, &devices[0], progress)?;
+        let autodiff = devices[0].clone().autodiff();
+        let hooks = Hooks {
+            progress,
+            after_epoch: &mut after_epoch,
+        };
+        return fit_head(state, (&train, &valid), cfg, &autodiff, hooks).map(|f| (f, Some(test)));
+    }
+    let train_data = TrainData {
+        train: data.train.clone(),
+        valid: &*data.valid,
+        pre: &data.pre,
+    };
+    let hooks = Hooks {
+        progress,
+        after_epoch: &mut after_epoch,
+    };
+    let autodiff: Vec<_> = devices.iter().map(|d| d.clone().autodiff()).collect();
+    fit_from(state, train_data, cfg, &autodiff, hooks).map(|f| (f, None))
+}
+
+/// The frozen backbone's features of the training, validation and test images, read from the
+/// cache or computed into it (the backbone runs once per split).
+fn split_features(
+    cfg: &TrainConfig,
+    data: &RunData,
+    model: &Model,
+    device: &Device,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<[Features; 3]> {
+    let root = cfg
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| cnn_data_augment::datasets::default_data_dir().join("features"));
+    let weights_id = match &cfg.weights {
+        Some(w) => format!("sha256 {}", cnn_transfer::cache::file_sha256(w)?),
+        None => format!("random initialisation, seed {}", cfg.seed),
+    };
+    let base = CacheKey::default()
+        .with("model", registry::lookup(&cfg.model)?.name)
+        .with("weights", weights_id)
+        .with("preprocess", pretty(&data.pre))
+        .with("dataset", cfg.dataset.clone());
+    let inference = model.valid();
+    let splits = [
+        ("train", &data.train),
+        ("valid", &data.valid),
+        ("test", &data.loaded.test),
+    ];
+    let mut features = splits.into_iter().map(|(split, source)| {
+        let key = base
+            .clone()
+            .with("split", split)
+            .with("data_sha256", fingerprint(&**source)?);
+        let started = Instant::now();
+        let (cache, built) = cached_features(&inference, &**source, &data.pre, device, &root, key)?;
+        progress(Progress::Note(format!(
+            "{split} features ({} x {}): {} {} in {:.1} s",
+            cache.len(),
+            cache.dim(),
+            if built { "computed into" } else { "read from the cache" },
+            cache.dir().display(),
+            started.elapsed().as_secs_f64()
+        )));
+        Features::read(&cache)
+    });
+    let mut next = || features.next().expect("three splits");
+    Ok([next()?, next()?, next()?])
+}
+
+/// Writes the trained weights (`model.bpk`) and `summary.json`, and reports the run.
+fn finish_run(
+    dir: &Path,
+    inference: Model,
+    fitted: Fitted<Model>,
+    test: crate::eval::Evaluation,
+    started: Instant,
+) -> Result<RunReport> {
     let weights = inference.into_record().into_bytes().map_err(|e| TrainError::Write {
         path: dir.join("model.bpk"),
         reason: e.to_string(),
@@ -293,11 +385,7 @@ pub fn train_run_on(
         "seconds_this_session": started.elapsed().as_secs_f64(),
         "training_seconds_all_epochs": fitted.history.iter().map(|m| m.train_seconds).sum::<f64>(),
     });
-    write_file(
-        &dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary).expect("json").as_bytes(),
-    )?;
-    drop(lock);
+    write_file(&dir.join("summary.json"), pretty(&summary).as_bytes())?;
     Ok(RunReport {
         dir: dir.to_path_buf(),
         history: fitted.history,

@@ -134,6 +134,14 @@ fn a_run_folder_has_its_files_and_readable_curves() {
     // Resuming a run that already has its epochs asks for a larger total.
     let err = train_run(&config("lenet5", &data, 3), &Device::flex(), &dir, true, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("already trained 3 epochs"), "{err}");
+    // A run killed after its last checkpoint but before its weights were written resumes to
+    // write them, training nothing more.
+    std::fs::remove_file(dir.join("model.bpk")).unwrap();
+    std::fs::remove_file(dir.join("summary.json")).unwrap();
+    let finished = train_run(&config("lenet5", &data, 3), &Device::flex(), &dir, true, &mut |_| {}).unwrap();
+    assert_eq!(finished.history.len(), 3);
+    assert!(dir.join("model.bpk").is_file() && dir.join("summary.json").is_file());
+    assert_eq!(finished.test.accuracy, report.test.accuracy);
     // Resuming a folder that is not a run says so.
     let err = train_run(&config("lenet5", &data, 3), &Device::flex(), &data, true, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("checkpoint.json"), "{err}");
