@@ -28,6 +28,13 @@ struct Cli {
     /// Backend to run on: flex, ndarray or wgpu (default: the first compiled into this build).
     #[arg(long, global = true)]
     device: Option<String>,
+    /// Log what the libraries do on stderr: -v decisions and epochs, -vv checkpoints, -vvv every
+    /// batch (`RUST_LOG`, when set, decides instead, e.g. `RUST_LOG=cnn_trainer=debug`).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// No log lines at all, not even errors the libraries log (the command's own output stays).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -142,6 +149,41 @@ fn keep_freed_memory() {
     }
 }
 
+/// The `tracing` subscriber: our crates at the level `-v`/`-q` ask for (errors only by default:
+/// what a command reports it prints itself), other crates (burn, wgpu) at warnings with `-v`;
+/// `RUST_LOG` overrides.
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let ours = match (quiet, verbose) {
+        (true, _) => "off",
+        (false, 0) => "error",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let crates = [
+        "cnn_cli",
+        "cnn_trainer",
+        "cnn_transfer",
+        "cnn_data_augment",
+        "cnn_models",
+        "cnn_kernels",
+    ];
+    let default = crates
+        .iter()
+        .fold(String::from(if verbose > 0 { "warn" } else { ours }), |filter, name| {
+            format!("{filter},{name}={ours}")
+        });
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log piped to a file stays plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     // `cnn models | head` should end quietly like any Unix tool, not panic on a closed pipe.
     #[cfg(unix)]
@@ -165,6 +207,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logging(cli.verbose, cli.quiet);
     // burn creates some tensors on its *default* device (e.g. the optimiser state of a resumed
     // run); make that the device this command runs on, so a build with wgpu compiled in does not
     // route CPU training through the GPU. Done before any thread starts.

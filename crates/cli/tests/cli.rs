@@ -897,3 +897,27 @@ fn weights_download_checks_the_sha256_prefix_of_a_local_copy() {
     assert!(msg.contains("publishes no weights for lenet5"), "{msg}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `-v` shows the libraries' `tracing` events (the run, each epoch, the end) on stderr; without
+/// it there are none (what a command reports it prints itself).
+#[test]
+fn verbose_shows_the_libraries_log() {
+    let root = std::env::temp_dir().join(format!("cnn-verbose-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let train = |flags: &[&str], dir: &str| {
+        let out = root.join(dir);
+        let mut args = flags.to_vec();
+        args.extend(["--device", "flex", "train", "--epochs", "1", "--subset", "200", "--out"]);
+        args.push(out.to_str().unwrap());
+        let output = cnn(&args);
+        assert_success(&output);
+        String::from_utf8_lossy(&output.stderr).to_string()
+    };
+    let verbose = train(&["-v"], "verbose");
+    for event in ["training run", "epoch finished", "valid_accuracy=", "run finished"] {
+        assert!(verbose.contains(event), "no '{event}' in: {verbose}");
+    }
+    let plain = train(&[], "plain");
+    assert!(!plain.contains("epoch finished"), "{plain}");
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -28,6 +28,7 @@
 
 pub mod augment;
 pub mod batch;
+pub mod burn_dataset;
 pub mod cifar;
 pub mod dataset;
 pub mod datasets;
@@ -44,6 +45,7 @@ pub mod subset;
 
 pub use augment::{Op, Pipeline};
 pub use batch::{Batch, Preprocess};
+pub use burn_dataset::{DatasetSource, Sample};
 pub use dataset::ImageDataset;
 pub use error::{DataError, Result};
 pub use image::Image;

@@ -4,8 +4,9 @@
 //! (`#[backend_extension(Flex, Autodiff)]`) with a hand-written autodiff node, so training runs
 //! our backward passes too:
 //!
-//! - [`fast_conv`]: 2-D convolution (im2col + GEMM over whole batch ranges), forward and both
-//!   gradients; switch: `CNN_FAST_CONV=0`;
+//! - [`fast_conv`]: 2-D convolution (im2col + GEMM over whole batch ranges, the padded image
+//!   read in place for stride 1, Winograd F(2×2, 3×3) on small maps), forward and both
+//!   gradients; switches: `CNN_FAST_CONV=0`, `CNN_OWN_GEMM=0`, `CNN_WINOGRAD=0`;
 //! - [`fused_bn`]: batch normalisation in training mode with the residual add and ReLU that
 //!   follow it, forward and backward, running statistics as PyTorch keeps them; switch:
 //!   `CNN_FUSED_BN=0`;
@@ -16,7 +17,22 @@
 //! On every other backend (ndarray, wgpu) and dtype the entry points are exactly burn's own
 //! operations. Each kernel has parity tests against burn's operations (in `cnn-models`, at the
 //! zoo's layer shapes and through whole networks) and an environment switch, so that before and
-//! after can be compared in one binary. `cnn-models` re-exports both modules.
+//! after can be compared in one binary. `cnn-models` re-exports the four modules.
+//!
+//! A convolution through the fast kernel, against burn's own:
+//!
+//! ```
+//! use burn::nn::conv::Conv2dConfig;
+//! use burn::tensor::{Device, Distribution, Tensor};
+//! use cnn_kernels::fast_conv;
+//!
+//! let device = Device::flex();
+//! let conv = Conv2dConfig::new([8, 16], [3, 3]).init(&device);
+//! let x = Tensor::<4>::random([2, 8, 12, 12], Distribution::Default, &device);
+//! let fast = fast_conv::conv2d(&conv, x.clone());
+//! let gap = (fast - conv.forward(x)).abs().max().into_scalar::<f32>();
+//! assert!(gap < 1e-4);
+//! ```
 
 pub mod fast_conv;
 pub mod fast_pool;

@@ -36,6 +36,7 @@
 //! ```
 
 pub mod alexnet;
+pub mod constructors;
 pub mod googlenet;
 pub mod inception;
 pub mod keys;
@@ -55,6 +56,7 @@ pub use cnn_kernels::{fast_conv, fast_pool, fast_tanh, fused_bn};
 pub const IMAGENET_MEAN_STD: ([f32; 3], [f32; 3]) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
 
 pub use alexnet::{AlexNet, AlexNetConfig};
+pub use constructors::*;
 pub use googlenet::{GoogLeNet, GoogLeNetConfig};
 pub use inception::{Inception, InceptionConfig, InceptionNet};
 pub use keys::param_count;

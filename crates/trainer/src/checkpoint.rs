@@ -64,6 +64,7 @@ fn read_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
 /// Writes the checkpoint of the last epoch in `history` into `dir` (see the module docs), and
 /// `best.bpk` when that epoch has the lowest validation loss so far.
 pub fn save<M: Module>(dir: &Path, model: &M, optimizer: &ModuleOptimizer, history: &[EpochMetrics]) -> Result<()> {
+    tracing::debug!(dir = %dir.display(), epoch = history.len(), "checkpoint");
     let epoch = history.last().map_or(0, |m| m.epoch);
     let folder = format!("checkpoint-{epoch:04}");
     let tmp = dir.join(format!("{folder}.tmp"));

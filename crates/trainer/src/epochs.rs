@@ -86,6 +86,14 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
                 break;
             }
             let (trained, metrics) = self.run_epoch(model, &mut optimizer, epoch, hooks.progress)?;
+            tracing::info!(
+                epoch,
+                train_loss = metrics.train_loss,
+                valid_loss = metrics.valid_loss,
+                valid_accuracy = metrics.valid_accuracy,
+                images_per_second = metrics.images_per_second,
+                "epoch finished"
+            );
             model = trained;
             history.push(metrics);
             (hooks.after_epoch)(&model, &optimizer, &history)?;
@@ -118,11 +126,13 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
         let (mut loss_sum, mut correct, mut top5, mut images, mut lr) = (0f64, 0usize, 0usize, 0usize, cfg.lr);
         for (b, batch) in batches.by_ref().enumerate() {
             if crate::interrupt::stop_requested() {
+                tracing::info!(epoch, batches = b, "stopped on request");
                 return Err(interrupted(epoch, b));
             }
             let (input, n) = batch?;
             let step = self.step.step(&model, input)?;
             if !step.loss.is_finite() {
+                tracing::warn!(epoch, batch = b + 1, loss = step.loss, "training diverged");
                 return Err(TrainError::Diverged {
                     epoch,
                     batch: b + 1,
@@ -130,6 +140,7 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
                 });
             }
             lr = learning_rate(cfg, epoch, b, total);
+            tracing::trace!(epoch, batch = b + 1, loss = step.loss, lr, "batch");
             model = optimizer.step(lr, model, step.grads);
             (loss_sum, correct, top5, images) = (
                 loss_sum + f64::from(step.loss) * n as f64,

@@ -16,6 +16,30 @@
 //!   ten-crop test-time augmentation;
 //! - [`lock`]: one process per run folder; [`interrupt`]: stop after the current batch (Ctrl-C);
 //! - [`run_bench`]: images/s of inference or of a training step, for benchmarks.
+//!
+//! One epoch of LeNet-5 on 64 of the embedded MNIST digits, validated on the embedded test
+//! digits:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use burn::tensor::Device;
+//! use cnn_data_augment::{Preprocess, embedded::mnist_5k};
+//! use cnn_trainer::{TrainConfig, TrainData, fit};
+//!
+//! let device = Device::flex().autodiff();
+//! let (train, test) = mnist_5k()?;
+//! let data = TrainData {
+//!     train: Arc::new(train.subset(&(0..64).collect::<Vec<_>>())?),
+//!     valid: &test,
+//!     pre: &Preprocess::mnist(32),
+//! };
+//! let cfg = TrainConfig { epochs: 1, batch_size: 16, ..TrainConfig::new("lenet5", "mnist-5k") };
+//! let (_model, history) = fit(cnn_models::lenet5(10, &device), data, &cfg, &device, &mut |_| {})?;
+//! assert_eq!(history.len(), 1);
+//! assert!(history[0].valid_accuracy > 0.0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod bench;
 pub mod bench_loader;

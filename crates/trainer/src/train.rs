@@ -82,6 +82,7 @@ pub fn train_run_on(
 ) -> Result<RunReport> {
     let started = Instant::now();
     let device = check_settings(cfg, devices)?;
+    tracing::info!(model = %cfg.model, dataset = %cfg.dataset, dir = %dir.display(), resume, devices = devices.len(), "training run");
     // An existing folder is claimed at once, so a second process stops before doing any work.
     let mut lock = dir.is_dir().then(|| FolderLock::acquire(dir)).transpose()?;
     let data = RunData::load(cfg, progress)?;
@@ -148,6 +149,7 @@ impl RunData {
         let info = registry::lookup(&cfg.model)?;
         let loaded = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?;
         if let Some((file, reason)) = loaded.skipped.first() {
+            tracing::warn!(skipped = loaded.skipped.len(), dataset = %cfg.dataset, example = %file.display(), %reason, "unreadable image files skipped");
             progress(Progress::Warning(format!(
                 "skipped {} unreadable image file(s) in {}, e.g. {}: {reason}",
                 loaded.skipped.len(),
@@ -223,12 +225,14 @@ fn build_model(
         } else {
             cnn_transfer::load_fitting(info.name, weights, Some(options.num_classes), autodiff)?
         };
+        tracing::info!(weights = %weights.display(), %report, "weights loaded");
         progress(Progress::Note(format!("weights from {}: {report}", weights.display())));
         model = loaded;
     }
     let images_per_class = data.train.len() / options.num_classes.max(1);
     let (frozen, why) = cnn_transfer::resolve(&model, &cfg.freeze, images_per_class)?;
     if cfg.freeze != cnn_transfer::FreezePolicy::None {
+        tracing::info!(policy = ?cfg.freeze, frozen = frozen.len(), %why, "freeze");
         progress(Progress::Note(format!("freeze: {why}")));
     }
     Ok((model, frozen))
@@ -339,6 +343,7 @@ fn split_features(
             .with("data_sha256", fingerprint(&**source)?);
         let started = Instant::now();
         let (cache, built) = cached_features(&inference, &**source, &data.pre, device, &root, key)?;
+        tracing::info!(split, built, rows = cache.len(), dim = cache.dim(), dir = %cache.dir().display(), "features");
         progress(Progress::Note(format!(
             "{split} features ({} x {}): {} {} in {:.1} s",
             cache.len(),
@@ -386,6 +391,7 @@ fn finish_run(
         "training_seconds_all_epochs": fitted.history.iter().map(|m| m.train_seconds).sum::<f64>(),
     });
     write_file(&dir.join("summary.json"), pretty(&summary).as_bytes())?;
+    tracing::info!(dir = %dir.display(), test_accuracy = test.accuracy, epochs = fitted.history.len(), "run finished");
     Ok(RunReport {
         dir: dir.to_path_buf(),
         history: fitted.history,

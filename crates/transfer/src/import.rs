@@ -153,6 +153,7 @@ pub fn load_torchvision_remapped(
         }
     };
     let report = check(result, path, partial)?;
+    tracing::info!(path = %path.display(), %report, "weights imported");
     Ok((model, report))
 }
 

@@ -10,6 +10,22 @@
 //!
 //! [`cache`]: backbone features on disk, keyed by a hash of everything they depend on, so that
 //! when only the head trains the images pass through the frozen backbone once.
+//!
+//! Freezing ResNet-18's stages up to `layer2` (its stem and first two stages) for fine-tuning:
+//!
+//! ```
+//! use burn::tensor::Device;
+//! use cnn_transfer::{FreezePolicy, freeze, resolve, stages};
+//!
+//! let model = cnn_models::resnet18(10, &Device::flex().autodiff());
+//! let names: Vec<String> = stages(&model).into_iter().map(|s| s.name).collect();
+//! assert!(names.contains(&"layer2".to_string()));
+//! let (frozen, why) = resolve(&model, &FreezePolicy::UpTo("layer2".into()), 100)?;
+//! assert!(frozen.iter().any(|s| s.name == "layer1"));
+//! let _model = freeze(model, &frozen)?;
+//! # let _ = why;
+//! # Ok::<(), cnn_transfer::TransferError>(())
+//! ```
 
 pub mod cache;
 pub mod error;

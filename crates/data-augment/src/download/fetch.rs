@@ -125,6 +125,7 @@ impl Download {
                 },
                 other => {
                     if let Err(e) = other {
+                        tracing::warn!(file = %file.name, path = %target.display(), reason = %e, "present but damaged; fetching it again");
                         progress(&DownloadEvent::Failed {
                             file: file.name.clone(),
                             source: target.display().to_string(),
@@ -142,6 +143,7 @@ impl Download {
             {
                 unpack(&target, &dir, folder)?;
             }
+            tracing::info!(file = %outcome.file, source = %outcome.source, "verified");
             progress(&DownloadEvent::Done(outcome.clone()));
             outcomes.push(outcome);
         }
@@ -168,6 +170,7 @@ impl Download {
                     });
                 }
                 Err(reason) => {
+                    tracing::warn!(file = %file.name, %url, %reason, "download failed; trying the next source");
                     progress(&DownloadEvent::Failed {
                         file: file.name.clone(),
                         source: url.clone(),

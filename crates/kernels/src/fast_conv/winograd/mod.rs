@@ -167,44 +167,27 @@ fn each_part(
     }
 }
 
-/// The transformed input of `images` images as `[C][16][T]` (see [`Tiles::count`]), channel by
-/// channel (`parallel`: over the cores).
-fn transform_input(g: &ConvGeometry, tiles: Tiles, (xs, images): (&[f32], usize), v: &mut [f32], parallel: bool) {
-    let cols = 2 * tiles.cols + 2;
-    let scratch = ((2 * tiles.rows + 2) * cols, parallel);
-    each_part(v, TILE * tiles.count(images), scratch, |c, v, plane| {
+/// Every plane of `xs` (`[images, channels, H, W]`) transformed window by window into `dst`
+/// (`[channels][16][T]`, see [`Tiles::count`]): the input's 4×4 windows of the image padded by
+/// 1 (`Bᵀ·d·B`), or dY's 2×2 blocks, zeros past odd edges (`A·dY·Aᵀ`). Channel by channel
+/// (`parallel`: over the cores).
+fn transform_planes<const N: usize>(
+    g: &ConvGeometry,
+    tiles: Tiles,
+    (xs, images, channels): (&[f32], usize, usize),
+    dst: &mut [f32],
+    parallel: bool,
+    transform: impl Fn(&[Lanes; N]) -> [[Lanes; 4]; 4] + Send + Sync,
+) {
+    let pad = usize::from(N == TILE);
+    let cols = 2 * tiles.cols + 2 * pad;
+    let scratch = ((2 * tiles.rows + 2 * pad) * cols, parallel);
+    each_part(dst, TILE * tiles.count(images), scratch, |c, dst, plane| {
         for block in 0..images.div_ceil(LANES) {
-            gather_plane(
-                (xs, images, g.channels_in),
-                g.input,
-                (c, block * LANES),
-                (plane, cols, 1),
-            );
-            transform_windows(tiles, (plane, cols), (v, block), input_tile::<Lanes>);
+            gather_plane((xs, images, channels), g.input, (c, block * LANES), (plane, cols, pad));
+            transform_windows(tiles, (plane, cols), (dst, block), &transform);
         }
     });
-}
-
-/// `A·dY·Aᵀ` of every 2×2 block of `dy` (`[images, O, H, W]`, zeros past odd edges) as
-/// `[O][16][T]`, over the cores.
-fn transform_gradient(g: &ConvGeometry, tiles: Tiles, (dy, images): (&[f32], usize), z: &mut [f32]) {
-    let cols = 2 * tiles.cols;
-    each_part(
-        z,
-        TILE * tiles.count(images),
-        (2 * tiles.rows * cols, true),
-        |o, z, plane| {
-            for block in 0..images.div_ceil(LANES) {
-                gather_plane(
-                    (dy, images, g.channels_out),
-                    g.input,
-                    (o, block * LANES),
-                    (plane, cols, 0),
-                );
-                transform_windows(tiles, (plane, cols), (z, block), gradient_tile::<Lanes>);
-            }
-        },
-    );
 }
 
 /// The transformed filters `[O][16][C]` of `weight` (`[O, C, 3, 3]`) into `u`, [`LANES`] input
@@ -254,7 +237,14 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
             let (v, m) = &mut buffers;
             v.resize(c_in * TILE * count, 0.0);
             m.resize(TILE * out_ch * count, 0.0);
-            transform_input(g, tiles, (xs, xs.len() / (c_in * h * w)), v, false);
+            transform_planes(
+                g,
+                tiles,
+                (xs, xs.len() / (c_in * h * w), c_in),
+                v,
+                false,
+                input_tile::<Lanes>,
+            );
             for (xi, m) in m.chunks_mut(out_ch * count).enumerate() {
                 tile_products(xi, [out_ch, c_in, count], (u, v), m);
             }
@@ -330,8 +320,8 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
             let images = xs.len() / (c_in * h * w);
             let count = tiles.count(images);
             let (v, z) = (&mut v[..c_in * TILE * count], &mut z[..out_ch * TILE * count]);
-            transform_input(g, tiles, (xs, images), v, true);
-            transform_gradient(g, tiles, (dy, images), z);
+            transform_planes(g, tiles, (xs, images, c_in), v, true, input_tile::<Lanes>);
+            transform_planes(g, tiles, (dy, images, out_ch), z, true, gradient_tile::<Lanes>);
             sums.par_chunks_mut(out_ch * c_in)
                 .enumerate()
                 .for_each(|(xi, sums)| tile_sums(xi, [out_ch, c_in, count], (z, v), (sums, i > 0)));
