@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use cnn_trainer::{BenchCase, BenchPart, BenchPhase, BenchResult, ReferenceFile};
 
-use crate::backend;
+use cnn_trainer::device as backend;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {

@@ -4,7 +4,6 @@
 //! printed on one line and the process exits with status 1.
 
 mod augment_cmd;
-mod backend;
 mod bench_cmd;
 mod bench_head_cmd;
 mod download_cmd;
@@ -17,6 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use cnn_trainer::device as backend;
 
 #[derive(Parser)]
 #[command(
@@ -212,8 +212,7 @@ fn main() -> ExitCode {
     // run); make that the device this command runs on, so a build with wgpu compiled in does not
     // route CPU training through the GPU. Done before any thread starts.
     if let Ok(backend) = backend::resolve(cli.device.as_deref(), &backend::compiled()) {
-        // SAFETY: single-threaded here; nothing reads the environment concurrently.
-        unsafe { std::env::set_var("BURN_DEVICE", backend.name()) };
+        backend::make_default(backend);
     }
     // A panic (a bug here, or a backend failing deep inside, e.g. a GPU allocation) still ends as
     // one error line rather than a backtrace; RUST_BACKTRACE=1 keeps the default report.
@@ -239,7 +238,7 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Err(_) => {
-            let message = recorded_panic(&first_panic);
+            let message = backend::recorded_panic(&first_panic);
             let hint = if message.contains("wgpu") || message.contains("allocate buffer") {
                 "; the GPU adapter refused the work: a layer may exceed its buffer limits (software Vulkan binds at most 128 MiB, less than AlexNet's and VGG's first fully connected layers), try --device flex"
             } else {
@@ -286,29 +285,9 @@ fn install_panic_hook() -> std::sync::Arc<std::sync::Mutex<Option<String>>> {
         if full_report {
             default_hook(info);
         }
-        record_first_panic(&record, info);
+        backend::record_first_panic(&record, info);
     }));
     slot
-}
-
-/// The message [`record_first_panic`] kept, or "unknown failure".
-pub(crate) fn recorded_panic(slot: &std::sync::Mutex<Option<String>>) -> String {
-    let kept = slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    kept.unwrap_or_else(|| "unknown failure".into())
-}
-
-/// Stores the first line of the panic's message in `slot` unless a message is there already.
-pub(crate) fn record_first_panic(slot: &std::sync::Mutex<Option<String>>, info: &std::panic::PanicHookInfo<'_>) {
-    let payload = info.payload();
-    let text = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown failure");
-    let mut first = slot.lock().unwrap_or_else(|p| p.into_inner());
-    if first.is_none() {
-        *first = Some(text.lines().next().unwrap_or(text).to_string());
-    }
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -422,9 +401,7 @@ fn group(n: u64) -> String {
 }
 
 pub(crate) fn open_device(requested: Option<&str>) -> Result<(backend::Backend, burn::tensor::Device)> {
-    let backend = backend::resolve(requested, &backend::compiled()).map_err(anyhow::Error::msg)?;
-    let device = backend::open(backend).map_err(anyhow::Error::msg)?;
-    Ok((backend, device))
+    backend::open_named(requested).map_err(anyhow::Error::msg)
 }
 
 fn bench_loader(device: Option<&str>, args: BenchLoaderArgs) -> Result<()> {

@@ -189,10 +189,10 @@ fn open_devices(device: Option<&str>, list: &[String]) -> Result<(String, Vec<bu
     if device.is_some() {
         anyhow::bail!("give either --device or --devices, not both");
     }
-    let available = crate::backend::compiled();
+    let available = cnn_trainer::device::compiled();
     let devices = list
         .iter()
-        .map(|spec| crate::backend::open_spec(spec, &available).map(|(_, d)| d))
+        .map(|spec| cnn_trainer::device::open_spec(spec, &available).map(|(_, d)| d))
         .collect::<std::result::Result<Vec<_>, String>>()
         .map_err(anyhow::Error::msg)?;
     Ok((format!("{} (data-parallel)", list.join(" + ")), devices))

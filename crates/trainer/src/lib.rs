@@ -46,6 +46,7 @@ pub mod bench_loader;
 pub mod cached;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod epochs;
 pub mod error;
 pub mod eval;

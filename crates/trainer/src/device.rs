@@ -1,4 +1,13 @@
-//! Which backends this build has, and turning `--device NAME` into a ready [`Device`].
+//! Which backends this build has, and turning a device name (`flex`, `ndarray`, `wgpu`,
+//! `wgpu:0`, `wgpu:cpu`) into a ready [`Device`] — what `cnn --device` does, for library users
+//! too:
+//!
+//! ```
+//! let (backend, device) = cnn_trainer::device::open_named(Some("flex")).unwrap();
+//! cnn_trainer::device::make_default(backend); // burn's default device follows (`BURN_DEVICE`)
+//! assert_eq!(backend.name(), "flex");
+//! # let _ = device;
+//! ```
 
 use std::fmt;
 
@@ -59,9 +68,10 @@ pub fn resolve(requested: Option<&str>, available: &[Backend]) -> Result<Backend
         available.iter().map(|b| b.name()).collect::<Vec<_>>().join(", ")
     };
     let Some(name) = requested else {
-        return available.first().copied().ok_or_else(|| {
-            "this build of cnn has no backend; rebuild with --features flex (or ndarray, wgpu)".to_string()
-        });
+        return available
+            .first()
+            .copied()
+            .ok_or_else(|| "this build has no backend; rebuild with --features flex (or ndarray, wgpu)".to_string());
     };
     let wanted = ALL
         .into_iter()
@@ -73,7 +83,7 @@ pub fn resolve(requested: Option<&str>, available: &[Backend]) -> Result<Backend
         Ok(wanted)
     } else {
         Err(format!(
-            "device '{wanted}' is not compiled into this build of cnn: rebuild with `--features {wanted}` (this build has: {have})"
+            "device '{wanted}' is not compiled into this build: rebuild with `--features {wanted}` (this build has: {have})"
         ))
     }
 }
@@ -89,7 +99,7 @@ pub fn open(backend: Backend) -> Result<Device, String> {
         Backend::Wgpu => open_wgpu(burn::tensor::DeviceKind::DefaultDevice),
         #[allow(unreachable_patterns)]
         other => Err(format!(
-            "device '{other}' is not compiled into this build of cnn: rebuild with `--features {other}`"
+            "device '{other}' is not compiled into this build: rebuild with `--features {other}`"
         )),
     }
 }
@@ -122,6 +132,22 @@ pub fn open_spec(spec: &str, available: &[Backend]) -> Result<(Backend, Device),
     }
 }
 
+/// The backend `requested` (or the build's default) opened: [`resolve`] then [`open`].
+pub fn open_named(requested: Option<&str>) -> Result<(Backend, Device), String> {
+    let backend = resolve(requested, &compiled())?;
+    Ok((backend, open(backend)?))
+}
+
+/// Makes `backend` burn's default device for this process (`BURN_DEVICE`): burn creates some
+/// tensors on its default device (e.g. a resumed run's optimiser state), which with wgpu
+/// compiled in would otherwise be the GPU even for a CPU run. Call it before starting threads
+/// (it sets an environment variable).
+pub fn make_default(backend: Backend) {
+    // SAFETY: documented as to be called before other threads start; nothing here reads the
+    // environment concurrently.
+    unsafe { std::env::set_var("BURN_DEVICE", backend.name()) };
+}
+
 /// wgpu panics deep inside its runtime (sometimes on another thread) when no adapter exists;
 /// probe it once, quietly, and turn the first panic message into an error before any model code
 /// runs.
@@ -134,7 +160,7 @@ fn open_wgpu(kind: burn::tensor::DeviceKind) -> Result<Device, String> {
     let first_panic: Arc<Mutex<Option<String>>> = Arc::default();
     let previous_hook = std::panic::take_hook();
     let record = Arc::clone(&first_panic);
-    std::panic::set_hook(Box::new(move |info| crate::record_first_panic(&record, info)));
+    std::panic::set_hook(Box::new(move |info| record_first_panic(&record, info)));
     let kind_name = format!("{kind:?}");
     let probe = std::panic::catch_unwind(|| {
         let device = Device::wgpu(kind);
@@ -148,11 +174,32 @@ fn open_wgpu(kind: burn::tensor::DeviceKind) -> Result<Device, String> {
             "the wgpu adapter gave a wrong result in a self-test (4 ones summed to {value})"
         )),
         Err(_) => {
-            let reason = crate::recorded_panic(&first_panic);
+            let reason = recorded_panic(&first_panic);
             Err(format!(
                 "no usable GPU adapter for wgpu ({kind_name}: {reason}); install a Vulkan or OpenGL driver (on Debian, `mesa-vulkan-drivers` gives a software Vulkan device) or use --device flex"
             ))
         }
+    }
+}
+
+/// The message kept by [`record_first_panic`], or "unknown failure".
+pub fn recorded_panic(slot: &std::sync::Mutex<Option<String>>) -> String {
+    let kept = slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    kept.unwrap_or_else(|| "unknown failure".into())
+}
+
+/// Stores the first line of the panic's message in `slot` unless a message is there already
+/// (for a panic hook that turns a backend's panic into one error line).
+pub fn record_first_panic(slot: &std::sync::Mutex<Option<String>>, info: &std::panic::PanicHookInfo<'_>) {
+    let payload = info.payload();
+    let text = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown failure");
+    let mut first = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if first.is_none() {
+        *first = Some(text.lines().next().unwrap_or(text).to_string());
     }
 }
 
