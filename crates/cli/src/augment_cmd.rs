@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use cnn_data_augment::augment::{PcaFit, Pipeline, preview};
+use cnn_data_augment::augment::{Pipeline, preview};
 use cnn_data_augment::{Image, image::image_files};
 
 /// The `cnn augment` subcommands.
@@ -149,53 +149,15 @@ fn bench(augment: &str, dir: &Path, input_size: Option<usize>, n: usize, reps: u
 }
 
 fn fit_pca(dataset: &str, out: &Path) -> Result<()> {
-    let mut fit = PcaFit::default();
-    let mut images = 0usize;
-    if dataset.eq_ignore_ascii_case(cnn_data_augment::embedded::NAME) {
-        let (train, _) = cnn_data_augment::embedded::mnist_5k()?;
-        for i in 0..train.len() {
-            fit.add(&Image::new(
-                train.width(),
-                train.height(),
-                train.channels(),
-                train.image(i).to_vec(),
-            )?);
-            images += 1;
-        }
-    } else {
-        let dir = Path::new(dataset);
-        if !dir.is_dir() {
-            bail!("'{dataset}' is neither a known data set (mnist-5k) nor a folder of images");
-        }
-        let files = image_files(dir)?;
-        if files.is_empty() {
-            bail!("no images (png, jpg, jpeg, bmp, webp) under {}", dir.display());
-        }
-        let mut skipped = 0;
-        for file in &files {
-            // One image in memory at a time: the fit keeps only running sums.
-            match Image::open(file) {
-                Ok(img) => {
-                    fit.add(&img);
-                    images += 1;
-                }
-                Err(e) => {
-                    eprintln!("warning: skipping {e}");
-                    skipped += 1;
-                }
-            }
-        }
-        if images == 0 {
-            bail!(
-                "none of the {skipped} image files under {} could be read",
-                dir.display()
-            );
-        }
+    let fitted = cnn_data_augment::augment::fit_pca(dataset)?;
+    // Each reason names its file.
+    for (_, reason) in &fitted.skipped {
+        eprintln!("warning: skipping {reason}");
     }
-    let pca = fit.finish();
+    let (pca, images) = (&fitted.pca, fitted.images);
     println!(
         "fitted RGB PCA over {images} images ({} pixels), 0-1 scale",
-        fit.pixels()
+        fitted.pixels
     );
     for (i, (value, vector)) in pca.eigenvalues.iter().zip(&pca.eigenvectors).enumerate() {
         println!(
@@ -206,7 +168,7 @@ fn fit_pca(dataset: &str, out: &Path) -> Result<()> {
             vector[2]
         );
     }
-    std::fs::write(out, serde_json::to_string_pretty(&pca)?).with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(out, serde_json::to_string_pretty(pca)?).with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -17,9 +17,11 @@ pub mod color;
 pub mod elastic;
 pub mod geometry;
 pub mod ops;
+pub mod pca_fit;
 pub mod pipeline;
 pub mod preview;
 
 pub use color::{PcaColor, PcaFit};
 pub use ops::{Op, ShiftDistribution, Size};
+pub use pca_fit::{FittedPca, fit_pca};
 pub use pipeline::{PRESETS, Pipeline, sample_rng};
