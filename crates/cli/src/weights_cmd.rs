@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::tensor::{Tensor, TensorData};
-use cnn_models::ImageClassifier;
 
 /// The `cnn weights` subcommands.
 #[derive(clap::Subcommand)]
@@ -87,51 +85,12 @@ pub fn run(device: Option<&str>, cmd: WeightsCommand) -> Result<()> {
             println!("wrote {} ({} bytes)", out.display(), bytes.len());
         }
         WeightsCommand::Verify { model, weights, io } => {
-            let (loaded, report, _) = cnn_transfer::load_fitting(&model, &weights, None, &device)?;
-            println!("{model} from {}: {report}", weights.display());
-            let (input, expected) = read_io(&io)?;
-            let logits = loaded.logits(Tensor::<4>::from_data(input, &device));
-            let got = logits.into_data();
-            if got.shape() != expected.shape() {
-                bail!(
-                    "the model gives logits of shape {:?} but {} holds {:?}",
-                    got.shape(),
-                    io.display(),
-                    expected.shape()
-                );
-            }
-            let got = got
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            let want = expected.try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            println!("max abs diff {diff:e} over {} values", want.len());
+            let parity = cnn_transfer::verify(&model, &weights, &io, &device)?;
+            println!("{model} from {}: {}", weights.display(), parity.report);
+            println!("max abs diff {:e} over {} values", parity.max_abs_diff, parity.values);
         }
     }
     Ok(())
-}
-
-/// The float32 `input` and `logits` tensors of a safetensors file.
-fn read_io(path: &std::path::Path) -> Result<(TensorData, TensorData)> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{} is not a safetensors file", path.display()))?;
-    let get = |key: &str| -> Result<TensorData> {
-        let t = st
-            .tensor(key)
-            .with_context(|| format!("{} has no tensor '{key}'", path.display()))?;
-        if t.dtype() != safetensors::Dtype::F32 {
-            bail!("{}: tensor '{key}' is {:?}, expected F32", path.display(), t.dtype());
-        }
-        let values: Vec<f32> = t
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        Ok(TensorData::new(values, t.shape().to_vec()))
-    };
-    Ok((get("input")?, get("logits")?))
 }
 
 /// `cnn weights download`.

@@ -32,6 +32,7 @@ pub mod error;
 pub mod freeze;
 pub mod import;
 pub mod inspect;
+pub mod verify;
 pub mod zoo;
 
 pub use cache::{CacheKey, CacheWriter, FeatureCache};
@@ -39,3 +40,4 @@ pub use error::{Result, TransferError};
 pub use freeze::{AutoThresholds, FreezePolicy, Stage, freeze, resolve, stages};
 pub use import::{Format, LoadReport, Partial, load_torchvision, load_torchvision_remapped};
 pub use inspect::{HeadInfo, head_info, load_fitting, load_with_new_head, tensor_shapes};
+pub use verify::{Parity, verify};
