@@ -5,16 +5,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use cnn_data_augment::{Batch, Loader, LoaderConfig, Preprocess, Source};
-use cnn_models::{BuildOptions, ImageClassifier, registry};
+use cnn_models::{BuildOptions, registry};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
 use crate::error::Result;
 use crate::fit::build_optimizer;
+use crate::step::{OneDevice, Step};
 
 /// One timing of the pipeline benchmark.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,8 +35,6 @@ pub fn bench_pipeline(
     pre: &Preprocess,
     device: &Device,
 ) -> Result<Vec<PipelineTiming>> {
-    let info = registry::lookup(&cfg.model)?;
-    let autodiff = device.clone().autodiff();
     let loader = |workers: usize| {
         let config = LoaderConfig {
             batch_size: cfg.batch_size,
@@ -48,77 +45,75 @@ pub fn bench_pipeline(
         };
         Loader::new(train.clone(), cfg.augment.clone(), pre.clone(), config)
     };
-    let options = BuildOptions {
-        num_classes,
-        in_channels: Some(pre.channels),
+    let timing = |what: String, started: Instant, data_wait_share| PipelineTiming {
+        what,
+        seconds: started.elapsed().as_secs_f64(),
+        data_wait_share,
     };
     let mut out = Vec::new();
-
     let started = Instant::now();
     let batches: Vec<Batch> = loader(0)?.epoch(1).collect::<cnn_data_augment::Result<_>>()?;
-    out.push(PipelineTiming {
-        what: "loading only, 1 thread".into(),
-        seconds: started.elapsed().as_secs_f64(),
-        data_wait_share: None,
-    });
+    out.push(timing("loading only, 1 thread".into(), started, None));
     if cfg.workers > 0 {
         let started = Instant::now();
         for b in loader(cfg.workers)?.epoch(1) {
             drop(b?);
         }
-        let what = format!("loading only, {} workers", cfg.workers);
-        out.push(PipelineTiming {
-            what,
-            seconds: started.elapsed().as_secs_f64(),
-            data_wait_share: None,
-        });
+        out.push(timing(format!("loading only, {} workers", cfg.workers), started, None));
     }
 
-    let step = |model: cnn_models::Model, batch: Batch, optim: &mut burn::optim::ModuleOptimizer| {
-        let loss_fn = CrossEntropyLossConfig::new().init(&autodiff);
-        let (images, labels) = batch.to_device(&autodiff);
-        let loss = loss_fn.forward(ImageClassifier::logits(&model, images), labels);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        optim.step(cfg.lr, model, grads)
-    };
+    let training = Training::new(cfg, num_classes, pre, device)?;
     // Two untimed steps first: the backend's first steps pay for allocation and kernel set-up,
     // which would otherwise land on whichever timing runs first.
-    let mut model = registry::build(info.name, options, &autodiff)?;
-    let mut optim = build_optimizer(cfg);
-    for batch in batches.iter().take(2) {
-        model = step(model, batch.clone(), &mut optim);
-    }
-    let mut model = registry::build(info.name, options, &autodiff)?;
-    let mut optim = build_optimizer(cfg);
+    training.epoch(batches.iter().take(2).cloned().map(Ok))?;
     let started = Instant::now();
-    for batch in batches {
-        model = step(model, batch, &mut optim);
-    }
-    out.push(PipelineTiming {
-        what: "compute only (pre-built batches)".into(),
-        seconds: started.elapsed().as_secs_f64(),
-        data_wait_share: None,
-    });
+    training.epoch(batches.into_iter().map(Ok))?;
+    out.push(timing("compute only (pre-built batches)".into(), started, None));
 
     let mut worker_counts = vec![0];
     if cfg.workers > 0 {
         worker_counts.push(cfg.workers);
     }
     for workers in worker_counts {
-        let mut model = registry::build(info.name, options, &autodiff)?;
-        let mut optim = build_optimizer(cfg);
         let started = Instant::now();
         let mut epoch = loader(workers)?.epoch(1);
-        for batch in epoch.by_ref() {
-            model = step(model, batch?, &mut optim);
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        let share = epoch.waited().as_secs_f64() / seconds.max(1e-9);
-        out.push(PipelineTiming {
-            what: format!("training, {workers} workers"),
-            seconds,
-            data_wait_share: Some(share),
-        });
+        training.epoch(epoch.by_ref().map(|b| b.map_err(Into::into)))?;
+        let share = epoch.waited().as_secs_f64() / started.elapsed().as_secs_f64().max(1e-9);
+        out.push(timing(format!("training, {workers} workers"), started, Some(share)));
     }
     Ok(out)
+}
+
+/// A fresh model and optimiser for each timed epoch, trained by the loop's own step.
+struct Training<'a> {
+    cfg: &'a TrainConfig,
+    name: &'static str,
+    options: BuildOptions,
+    autodiff: Device,
+}
+
+impl<'a> Training<'a> {
+    fn new(cfg: &'a TrainConfig, num_classes: usize, pre: &Preprocess, device: &Device) -> Result<Self> {
+        Ok(Self {
+            cfg,
+            name: registry::lookup(&cfg.model)?.name,
+            options: BuildOptions {
+                num_classes,
+                in_channels: Some(pre.channels),
+            },
+            autodiff: device.clone().autodiff(),
+        })
+    }
+
+    /// One epoch over `batches` from a fresh model.
+    fn epoch(&self, batches: impl Iterator<Item = Result<Batch>>) -> Result<()> {
+        let mut model = registry::build(self.name, self.options, &self.autodiff)?;
+        let mut optimizer = build_optimizer(self.cfg);
+        let step = OneDevice::new(&self.autodiff);
+        for batch in batches {
+            let grads = step.step(&model, batch?.to_device(&self.autodiff))?.grads;
+            model = optimizer.step(self.cfg.lr, model, grads);
+        }
+        Ok(())
+    }
 }
