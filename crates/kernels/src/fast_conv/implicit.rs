@@ -78,6 +78,16 @@ impl Layout {
         g.output().map_or(0, |[oh, _]| oh * self.width())
     }
 
+    /// The row table of this layout: `full` (built once per call for groups of `group` images)
+    /// when it has that many images, else its own (the shorter last group).
+    fn row_table<'a>(&self, g: &ConvGeometry, group: usize, full: &'a [usize]) -> std::borrow::Cow<'a, [usize]> {
+        if self.images == group {
+            std::borrow::Cow::Borrowed(full)
+        } else {
+            std::borrow::Cow::Owned(self.rows(g))
+        }
+    }
+
     /// Where row `(c, ky, kx)` of the implicit column matrix starts.
     fn rows(&self, g: &ConvGeometry) -> Vec<usize> {
         let [kh, kw] = g.kernel;
@@ -153,18 +163,12 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
                 let (xp, cols) = (&mut xp[..layout.len(g)], layout.columns(g));
                 pad_group(g, xs, layout, xp);
                 let product = &mut product[..out_ch * cols];
-                let short;
-                let table = if layout.images == group {
-                    &full_table
-                } else {
-                    short = layout.rows(g);
-                    &short
-                };
+                let table = layout.row_table(g, group, &full_table);
                 matmul::gemm(
                     [out_ch, cols, rows],
                     (product, cols, false),
                     (weight, [rows, 1]),
-                    (xp, table),
+                    (xp, &table),
                     false,
                 );
                 // `[O][OH][images·Wp]` → `[images, O, OH, OW]`, adding the bias on the way.
@@ -217,18 +221,12 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
                     }
                 }
             }
-            let short;
-            let table = if layout.images == group {
-                &full_table
-            } else {
-                short = layout.rows(g);
-                &short
-            };
+            let table = layout.row_table(g, group, &full_table);
             matmul::gemm_nt(
                 [out_ch, rows, cols],
                 (dw, rows, i > 0),
                 (dy_wide, cols),
-                (xp, table),
+                (xp, &table),
                 parallel,
             );
         }
