@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use cnn_trainer::{BenchCase, BenchPart, BenchPhase, BenchResult, ReferenceFile};
+use cnn_trainer::{BenchCase, BenchPart, BenchPhase, ReferenceFile};
 
-use cnn_trainer::device as backend;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -101,7 +100,9 @@ pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
         runs.push((backend, results));
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&document(&runs))?)
+        std::fs::write(path, serde_json::to_string_pretty(&cnn_trainer::bench::report_json(
+            &runs.iter().map(|(b, r)| (b.name(), r.as_slice())).collect::<Vec<_>>()
+        ))?)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
@@ -139,40 +140,4 @@ fn cases(args: &BenchArgs, phases: &[BenchPhase]) -> Result<Vec<BenchCase>> {
         }
     }
     Ok(cases)
-}
-
-/// The JSON document: one backend's results in the shape `--compare` reads, several backends as
-/// a list of such documents under `runs`; with the machine and versions for the record.
-fn document(runs: &[(backend::Backend, Vec<BenchResult>)]) -> serde_json::Value {
-    let one = |(backend, results): &(backend::Backend, Vec<BenchResult>)| serde_json::json!({ "backend": backend.name(), "results": results });
-    let mut doc = match runs {
-        [single] => one(single),
-        many => serde_json::json!({ "runs": many.iter().map(one).collect::<Vec<_>>() }),
-    };
-    doc["cpu"] = cpu_model().into();
-    doc["threads"] = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .into();
-    doc["burn"] = "0.22.1".into();
-    doc["cnn"] = env!("CARGO_PKG_VERSION").into();
-    doc["unix_time"] = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-        .into();
-    doc
-}
-
-/// The CPU's model name from /proc/cpuinfo (Linux), else the architecture.
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }

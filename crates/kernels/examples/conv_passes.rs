@@ -1,10 +1,12 @@
 //! Times the fast convolution's three passes (forward, input gradient, weight gradient) at the
-//! convolution shapes of ResNet-20 (32 px, batch 128) and ResNet-18 (64 px, batch 32), so a
-//! change to the kernels can be measured pass by pass:
+//! convolution shapes of the benchmark suite's cases — ResNet-20 (32 px, batch 128), ResNet-18
+//! (64 px, batch 32), VGG-16 (64 px, batch 16), AlexNet's features (224 px, batch 8) — so a
+//! change to the kernels can be measured pass by pass, and compared with PyTorch's passes at
+//! the same shapes (`scripts/conv_passes_pytorch.py`, which shares [`shapes`]' table):
 //!
 //! ```sh
 //! cargo build --workspace --features wgpu --example conv_passes
-//! target/debug/examples/conv_passes [resnet20|resnet18]
+//! target/debug/examples/conv_passes [resnet20|resnet18|vgg16|alexnet]
 //! ```
 
 use std::time::Instant;
@@ -33,6 +35,24 @@ fn shapes(model: &str) -> Vec<(String, ConvGeometry, usize)> {
             (conv(32, 256, 4, 256, 3, 1, 1), 3),
             (conv(32, 256, 4, 512, 3, 2, 1), 1),
             (conv(32, 512, 2, 512, 3, 1, 1), 3),
+        ],
+        "vgg16" => vec![
+            (conv(16, 3, 64, 64, 3, 1, 1), 1),
+            (conv(16, 64, 64, 64, 3, 1, 1), 1),
+            (conv(16, 64, 32, 128, 3, 1, 1), 1),
+            (conv(16, 128, 32, 128, 3, 1, 1), 1),
+            (conv(16, 128, 16, 256, 3, 1, 1), 1),
+            (conv(16, 256, 16, 256, 3, 1, 1), 2),
+            (conv(16, 256, 8, 512, 3, 1, 1), 1),
+            (conv(16, 512, 8, 512, 3, 1, 1), 2),
+            (conv(16, 512, 4, 512, 3, 1, 1), 3),
+        ],
+        "alexnet" => vec![
+            (conv(8, 3, 224, 64, 11, 4, 2), 1),
+            (conv(8, 64, 27, 192, 5, 1, 2), 1),
+            (conv(8, 192, 13, 384, 3, 1, 1), 1),
+            (conv(8, 384, 13, 256, 3, 1, 1), 1),
+            (conv(8, 256, 13, 256, 3, 1, 1), 1),
         ],
         _ => vec![
             (conv(128, 3, 32, 16, 3, 1, 1), 1),

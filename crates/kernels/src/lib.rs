@@ -12,7 +12,9 @@
 //!   `CNN_FUSED_BN=0`;
 //! - [`fast_pool`]: 2-D max pooling (forward with indices; the backward is the backend's own
 //!   scatter); switch: `CNN_FAST_POOL=0`;
-//! - [`fast_tanh`]: tanh, vectorised, forward and backward; switch: `CNN_FAST_TANH=0`.
+//! - [`fast_tanh`]: tanh, vectorised, forward and backward; switch: `CNN_FAST_TANH=0`;
+//! - [`fused_sgd`]: the SGD-with-momentum update as one in-place pass per parameter, bit-identical
+//!   to burn's `Sgd`; switch: `CNN_FUSED_SGD=0`.
 //!
 //! On every other backend (ndarray, wgpu) and dtype the entry points are exactly burn's own
 //! operations. Each kernel has parity tests against burn's operations (in `cnn-models`, at the
@@ -40,6 +42,7 @@ pub mod fast_tanh;
 #[cfg(feature = "flex")]
 mod flex_tensors;
 pub mod fused_bn;
+pub mod fused_sgd;
 mod switch;
 
 /// Whether `x` lives on a flex device (with or without autodiff): where our kernels run.

@@ -7,8 +7,7 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, SgdConfig};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use cnn_models::{BuildOptions, ImageClassifier, Model, registry};
 use serde::{Deserialize, Serialize};
@@ -205,9 +204,7 @@ fn time_training(case: &BenchCase, device: &Device, steps: Steps) -> Result<Vec<
     let labels: Vec<i64> = (0..case.batch as i64).map(|i| i % case.num_classes as i64).collect();
     let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [case.batch]), &autodiff);
     let mut model = Some(registry::build(name, options, &autodiff)?);
-    let mut optim = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
-        .init();
+    let mut optim = crate::fit::sgd_momentum(0.9, None);
     let step = OneDevice::new(&autodiff);
     steps.time(|| {
         let current = model.take().expect("put back after every step");
@@ -333,6 +330,43 @@ pub fn compare_lines(ours: &[BenchResult], reference: &ReferenceFile) -> Vec<Str
         .collect()
 }
 
+/// The JSON document of a benchmark: one backend's results in the shape [`ReferenceFile`] reads
+/// (`--compare`), several backends as a list of such documents under `runs`; with the CPU model,
+/// thread count and versions for the record.
+pub fn report_json(runs: &[(&str, &[BenchResult])]) -> serde_json::Value {
+    let one = |(backend, results): &(&str, &[BenchResult])| serde_json::json!({ "backend": backend, "results": results });
+    let mut doc = match runs {
+        [single] => one(single),
+        many => serde_json::json!({ "runs": many.iter().map(one).collect::<Vec<_>>() }),
+    };
+    doc["cpu"] = cpu_model().into();
+    doc["threads"] = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .into();
+    doc["burn"] = "0.22.1".into();
+    doc["cnn"] = env!("CARGO_PKG_VERSION").into();
+    doc["unix_time"] = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .into();
+    doc
+}
+
+/// The CPU's model name from /proc/cpuinfo (Linux), else the architecture.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,5 +420,17 @@ mod tests {
             (alexnet.size, alexnet.batch, alexnet.part),
             (224, 8, BenchPart::Features)
         );
+    }
+
+    #[test]
+    fn a_report_of_one_backend_reads_back_as_a_reference() {
+        let ours = [result("resnet18", BenchPhase::Train, 74.0)];
+        let doc = report_json(&[("flex", &ours)]);
+        assert!(doc["cpu"].as_str().is_some_and(|c| !c.is_empty()));
+        let back: ReferenceFile = serde_json::from_value(doc).unwrap();
+        assert_eq!(back.backend, "flex");
+        assert_eq!(compare_lines(&ours, &back), ["resnet18 train 74.0 img/s vs 74.0 img/s = 1.00x"]);
+        let two = report_json(&[("flex", &ours), ("ndarray", &ours)]);
+        assert_eq!(two["runs"].as_array().map(Vec::len), Some(2));
     }
 }

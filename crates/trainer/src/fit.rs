@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer};
+use cnn_models::fused_sgd::FusedSgdConfig;
 use burn::tensor::Device;
 use cnn_data_augment::{EpochIter, Loader, LoaderConfig, Preprocess, Source};
 use cnn_models::ImageClassifier;
@@ -240,13 +241,19 @@ pub fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     match cfg.optimizer {
         OptimizerKind::Adam => AdamConfig::new().with_weight_decay(decay).init(),
         OptimizerKind::AdamW => AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32).init(),
-        OptimizerKind::Sgd => SgdConfig::new()
-            .with_weight_decay(decay)
-            .with_momentum(Some(
-                MomentumConfig::new().with_momentum(cfg.momentum).with_dampening(0.0),
-            ))
-            .init(),
+        // burn's `Sgd`, computed in one pass per parameter on flex (bit-identical).
+        OptimizerKind::Sgd => sgd_momentum(cfg.momentum, decay.map(|d| d.penalty)),
     }
+}
+
+/// SGD with PyTorch-style (undampened) momentum and an optional L2 penalty: the training
+/// loop's and the benchmark's optimiser.
+pub fn sgd_momentum(momentum: f64, weight_decay: Option<f32>) -> ModuleOptimizer {
+    FusedSgdConfig {
+        momentum: Some(MomentumConfig::new().with_momentum(momentum).with_dampening(0.0)),
+        weight_decay,
+    }
+    .init()
 }
 
 #[cfg(test)]
