@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use cnn_data_augment::augment::{Pipeline, preview};
-use cnn_data_augment::{Image, image::image_files};
+use cnn_data_augment::Image;
 
 /// The `cnn augment` subcommands.
 #[derive(clap::Subcommand)]
@@ -110,39 +110,15 @@ fn preview_grid(image: &Path, augment: &str, n: usize, seed: u64, out: &Path) ->
 
 fn bench(augment: &str, dir: &Path, input_size: Option<usize>, n: usize, reps: usize) -> Result<()> {
     let pipeline = Pipeline::from_arg(augment)?;
-    let mut inputs = Vec::new();
-    for file in image_files(dir)? {
-        let img = Image::open(&file)?;
-        inputs.push(match input_size {
-            Some(s) => cnn_data_augment::augment::geometry::resize(&img, s, s),
-            None => img,
-        });
-    }
-    if inputs.is_empty() {
-        bail!("no images under {}", dir.display());
-    }
-    for img in &inputs {
-        pipeline.check_input(img.height, img.width)?;
-    }
-    let mut rates = Vec::new();
-    for rep in 0..reps.max(1) + 1 {
-        let started = std::time::Instant::now();
-        for i in 0..n {
-            let out = pipeline.apply(&inputs[i % inputs.len()], 1, rep as u64, i as u64)?;
-            std::hint::black_box(out);
-        }
-        if rep > 0 {
-            rates.push(n as f64 / started.elapsed().as_secs_f64());
-        }
-    }
-    rates.sort_by(f64::total_cmp);
+    let inputs = cnn_data_augment::augment::load_inputs(&pipeline, dir, input_size)?;
+    let t = cnn_data_augment::augment::throughput(&pipeline, &inputs, n, reps)?;
     let (w, h) = (inputs[0].width, inputs[0].height);
     println!(
         "augment {augment}: {:.0} images/s on one core (median of {}, min {:.0}, max {:.0}; {} inputs, first {w}x{h})",
-        rates[rates.len() / 2],
-        rates.len(),
-        rates[0],
-        rates[rates.len() - 1],
+        t.median,
+        t.rounds,
+        t.min,
+        t.max,
         inputs.len()
     );
     Ok(())

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use cnn_data_augment::Image;
 use cnn_trainer::RunFolder;
 
@@ -41,20 +41,11 @@ pub struct PredictArgs {
 /// written to `<run>/confusion.png`).
 pub fn eval(device: Option<&str>, args: EvalArgs) -> Result<()> {
     let run = RunFolder::open(&args.run)?;
-    let dataset = args.dataset.unwrap_or_else(|| run.config.dataset.clone());
-    let data_dir = args.data_dir.or_else(|| run.config.data_dir.clone());
+    let dataset = args.dataset.clone().unwrap_or_else(|| run.config.dataset.clone());
     let (_, device) = crate::open_device(device)?;
-    let model = run.load_model(&device)?;
-    let data = cnn_trainer::load_data(&dataset, data_dir.as_deref(), run.config.seed)
-        .with_context(|| format!("loading {dataset}"))?;
-    if data.class_names.len() != run.class_names.len() {
-        bail!(
-            "{dataset} has {} classes but the run's model has {}",
-            data.class_names.len(),
-            run.class_names.len()
-        );
-    }
-    let result = cnn_trainer::evaluate_detailed(&model, &*data.test, run.class_names.len(), &run.preprocess, &device)?;
+    let result = run
+        .evaluate_on(Some(&dataset), args.data_dir.as_deref(), &device)
+        .with_context(|| format!("evaluating {} on {dataset}", args.run.display()))?;
     let s = &result.summary;
     println!(
         "{} on the {} test images of {dataset}: accuracy {:.4}  top-5 {:.4}  loss {:.4}",

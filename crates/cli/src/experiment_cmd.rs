@@ -129,11 +129,7 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         out: out.unwrap_or(d.out),
         ..d
     };
-    for net in &opts.nets {
-        let cfg = opts.config(net);
-        cfg.validate()?;
-        cnn_models::registry::lookup(net)?;
-    }
+    opts.validate()?;
     let (backend, device) = crate::open_device(device)?;
     println!(
         "degradation: {} on {} images of {}, {} epochs each, batch {}, SGD lr {} (cosine) on {backend} -> {}",

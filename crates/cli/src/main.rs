@@ -297,7 +297,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{:<18} {:>13}  {:<11}  description", "name", "params", "input");
             for m in cnn_models::registry::MODELS {
                 let i = m.default_input;
-                let model = cnn_models::build(m.name, cnn_models::BuildOptions::classes(default_classes(m)), &device)?;
+                let model = cnn_models::build(m.name, cnn_models::BuildOptions::classes(m.default_classes()), &device)?;
                 let input = format!("{}x{}x{}", i.channels, i.size, i.size);
                 println!(
                     "{:<18} {:>13}  {:<11}  {}",
@@ -312,7 +312,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Summary(args) => {
             let info = cnn_models::registry::lookup(&args.model)?;
             let device = open_device(cli.device.as_deref())?.1;
-            let classes = args.num_classes.unwrap_or_else(|| default_classes(info));
+            let classes = args.num_classes.unwrap_or_else(|| info.default_classes());
             let input = args.input.unwrap_or(info.default_input.shape());
             let options = cnn_models::BuildOptions {
                 num_classes: classes,
@@ -389,11 +389,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => eval_cmd::eval(cli.device.as_deref(), args),
         Command::Predict(args) => eval_cmd::predict(cli.device.as_deref(), args),
     }
-}
-
-/// 1000 classes for the ImageNet models, 10 for LeNet-5, the CIFAR nets and the module example.
-fn default_classes(info: &cnn_models::ModelInfo) -> usize {
-    if info.default_input.size >= 224 { 1000 } else { 10 }
 }
 
 fn group(n: u64) -> String {

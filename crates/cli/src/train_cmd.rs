@@ -2,103 +2,23 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use cnn_trainer::{OptimizerKind, Progress, RunFolder, Schedule, Stop, TrainConfig};
+use anyhow::{Context, Result};
+use cnn_trainer::{Progress, RunPlan, Stop, TrainConfig, TrainOverrides};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Flags of `cnn train` (also used by `cnn bench-loader`).
+/// Flags of `cnn train` (also used by `cnn bench-loader` and `cnn bench-head`): the trainer's
+/// [`TrainOverrides`] plus where to run and write.
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// Start from a named recipe (lenet5-mnist5k, lenet5-fashion, resnet20-fashion); other
-    /// flags override its settings.
-    #[arg(long)]
-    preset: Option<String>,
-    /// Model name (see `cnn models`) [default: lenet5].
-    #[arg(long)]
-    model: Option<String>,
+    /// The training settings (merged over a preset or the defaults by the trainer).
+    #[command(flatten)]
+    pub settings: TrainOverrides,
     /// Train data-parallel over several devices, comma-separated, the first holding the model:
     /// e.g. `wgpu:0,wgpu:1` (two GPUs) or `flex,wgpu`. Each batch is split over them.
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<String>,
-    /// Data set: mnist-5k (embedded), mnist, fashion-mnist, cifar10, cifar100, or the path of an
-    /// image folder (root/<class>/*.png|jpg…, or root/train/… and root/val/…) [default: mnist-5k].
-    #[arg(long)]
-    dataset: Option<String>,
-    /// Folder holding the data sets' folders [default: ~/.cache/cnn-casestudies]; Debian's
-    /// dataset-fashion-mnist works with --data-dir /usr/share/datasets.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Passes over the training set; with --resume, the total to reach [default: 10].
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Images per mini-batch [default: 32].
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Learning rate (peak, after warm-up) [default: 0.001].
-    #[arg(long, allow_negative_numbers = true)]
-    lr: Option<f64>,
-    /// Optimiser: sgd, adam or adamw [default: adam].
-    #[arg(long)]
-    optimizer: Option<OptimizerKind>,
-    /// Momentum for sgd [default: 0.9].
-    #[arg(long, allow_negative_numbers = true)]
-    momentum: Option<f64>,
-    /// Weight decay: L2 for sgd and adam, decoupled for adamw [default: 0].
-    #[arg(long, allow_negative_numbers = true)]
-    weight_decay: Option<f64>,
-    /// Learning-rate schedule: constant, step (x0.1 at 50% and 75% of the epochs) or cosine
-    /// [default: constant].
-    #[arg(long)]
-    schedule: Option<Schedule>,
-    /// Epochs of linear learning-rate warm-up [default: 0].
-    #[arg(long)]
-    warmup: Option<usize>,
-    /// Stop when the validation loss has not improved for N epochs [default: off].
-    #[arg(long)]
-    early_stop: Option<usize>,
-    /// Share of the training set held out for validation (stratified); 0 validates on the
-    /// test set [default: 0.1].
-    #[arg(long)]
-    valid_split: Option<f64>,
-    /// Start from torchvision weights (.pth/.safetensors); the head is replaced when the data
-    /// set has another number of classes (see `cnn weights`).
-    #[arg(long)]
-    weights: Option<PathBuf>,
-    /// With --weights: start from a fresh head even when the class count matches (a new task).
-    #[arg(long)]
-    new_head: bool,
-    /// Freeze part of the backbone: none, all (train only the head), upto:<stage> (e.g.
-    /// upto:layer2, upto:features.10, upto:inception4a) or auto (from the labelled images per
-    /// class; auto:<small>,<large> sets the thresholds) [default: none].
-    #[arg(long)]
-    freeze: Option<cnn_transfer::FreezePolicy>,
-    /// With --freeze all: run the backbone once over each split, cache the features on disk and
-    /// train the head from them (no augmentation possible).
-    #[arg(long)]
-    cache_features: bool,
-    /// Folder for feature caches [default: ~/.cache/cnn-casestudies/features].
-    #[arg(long)]
-    cache_dir: Option<PathBuf>,
-    /// Train on a stratified sample of this many training images [default: all].
-    #[arg(long)]
-    subset: Option<usize>,
-    /// Seed for initialisation, shuffling, augmentation and dropout [default: 42].
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Augmentation of the training images: a preset (none, flip, mnist, cifar, imagenet) or a
-    /// .toml/.json pipeline file [default: none].
-    #[arg(long)]
-    augment: Option<String>,
-    /// Data worker threads that prepare batches in the background; 0 = on the training thread
-    /// [default: cores - 1, at least 1].
-    #[arg(long)]
-    pub workers: Option<usize>,
-    /// Most finished batches kept waiting for the training loop (bounds memory)
-    /// [default: 2 per worker].
-    #[arg(long)]
-    prefetch: Option<usize>,
     /// Run folder to write [default: runs/<model>-<dataset>-<unix time>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -110,72 +30,9 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The trainer's defaults, overridden by whatever flags were given.
+    /// The trainer's defaults (or the preset), overridden by whatever flags were given.
     pub fn config(&self) -> Result<TrainConfig> {
-        self.config_over(TrainConfig::new("lenet5", "mnist-5k"))
-    }
-
-    /// `--preset`'s settings if given, else `defaults`, overridden by whatever flags were given.
-    fn config_over(&self, defaults: TrainConfig) -> Result<TrainConfig> {
-        let base = match &self.preset {
-            Some(name) => cnn_trainer::presets::preset(name)?,
-            None => defaults,
-        };
-        let d = TrainConfig {
-            model: self.model.clone().unwrap_or(base.model.clone()),
-            dataset: self.dataset.clone().unwrap_or(base.dataset.clone()),
-            ..base
-        };
-        let augment = match &self.augment {
-            Some(a) => cnn_data_augment::Pipeline::from_arg(a)?,
-            None => d.augment.clone(),
-        };
-        Ok(TrainConfig {
-            epochs: self.epochs.unwrap_or(d.epochs),
-            batch_size: self.batch_size.unwrap_or(d.batch_size),
-            lr: self.lr.unwrap_or(d.lr),
-            optimizer: self.optimizer.unwrap_or(d.optimizer),
-            momentum: self.momentum.unwrap_or(d.momentum),
-            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
-            schedule: self.schedule.unwrap_or(d.schedule),
-            warmup: self.warmup.unwrap_or(d.warmup),
-            early_stop: self.early_stop.or(d.early_stop),
-            valid_split: self.valid_split.unwrap_or(d.valid_split),
-            subset: self.subset.or(d.subset),
-            weights: self.weights.clone().or(d.weights),
-            new_head: self.new_head || d.new_head,
-            freeze: self.freeze.clone().unwrap_or(d.freeze),
-            cache_features: self.cache_features || d.cache_features,
-            cache_dir: self.cache_dir.clone().or(d.cache_dir),
-            seed: self.seed.unwrap_or(d.seed),
-            workers: self.workers.unwrap_or(d.workers),
-            prefetch: self.prefetch.or(d.prefetch),
-            data_dir: self.data_dir.clone().or(d.data_dir),
-            augment,
-            ..d
-        })
-    }
-
-    /// The run's own config with the few settings a resume may change (--epochs, --workers,
-    /// --prefetch). Other flags may be repeated as the run had them; a change is refused and
-    /// named.
-    fn resumed_config(&self, dir: &std::path::Path) -> Result<TrainConfig> {
-        let run = RunFolder::open(dir)?;
-        let asked = self.config_over(run.config.clone())?;
-        let changes = asked.changes_for_resume(&run.config);
-        if !changes.is_empty() {
-            bail!(
-                "--resume continues {} with its own settings (its config.json), and this command changes {}: drop those flags, or start a new run with --out",
-                dir.display(),
-                changes.join(", ")
-            );
-        }
-        Ok(TrainConfig {
-            epochs: self.epochs.unwrap_or(run.config.epochs),
-            workers: self.workers.unwrap_or(run.config.workers),
-            prefetch: self.prefetch.or(run.config.prefetch),
-            ..run.config
-        })
+        Ok(self.settings.config()?)
     }
 }
 
@@ -200,25 +57,11 @@ fn open_devices(device: Option<&str>, list: &[String]) -> Result<(String, Vec<bu
 
 /// Runs `cnn train`.
 pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
-    let (cfg, dir, resume) = match &args.resume {
-        Some(dir) => (args.resumed_config(dir)?, dir.clone(), true),
-        None => {
-            let cfg = args.config()?;
-            let dir = args.out.clone().unwrap_or_else(|| {
-                let secs = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                let data = std::path::Path::new(&cfg.dataset)
-                    .file_name()
-                    .map_or(cfg.dataset.clone(), |n| n.to_string_lossy().into_owned());
-                PathBuf::from("runs").join(format!("{}-{data}-{secs}", cfg.model))
-            });
-            (cfg, dir, false)
-        }
-    };
-    cfg.validate()?;
-    cnn_models::registry::lookup(&cfg.model)?;
+    let RunPlan {
+        config: cfg,
+        dir,
+        resume,
+    } = args.settings.plan(args.out.as_deref(), args.resume.as_deref())?;
     let (backend, devices) = open_devices(device, &args.devices)?;
     println!(
         "{} {} on {} for {} epochs (batch {}, {:?} lr {} {:?}{}{}, seed {}, {} augmentation ops, {} data workers) on {backend}",

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::module::Module;
 
 /// The `cnn weights` subcommands.
@@ -33,7 +33,7 @@ pub enum WeightsCommand {
         /// A local copy of the file (same checks), instead of the web.
         #[arg(long)]
         from: Option<PathBuf>,
-        /// Folder to keep weights in [default: ~/.cache/cnn-casestudies/weights].
+        /// Data folder whose `weights/` keeps the file [default: ~/.cache/cnn-casestudies].
         #[arg(long)]
         dir: Option<PathBuf>,
     },
@@ -95,33 +95,14 @@ pub fn run(device: Option<&str>, cmd: WeightsCommand) -> Result<()> {
 
 /// `cnn weights download`.
 fn download(model: &str, from: Option<PathBuf>, dir: Option<PathBuf>) -> Result<()> {
-    use cnn_data_augment::download::{Checksum, DatasetFiles, Download, DownloadEvent, Origin, RemoteFile};
-    let info = cnn_models::registry::lookup(model)?;
-    let Some((file, url, prefix)) = cnn_transfer::zoo::published(info.name) else {
-        let names: Vec<&str> = cnn_transfer::zoo::WEIGHTS.iter().map(|(m, _)| *m).collect();
-        bail!(
-            "torchvision publishes no weights for {}; it does for {}, googlenet",
-            info.name,
-            names.join(", ")
-        );
-    };
-    let root = dir.unwrap_or_else(cnn_data_augment::datasets::default_data_dir);
-    let spec = DatasetFiles {
-        name: "weights".into(),
-        files: vec![RemoteFile {
-            name: file.to_string(),
-            urls: vec![url],
-            checksum: Checksum::Sha256Prefix(prefix.to_string()),
-            content_sha256: None,
-            unpack_to: None,
-        }],
-    };
+    use cnn_data_augment::download::{Download, DownloadEvent, Origin};
+    let weights = cnn_transfer::zoo::Pretrained::of(model)?;
     let download = Download {
         origin: from.map_or(Origin::Web, Origin::Local),
-        ..Download::new(&root)
+        ..dir.map_or_else(cnn_transfer::zoo::Pretrained::cache, Download::new)
     };
     let mut last_tenth = 0u64;
-    let outcomes = download.run(&spec, &mut |e| match e {
+    let fetched = weights.fetch(&download, &mut |e| match e {
         DownloadEvent::Start { file, source, .. } => eprintln!("  {file} from {source}"),
         DownloadEvent::Bytes {
             done, total: Some(t), ..
@@ -137,12 +118,11 @@ fn download(model: &str, from: Option<PathBuf>, dir: Option<PathBuf>) -> Result<
         DownloadEvent::Failed { source, reason, .. } => eprintln!("  warning: {source}: {reason}"),
         _ => {}
     })?;
-    let path = &outcomes[0].path;
-    println!("{}: {} ({})", path.display(), outcomes[0].verified, outcomes[0].source);
+    println!("{}: {} ({})", fetched.path.display(), fetched.verified, fetched.source);
     println!(
         "use it with: cnn train --model {} --weights {}",
-        info.name,
-        path.display()
+        weights.model,
+        fetched.path.display()
     );
     Ok(())
 }

@@ -36,12 +36,12 @@ pub const FASHION_CLASSES: [&str; 10] = [
     "Ankle boot",
 ];
 
-/// The default data folder: `$HOME/.cache/cnn-casestudies`.
+/// The default data folder: `cnn-casestudies` in the user's cache folder (`~/.cache` or
+/// `$XDG_CACHE_HOME` on Linux, `~/Library/Caches` on macOS, `%LOCALAPPDATA%` on Windows), or in
+/// the working folder where the system names none.
 pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
+    dirs::cache_dir()
         .unwrap_or_else(|| PathBuf::from("."))
-        .join(".cache")
         .join("cnn-casestudies")
 }
 

@@ -79,14 +79,7 @@ impl InceptionAux {
         );
         let out = self.conv.summarize(&format!("{name}.conv"), pooled, s);
         for (label, fc) in [("fc1", &self.fc1), ("fc2", &self.fc2)] {
-            let [i, o] = fc.weight.dims();
-            s.push(
-                format!("{name}.{label}"),
-                "Linear",
-                OutShape::Flat(o),
-                crate::keys::param_count(fc),
-                (i * o) as u64,
-            );
+            s.push_linear(format!("{name}.{label}"), fc);
         }
         debug_assert_eq!(out.iter().product::<usize>(), 2048);
     }
@@ -307,14 +300,8 @@ impl GoogLeNet {
         x = self.inception5a.summarize("inception5a", x, &mut s);
         x = self.inception5b.summarize("inception5b", x, &mut s);
         x = Layer::AdaptiveAvgPool(self.avgpool.clone()).summarize("avgpool", x, &mut s);
-        let [i, o] = self.fc.weight.dims();
-        s.push(
-            "fc",
-            "Linear",
-            OutShape::Flat(o),
-            crate::keys::param_count(&self.fc),
-            (i * o) as u64,
-        );
+        let i = self.fc.weight.dims()[0];
+        s.push_linear("fc", &self.fc);
         debug_assert_eq!(i, x[0]);
         s
     }

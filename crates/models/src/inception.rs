@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::ImageClassifier;
 use crate::layers::{Layer, batch_norm, conv, max_pool, summarize_conv};
-use crate::summary::{OutShape, Shape3, Summary};
+use crate::summary::{Shape3, Summary};
 
 /// Convolution (no bias), batch norm (ε = 0.001) and ReLU: torchvision's `BasicConv2d`.
 #[derive(Module, Debug)]
@@ -39,13 +39,7 @@ impl BasicConv2d {
     /// Adds rows for the convolution and its batch norm; returns the output shape.
     pub fn summarize(&self, name: &str, input: Shape3, s: &mut Summary) -> Shape3 {
         let out = summarize_conv(format!("{name}.conv"), &self.conv, input, s);
-        s.push(
-            format!("{name}.bn"),
-            "BatchNorm2d",
-            OutShape::Map(out),
-            crate::keys::param_count(&self.bn),
-            0,
-        );
+        s.push_batch_norm(format!("{name}.bn"), &self.bn, out);
         out
     }
 }
@@ -222,14 +216,8 @@ impl InceptionNet {
         let mut s = Summary::new(input);
         let out = self.inception.summarize("inception", input, &mut s);
         let out = Layer::AdaptiveAvgPool(self.avgpool.clone()).summarize("avgpool", out, &mut s);
-        let [i, o] = self.fc.weight.dims();
-        s.push(
-            "fc",
-            "Linear",
-            OutShape::Flat(o),
-            crate::keys::param_count(&self.fc),
-            (i * o) as u64,
-        );
+        let i = self.fc.weight.dims()[0];
+        s.push_linear("fc", &self.fc);
         debug_assert_eq!(i, out[0]);
         s
     }

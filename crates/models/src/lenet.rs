@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ImageClassifier;
 use crate::layers::{Layer, summarize_conv};
-use crate::summary::{OutShape, Shape3, Summary};
+use crate::summary::{Shape3, Summary};
 
 /// The non-linearity applied after every convolution and hidden fully connected layer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,14 +139,7 @@ impl LeNet5 {
             shape = Layer::AvgPool(self.pool.clone()).summarize(pool, out, &mut s);
         }
         for (name, fc) in [("fc1", &self.fc1), ("fc2", &self.fc2), ("fc3", &self.fc3)] {
-            let [i, o] = fc.weight.dims();
-            s.push(
-                name,
-                "Linear",
-                OutShape::Flat(o),
-                crate::keys::param_count(fc),
-                (i * o) as u64,
-            );
+            s.push_linear(name, fc);
         }
         s
     }

@@ -66,6 +66,12 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
+    /// The classes the model is usually built with when no data set says: ImageNet's 1000 for
+    /// the ImageNet-sized networks, 10 for LeNet-5, the CIFAR networks and the module examples.
+    pub fn default_classes(&self) -> usize {
+        if self.default_input.size >= 224 { 1000 } else { 10 }
+    }
+
     /// A one-line description.
     pub fn description(&self) -> String {
         match self.family {
@@ -411,24 +417,10 @@ pub fn nearest_name<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
     let name = name.to_ascii_lowercase();
     candidates
         .into_iter()
-        .map(|c| (edit_distance(&name, &c.to_ascii_lowercase()), c))
+        .map(|c| (strsim::levenshtein(&name, &c.to_ascii_lowercase()), c))
         .filter(|(d, _)| *d <= 3)
         .min()
         .map(|(_, n)| n)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

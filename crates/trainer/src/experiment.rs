@@ -83,6 +83,15 @@ impl DegradationOptions {
             ..TrainConfig::new(net, &self.dataset)
         }
     }
+
+    /// Checks every network's name and training config before any training starts.
+    pub fn validate(&self) -> Result<()> {
+        for net in &self.nets {
+            self.config(net).validate()?;
+            cnn_models::registry::lookup(net)?;
+        }
+        Ok(())
+    }
 }
 
 /// One network's result.

@@ -6,6 +6,8 @@
 //! `device.autodiff()`.
 //!
 //! - [`TrainConfig`]: what to train, how long, with which optimiser and seed;
+//!   [`TrainOverrides`]: settings on top of a preset, the defaults or a resumed run (the rules
+//!   `cnn train`'s flags follow);
 //! - [`fit()`]: the loop itself, generic over any [`ImageClassifier`](cnn_models::ImageClassifier);
 //! - [`train_run`]: names → model and data → trained run folder, with a checkpoint after every
 //!   epoch, exact resume, early stopping and `curves.png` ([`checkpoint`], [`plot`]);
@@ -54,6 +56,7 @@ pub mod experiment;
 pub mod fit;
 pub mod interrupt;
 pub mod lock;
+pub mod overrides;
 pub mod parallel;
 pub mod plot;
 pub mod presets;
@@ -73,5 +76,6 @@ pub use error::{Result, TrainError};
 pub use eval::{DetailedEvaluation, Evaluation, evaluate, evaluate_detailed, predict, ten_crops};
 pub use fit::{EpochMetrics, Fitted, Progress, Stop, TrainData, fit, fit_from};
 pub use lock::FolderLock;
+pub use overrides::{RunPlan, TrainOverrides};
 pub use run::{DATASETS, LoadedData, RunFolder, RunReport, load_data, load_dataset, preprocess_for};
 pub use train::{train_run, train_run_on};

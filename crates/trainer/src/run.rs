@@ -81,6 +81,30 @@ impl RunFolder {
         let model = registry::build(&self.config.model, options, device)?;
         crate::checkpoint::load_weights(&crate::checkpoint::run_weights(&self.dir)?, model)
     }
+
+    /// The run's model evaluated on the test images of `dataset` (the run's own when `None`)
+    /// from `data_dir` (the run's when `None`), with the run's preprocessing: accuracy, top-5,
+    /// loss, per-class accuracy and the confusion matrix. A data set with another number of
+    /// classes than the model is an error.
+    pub fn evaluate_on(
+        &self,
+        dataset: Option<&str>,
+        data_dir: Option<&Path>,
+        device: &Device,
+    ) -> Result<crate::eval::DetailedEvaluation> {
+        let dataset = dataset.unwrap_or(&self.config.dataset);
+        let data_dir = data_dir.or(self.config.data_dir.as_deref());
+        let model = self.load_model(device)?;
+        let data = load_data(dataset, data_dir, self.config.seed)?;
+        if data.class_names.len() != self.class_names.len() {
+            return Err(TrainError::Config(format!(
+                "{dataset} has {} classes but the run's model has {}",
+                data.class_names.len(),
+                self.class_names.len()
+            )));
+        }
+        crate::eval::evaluate_detailed(&model, &*data.test, self.class_names.len(), &self.preprocess, device)
+    }
 }
 
 /// A training and a test set, ready for the loader.

@@ -11,6 +11,9 @@ pub enum TransferError {
     /// A feature cache cannot be read or written.
     #[error("feature cache: {0}")]
     Cache(String),
+    /// Weights could not be downloaded or imported into the cache.
+    #[error(transparent)]
+    Download(#[from] cnn_data_augment::DataError),
     /// A model could not be built.
     #[error(transparent)]
     Model(#[from] cnn_models::ModelError),

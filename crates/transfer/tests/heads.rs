@@ -163,3 +163,28 @@ fn the_legacy_pickle_format_loads_like_safetensors() {
     // The values are the file's (the script's first value), not an initialisation.
     assert!((legacy[0][0] - 0.031_030_81).abs() < 1e-6, "{}", legacy[0][0]);
 }
+
+#[test]
+fn a_pretrained_file_is_fetched_into_the_cache_checked_and_loaded_with_a_new_head() {
+    use cnn_data_augment::download::{Download, Origin};
+    use cnn_transfer::zoo::{Pretrained, WEIGHTS_DIR};
+    use sha2::{Digest, Sha256};
+    // A stand-in for torchvision's file: ResNet-18's keys and shapes, named after its own digest
+    // as torchvision names its files; "fetched" from a local copy, as `--from` does.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.safetensors");
+    write_safetensors(&copy, &manifest_keys("resnet18"));
+    let digest = format!("{:x}", Sha256::digest(std::fs::read(&copy).unwrap()));
+    let file: &'static str = format!("resnet18-{}.safetensors", &digest[..8]).leak();
+    let weights = Pretrained { model: "resnet18", file };
+    let download = Download {
+        origin: Origin::Local(copy),
+        ..Download::new(dir.path())
+    };
+    let (model, report, head) = weights.load(Some(5), &download, &Device::flex()).unwrap();
+    assert!(dir.path().join(WEIGHTS_DIR).join(file).is_file());
+    assert_eq!(head.num_classes, Some(1000));
+    assert_eq!(report.missing, vec!["fc.bias".to_string(), "fc.weight".to_string()]);
+    let Model::ResNet(r) = model else { panic!("not a ResNet") };
+    assert_eq!(r.fc.weight.val().dims(), [512, 5]);
+}

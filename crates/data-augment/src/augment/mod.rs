@@ -20,8 +20,10 @@ pub mod ops;
 pub mod pca_fit;
 pub mod pipeline;
 pub mod preview;
+pub mod throughput;
 
 pub use color::{PcaColor, PcaFit};
 pub use ops::{Op, ShiftDistribution, Size};
 pub use pca_fit::{FittedPca, fit_pca};
 pub use pipeline::{PRESETS, Pipeline, sample_rng};
+pub use throughput::{Throughput, load_inputs, throughput};

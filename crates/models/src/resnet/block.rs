@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fused_bn;
 use crate::layers::{Layer, batch_norm, conv, forward_seq, summarize_conv, summarize_seq};
-use crate::summary::{OutShape, Shape3, Summary};
+use crate::summary::{Shape3, Summary};
 
 /// Which block a ResNet stacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,13 +142,7 @@ impl ResidualBlock {
         let mut shape = input;
         let add_conv = |label: &str, c: &Conv2d, bn: &BatchNorm, shape: &mut Shape3, s: &mut Summary| {
             let out = summarize_conv(format!("{name}.{label}"), c, *shape, s);
-            s.push(
-                format!("{name}.{}", label.replace("conv", "bn")),
-                "BatchNorm2d",
-                OutShape::Map(out),
-                crate::keys::param_count(bn),
-                0,
-            );
+            s.push_batch_norm(format!("{name}.{}", label.replace("conv", "bn")), bn, out);
             *shape = out;
         };
         add_conv("conv1", &self.conv1, &self.bn1, &mut shape, s);

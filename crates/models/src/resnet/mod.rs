@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ImageClassifier;
 use crate::layers::{Layer, batch_norm, conv, max_pool, summarize_conv};
-use crate::summary::{OutShape, Shape3, Summary};
+use crate::summary::{Shape3, Summary};
 
 /// The stem of the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,13 +224,7 @@ impl ResNet {
     pub fn summary(&self, input: Shape3) -> Summary {
         let mut s = Summary::new(input);
         let out = summarize_conv("conv1", &self.conv1, input, &mut s);
-        s.push(
-            "bn1",
-            "BatchNorm2d",
-            OutShape::Map(out),
-            crate::keys::param_count(&self.bn1),
-            0,
-        );
+        s.push_batch_norm("bn1", &self.bn1, out);
         let mut shape = out;
         if let Some(pool) = &self.maxpool {
             shape = Layer::MaxPool(pool.clone()).summarize("maxpool", shape, &mut s);
@@ -241,14 +235,8 @@ impl ResNet {
             }
         }
         shape = Layer::AdaptiveAvgPool(self.avgpool.clone()).summarize("avgpool", shape, &mut s);
-        let [i, o] = self.fc.weight.dims();
-        s.push(
-            "fc",
-            "Linear",
-            OutShape::Flat(o),
-            crate::keys::param_count(&self.fc),
-            (i * o) as u64,
-        );
+        let i = self.fc.weight.dims()[0];
+        s.push_linear("fc", &self.fc);
         debug_assert_eq!(i, shape.iter().product::<usize>());
         s
     }
