@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use cnn_data_augment::augment::{Pipeline, preview};
 use cnn_data_augment::Image;
 
@@ -78,27 +78,8 @@ pub fn run(cmd: AugmentCommand) -> Result<()> {
 }
 
 fn preview_grid(image: &Path, augment: &str, n: usize, seed: u64, out: &Path) -> Result<()> {
-    if n == 0 || n > 256 {
-        bail!("--n must be between 1 and 256, got {n}");
-    }
     let pipeline = Pipeline::from_arg(augment)?;
-    let original = Image::open(image)?;
-    pipeline.check_input(original.height, original.width)?;
-    let mut tiles = vec![original.clone()];
-    tiles.extend(pipeline.apply_all(&vec![original; n], seed, 0, 0, 1)?);
-    // Show big photos at a manageable size: every tile is scaled to at most 256 px high.
-    let tiles: Vec<Image> = tiles
-        .iter()
-        .map(|t| {
-            if t.height > 256 {
-                cnn_data_augment::augment::geometry::resize(t, 256, (t.width * 256).div_ceil(t.height))
-            } else {
-                t.clone()
-            }
-        })
-        .collect();
-    let columns = ((n + 1) as f64).sqrt().ceil() as usize;
-    preview::grid(&tiles, columns).save_png(out)?;
+    preview::sheet(&Image::open(image)?, &pipeline, n, seed)?.save_png(out)?;
     println!(
         "wrote {} ({} tiles: the original and {n} augmented, {} ops)",
         out.display(),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use cnn_trainer::{BenchCase, BenchPart, BenchPhase, ReferenceFile};
+use cnn_trainer::{BenchCase, BenchPhase, ReferenceFile};
 
 
 #[derive(clap::Args)]
@@ -113,31 +113,8 @@ fn cases(args: &BenchArgs, phases: &[BenchPhase]) -> Result<Vec<BenchCase>> {
     if args.models.is_empty() {
         return Ok(match args.suite.as_str() {
             "perf" => cnn_trainer::perf_suite(phases),
-            _ => cnn_trainer::family_suite()
-                .into_iter()
-                .flat_map(|c| {
-                    phases.iter().map(move |&phase| BenchCase {
-                        batch: args.batch,
-                        phase,
-                        ..c.clone()
-                    })
-                })
-                .collect(),
+            _ => cnn_trainer::bench::family_suite_at(args.batch, phases),
         });
     }
-    let mut cases = Vec::new();
-    for name in &args.models {
-        let info = cnn_models::registry::lookup(name)?;
-        for &phase in phases {
-            cases.push(BenchCase {
-                model: info.name.into(),
-                size: args.size.unwrap_or(info.default_input.size.min(64)),
-                batch: args.batch,
-                num_classes: 10,
-                phase,
-                part: BenchPart::Whole,
-            });
-        }
-    }
-    Ok(cases)
+    Ok(cnn_trainer::bench::model_cases(&args.models, args.size, args.batch, phases)?)
 }

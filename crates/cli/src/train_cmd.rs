@@ -36,25 +36,6 @@ impl TrainArgs {
     }
 }
 
-/// The device of `--device`, or the devices of `--devices` (data-parallel, first = main); the
-/// backend named is the main device's.
-fn open_devices(device: Option<&str>, list: &[String]) -> Result<(String, Vec<burn::tensor::Device>)> {
-    if list.is_empty() {
-        let (backend, device) = crate::open_device(device)?;
-        return Ok((backend.to_string(), vec![device]));
-    }
-    if device.is_some() {
-        anyhow::bail!("give either --device or --devices, not both");
-    }
-    let available = cnn_trainer::device::compiled();
-    let devices = list
-        .iter()
-        .map(|spec| cnn_trainer::device::open_spec(spec, &available).map(|(_, d)| d))
-        .collect::<std::result::Result<Vec<_>, String>>()
-        .map_err(anyhow::Error::msg)?;
-    Ok((format!("{} (data-parallel)", list.join(" + ")), devices))
-}
-
 /// Runs `cnn train`.
 pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
     let RunPlan {
@@ -62,7 +43,7 @@ pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
         dir,
         resume,
     } = args.settings.plan(args.out.as_deref(), args.resume.as_deref())?;
-    let (backend, devices) = open_devices(device, &args.devices)?;
+    let (backend, devices) = cnn_trainer::device::open_many(device, &args.devices).map_err(anyhow::Error::msg)?;
     println!(
         "{} {} on {} for {} epochs (batch {}, {:?} lr {} {:?}{}{}, seed {}, {} augmentation ops, {} data workers) on {backend}",
         if resume { "resuming" } else { "training" },

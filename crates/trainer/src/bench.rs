@@ -261,6 +261,34 @@ pub fn perf_suite(phases: &[BenchPhase]) -> Vec<BenchCase> {
         .collect()
 }
 
+/// [`family_suite`] at `batch`, each case timed in every phase of `phases`.
+pub fn family_suite_at(batch: usize, phases: &[BenchPhase]) -> Vec<BenchCase> {
+    family_suite()
+        .into_iter()
+        .flat_map(|c| phases.iter().map(move |&phase| BenchCase { batch, phase, ..c.clone() }))
+        .collect()
+}
+
+/// One case per model and phase: `size` px (default: the model's own, at most 64), `batch`
+/// images, 10 classes, the whole model.
+pub fn model_cases(models: &[String], size: Option<usize>, batch: usize, phases: &[BenchPhase]) -> Result<Vec<BenchCase>> {
+    let mut cases = Vec::new();
+    for name in models {
+        let info = registry::lookup(name)?;
+        for &phase in phases {
+            cases.push(BenchCase {
+                model: info.name.into(),
+                size: size.unwrap_or(info.default_input.size.min(64)),
+                batch,
+                num_classes: 10,
+                phase,
+                part: BenchPart::Whole,
+            });
+        }
+    }
+    Ok(cases)
+}
+
 /// The inference suite of the model-zoo issue: one model per family at a CPU-friendly size,
 /// batch 32.
 pub fn family_suite() -> Vec<BenchCase> {

@@ -138,6 +138,25 @@ pub fn open_named(requested: Option<&str>) -> Result<(Backend, Device), String> 
     Ok((backend, open(backend)?))
 }
 
+/// The device of `device` (one), or every device of `list` (data-parallel training, the first
+/// holding the model; specs as [`open_spec`] reads them), with a name for the first lines of a
+/// run. Giving both is an error.
+pub fn open_many(device: Option<&str>, list: &[String]) -> Result<(String, Vec<Device>), String> {
+    if list.is_empty() {
+        let (backend, device) = open_named(device)?;
+        return Ok((backend.to_string(), vec![device]));
+    }
+    if device.is_some() {
+        return Err("give either --device or --devices, not both".into());
+    }
+    let available = compiled();
+    let devices = list
+        .iter()
+        .map(|spec| open_spec(spec, &available).map(|(_, d)| d))
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok((format!("{} (data-parallel)", list.join(" + ")), devices))
+}
+
 /// Makes `backend` burn's default device for this process (`BURN_DEVICE`): burn creates some
 /// tensors on its default device (e.g. a resumed run's optimiser state), which with wgpu
 /// compiled in would otherwise be the GPU even for a CPU run. Call it before starting threads
@@ -227,5 +246,15 @@ mod tests {
     fn compiled_list_matches_features() {
         assert_eq!(compiled().contains(&Backend::Flex), cfg!(feature = "flex"));
         assert_eq!(compiled().contains(&Backend::Wgpu), cfg!(feature = "wgpu"));
+    }
+
+    #[test]
+    #[cfg(feature = "flex")]
+    fn several_devices_are_opened_in_order_and_not_with_device_too() {
+        let (name, devices) = open_many(None, &["flex".into(), "flex".into()]).unwrap();
+        assert_eq!((name.as_str(), devices.len()), ("flex + flex (data-parallel)", 2));
+        let err = open_many(Some("flex"), &["flex".into()]).unwrap_err();
+        assert!(err.contains("not both"), "{err}");
+        assert_eq!(open_many(Some("flex"), &[]).unwrap().1.len(), 1);
     }
 }

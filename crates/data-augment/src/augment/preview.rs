@@ -3,7 +3,36 @@
 //! Tiles are laid out row by row on a dark background; the first tile (the original) gets a green
 //! frame and the label `0`, augmented tiles a gray frame and their number.
 
+use super::Pipeline;
+use crate::error::{DataError, Result};
 use crate::image::Image;
+
+/// Tallest tile of a [`sheet`]: larger photos are scaled down to it.
+const SHEET_TILE_HEIGHT: usize = 256;
+
+/// What `pipeline` does to `image`: the original and `n` (1–256) augmented versions (seeds
+/// `seed`, sample 0…n−1), each at most 256 px high, in a near-square [`grid`].
+pub fn sheet(image: &Image, pipeline: &Pipeline, n: usize, seed: u64) -> Result<Image> {
+    if n == 0 || n > 256 {
+        return Err(DataError::Invalid(format!("a preview shows 1 to 256 augmented images, not {n}")));
+    }
+    pipeline.check_input(image.height, image.width)?;
+    let mut tiles = vec![image.clone()];
+    tiles.extend(pipeline.apply_all(&vec![image.clone(); n], seed, 0, 0, 1)?);
+    let tiles: Vec<Image> = tiles
+        .iter()
+        .map(|t| {
+            if t.height > SHEET_TILE_HEIGHT {
+                let width = (t.width * SHEET_TILE_HEIGHT).div_ceil(t.height);
+                super::geometry::resize(t, SHEET_TILE_HEIGHT, width)
+            } else {
+                t.clone()
+            }
+        })
+        .collect();
+    let columns = ((n + 1) as f64).sqrt().ceil() as usize;
+    Ok(grid(&tiles, columns))
+}
 
 /// 3×5 bitmaps of the digits 0–9, one row of 3 bits per line, top to bottom.
 const DIGITS: [[u8; 5]; 10] = [
@@ -104,5 +133,15 @@ mod tests {
         assert_eq!(&g.data[0..3], &[40, 200, 80]); // the original's green frame
         let second = 16 * 3;
         assert_eq!(&g.data[second..second + 3], &[140, 140, 140]);
+    }
+
+    #[test]
+    fn a_sheet_shows_the_original_and_n_versions_and_refuses_zero() {
+        let photo = Image::filled(600, 300, 3, 90);
+        let flip = Pipeline::preset("flip").unwrap();
+        // 4 tiles, 2 columns, scaled to 256 px high (512 wide) plus 3 px frames.
+        let shown = sheet(&photo, &flip, 3, 1).unwrap();
+        assert_eq!((shown.width, shown.height), (2 * (512 + 6), 2 * (256 + 6)));
+        assert!(sheet(&photo, &flip, 0, 1).unwrap_err().to_string().contains("1 to 256"));
     }
 }
