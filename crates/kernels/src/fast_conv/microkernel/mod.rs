@@ -67,6 +67,37 @@ pub(super) const DOT: usize = 4;
 /// operands' rows (the weight gradient), so nothing needs packing. Each row holds `k` floats.
 pub(super) type DotKernel = fn(usize, [&[f32]; DOT], [&[f32]; DOT], &mut [f32; DOT * DOT]);
 
+/// `c[8 × 16·NV] (+)= A · B` over `kc` reductions with `A`'s 8 rows given as pointers (each
+/// contiguous along the reduction: windows of a padded image) and `B` dense (`kc` rows of
+/// `16·NV` floats, `b_rs` apart): the weight gradient's product in broadcast form (see
+/// [`super::matmul::gemm_rows`]). AVX-512 only; elsewhere the dot-product tile does this work.
+pub(super) struct RowsKernel {
+    /// One 16-float vector of columns per tile.
+    pub narrow: unsafe fn(usize, [*const f32; 8], (*const f32, usize), (*mut f32, usize), bool),
+    /// Two vectors (32 columns) per tile.
+    pub wide: unsafe fn(usize, [*const f32; 8], (*const f32, usize), (*mut f32, usize), bool),
+}
+
+/// The broadcast-form tile where the CPU has AVX-512 (`CNN_ROWS_KERNEL=0` declines it, for
+/// comparisons), else `None`.
+pub(super) fn rows_kernel() -> Option<&'static RowsKernel> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVX512: RowsKernel = RowsKernel {
+            narrow: x86::avx512_rows_tile::<1>,
+            wide: x86::avx512_rows_tile::<2>,
+        };
+        static ON: OnceLock<bool> = OnceLock::new();
+        let on = *ON.get_or_init(|| {
+            is_x86_feature_detected!("avx512f") && std::env::var("CNN_ROWS_KERNEL").map_or(true, |v| v.trim() != "0")
+        });
+        if on {
+            return Some(&AVX512);
+        }
+    }
+    None
+}
+
 static BEST: OnceLock<Kernel> = OnceLock::new();
 static BEST_DOT: OnceLock<DotKernel> = OnceLock::new();
 

@@ -181,3 +181,43 @@ unsafe fn avx2_quarter(
         }
     }
 }
+
+/// [`super::RowsKernel`] on AVX-512: `c[8 × 16·NV] (+)= Σ_p a[r][p] · b[p·b_rs ..]` — per
+/// reduction step one or two vector loads of `b` and 8 broadcasts of `a`, `8·NV` multiply-adds.
+///
+/// # Safety
+/// The CPU has `avx512f`; every `a[r]` holds `kc` floats, `b` holds `kc` rows of `16·NV` floats
+/// `b_rs` apart, `c` 8 rows of `16·NV` floats `c_rs` apart.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn avx512_rows_tile<const NV: usize>(
+    kc: usize,
+    a: [*const f32; 8],
+    (b, b_rs): (*const f32, usize),
+    (c, c_rs): (*mut f32, usize),
+    add: bool,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; 8];
+    // SAFETY (all blocks): bounded as the caller promises.
+    if add {
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (v, lane) in row.iter_mut().enumerate() {
+                *lane = unsafe { _mm512_loadu_ps(c.add(r * c_rs + 16 * v)) };
+            }
+        }
+    }
+    for p in 0..kc {
+        let bp = unsafe { b.add(p * b_rs) };
+        let bv: [__m512; NV] = std::array::from_fn(|v| unsafe { _mm512_loadu_ps(bp.add(16 * v)) });
+        for (row, a) in acc.iter_mut().zip(a) {
+            let av = _mm512_set1_ps(unsafe { *a.add(p) });
+            for (lane, bv) in row.iter_mut().zip(bv) {
+                *lane = _mm512_fmadd_ps(av, bv, *lane);
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for (v, lane) in row.iter().enumerate() {
+            unsafe { _mm512_storeu_ps(c.add(r * c_rs + 16 * v), *lane) };
+        }
+    }
+}
