@@ -110,6 +110,31 @@ fn group_size(g: &ConvGeometry, per_range: usize) -> usize {
     wanted.min(fits).clamp(1, per_range.max(1))
 }
 
+/// For each group of images of `x` (see [`group_size`]): pads it into `xp` and calls `f` with
+/// the group's index, its layout, the padded images, its part of `grad` and its row table.
+fn each_padded_group(
+    g: &ConvGeometry,
+    (x, grad): (&[f32], &[f32]),
+    xp: &mut [f32],
+    mut f: impl FnMut(usize, Layout, &[f32], &[f32], &[usize]),
+) {
+    let plane_in = g.channels_in * g.pixels_in();
+    let plane_out = g.channels_out * g.pixels_out();
+    let group = group_size(g, g.batch);
+    let full_table = Layout::new(g, group).rows(g);
+    for (i, (xs, dy)) in x
+        .chunks(group * plane_in)
+        .zip(grad.chunks(group * plane_out))
+        .enumerate()
+    {
+        let layout = Layout::new(g, xs.len() / plane_in);
+        let xp = &mut xp[..layout.len(g)];
+        pad_group(g, xs, layout, xp);
+        let table = layout.row_table(g, group, &full_table);
+        f(i, layout, xp, dy, &table);
+    }
+}
+
 /// Copies `images` images (`[images, C, H, W]`) into the group layout, zeros around them.
 fn pad_group(g: &ConvGeometry, xs: &[f32], layout: Layout, dst: &mut [f32]) {
     let ([h, w], [ph, pw]) = (g.input, g.padding);
@@ -207,21 +232,12 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
 /// [`weight_gradient`] with the dot-product tile ([`matmul::gemm_nt`]), on every CPU.
 fn weight_gradient_dots(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32], parallel: bool) {
     let [oh, ow] = g.output().expect("checked by `applies`");
-    let (rows, out_ch, plane_in) = (g.rows(), g.channels_out, g.channels_in * g.pixels_in());
-    let plane_out = out_ch * oh * ow;
-    let group = group_size(g, g.batch);
-    let full = Layout::new(g, group);
+    let (rows, out_ch) = (g.rows(), g.channels_out);
+    let full = Layout::new(g, group_size(g, g.batch));
     let lens = [full.len(g), out_ch * full.columns(g), 0];
-    let full_table = full.rows(g);
     with_scratch(lens, |[xp, dy_wide, _]| {
-        for (i, (xs, dy)) in x
-            .chunks(group * plane_in)
-            .zip(grad.chunks(group * plane_out))
-            .enumerate()
-        {
-            let layout = Layout::new(g, xs.len() / plane_in);
-            let (xp, cols) = (&mut xp[..layout.len(g)], layout.columns(g));
-            pad_group(g, xs, layout, xp);
+        each_padded_group(g, (x, grad), xp, |i, layout, xp, dy, table| {
+            let cols = layout.columns(g);
             // dY at the group's full width, zeros in the discarded columns.
             let dy_wide = &mut dy_wide[..out_ch * cols];
             for (o, dst) in dy_wide.chunks_exact_mut(cols).enumerate() {
@@ -232,15 +248,14 @@ fn weight_gradient_dots(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32
                     }
                 }
             }
-            let table = layout.row_table(g, group, &full_table);
             matmul::gemm_nt(
                 [out_ch, rows, cols],
                 (dw, rows, i > 0),
                 (dy_wide, cols),
-                (xp, &table),
+                (xp, table),
                 parallel,
             );
-        }
+        });
     });
 }
 
@@ -255,22 +270,15 @@ fn weight_gradient_rows(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32
         return None;
     }
     let [oh, ow] = g.output()?;
-    let (rows, out_ch, plane_in) = (g.rows(), g.channels_out, g.channels_in * g.pixels_in());
+    let (rows, out_ch) = (g.rows(), g.channels_out);
     let plane_out = out_ch * oh * ow;
     let n_pad = out_ch.next_multiple_of(16);
-    let group = group_size(g, g.batch);
-    let full = Layout::new(g, group);
+    let full = Layout::new(g, group_size(g, g.batch));
     let lens = [full.len(g), full.columns(g) * n_pad, rows.next_multiple_of(8) * n_pad];
-    let full_table = full.rows(g);
     with_scratch(lens, |[xp, dyt, dwt]| {
-        for (i, (xs, dy)) in x
-            .chunks(group * plane_in)
-            .zip(grad.chunks(group * plane_out))
-            .enumerate()
-        {
-            let layout = Layout::new(g, xs.len() / plane_in);
-            let (xp, cols) = (&mut xp[..layout.len(g)], layout.columns(g));
-            pad_group(g, xs, layout, xp);
+        let mut done = Some(());
+        each_padded_group(g, (x, grad), xp, |i, layout, xp, dy, table| {
+            let cols = layout.columns(g);
             // dY transposed to [column][channel] at the group's full width, zeros in the
             // discarded columns and the padding channels.
             let dyt = &mut dyt[..cols * n_pad];
@@ -287,9 +295,9 @@ fn weight_gradient_rows(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32
                     }
                 }
             }
-            let table = layout.row_table(g, group, &full_table);
-            matmul::gemm_rows([rows, n_pad, cols], (dwt, i > 0), (xp, &table), dyt, parallel)?;
-        }
+            done = done.and(matmul::gemm_rows([rows, n_pad, cols], (dwt, i > 0), (xp, table), dyt, parallel));
+        });
+        done?;
         for (j, row) in dwt.chunks_exact(n_pad).take(rows).enumerate() {
             for (o, &v) in row[..out_ch].iter().enumerate() {
                 dw[o * rows + j] = v;
