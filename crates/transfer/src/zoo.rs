@@ -76,6 +76,17 @@ published! {
 impl Pretrained {
     /// The published weights of `model` (a registry name or alias); an error lists the models
     /// that have some.
+    ///
+    /// ```
+    /// use cnn_transfer::zoo::Pretrained;
+    ///
+    /// let weights = Pretrained::of("ResNet18")?;
+    /// assert_eq!(weights, Pretrained::RESNET18);
+    /// assert_eq!(weights.url(), "https://download.pytorch.org/models/resnet18-f37072fd.pth");
+    /// assert_eq!(weights.sha256_prefix(), "f37072fd");
+    /// assert!(Pretrained::of("lenet5").is_err());
+    /// # Ok::<(), cnn_transfer::TransferError>(())
+    /// ```
     pub fn of(model: &str) -> Result<Self> {
         let name = cnn_models::registry::lookup(model)?.name;
         Self::ALL.iter().copied().find(|p| p.model == name).ok_or_else(|| {
