@@ -95,6 +95,10 @@ pub struct TrainConfig {
     /// Folder holding downloaded data sets (default: `~/.cache/cnn-casestudies`).
     #[serde(default)]
     pub data_dir: Option<std::path::PathBuf>,
+    /// Start each residual block's last batch-norm γ at zero, so every block starts as the
+    /// identity (torchvision's `zero_init_residual`; ResNets only, not with `weights`).
+    #[serde(default)]
+    pub zero_init_residual: bool,
     /// Data worker threads (0: build batches on the training thread).
     #[serde(default = "default_workers")]
     pub workers: usize,
@@ -138,6 +142,7 @@ impl TrainConfig {
             freeze: cnn_transfer::FreezePolicy::None,
             augment: Pipeline::default(),
             data_dir: None,
+            zero_init_residual: false,
             workers: default_workers(),
             prefetch: None,
         }
@@ -201,6 +206,9 @@ impl TrainConfig {
                 "--cache-features and --augment do not mix: the backbone sees each image once, so augmentation cannot apply"
                     .into(),
             );
+        }
+        if self.zero_init_residual && self.weights.is_some() {
+            return bad("--zero-init-residual initialises a network from scratch; it cannot apply to --weights".into());
         }
         if self.subset == Some(0) {
             return bad("--subset must be at least 1 image".into());

@@ -95,6 +95,10 @@ pub struct TrainOverrides {
     /// .toml/.json pipeline file [default: none].
     #[cfg_attr(feature = "clap", arg(long))]
     pub augment: Option<String>,
+    /// Start every residual block's last batch-norm γ at zero, so each block starts as the
+    /// identity (torchvision's zero_init_residual; ResNets only).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub zero_init_residual: bool,
     /// Data worker threads that prepare batches in the background; 0 = on the training thread
     /// [default: cores - 1, at least 1].
     #[cfg_attr(feature = "clap", arg(long))]
@@ -158,6 +162,7 @@ impl TrainOverrides {
             workers: self.workers.unwrap_or(base.workers),
             prefetch: self.prefetch.or(base.prefetch),
             data_dir: self.data_dir.clone().or(base.data_dir),
+            zero_init_residual: self.zero_init_residual || base.zero_init_residual,
             augment,
         })
     }

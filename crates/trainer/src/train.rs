@@ -218,6 +218,19 @@ fn build_model(
         in_channels: Some(data.pre.channels),
     };
     let mut model = registry::build(info.name, options, autodiff)?;
+    if cfg.zero_init_residual {
+        model = match model {
+            cnn_models::Model::ResNet(net) if net.layer1.iter().all(|b| b.residual) => {
+                cnn_models::Model::ResNet(net.zero_init_residual())
+            }
+            _ => {
+                return Err(TrainError::Config(format!(
+                    "--zero-init-residual applies to networks with shortcuts (resnet*), not {}",
+                    info.name
+                )));
+            }
+        };
+    }
     checkpoint::materialize(&model);
     if let Some(weights) = &cfg.weights {
         let (loaded, report, _) = if cfg.new_head {

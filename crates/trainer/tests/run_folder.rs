@@ -438,3 +438,42 @@ fn resuming_as_another_model_is_refused_by_name() {
     assert_eq!(checkpoint::info(&dir).unwrap().epoch, 1);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// `--zero-init-residual`: a ResNet-20 run starts with every block's last batch-norm γ at zero
+/// and records the setting; a network without shortcuts refuses it with one clear error.
+#[test]
+fn zero_init_residual_starts_resnets_as_identities_and_refuses_other_networks() {
+    let _lock = rng_lock();
+    let (data, dir) = (scratch("zero-init-data"), scratch("zero-init"));
+    digit_folder(&data);
+    let cfg = TrainConfig {
+        zero_init_residual: true,
+        lr: 1e-9,
+        ..config("resnet20", &data, 1)
+    };
+    train_run(&cfg, &Device::flex(), &dir, false, &mut |_| {}).unwrap();
+    let run = RunFolder::open(&dir).unwrap();
+    assert!(run.config.zero_init_residual);
+    let cnn_models::Model::ResNet(net) = run.load_model(&Device::flex()).unwrap() else {
+        panic!("not a ResNet")
+    };
+    // One epoch at lr 1e-9 leaves each γ within rounding of its zero start.
+    for block in net.layer1.iter().chain(&net.layer2).chain(&net.layer3) {
+        assert!(block.bn2.gamma.val().abs().max().into_scalar::<f32>() < 1e-6);
+        assert!(block.bn1.gamma.val().abs().min().into_scalar::<f32>() > 0.5);
+    }
+    for model in ["lenet5", "plain20"] {
+        let err = train_run(
+            &TrainConfig {
+                zero_init_residual: true,
+                ..config(model, &data, 1)
+            },
+            &Device::flex(),
+            &scratch("zero-init-refused"),
+            false,
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--zero-init-residual"), "{model}: {err}");
+    }
+}

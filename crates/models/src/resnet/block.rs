@@ -68,6 +68,16 @@ pub struct ResidualBlock {
 }
 
 impl ResidualBlock {
+    /// The block with the γ of its last batch norm (`bn2` of a basic block, `bn3` of a
+    /// bottleneck) set to zero, as torchvision's `zero_init_residual`: its residual branch then
+    /// outputs β = 0, so at initialisation the block passes its shortcut through the final ReLU
+    /// — the identity on the non-negative inputs a previous block's ReLU gives it.
+    pub fn zero_init_residual(mut self) -> Self {
+        let last = self.bn3.as_mut().unwrap_or(&mut self.bn2);
+        last.gamma = last.gamma.clone().map(|g| g.zeros_like());
+        self
+    }
+
     /// A block from `in_c` to `width · expansion` channels with the given stride.
     pub fn new(
         kind: BlockKind,

@@ -52,6 +52,10 @@ pub struct ResNetConfig {
     /// Input channels.
     #[config(default = 3)]
     pub in_channels: usize,
+    /// Start every residual block's last batch-norm γ at zero, so each block starts as the
+    /// identity (torchvision's `zero_init_residual`; see [`ResNet::zero_init_residual`]).
+    #[config(default = false)]
+    pub zero_init_residual: bool,
 }
 
 /// A residual (or plain) network. Stage `i` is `layer{i+1}`; CIFAR nets leave `layer4` empty.
@@ -75,6 +79,23 @@ pub struct ResNet {
     pub avgpool: AdaptiveAvgPool2d,
     /// The classifier.
     pub fc: Linear,
+}
+
+impl ResNet {
+    /// Every residual block with its last batch-norm γ at zero (torchvision's
+    /// `zero_init_residual`, Goyal et al. 2017): each block then starts as the identity on
+    /// non-negative inputs, the course's argument for why adding blocks cannot hurt. Plain twins
+    /// (no shortcut) are changed too, where a zero branch outputs zero instead.
+    pub fn zero_init_residual(self) -> Self {
+        let stage = |blocks: Vec<ResidualBlock>| blocks.into_iter().map(ResidualBlock::zero_init_residual).collect();
+        Self {
+            layer1: stage(self.layer1),
+            layer2: stage(self.layer2),
+            layer3: stage(self.layer3),
+            layer4: stage(self.layer4),
+            ..self
+        }
+    }
 }
 
 impl ResNetConfig {
@@ -131,7 +152,7 @@ impl ResNetConfig {
         stages.resize_with(4, Vec::new);
         let mut stages = stages.into_iter();
         let mut next = || stages.next().unwrap_or_default();
-        ResNet {
+        let net = ResNet {
             conv1,
             bn1: batch_norm(self.widths[0], 1e-5, device),
             maxpool,
@@ -141,7 +162,8 @@ impl ResNetConfig {
             layer4: next(),
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             fc: LinearConfig::new(channels, self.num_classes).init(device),
-        }
+        };
+        if self.zero_init_residual { net.zero_init_residual() } else { net }
     }
 }
 
