@@ -6,7 +6,7 @@
 //!
 //! - [`fast_conv`]: 2-D convolution (im2col + GEMM over whole batch ranges, the padded image
 //!   read in place for stride 1, Winograd F(2×2, 3×3) on small maps), forward and both
-//!   gradients; switches: `CNN_FAST_CONV=0`, `CNN_OWN_GEMM=0`, `CNN_WINOGRAD=0`;
+//!   gradients; switches: `CNN_FAST_CONV=0`, `CNN_OWN_GEMM=0`, `CNN_WINOGRAD=0`, `CNN_ROWS_KERNEL=0`;
 //! - [`fused_bn`]: batch normalisation in training mode with the residual add and ReLU that
 //!   follow it, forward and backward, running statistics as PyTorch keeps them; switch:
 //!   `CNN_FUSED_BN=0`;

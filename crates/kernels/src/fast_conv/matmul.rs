@@ -152,27 +152,27 @@ pub(super) fn gemm_nt(
     }
 }
 
-/// `dst[m, n] (+)= Σ_p a[a_rows[m] + p] · b[p·n_pad + n]` on AVX-512 (`None` elsewhere, before
-/// touching anything): the weight gradient in broadcast form, `dWᵀ = col · dYᵀ`, where row `j`
+/// `dst[m, n] (+)= Σ_p a[a_rows[m] + p] · b[p·n_pad + n]` with `kernel` (see
+/// [`microkernel::rows_kernel`]): the weight gradient in broadcast form, `dWᵀ = col · dYᵀ`, where row `j`
 /// of `col` is a window of the padded image (`a_rows`, unit stride along the reduction) and
 /// `b` is dY transposed, `k` rows of `n_pad` floats (`n` rounded up to 16, zeros past `n`).
 /// `dst` holds `m` rounded up to 8 rows of `n_pad` floats; its padding rows and columns get
 /// values that mean nothing. Each element sums its `k` products in order, in blocks of [`KC`],
 /// whatever the thread count; `parallel`: blocks of 8 rows are split over the cores.
 pub(super) fn gemm_rows(
+    kernel: &microkernel::RowsKernel,
     [m, n_pad, k]: [usize; 3],
     (dst, accumulate): (&mut [f32], bool),
     (a, a_rows): (&[f32], &[usize]),
     b: &[f32],
     parallel: bool,
-) -> Option<()> {
-    let kernel = microkernel::rows_kernel()?;
+) {
     assert!(n_pad % 16 == 0 && a_rows.len() >= m, "gemm_rows: bad shape");
     assert!(dst.len() >= m.div_ceil(MR) * MR * n_pad, "gemm_rows: destination too short");
     assert!(b.len() >= k * n_pad, "gemm_rows: right operand too short");
     assert!(a_rows[..m].iter().all(|&r| r + k <= a.len()), "gemm_rows: left operand too short");
     if m == 0 || n_pad == 0 || k == 0 {
-        return Some(());
+        return;
     }
     let width = if n_pad % 32 == 0 { 32 } else { 16 };
     let tile = if width == 32 { kernel.wide } else { kernel.narrow };
@@ -184,7 +184,7 @@ pub(super) fn gemm_rows(
                     let row0 = (first + block) * MR;
                     // Rows past `m` repeat the last one; their results are never read.
                     let rows: [*const f32; MR] = std::array::from_fn(|r| a[a_rows[(row0 + r).min(m - 1)] + k0..].as_ptr());
-                    // SAFETY: rows_kernel() checked the CPU; the asserts above bound `a` (k
+                    // SAFETY: rows_kernel() gave this kernel for this CPU; the asserts above bound `a` (k
                     // floats from every row start), `b` (k rows of n_pad) and `c` (8 rows).
                     unsafe {
                         tile(
@@ -207,7 +207,6 @@ pub(super) fn gemm_rows(
     } else {
         run(0, rows);
     }
-    Some(())
 }
 
 #[derive(Clone, Copy)]

@@ -59,13 +59,14 @@ pub struct FusedSgdConfig {
 impl FusedSgdConfig {
     /// The optimiser.
     pub fn build(&self) -> FusedSgd {
-        let hyper = |lr: f64| SgdHyper {
-            lr: lr as f32,
-            penalty: self.weight_decay,
-            momentum: self.momentum.as_ref().map(|m| (m.momentum as f32, (1.0 - m.dampening) as f32)),
-            nesterov: self.momentum.as_ref().is_some_and(|m| m.nesterov),
-        };
-        FusedSgd { hyper: hyper(0.0) }
+        FusedSgd {
+            hyper: SgdHyper {
+                lr: 0.0,
+                penalty: self.weight_decay,
+                momentum: self.momentum.as_ref().map(|m| (m.momentum as f32, (1.0 - m.dampening) as f32)),
+                nesterov: self.momentum.as_ref().is_some_and(|m| m.nesterov),
+            },
+        }
     }
 
     /// The optimiser for a whole module.

@@ -78,8 +78,8 @@ pub(super) struct RowsKernel {
     pub wide: unsafe fn(usize, [*const f32; 8], (*const f32, usize), (*mut f32, usize), bool),
 }
 
-/// The broadcast-form tile where the CPU has AVX-512 (`CNN_ROWS_KERNEL=0` declines it, for
-/// comparisons), else `None`.
+/// The broadcast-form tile where the CPU has AVX-512 and `CNN_ROWS_KERNEL` does not decline it,
+/// else `None`.
 pub(super) fn rows_kernel() -> Option<&'static RowsKernel> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -87,11 +87,8 @@ pub(super) fn rows_kernel() -> Option<&'static RowsKernel> {
             narrow: x86::avx512_rows_tile::<1>,
             wide: x86::avx512_rows_tile::<2>,
         };
-        static ON: OnceLock<bool> = OnceLock::new();
-        let on = *ON.get_or_init(|| {
-            is_x86_feature_detected!("avx512f") && std::env::var("CNN_ROWS_KERNEL").map_or(true, |v| v.trim() != "0")
-        });
-        if on {
+        static HAS_AVX512: OnceLock<bool> = OnceLock::new();
+        if super::ROWS_KERNEL.enabled() && *HAS_AVX512.get_or_init(|| is_x86_feature_detected!("avx512f")) {
             return Some(&AVX512);
         }
     }
