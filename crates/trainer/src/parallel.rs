@@ -12,8 +12,9 @@
 //! workers' updates (burn's `RunningState` keeps one value per thread and averages them).
 //!
 //! This is single-process parallelism: the devices must be visible to this process (several
-//! GPUs, or a GPU and the CPU). Across machines burn 0.22 offers `DistributedDataParallel`
-//! through `burn::train` and its collective crate; `cnn` does not expose that.
+//! GPUs, or a GPU and the CPU). burn 0.22.1 has nothing for several processes or machines on
+//! the CPU or wgpu: its `ddp` strategy runs threads in one process with collective operations
+//! on CUDA only, and burn-collective (which spoke WebSockets between processes) stopped at 0.21.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
