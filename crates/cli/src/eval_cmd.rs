@@ -9,23 +9,32 @@ use cnn_trainer::RunFolder;
 /// Flags of `cnn eval`.
 #[derive(clap::Args)]
 pub struct EvalArgs {
-    /// The run folder (written by `cnn train`).
-    #[arg(long)]
-    run: PathBuf,
-    /// Data set to evaluate on (its test split) [default: the run's own].
+    /// The run folder (written by `cnn train`); repeat it to evaluate an ensemble, whose members'
+    /// softmax outputs are averaged.
+    #[arg(long, required = true)]
+    run: Vec<PathBuf>,
+    /// Data set to evaluate on (its test split) [default: the first run's own].
     #[arg(long)]
     dataset: Option<String>,
-    /// Folder holding the data sets [default: the run's own, else ~/.cache/cnn-casestudies].
+    /// Folder holding the data sets [default: the first run's own, else ~/.cache/cnn-casestudies].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Also evaluate with AlexNet's ten crops (four corners and the centre, and their mirrors)
+    /// of every test image, printed beside the single-crop figures.
+    #[arg(long)]
+    tta: bool,
+    /// Where to draw the confusion matrix [default: <run>/confusion.png for one run,
+    /// confusion-ensemble.png for several].
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 /// Flags of `cnn predict`.
 #[derive(clap::Args)]
 pub struct PredictArgs {
-    /// The run folder (written by `cnn train`).
-    #[arg(long)]
-    run: PathBuf,
+    /// The run folder (written by `cnn train`); repeat it to average an ensemble's probabilities.
+    #[arg(long, required = true)]
+    run: Vec<PathBuf>,
     /// Image files to classify.
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -37,70 +46,145 @@ pub struct PredictArgs {
     tta: bool,
 }
 
+/// Opens every run folder named.
+fn open_runs(paths: &[PathBuf]) -> Result<Vec<RunFolder>> {
+    paths.iter().map(|p| Ok(RunFolder::open(p)?)).collect()
+}
+
 /// Runs `cnn eval`: accuracy, top-5, per-class accuracy and the confusion matrix (printed and
-/// written to `<run>/confusion.png`).
+/// drawn) of one run or of an ensemble, optionally with ten crops.
 pub fn eval(device: Option<&str>, args: EvalArgs) -> Result<()> {
-    let run = RunFolder::open(&args.run)?;
-    let dataset = args.dataset.clone().unwrap_or_else(|| run.config.dataset.clone());
+    let runs = open_runs(&args.run)?;
     let (_, device) = crate::open_device(device)?;
-    let result = run
-        .evaluate_on(Some(&dataset), args.data_dir.as_deref(), &device)
-        .with_context(|| format!("evaluating {} on {dataset}", args.run.display()))?;
-    let s = &result.summary;
+    let result = cnn_trainer::evaluate_runs(
+        &runs,
+        args.dataset.as_deref(),
+        args.data_dir.as_deref(),
+        args.tta,
+        &device,
+    )
+    .with_context(|| format!("evaluating {}", args.run[0].display()))?;
+    let dataset = &result.dataset;
+    let s = &result.single.summary;
+    let models: Vec<&str> = runs.iter().map(|r| r.config.model.as_str()).collect();
     println!(
         "{} on the {} test images of {dataset}: accuracy {:.4}  top-5 {:.4}  loss {:.4}",
-        run.config.model, s.images, s.accuracy, s.top5, s.loss
+        if runs.len() == 1 {
+            models[0].to_string()
+        } else {
+            format!("ensemble of {} ({})", runs.len(), models.join(", "))
+        },
+        s.images,
+        s.accuracy,
+        s.top5,
+        s.loss
     );
-    let width = run
-        .class_names
-        .iter()
-        .map(|n| n.chars().count())
-        .max()
-        .unwrap_or(5)
-        .clamp(5, 20);
-    println!("\nper class:");
-    for (name, acc) in run.class_names.iter().zip(result.per_class_accuracy()) {
-        match acc {
-            Some(a) => println!("  {name:<width$}  {a:.4}"),
-            None => println!("  {name:<width$}  (no images)"),
-        }
+    if runs.len() > 1 || args.tta {
+        print_table(&result);
     }
-    let n = run.class_names.len();
-    if n <= 20 {
-        println!("\nconfusion matrix (rows: true class, columns: predicted, in class order):");
-        for (name, row) in run.class_names.iter().zip(&result.confusion) {
-            let cells: Vec<String> = row.iter().map(|c| format!("{c:>5}")).collect();
-            println!("  {name:<width$} {}", cells.join(""));
-        }
-    } else {
-        println!("\n({n} classes: the confusion matrix is only drawn, not printed)");
-    }
-    let png = args.run.join("confusion.png");
+    // The figures drawn and listed per class: the ensemble's, with ten crops when asked for.
+    let detail = result.ten_crop.as_ref().unwrap_or(&result.single);
+    let names = &runs[0].class_names;
+    print_per_class(names, detail);
+    let png = args.plot.clone().unwrap_or_else(|| match runs.len() {
+        1 => args.run[0].join("confusion.png"),
+        _ => PathBuf::from("confusion-ensemble.png"),
+    });
+    let views = if result.ten_crop.is_some() { ", 10 crops" } else { "" };
     cnn_trainer::plot::confusion_matrix(
         &png,
-        &format!("{} on {dataset}: accuracy {:.4}", run.config.model, s.accuracy),
-        &result.confusion,
-        &run.class_names,
+        &format!(
+            "{} on {dataset}{views}: accuracy {:.4}",
+            models.join(" + "),
+            detail.summary.accuracy
+        ),
+        &detail.confusion,
+        names,
     )?;
     println!("\nwrote {}", png.display());
     Ok(())
 }
 
-/// Runs `cnn predict`: the top classes of each image with their probabilities.
+/// Each member's and the ensemble's top-1 and top-5, single crop and (with --tta) ten crops.
+fn print_table(result: &cnn_trainer::EnsembleEvaluation) {
+    let tta = result.ten_crop.is_some();
+    let width = result
+        .members
+        .iter()
+        .map(|m| m.run.display().to_string().chars().count())
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 60);
+    let head = if tta { "   10-crop top-1  top-5" } else { "" };
+    println!("\n  {:<width$}  top-1   top-5 {head}", "");
+    let row = |name: &str, single: &cnn_trainer::Evaluation, crop: Option<&cnn_trainer::Evaluation>| {
+        let crop = crop.map_or(String::new(), |c| format!("   {:>13.4}  {:.4}", c.accuracy, c.top5));
+        println!("  {name:<width$}  {:.4}  {:.4}{crop}", single.accuracy, single.top5);
+    };
+    for m in &result.members {
+        row(&m.run.display().to_string(), &m.single, m.ten_crop.as_ref());
+    }
+    if result.members.len() > 1 {
+        let name = format!("ensemble of {}", result.members.len());
+        row(
+            &name,
+            &result.single.summary,
+            result.ten_crop.as_ref().map(|e| &e.summary),
+        );
+    }
+}
+
+/// Per-class accuracy, and the confusion matrix when it fits a terminal.
+fn print_per_class(names: &[String], detail: &cnn_trainer::DetailedEvaluation) {
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(5).clamp(5, 20);
+    println!("\nper class:");
+    for (name, acc) in names.iter().zip(detail.per_class_accuracy()) {
+        match acc {
+            Some(a) => println!("  {name:<width$}  {a:.4}"),
+            None => println!("  {name:<width$}  (no images)"),
+        }
+    }
+    if names.len() <= 20 {
+        println!("\nconfusion matrix (rows: true class, columns: predicted, in class order):");
+        for (name, row) in names.iter().zip(&detail.confusion) {
+            let cells: Vec<String> = row.iter().map(|c| format!("{c:>5}")).collect();
+            println!("  {name:<width$} {}", cells.join(""));
+        }
+    } else {
+        println!(
+            "\n({} classes: the confusion matrix is only drawn, not printed)",
+            names.len()
+        );
+    }
+}
+
+/// Runs `cnn predict`: the top classes of each image with their probabilities, from one run or
+/// the average of several.
 pub fn predict(device: Option<&str>, args: PredictArgs) -> Result<()> {
-    let run = RunFolder::open(&args.run)?;
+    let runs = open_runs(&args.run)?;
+    cnn_trainer::ensemble::check_same_classes(&runs)?;
     let (_, device) = crate::open_device(device)?;
-    let model = run.load_model(&device)?;
+    let models = runs
+        .iter()
+        .map(|r| r.load_model(&device))
+        .collect::<cnn_trainer::Result<Vec<_>>>()?;
+    let members: Vec<_> = models.iter().zip(&runs).map(|(m, r)| (m, &r.preprocess)).collect();
     let images = args
         .images
         .iter()
-        .map(|p| Image::open(p).map(|img| img.with_channels(run.preprocess.channels)))
+        .map(|p| Image::open(p))
         .collect::<cnn_data_augment::Result<Vec<_>>>()?;
-    let ranked = cnn_trainer::predict(&model, &images, &run.preprocess, args.top_k, args.tta, &device)?;
+    let ranked = cnn_trainer::predict(&members, &images, args.top_k, args.tta, &device)?;
+    let how = match (runs.len(), args.tta) {
+        (1, false) => String::new(),
+        (1, true) => " (10-crop average)".into(),
+        (n, false) => format!(" (average of {n} runs)"),
+        (n, true) => format!(" (average of {n} runs, 10 crops each)"),
+    };
     for (path, top) in args.images.iter().zip(ranked) {
-        println!("{}{}", path.display(), if args.tta { " (10-crop average)" } else { "" });
+        println!("{}{how}", path.display());
         for (class, p) in top {
-            let name = run.class_names.get(class).map_or("?", String::as_str);
+            let name = runs[0].class_names.get(class).map_or("?", String::as_str);
             println!("  {p:>7.4}  {name}");
         }
     }

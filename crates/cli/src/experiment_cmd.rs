@@ -1,10 +1,11 @@
-//! `cnn experiment degradation`.
+//! `cnn experiment degradation | transfer | ensemble`.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
 use cnn_trainer::Progress;
+use cnn_trainer::ensemble_experiment::{EnsembleOptions, ensemble, table_markdown};
 use cnn_trainer::experiment::{DegradationOptions, degradation};
 
 /// The experiments.
@@ -37,6 +38,9 @@ pub enum ExperimentCommand {
         /// Data worker threads [default: cores - 1].
         #[arg(long)]
         workers: Option<usize>,
+        /// Input height and width in pixels [default: the networks' own, 32].
+        #[arg(long)]
+        input_size: Option<usize>,
         /// Output folder [default: runs/degradation].
         #[arg(long)]
         out: Option<PathBuf>,
@@ -45,9 +49,26 @@ pub enum ExperimentCommand {
     /// backbone + new softmax (cached features) vs fine-tuning with --freeze auto.
     Transfer {
         /// Pretrained weights: a run's model.bpk (e.g. LeNet-5 trained on Fashion-MNIST) or a
-        /// torchvision file.
+        /// torchvision file [default with --pretrain-preset: <out>/pretrain/model.bpk].
+        #[arg(long, required_unless_present = "pretrain_preset")]
+        pretrained: Option<PathBuf>,
+        /// Train the source network first with this preset (e.g. resnet20-fashion), into
+        /// <out>/pretrain (reused when finished), and transfer from it.
+        #[arg(long, conflicts_with = "pretrained")]
+        pretrain_preset: Option<String>,
+        /// With --pretrain-preset: its classes, comma-separated (e.g. 0,1,2,3,4).
+        #[arg(long, value_delimiter = ',', requires = "pretrain_preset")]
+        pretrain_classes: Option<Vec<usize>>,
+        /// With --pretrain-preset: its epochs [default: the preset's].
+        #[arg(long, requires = "pretrain_preset")]
+        pretrain_epochs: Option<usize>,
+        /// The target task's classes of the data set, comma-separated (e.g. 5,6,7,8,9)
+        /// [default: all].
+        #[arg(long, value_delimiter = ',')]
+        classes: Option<Vec<usize>>,
+        /// Folder holding the data sets [default: ~/.cache/cnn-casestudies].
         #[arg(long)]
-        pretrained: PathBuf,
+        data_dir: Option<PathBuf>,
         /// The model of those weights [default: lenet5_relu].
         #[arg(long, default_value = "lenet5_relu")]
         model: String,
@@ -69,16 +90,76 @@ pub enum ExperimentCommand {
         /// Seed [default: 42].
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Input height and width in pixels [default: as `cnn train` chooses for the weights].
+        #[arg(long)]
+        input_size: Option<usize>,
         /// Output folder [default: runs/transfer].
         #[arg(long, default_value = "runs/transfer")]
         out: PathBuf,
+    },
+    /// Train several networks alike but for their seed and compare each alone, their
+    /// ensemble (averaged probabilities) and the ensemble with ten crops. Finished members are
+    /// reused, interrupted ones resumed.
+    Ensemble {
+        /// The preset every member is trained with (`cnn presets` lists them).
+        #[arg(long, default_value = "lenet5-fashion")]
+        preset: String,
+        /// Number of members (seeds 42, 43, …).
+        #[arg(long, default_value_t = 5)]
+        members: usize,
+        /// Epochs per member [default: the preset's].
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Training images per member (stratified sample) [default: all].
+        #[arg(long)]
+        subset: Option<usize>,
+        /// Leave out the ten-crop evaluation.
+        #[arg(long)]
+        no_tta: bool,
+        /// Input height and width in pixels [default: the preset's].
+        #[arg(long)]
+        input_size: Option<usize>,
+        /// Folder holding the data sets [default: ~/.cache/cnn-casestudies].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Output folder [default: runs/ensemble-<preset>].
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
 /// Runs an experiment.
 pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
+    if let ExperimentCommand::Ensemble {
+        preset,
+        members,
+        epochs,
+        subset,
+        no_tta,
+        input_size,
+        data_dir,
+        out,
+    } = cmd
+    {
+        let d = EnsembleOptions::new(&preset, members);
+        let opts = EnsembleOptions {
+            epochs,
+            subset,
+            data_dir,
+            ten_crop: !no_tta,
+            input_size,
+            out: out.unwrap_or(d.out.clone()),
+            ..d
+        };
+        return ensemble_cmd(device, &opts);
+    }
     if let ExperimentCommand::Transfer {
         pretrained,
+        pretrain_preset,
+        pretrain_classes,
+        pretrain_epochs,
+        classes,
+        data_dir,
         model,
         dataset,
         per_class,
@@ -86,11 +167,27 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         batch_size,
         lr,
         seed,
+        input_size,
         out,
     } = cmd
     {
+        let pretrain = pretrain_preset
+            .map(|name| -> Result<cnn_trainer::TrainConfig> {
+                let base = cnn_trainer::presets::preset(&name)?;
+                Ok(cnn_trainer::TrainConfig {
+                    classes: pretrain_classes,
+                    epochs: pretrain_epochs.unwrap_or(base.epochs),
+                    data_dir: data_dir.clone(),
+                    seed,
+                    ..base
+                })
+            })
+            .transpose()?;
         let opts = cnn_trainer::transfer_experiment::TransferOptions {
-            pretrained,
+            pretrained: pretrained.unwrap_or_else(|| out.join("pretrain").join("model.bpk")),
+            pretrain,
+            classes,
+            data_dir,
             model,
             dataset,
             per_class,
@@ -98,6 +195,7 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
             batch_size,
             lr,
             seed,
+            input_size,
             out,
         };
         return transfer(device, &opts);
@@ -111,6 +209,7 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         dataset,
         data_dir,
         workers,
+        input_size,
         out,
     } = cmd
     else {
@@ -126,6 +225,7 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         batch_size: batch_size.unwrap_or(d.batch_size),
         lr: lr.unwrap_or(d.lr),
         workers: workers.unwrap_or(d.workers),
+        input_size: input_size.or(d.input_size),
         out: out.unwrap_or(d.out),
         ..d
     };
@@ -187,7 +287,9 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
 
 fn transfer(device: Option<&str>, opts: &cnn_trainer::transfer_experiment::TransferOptions) -> Result<()> {
     cnn_models::registry::lookup(&opts.model)?;
-    if !opts.pretrained.is_file() {
+    if let Some(cfg) = &opts.pretrain {
+        cfg.validate()?;
+    } else if !opts.pretrained.is_file() {
         anyhow::bail!("--pretrained {}: no such file", opts.pretrained.display());
     }
     let (backend, device) = crate::open_device(device)?;
@@ -201,8 +303,20 @@ fn transfer(device: Option<&str>, opts: &cnn_trainer::transfer_experiment::Trans
         opts.out.display()
     );
     let started = Instant::now();
+    let mut last = Instant::now();
     let rows = cnn_trainer::transfer_experiment::transfer(opts, &device, &mut |label, p| match p {
         Progress::Note(n) => println!("{label:<18} {n}"),
+        Progress::Epoch(m) if label == "pretrain" => {
+            println!(
+                "{label:<18} epoch {:>2}  train accuracy {:.4}  valid accuracy {:.4}  {:.0} img/s",
+                m.epoch, m.train_accuracy, m.valid_accuracy, m.images_per_second
+            );
+            last = Instant::now();
+        }
+        Progress::Batch { epoch, batch, batches, .. } if last.elapsed().as_secs() >= 60 => {
+            println!("{label:<18} epoch {epoch} batch {batch}/{batches}");
+            last = Instant::now();
+        }
         Progress::Warning(w) => eprintln!("warning: {w}"),
         _ => {}
     })?;
@@ -216,6 +330,49 @@ fn transfer(device: Option<&str>, opts: &cnn_trainer::transfer_experiment::Trans
     println!(
         "wrote {} in {:.0} s",
         opts.out.join("transfer.csv").display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn ensemble_cmd(device: Option<&str>, opts: &EnsembleOptions) -> Result<()> {
+    opts.validate()?;
+    let (backend, device) = crate::open_device(device)?;
+    println!(
+        "ensemble: {} members of preset {} (seeds {}..{}){} on {backend} -> {}",
+        opts.members,
+        opts.preset,
+        opts.seed,
+        opts.seed + opts.members as u64 - 1,
+        if opts.ten_crop { ", evaluated with and without ten crops" } else { "" },
+        opts.out.display()
+    );
+    let started = Instant::now();
+    let mut last = Instant::now();
+    let result = ensemble(opts, &device, &mut |member, p| match p {
+        Progress::Epoch(m) => {
+            println!(
+                "{member:<9} epoch {:>2}  train accuracy {:.4}  valid accuracy {:.4}  {:.0} img/s",
+                m.epoch, m.train_accuracy, m.valid_accuracy, m.images_per_second
+            );
+            last = Instant::now();
+        }
+        Progress::Batch {
+            epoch, batch, batches, ..
+        } if last.elapsed().as_secs() >= 30 => {
+            println!("{member:<9} epoch {epoch} batch {batch}/{batches}");
+            last = Instant::now();
+        }
+        Progress::Warning(w) => eprintln!("warning: {w}"),
+        Progress::Note(n) => println!("{member:<9} {n}"),
+        Progress::Batch { .. } => {}
+    })?;
+    println!("\ntest accuracy on the {} test images of {}:\n", result.single.summary.images, result.dataset);
+    print!("{}", table_markdown(&result));
+    println!(
+        "\nwrote {} and {} in {:.0} s",
+        opts.out.join("ensemble.csv").display(),
+        opts.out.join("ensemble.md").display(),
         started.elapsed().as_secs_f64()
     );
     Ok(())

@@ -320,14 +320,11 @@ fn run(cli: Cli) -> Result<()> {
             };
             let model = cnn_models::build(info.name, options, &device)?;
             let summary = model.summary(input);
-            use cnn_models::summary::OutShape;
-            if let Some(row) = summary
-                .rows
-                .iter()
-                .find(|r| matches!(r.output, OutShape::Map([_, 0, _]) | OutShape::Map([_, _, 0])))
-            {
+            if input[1] == input[2] {
+                model.check_input_size(input[0], input[1]).map_err(|e| anyhow::anyhow!("{}: {e}", info.name))?;
+            } else if let Some(row) = summary.first_misfit() {
                 anyhow::bail!(
-                    "input {}x{}x{} is too small for {}: layer {} has no output left",
+                    "input {}x{}x{} does not fit {}: layer {} has no output left or takes another width",
                     input[0],
                     input[1],
                     input[2],
@@ -409,7 +406,8 @@ fn bench_loader(device: Option<&str>, args: BenchLoaderArgs) -> Result<()> {
         Some(len) => std::sync::Arc::new(cnn_data_augment::Subset::prefix(data.train, len)),
         None => data.train,
     };
-    let pre = cnn_trainer::preprocess_for(info.default_input, data.photos);
+    let (size, _) = cnn_trainer::run::input_size(&cfg, info.default_input);
+    let pre = cnn_trainer::preprocess_for(info.default_input, data.photos, size);
     println!(
         "one epoch of {} on {} images of {} ({} px, batch {}, {} augmentation ops, {} workers, prefetch {}) on {backend}",
         cfg.model,

@@ -1,4 +1,5 @@
-//! `cnn weights import` and `cnn weights verify`: torchvision weights into our models.
+//! `cnn weights import | download | verify | export`: torchvision weights into our models, and a
+//! run's weights back out to PyTorch.
 
 use std::path::PathBuf;
 
@@ -50,6 +51,20 @@ pub enum WeightsCommand {
         #[arg(long)]
         io: PathBuf,
     },
+    /// Write a run's weights for PyTorch: torchvision's keys and layouts, as .safetensors or as
+    /// a torch.save .pth, so that the matching torchvision model loads them with strict=True.
+    Export {
+        /// The run folder (written by `cnn train`).
+        #[arg(long)]
+        run: PathBuf,
+        /// Output file: .safetensors, or .pth/.pt.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write two random images and the run's logits for them (safetensors `input`,
+        /// `logits`), for scripts/check_export.py or `cnn weights verify`.
+        #[arg(long)]
+        io: Option<PathBuf>,
+    },
 }
 
 /// Runs a `cnn weights` subcommand.
@@ -57,9 +72,24 @@ pub fn run(device: Option<&str>, cmd: WeightsCommand) -> Result<()> {
     if let WeightsCommand::Download { model, from, dir } = cmd {
         return download(&model, from, dir);
     }
+    if let WeightsCommand::Export { run, out, io } = cmd {
+        let folder = cnn_trainer::RunFolder::open(&run)?;
+        let tensors = folder.export(&out).with_context(|| format!("exporting {}", run.display()))?;
+        println!(
+            "wrote {} ({tensors} tensors of {} under torchvision's keys, {} classes)",
+            out.display(),
+            folder.config.model,
+            folder.class_names.len()
+        );
+        if let Some(io) = io {
+            folder.write_reference_io(&io)?;
+            println!("wrote {} (input and logits at {} px)", io.display(), folder.preprocess.size);
+        }
+        return Ok(());
+    }
     let (_, device) = crate::open_device(device)?;
     match cmd {
-        WeightsCommand::Download { .. } => unreachable!("handled above"),
+        WeightsCommand::Download { .. } | WeightsCommand::Export { .. } => unreachable!("handled above"),
         WeightsCommand::Import {
             model,
             from,

@@ -201,7 +201,11 @@ fn summary_prints_torchvision_totals() {
 #[test]
 fn summary_rejects_inputs_that_vanish() {
     let msg = assert_clean_failure(&cnn(&["summary", "--model", "alexnet", "--input", "3x32x32"]));
-    assert!(msg.contains("too small"), "{msg}");
+    assert!(msg.contains("does not fit layer features."), "{msg}");
+    assert!(msg.contains("the smallest size from 32 px up that fits is 63 px"), "{msg}");
+    // LeNet-5's fc1 takes 16·5·5 features: 36 px gives 16·6·6.
+    let msg = assert_clean_failure(&cnn(&["summary", "--model", "lenet5", "--input", "1x36x36"]));
+    assert!(msg.contains("layer fc1") && msg.contains("largest size below 36 px that fits is 35 px"), "{msg}");
     let msg = assert_clean_failure(&cnn(&["summary", "--model", "resnet18", "--input", "3x224"]));
     assert!(msg.contains("expected 3"), "{msg}");
 }
@@ -630,6 +634,80 @@ fn a_killed_run_resumes_to_the_same_weights_then_evaluates_and_predicts() {
     }
     let msg = assert_clean_failure(&cnn(&["eval", "--run", root.to_str().unwrap()]));
     assert!(msg.contains("config.json"), "{msg}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// `cnn experiment ensemble` trains and reuses its members; `cnn eval` with several runs and
+/// `--tta` prints each member, the ensemble and ten crops; `cnn predict` averages runs; members
+/// that disagree on the classes are refused; `cnn weights export` writes a file that
+/// `cnn weights verify` reads back with the run's own logits.
+#[cfg(feature = "flex")]
+#[test]
+fn ensembles_ten_crops_and_export_from_the_command_line() {
+    let root = std::env::temp_dir().join(format!("cnn-cli-ensemble-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let out = root.join("ensemble");
+    let args = [
+        "--device", "flex", "experiment", "ensemble", "--preset", "lenet5-mnist5k", "--members", "2",
+        "--epochs", "1", "--subset", "200", "--out", out.to_str().unwrap(),
+    ];
+    let stdout = assert_success(&cnn(&args));
+    assert!(stdout.contains("| member-1 |") && stdout.contains("| ensemble of 2 |"), "{stdout}");
+    assert!(std::fs::read_to_string(out.join("ensemble.md")).unwrap().contains("10-crop top-1"));
+    // Repeated: the finished members are reused, not retrained.
+    let again = cnn(&args);
+    assert_success(&again);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is finished: reusing it"));
+
+    let (a, b) = (out.join("member-1"), out.join("member-2"));
+    let plot = root.join("ensemble.png");
+    let stdout = assert_success(&cnn(&[
+        "eval", "--run", a.to_str().unwrap(), "--run", b.to_str().unwrap(), "--tta", "--plot", plot.to_str().unwrap(),
+    ]));
+    assert!(stdout.starts_with("ensemble of 2 (lenet5, lenet5) on the 1000 test images of mnist-5k"), "{stdout}");
+    assert!(stdout.contains("10-crop top-1"), "{stdout}");
+    let row = stdout.lines().map(str::trim_start).find(|l| l.starts_with("ensemble of 2 ") && !l.contains("test images"));
+    assert_eq!(row.map(|r| r.split_whitespace().count()), Some(7), "{stdout}");
+    assert!(image::open(&plot).is_ok());
+    // One run with --tta: single crop and ten crops side by side.
+    let stdout = assert_success(&cnn(&["eval", "--run", a.to_str().unwrap(), "--tta"]));
+    let row = stdout.lines().find(|l| l.trim_start().starts_with(a.to_str().unwrap())).unwrap_or_default();
+    assert_eq!(row.split_whitespace().count(), 5, "{stdout}");
+
+    let (test, _) = (cnn_data_augment::embedded::mnist_5k().unwrap().1, ());
+    let (img, _) = cnn_data_augment::Source::get(&test, 0).unwrap();
+    let digit = root.join("digit.png");
+    img.save_png(&digit).unwrap();
+    let stdout = assert_success(&cnn(&[
+        "predict", "--run", a.to_str().unwrap(), "--run", b.to_str().unwrap(), digit.to_str().unwrap(),
+    ]));
+    assert!(stdout.lines().next().unwrap().ends_with("(average of 2 runs)"), "{stdout}");
+
+    let other = root.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    for entry in std::fs::read_dir(&b).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), other.join(entry.file_name())).unwrap();
+        }
+    }
+    let letters: Vec<String> = "abcdefghij".chars().map(String::from).collect();
+    std::fs::write(other.join("classes.json"), serde_json::to_string(&letters).unwrap()).unwrap();
+    let msg = assert_clean_failure(&cnn(&["eval", "--run", a.to_str().unwrap(), "--run", other.to_str().unwrap()]));
+    assert!(msg.contains("must agree on the classes"), "{msg}");
+
+    for ext in ["pth", "safetensors"] {
+        let file = root.join(format!("lenet5.{ext}"));
+        let io = root.join("lenet5.io.safetensors");
+        let stdout = assert_success(&cnn(&[
+            "weights", "export", "--run", a.to_str().unwrap(), "--out", file.to_str().unwrap(), "--io", io.to_str().unwrap(),
+        ]));
+        assert!(stdout.contains("10 tensors of lenet5 under torchvision's keys"), "{stdout}");
+        let stdout = assert_success(&cnn(&[
+            "--device", "flex", "weights", "verify", "--model", "lenet5", "--weights", file.to_str().unwrap(), "--io", io.to_str().unwrap(),
+        ]));
+        assert!(stdout.contains("max abs diff 0e0"), "{ext}: {stdout}");
+    }
     std::fs::remove_dir_all(&root).unwrap();
 }
 

@@ -35,6 +35,11 @@ pub struct Preprocess {
     /// Resize (bilinear) images of another size to `size × size` instead of centring/cropping
     /// them: for sources whose images differ in size, such as photo folders.
     pub resize: bool,
+    /// With `resize`: scale the shorter side to `size · 8/7` and keep the centre `size × size`
+    /// square (torchvision's `Resize(256)` + `CenterCrop(224)`), instead of stretching the
+    /// whole image to the square. Photo folders use it; runs written before it existed do not.
+    #[serde(default)]
+    pub center_crop: bool,
 }
 
 impl Preprocess {
@@ -46,6 +51,54 @@ impl Preprocess {
             mean: vec![MNIST_MEAN_STD.0],
             std: vec![MNIST_MEAN_STD.1],
             resize: false,
+            center_crop: false,
+        }
+    }
+
+    /// `img` fitted to the model's `size × size` input exactly as a batch fits it: resized
+    /// (bilinear) when [`resize`](Self::resize) is set, otherwise centred on a canvas of pixel
+    /// value 0, or centre-cropped. Channels are kept (they are converted when the batch is
+    /// written). Test-time views (ten crops) are cut from this image.
+    pub fn fit(&self, img: &Image) -> Image {
+        let s = self.size;
+        if (img.height, img.width) == (s, s) {
+            return img.clone();
+        }
+        if self.resize && self.center_crop {
+            // The centre square of side 7/8 of the shorter side, resized once to size × size.
+            let side = ((img.height.min(img.width) * 7 + 4) / 8).max(1);
+            let window = [(img.height - side) / 2, (img.width - side) / 2, side, side];
+            return crate::augment::geometry::resize_window(img, window, s, s);
+        }
+        if self.resize {
+            return crate::augment::geometry::resize(img, s, s);
+        }
+        let c = img.channels;
+        let mut out = Image::filled(s, s, c, 0);
+        // Offsets of the source inside the canvas (positive: padding) or of the crop (negative).
+        let off_y = (s as isize - img.height as isize) / 2;
+        let off_x = (s as isize - img.width as isize) / 2;
+        let x0 = off_x.max(0) as usize;
+        let x1 = (off_x + img.width as isize).min(s as isize) as usize;
+        for y in 0..s {
+            let sy = y as isize - off_y;
+            if sy < 0 || sy >= img.height as isize || x0 >= x1 {
+                continue;
+            }
+            let sx0 = (x0 as isize - off_x) as usize;
+            let src = &img.data[(sy as usize * img.width + sx0) * c..][..(x1 - x0) * c];
+            out.data[(y * s + x0) * c..][..(x1 - x0) * c].copy_from_slice(src);
+        }
+        out
+    }
+
+    /// How training images that went through `pipeline` are fitted: a pipeline that crops
+    /// (random crop, random-resized crop) has already chosen the window, so its output is
+    /// resized whole rather than centre-cropped a second time.
+    pub fn for_pipeline(&self, pipeline: &crate::augment::Pipeline) -> Self {
+        Self {
+            center_crop: self.center_crop && !pipeline.crops(),
+            ..self.clone()
         }
     }
 
@@ -93,11 +146,11 @@ impl Batch {
         let (c, s) = (pre.channels, pre.size);
         let mut images = vec![0f32; samples.len() * c * s * s];
         for ((img, _), slot) in samples.iter().zip(images.chunks_exact_mut(c * s * s)) {
-            if pre.resize && (img.height != s || img.width != s) {
-                let resized = crate::augment::geometry::resize(img, s, s);
-                write_image(&resized.data, s, s, resized.channels, pre, slot);
+            if (img.height, img.width) == (s, s) {
+                write_image(&img.data, img.channels, pre, slot);
             } else {
-                write_image(&img.data, img.height, img.width, img.channels, pre, slot);
+                let fitted = pre.fit(img);
+                write_image(&fitted.data, fitted.channels, pre, slot);
             }
         }
         let labels = samples.iter().map(|(_, l)| *l as i64).collect();
@@ -126,27 +179,15 @@ impl Batch {
     }
 }
 
-/// Writes one HWC u8 image into a CHW f32 slot, fitting size, channels and normalisation.
-fn write_image(src: &[u8], h: usize, w: usize, src_c: usize, pre: &Preprocess, out: &mut [f32]) {
-    let s = pre.size;
-    // Offsets of the source inside the canvas (positive: padding) or of the crop (negative).
-    let off_y = (s as isize - h as isize) / 2;
-    let off_x = (s as isize - w as isize) / 2;
+/// Writes one `size × size` HWC u8 image (already fitted) into a CHW f32 slot, converting
+/// channels and normalising.
+fn write_image(src: &[u8], src_c: usize, pre: &Preprocess, out: &mut [f32]) {
+    let area = pre.size * pre.size;
     for oc in 0..pre.channels {
         let (mean, std) = (pre.mean[oc], pre.std[oc]);
-        let background = (0.0 - mean) / std;
-        let plane = &mut out[oc * s * s..(oc + 1) * s * s];
-        for y in 0..s {
-            let sy = y as isize - off_y;
-            for x in 0..s {
-                let sx = x as isize - off_x;
-                plane[y * s + x] = if sy < 0 || sx < 0 || sy >= h as isize || sx >= w as isize {
-                    background
-                } else {
-                    let p = &src[(sy as usize * w + sx as usize) * src_c..][..src_c];
-                    (channel_value(p, oc, pre.channels) / 255.0 - mean) / std
-                };
-            }
+        let plane = &mut out[oc * area..(oc + 1) * area];
+        for (value, p) in plane.iter_mut().zip(src.chunks_exact(src_c)) {
+            *value = (channel_value(p, oc, pre.channels) / 255.0 - mean) / std;
         }
     }
 }
@@ -177,6 +218,7 @@ mod tests {
             mean: vec![0.0],
             std: vec![1.0],
             resize: false,
+            center_crop: false,
         };
         let b = Batch::from_dataset(&ds, &[0], &pre).unwrap();
         assert_eq!(b.shape, [1, 1, 4, 4]);
@@ -197,6 +239,7 @@ mod tests {
             mean: vec![0.0],
             std: vec![1.0],
             resize: false,
+            center_crop: false,
         };
         let b = Batch::from_dataset(&ds, &[0], &gray).unwrap();
         assert!((b.images[0] - 0.299).abs() < 1e-6);
@@ -206,6 +249,7 @@ mod tests {
             mean: vec![0.5; 3],
             std: vec![0.5; 3],
             resize: false,
+            center_crop: false,
         };
         let b = Batch::from_dataset(&one_image(1, 1, 1, vec![255]), &[0], &rgb).unwrap();
         assert_eq!(b.images, vec![1.0, 1.0, 1.0]);
@@ -220,8 +264,46 @@ mod tests {
             mean: vec![0.0; 2],
             std: vec![1.0; 2],
             resize: false,
+            center_crop: false,
         };
         assert!(Batch::from_dataset(&ds, &[0], &pre).is_err());
         assert!(Batch::from_dataset(&ds, &[1], &Preprocess::mnist(1)).is_err());
+    }
+
+    #[test]
+    fn photos_are_fitted_by_their_centre_square_like_torchvision_evaluation() {
+        // 40 wide, 20 high: the shorter side's 7/8 (18 px, rounded) is the centre square
+        // rows 1..19, columns 11..29; it alone is bright.
+        let (w, h) = (40, 20);
+        let mut data = vec![0u8; w * h];
+        for y in 1..19 {
+            for x in 11..29 {
+                data[y * w + x] = 200;
+            }
+        }
+        let img = Image::new(w, h, 1, data).unwrap();
+        let mut pre = Preprocess {
+            channels: 1,
+            size: 7,
+            mean: vec![0.0],
+            std: vec![1.0],
+            resize: true,
+            center_crop: true,
+        };
+        let fitted = pre.fit(&img);
+        assert_eq!((fitted.width, fitted.height), (7, 7));
+        assert!(fitted.data.iter().all(|&v| v == 200), "{:?}", fitted.data);
+        // Stretching the whole image instead keeps the dark sides.
+        pre.center_crop = false;
+        assert!(pre.fit(&img).data.contains(&0));
+        // A pipeline that crops has chosen its window: its output is resized whole.
+        pre.center_crop = true;
+        let cifar = crate::augment::Pipeline::preset("cifar").unwrap();
+        let flip = crate::augment::Pipeline::preset("flip").unwrap();
+        assert!(!pre.for_pipeline(&cifar).center_crop);
+        assert!(pre.for_pipeline(&flip).center_crop);
+        // The batch writes exactly the fitted image.
+        let batch = Batch::from_images(&[(img, 0)], &pre).unwrap();
+        assert!(batch.images.iter().all(|&v| (v - 200.0 / 255.0).abs() < 1e-6));
     }
 }

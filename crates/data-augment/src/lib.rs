@@ -50,4 +50,4 @@ pub use dataset::ImageDataset;
 pub use error::{DataError, Result};
 pub use image::Image;
 pub use loader::{EpochIter, Loader, LoaderConfig, Source};
-pub use subset::{Subset, stratified_split};
+pub use subset::{ClassSubset, Subset, stratified_split};

@@ -67,6 +67,78 @@ impl Subset {
     }
 }
 
+/// The samples of some classes of another source, relabelled by their position in the list
+/// given: a task made of part of a data set's classes (five of Fashion-MNIST's ten, say, to
+/// pretrain on and five others to transfer to).
+#[derive(Clone)]
+pub struct ClassSubset {
+    samples: Subset,
+    new_label: Vec<Option<usize>>,
+}
+
+impl ClassSubset {
+    /// The samples of `classes` (labels of `inner`, in the order that numbers them from 0) in
+    /// their original order. `class_count` is the number of classes of `inner`: a class past
+    /// it, a repeated class or an empty list is an error.
+    pub fn new(inner: Arc<dyn Source>, classes: &[usize], class_count: usize) -> Result<Self> {
+        let new_label = relabelling(classes, class_count)?;
+        let mut indices = Vec::new();
+        for i in 0..inner.len() {
+            if new_label.get(inner.label(i)?).copied().flatten().is_some() {
+                indices.push(i);
+            }
+        }
+        Ok(Self {
+            samples: Subset { inner, indices },
+            new_label,
+        })
+    }
+
+    fn relabel(&self, label: usize) -> Result<usize> {
+        self.new_label
+            .get(label)
+            .copied()
+            .flatten()
+            .ok_or_else(|| DataError::Invalid(format!("label {label} is not one of the chosen classes")))
+    }
+}
+
+/// `new_label[old]` for a choice of `classes` out of `class_count`, checked.
+fn relabelling(classes: &[usize], class_count: usize) -> Result<Vec<Option<usize>>> {
+    if classes.is_empty() {
+        return Err(DataError::Invalid("choose at least one class".into()));
+    }
+    let mut new_label = vec![None; class_count];
+    for (new, &old) in classes.iter().enumerate() {
+        match new_label.get_mut(old) {
+            None => {
+                return Err(DataError::Invalid(format!(
+                    "class {old} does not exist: the data set has classes 0 to {}",
+                    class_count.saturating_sub(1)
+                )));
+            }
+            Some(Some(_)) => return Err(DataError::Invalid(format!("class {old} is chosen twice"))),
+            Some(slot) => *slot = Some(new),
+        }
+    }
+    Ok(new_label)
+}
+
+impl Source for ClassSubset {
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn get(&self, index: usize) -> Result<(Image, usize)> {
+        let (img, label) = self.samples.get(index)?;
+        Ok((img, self.relabel(label)?))
+    }
+
+    fn label(&self, index: usize) -> Result<usize> {
+        self.relabel(self.samples.label(index)?)
+    }
+}
+
 /// Splits `source` class by class with a seeded shuffle: `fraction` of every class (rounded)
 /// goes to the second part, the rest, in the original order, to the first.
 pub fn stratified_split(source: Arc<dyn Source>, fraction: f64, seed: u64) -> Result<(Subset, Subset)> {
@@ -143,5 +215,24 @@ mod tests {
         let s = Subset::prefix(toy(&[0, 1, 0]), 2);
         assert_eq!(s.len(), 2);
         assert!(s.get(2).is_err());
+    }
+
+    #[test]
+    fn a_class_subset_keeps_the_chosen_classes_relabelled_in_the_given_order() {
+        let labels: Vec<u16> = (0..12).map(|i| (i % 3) as u16).collect();
+        let inner: Arc<dyn Source> = Arc::new(
+            ImageDataset::new(1, 1, 1, (0..12).map(|i| i as u8).collect(), labels, ["a", "b", "c"].map(String::from).to_vec())
+                .unwrap(),
+        );
+        let picked = ClassSubset::new(inner.clone(), &[2, 0], 3).unwrap();
+        assert_eq!(picked.len(), 8);
+        // Original order kept; class 2 is now 0 and class 0 is now 1.
+        let got: Vec<(u8, usize)> = (0..8).map(|i| picked.get(i).map(|(img, l)| (img.data[0], l)).unwrap()).collect();
+        assert_eq!(got, vec![(0, 1), (2, 0), (3, 1), (5, 0), (6, 1), (8, 0), (9, 1), (11, 0)]);
+        assert_eq!(picked.label(1).unwrap(), 0);
+        for (bad, why) in [(vec![3], "does not exist"), (vec![1, 1], "twice"), (vec![], "at least one")] {
+            let err = ClassSubset::new(inner.clone(), &bad, 3).err().unwrap().to_string();
+            assert!(err.contains(why), "{err}");
+        }
     }
 }

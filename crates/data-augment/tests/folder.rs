@@ -108,6 +108,7 @@ fn folders_stream_through_the_loader_and_corrupt_bodies_name_the_file() {
         mean: vec![0.5; 3],
         std: vec![0.25; 3],
         resize: false,
+        center_crop: false,
     };
     let resize = Pipeline::from_toml("[[ops]]\nop = \"resize\"\nsize = 64\n").unwrap();
     let config = LoaderConfig {

@@ -370,6 +370,24 @@ impl Model {
         }
     }
 
+    /// Whether square `size`-pixel inputs of `channels` channels fit every layer: `Err` names
+    /// the first layer that does not ([`Summary::first_misfit`]) and the nearest size at or
+    /// above `size` that fits, if one does up to 4096 px.
+    pub fn check_input_size(&self, channels: usize, size: usize) -> std::result::Result<(), String> {
+        let Some(row) = self.summary([channels, size, size]).first_misfit().map(|r| r.name.clone()) else {
+            return Ok(());
+        };
+        let fits = |s: usize| self.summary([channels, s, s]).first_misfit().is_none();
+        let hint = match (size..=4096).find(|&s| fits(s)) {
+            Some(s) => format!("the smallest size from {size} px up that fits is {s} px"),
+            None => match (1..size).rev().find(|&s| fits(s)) {
+                Some(s) => format!("the largest size below {size} px that fits is {s} px"),
+                None => "no square size fits".into(),
+            },
+        };
+        Err(format!("input {size} px does not fit layer {row}: {hint}"))
+    }
+
     /// Per-layer summary for one input of shape `[C, H, W]` (inference path).
     pub fn summary(&self, input: Shape3) -> Summary {
         match self {

@@ -83,6 +83,29 @@ impl Summary {
         self.push(name, "BatchNorm2d", OutShape::Map(shape), crate::keys::param_count(bn), 0);
     }
 
+    /// The first layer this input does not fit: one left with an empty feature map, or a
+    /// linear layer whose input width differs from what the layer before it gives (LeNet-5's
+    /// fixed `16·5·5` flatten). `None` when the input fits every layer.
+    pub fn first_misfit(&self) -> Option<&SummaryRow> {
+        let size = |o: &OutShape| match *o {
+            OutShape::Map([c, h, w]) => c * h * w,
+            OutShape::Flat(n) => n,
+        };
+        let mut before = self.input.map(|[c, h, w]| c * h * w);
+        for row in &self.rows {
+            let empty = matches!(row.output, OutShape::Map([_, 0, _]) | OutShape::Map([_, _, 0]));
+            let linear_in = match (row.kind.as_str(), row.output) {
+                ("Linear", OutShape::Flat(o)) if o > 0 => Some(row.mult_adds as usize / o),
+                _ => None,
+            };
+            if empty || linear_in.is_some_and(|i| Some(i) != before) {
+                return Some(row);
+            }
+            before = Some(size(&row.output));
+        }
+        None
+    }
+
     /// Sum of the rows' parameters.
     pub fn total_params(&self) -> usize {
         self.rows.iter().map(|r| r.params).sum()

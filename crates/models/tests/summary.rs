@@ -67,3 +67,27 @@ fn inception_example_shows_the_bottleneck_saving() {
     assert_eq!(out(&with).to_string(), "[256, 1, 1]");
     assert_eq!(out(&naive).to_string(), "[416, 1, 1]");
 }
+
+#[test]
+fn every_model_fits_its_own_input_and_names_the_layer_a_smaller_one_does_not_fit() {
+    let device = Device::flex();
+    for info in MODELS {
+        let model = build(info.name, BuildOptions::classes(10), &device).unwrap();
+        let [c, s, _] = info.default_input.shape();
+        assert_eq!(model.check_input_size(c, s), Ok(()), "{}", info.name);
+    }
+    let alexnet = build("alexnet", BuildOptions::classes(10), &device).unwrap();
+    assert_eq!(alexnet.check_input_size(3, 63), Ok(()));
+    let err = alexnet.check_input_size(3, 62).unwrap_err();
+    assert!(err.contains("features.12") && err.contains("is 63 px"), "{err}");
+    let resnet18 = build("resnet18", BuildOptions::classes(10), &device).unwrap();
+    assert_eq!(resnet18.check_input_size(3, 96), Ok(()));
+    assert_eq!(resnet18.check_input_size(3, 17), Ok(()));
+    // LeNet-5's fixed flatten: 32 to 35 px give 16·5·5 features.
+    let lenet = build("lenet5", BuildOptions::classes(10), &device).unwrap();
+    for s in 32..=35 {
+        assert_eq!(lenet.check_input_size(1, s), Ok(()), "{s}");
+    }
+    let err = lenet.check_input_size(1, 64).unwrap_err();
+    assert!(err.contains("layer fc1") && err.contains("largest size below 64 px that fits is 35 px"), "{err}");
+}

@@ -99,6 +99,14 @@ pub struct TrainConfig {
     /// identity (torchvision's `zero_init_residual`; ResNets only, not with `weights`).
     #[serde(default)]
     pub zero_init_residual: bool,
+    /// Train (and test) on these classes of the data set only, relabelled 0, 1, … in this order
+    /// (`None`: all classes).
+    #[serde(default)]
+    pub classes: Option<Vec<usize>>,
+    /// Input height and width in pixels (`None`: the rule of [`crate::run::input_size`]; a run
+    /// folder's `config.json` records the size it was trained at).
+    #[serde(default)]
+    pub input_size: Option<usize>,
     /// Data worker threads (0: build batches on the training thread).
     #[serde(default = "default_workers")]
     pub workers: usize,
@@ -143,6 +151,8 @@ impl TrainConfig {
             augment: Pipeline::default(),
             data_dir: None,
             zero_init_residual: false,
+            input_size: None,
+            classes: None,
             workers: default_workers(),
             prefetch: None,
         }
@@ -162,6 +172,11 @@ impl TrainConfig {
         let bad = |msg: String| Err(TrainError::Config(msg));
         if self.epochs == 0 {
             return bad("--epochs must be at least 1".into());
+        }
+        if let Some(size) = self.input_size
+            && !(1..=4096).contains(&size)
+        {
+            return bad(format!("--input-size must be between 1 and 4096 pixels, not {size}"));
         }
         if self.epochs > MAX_EPOCHS {
             return bad(format!("--epochs {} is absurd (at most {MAX_EPOCHS})", self.epochs));

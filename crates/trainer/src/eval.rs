@@ -10,7 +10,7 @@ use cnn_models::ImageClassifier;
 use crate::error::{Result, TrainError};
 
 /// Images per batch when evaluating (no gradients, so larger batches are cheap).
-const EVAL_BATCH: usize = 250;
+pub(crate) const EVAL_BATCH: usize = 250;
 
 /// Loss and accuracy over a data set.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -107,8 +107,9 @@ fn image_batches<'a>(
     pre: &'a Preprocess,
     device: &'a Device,
 ) -> impl Iterator<Item = Result<(Tensor<4>, Tensor<1, Int>)>> + 'a {
-    (0..data.len()).step_by(EVAL_BATCH).map(move |first| {
-        let samples = (first..(first + EVAL_BATCH).min(data.len()))
+    let step = eval_batch(pre.size, 1);
+    (0..data.len()).step_by(step).map(move |first| {
+        let samples = (first..(first + step).min(data.len()))
             .map(|i| data.get(i))
             .collect::<cnn_data_augment::Result<Vec<_>>>()?;
         Ok(Batch::from_images(&samples, pre)?.to_device(device))
@@ -171,38 +172,84 @@ pub fn ten_crops(img: &Image, size: usize) -> Vec<Image> {
     crops
 }
 
-/// Class probabilities of `model` for each image, ranked, at most `top_k` per image. With
-/// `tta`, the probabilities are averaged over [`ten_crops`].
-///
-/// Images are fitted to the model as in training (`pre`); an image larger than the input of a
-/// run trained without resizing (digits) is resized rather than cropped.
-pub fn predict<M: ImageClassifier>(
+/// How `img` is shown to a model with input `pre`: fitted as in training ([`Preprocess::fit`]),
+/// and with `ten_crop` AlexNet's [`ten_crops`] of that fitted image.
+pub fn views(img: &Image, pre: &Preprocess, ten_crop: bool) -> Vec<Image> {
+    let fitted = pre.fit(img);
+    if ten_crop { ten_crops(&fitted, pre.size) } else { vec![fitted] }
+}
+
+/// Images per evaluation batch for inputs of `size` px shown in `views` views: [`EVAL_BATCH`]
+/// at 64 px and below, fewer for larger inputs, so a batch's activations stay near the same
+/// size (20 images at 224 px; 2 with ten crops).
+pub(crate) fn eval_batch(size: usize, views: usize) -> usize {
+    let pixels = (EVAL_BATCH * 64 * 64) / (size * size).max(1);
+    (pixels.min(EVAL_BATCH) / views.max(1)).max(1)
+}
+
+/// Class probabilities (softmax of the logits) of `model` for each of `images`, row by row
+/// (`images.len() × classes`); with `ten_crop`, each row is the mean over the image's ten crops.
+pub fn probabilities<M: ImageClassifier>(
     model: &M,
     images: &[Image],
     pre: &Preprocess,
+    ten_crop: bool,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    if images.is_empty() {
+        return Ok(Vec::new());
+    }
+    let crops: Vec<(Image, usize)> = images
+        .iter()
+        .flat_map(|img| views(img, pre, ten_crop))
+        .map(|v| (v, 0))
+        .collect();
+    let per_image = crops.len() / images.len();
+    let (batch, _) = Batch::from_images(&crops, pre)?.to_device(device);
+    let probs = softmax(model.logits(batch), 1);
+    let classes = probs.dims()[1];
+    let probs = probs.reshape([images.len(), per_image, classes]).mean_dim(1);
+    Ok(probs.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default())
+}
+
+/// Class probabilities of an ensemble for each image, ranked, at most `top_k` per image: each
+/// member (a model and its own preprocessing) gives its probabilities ([`probabilities`], with
+/// `tta` averaged over [`ten_crops`]) and the members' probabilities are averaged. One member is
+/// a plain prediction.
+///
+/// An image larger than the input of a run trained without resizing (digits) is resized rather
+/// than cropped.
+pub fn predict<M: ImageClassifier>(
+    members: &[(&M, &Preprocess)],
+    images: &[Image],
     top_k: usize,
     tta: bool,
     device: &Device,
 ) -> Result<Vec<Vec<(usize, f32)>>> {
     let mut out = Vec::with_capacity(images.len());
     for img in images {
-        let fitted = Preprocess {
-            resize: pre.resize || img.width > pre.size || img.height > pre.size,
-            ..pre.clone()
-        };
-        let views: Vec<(Image, usize)> = if tta {
-            ten_crops(img, pre.size).into_iter().map(|c| (c, 0)).collect()
-        } else {
-            vec![(img.clone(), 0)]
-        };
-        let (batch, _) = Batch::from_images(&views, &fitted)?.to_device(device);
-        let probs = softmax(model.logits(batch), 1).mean_dim(0);
-        let probs = probs
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap_or_default();
-        let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
+        let mut mean: Vec<f32> = Vec::new();
+        for (model, pre) in members {
+            let fitted = Preprocess {
+                resize: pre.resize || img.width > pre.size || img.height > pre.size,
+                ..(*pre).clone()
+            };
+            let probs = probabilities(*model, std::slice::from_ref(img), &fitted, tta, device)?;
+            if mean.is_empty() {
+                mean = vec![0.0; probs.len()];
+            }
+            if probs.len() != mean.len() {
+                return Err(TrainError::Config(format!(
+                    "ensemble members disagree on the number of classes ({} and {})",
+                    mean.len(),
+                    probs.len()
+                )));
+            }
+            for (m, p) in mean.iter_mut().zip(probs) {
+                *m += p / members.len() as f32;
+            }
+        }
+        let mut ranked: Vec<(usize, f32)> = mean.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         ranked.truncate(top_k.max(1));
         out.push(ranked);

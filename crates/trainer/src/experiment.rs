@@ -40,6 +40,8 @@ pub struct DegradationOptions {
     pub seed: u64,
     /// Data workers.
     pub workers: usize,
+    /// Input size in pixels [default: the networks' own, 32].
+    pub input_size: Option<usize>,
     /// Output folder.
     pub out: PathBuf,
 }
@@ -59,6 +61,7 @@ impl Default for DegradationOptions {
             lr: 0.05,
             seed: 42,
             workers: TrainConfig::new("x", "y").workers,
+            input_size: None,
             out: PathBuf::from("runs/degradation"),
         }
     }
@@ -80,6 +83,7 @@ impl DegradationOptions {
             subset: Some(self.subset),
             data_dir: self.data_dir.clone(),
             workers: self.workers,
+            input_size: self.input_size,
             ..TrainConfig::new(net, &self.dataset)
         }
     }
@@ -115,29 +119,35 @@ pub fn degradation(
     let _lock = crate::lock::FolderLock::acquire(&opts.out)?;
     let mut results = Vec::new();
     for net in &opts.nets {
-        let dir = opts.out.join(net);
-        let cfg = opts.config(net);
-        let finished =
-            dir.join("summary.json").is_file() && checkpoint::info(&dir).is_ok_and(|i| i.epoch == cfg.epochs);
-        let result = if finished {
-            progress(
-                net,
-                Progress::Warning(format!("{} is finished: reusing it", dir.display())),
-            );
-            finished_result(net, &dir)?
-        } else {
-            let resume = checkpoint::info(&dir).is_ok();
-            let report = train_run(&cfg, device, &dir, resume, &mut |p| progress(net, p))?;
-            NetResult {
-                net: net.clone(),
-                history: report.history,
-                test_accuracy: report.test.accuracy,
-            }
-        };
+        let result = train_or_reuse(net, &opts.config(net), &opts.out.join(net), device, &mut |p| progress(net, p))?;
         results.push(result);
         write_outputs(&opts.out, &results)?;
     }
     Ok(results)
+}
+
+/// Trains `cfg` into `dir`, or reuses the run there when it finished with the same number of
+/// epochs (said through `progress`), or resumes it when it was interrupted: how every
+/// experiment gets its runs, so that repeating an experiment redoes nothing.
+pub(crate) fn train_or_reuse(
+    net: &str,
+    cfg: &TrainConfig,
+    dir: &Path,
+    device: &Device,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<NetResult> {
+    let finished = dir.join("summary.json").is_file() && checkpoint::info(dir).is_ok_and(|i| i.epoch == cfg.epochs);
+    if finished {
+        progress(Progress::Warning(format!("{} is finished: reusing it", dir.display())));
+        return finished_result(net, dir);
+    }
+    let resume = checkpoint::info(dir).is_ok();
+    let report = train_run(cfg, device, dir, resume, progress)?;
+    Ok(NetResult {
+        net: net.to_string(),
+        history: report.history,
+        test_accuracy: report.test.accuracy,
+    })
 }
 
 pub(crate) fn finished_result(net: &str, dir: &Path) -> Result<NetResult> {

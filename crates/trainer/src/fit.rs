@@ -181,7 +181,7 @@ pub fn fit_from<M: ImageClassifier + Send + 'static>(
         shuffle: true,
         seed: cfg.seed,
     };
-    let loader = Loader::new(data.train, cfg.augment.clone(), data.pre.clone(), loader_config)?;
+    let loader = Loader::new(data.train, cfg.augment.clone(), data.pre.for_pipeline(&cfg.augment), loader_config)?;
     let (valid, pre) = (data.valid, data.pre);
     let epochs = EpochLoop {
         cfg,

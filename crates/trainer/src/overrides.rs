@@ -99,6 +99,15 @@ pub struct TrainOverrides {
     /// identity (torchvision's zero_init_residual; ResNets only).
     #[cfg_attr(feature = "clap", arg(long))]
     pub zero_init_residual: bool,
+    /// Train and test on these classes of the data set only, by label, comma-separated (e.g.
+    /// 5,6,7,8,9); they are numbered 0, 1, … in this order [default: all].
+    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
+    pub classes: Option<Vec<usize>>,
+    /// Input height and width in pixels [default: the model's own up to 64 px; 64 for
+    /// ImageNet-sized networks trained from scratch; with --weights, the size they were
+    /// trained at (224 for torchvision's, a run's own size for its model.bpk)].
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub input_size: Option<usize>,
     /// Data worker threads that prepare batches in the background; 0 = on the training thread
     /// [default: cores - 1, at least 1].
     #[cfg_attr(feature = "clap", arg(long))]
@@ -163,6 +172,8 @@ impl TrainOverrides {
             prefetch: self.prefetch.or(base.prefetch),
             data_dir: self.data_dir.clone().or(base.data_dir),
             zero_init_residual: self.zero_init_residual || base.zero_init_residual,
+            input_size: self.input_size.or(base.input_size),
+            classes: self.classes.clone().or(base.classes),
             augment,
         })
     }

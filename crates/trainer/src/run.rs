@@ -82,28 +82,45 @@ impl RunFolder {
         crate::checkpoint::load_weights(&crate::checkpoint::run_weights(&self.dir)?, model)
     }
 
+    /// Writes the run's weights to `path` under torchvision's keys and layouts (`.safetensors`
+    /// or `.pth`, by extension; see [`cnn_transfer::export`]); returns the number of tensors.
+    pub fn export(&self, path: &Path) -> Result<usize> {
+        let model = self.load_model(&Device::flex())?;
+        let (bytes, tensors) = cnn_transfer::export_bytes(&model, path)?;
+        write_file(path, &bytes)?;
+        Ok(tensors)
+    }
+
+    /// Writes a reference for checking an export elsewhere (`scripts/check_export.py`): two
+    /// seeded random images at the run's input size and the run's logits for them, as the
+    /// `input` and `logits` tensors of a safetensors file.
+    pub fn write_reference_io(&self, path: &Path) -> Result<()> {
+        use burn::tensor::{Distribution, Tensor};
+        let device = Device::flex();
+        let model = self.load_model(&device)?;
+        let shape = [2, self.preprocess.channels, self.preprocess.size, self.preprocess.size];
+        device.seed(self.config.seed);
+        let input = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let logits = cnn_models::ImageClassifier::logits(&model, input.clone());
+        let dims = logits.dims();
+        let as_vec = |d: burn::tensor::TensorData| d.convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        let (input, logits) = (as_vec(input.into_data()), as_vec(logits.into_data()));
+        let bytes = cnn_transfer::export::io_bytes((&input, shape), (&logits, dims))?;
+        write_file(path, &bytes)
+    }
+
     /// The run's model evaluated on the test images of `dataset` (the run's own when `None`)
     /// from `data_dir` (the run's when `None`), with the run's preprocessing: accuracy, top-5,
     /// loss, per-class accuracy and the confusion matrix. A data set with another number of
-    /// classes than the model is an error.
+    /// classes than the model is an error. (An ensemble of one: [`crate::evaluate_runs`].)
     pub fn evaluate_on(
         &self,
         dataset: Option<&str>,
         data_dir: Option<&Path>,
         device: &Device,
     ) -> Result<crate::eval::DetailedEvaluation> {
-        let dataset = dataset.unwrap_or(&self.config.dataset);
-        let data_dir = data_dir.or(self.config.data_dir.as_deref());
-        let model = self.load_model(device)?;
-        let data = load_data(dataset, data_dir, self.config.seed)?;
-        if data.class_names.len() != self.class_names.len() {
-            return Err(TrainError::Config(format!(
-                "{dataset} has {} classes but the run's model has {}",
-                data.class_names.len(),
-                self.class_names.len()
-            )));
-        }
-        crate::eval::evaluate_detailed(&model, &*data.test, self.class_names.len(), &self.preprocess, device)
+        let result = crate::ensemble::evaluate_runs(std::slice::from_ref(self), dataset, data_dir, false, device)?;
+        Ok(result.single)
     }
 }
 
@@ -119,6 +136,28 @@ pub struct LoadedData {
     pub photos: bool,
     /// Files of an image folder that were skipped, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
+}
+
+impl LoadedData {
+    /// Only the samples of `classes` (by label), relabelled 0, 1, … in that order, in both
+    /// splits, with their names; `None` keeps everything.
+    pub fn only_classes(self, classes: Option<&[usize]>) -> Result<Self> {
+        let Some(classes) = classes else {
+            return Ok(self);
+        };
+        let count = self.class_names.len();
+        let pick = |source: Arc<dyn Source>| -> Result<Arc<dyn Source>> {
+            let subset = cnn_data_augment::ClassSubset::new(source, classes, count)
+                .map_err(|e| TrainError::Config(format!("--classes: {e}")))?;
+            Ok(Arc::new(subset))
+        };
+        Ok(Self {
+            train: pick(self.train)?,
+            test: pick(self.test)?,
+            class_names: classes.iter().map(|&c| self.class_names[c].clone()).collect(),
+            ..self
+        })
+    }
 }
 
 /// Loads `name` — a registered data set (from `data_dir` or the default folder) or the path of an
@@ -184,17 +223,51 @@ pub const LARGE_MODEL_TRAIN_SIZE: usize = 64;
 /// ImageNet's per-channel mean and standard deviation (torchvision's), used for photos.
 pub use cnn_models::IMAGENET_MEAN_STD;
 
-/// The documented input rule: the model's own channel count (gray repeated to RGB, RGB to luma);
-/// its default input size when that is at most 64 px (LeNet-5: 32, CIFAR ResNets: 32) and
-/// [`LARGE_MODEL_TRAIN_SIZE`] for the ImageNet-sized ones. Digit-style data sets are centred on
-/// (or cropped to) that size and normalised with MNIST's mean and std on every channel; photos
-/// are resized to it and, for RGB models, normalised with ImageNet's statistics.
-pub fn preprocess_for(input: registry::InputSpec, photos: bool) -> Preprocess {
-    let size = if input.size <= LARGE_MODEL_TRAIN_SIZE {
-        input.size
+/// The input size a run trains at, and why (for the run's first lines):
+/// - `cfg.input_size` when given;
+/// - with `cfg.weights` from a run folder (`…/model.bpk` beside a `preprocess.json`), that
+///   run's size; with torchvision's weights (`.pth`/`.safetensors`) of an ImageNet-sized
+///   network, the size they were trained at, `input.size` (224);
+/// - otherwise the model's own size when it is at most [`LARGE_MODEL_TRAIN_SIZE`] (LeNet-5: 32,
+///   CIFAR ResNets: 32), and [`LARGE_MODEL_TRAIN_SIZE`] for ImageNet-sized networks.
+pub fn input_size(cfg: &TrainConfig, input: registry::InputSpec) -> (usize, String) {
+    if let Some(size) = cfg.input_size {
+        return (size, "as asked (--input-size)".into());
+    }
+    if let Some(weights) = &cfg.weights {
+        let recorded = weights.parent().map(|dir| dir.join("preprocess.json"));
+        let recorded = recorded
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|text| serde_json::from_str::<Preprocess>(&text).ok());
+        let torchvision = !weights.extension().is_some_and(|e| e.eq_ignore_ascii_case("bpk"));
+        match recorded {
+            Some(pre) => {
+                let why = format!("the size {} was trained at", weights.parent().unwrap_or(weights).display());
+                return (pre.size, why);
+            }
+            None if torchvision && input.size > LARGE_MODEL_TRAIN_SIZE => {
+                return (input.size, "the size torchvision's weights were trained at; --input-size changes it".into());
+            }
+            None => {}
+        }
+    }
+    if input.size <= LARGE_MODEL_TRAIN_SIZE {
+        (input.size, "the model's own".into())
     } else {
-        LARGE_MODEL_TRAIN_SIZE
-    };
+        let why = format!(
+            "the default for training an ImageNet-sized network from scratch on a CPU ({} px in the paper); --input-size changes it",
+            input.size
+        );
+        (LARGE_MODEL_TRAIN_SIZE, why)
+    }
+}
+
+/// The documented input rule at `size` pixels: the model's own channel count (gray repeated to
+/// RGB, RGB to luma). Digit-style data sets are centred on (or cropped to) that size and
+/// normalised with MNIST's mean and std on every channel; photos are fitted like torchvision's
+/// evaluation (shorter side to `size · 8/7`, centre crop) and, for RGB models, normalised with
+/// ImageNet's statistics.
+pub fn preprocess_for(input: registry::InputSpec, photos: bool, size: usize) -> Preprocess {
     let (mean, std) = if photos && input.channels == 3 {
         (IMAGENET_MEAN_STD.0.to_vec(), IMAGENET_MEAN_STD.1.to_vec())
     } else {
@@ -207,6 +280,7 @@ pub fn preprocess_for(input: registry::InputSpec, photos: bool) -> Preprocess {
         mean,
         std,
         resize: photos,
+        center_crop: photos,
     }
 }
 

@@ -23,7 +23,7 @@ use crate::eval::evaluate;
 use crate::fit::{EpochMetrics, Fitted, Progress, Stop, TrainData, build_optimizer, fit_from};
 use crate::lock::FolderLock;
 use crate::plot;
-use crate::run::{LoadedData, RunReport, load_data, preprocess_for, write_file};
+use crate::run::{LoadedData, RunReport, input_size, load_data, preprocess_for, write_file};
 use cnn_transfer::CacheKey;
 
 /// A run resumes only as the model it was trained as (its `config.json` says which).
@@ -93,7 +93,12 @@ pub fn train_run_on(
     if lock.is_none() {
         lock = Some(FolderLock::acquire(dir)?);
     }
-    write_file(&dir.join("config.json"), pretty(cfg).as_bytes())?;
+    // The size is recorded as trained, so a resume or a later run from these weights uses it.
+    let recorded = TrainConfig {
+        input_size: Some(data.pre.size),
+        ..cfg.clone()
+    };
+    write_file(&dir.join("config.json"), pretty(&recorded).as_bytes())?;
     write_file(&dir.join("preprocess.json"), pretty(&data.pre).as_bytes())?;
     write_file(&dir.join("classes.json"), pretty(&data.loaded.class_names).as_bytes())?;
     let state = start_state(dir, resume, cfg, model, &frozen)?;
@@ -147,7 +152,7 @@ struct RunData {
 impl RunData {
     fn load(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Self> {
         let info = registry::lookup(&cfg.model)?;
-        let loaded = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?;
+        let loaded = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?.only_classes(cfg.classes.as_deref())?;
         if let Some((file, reason)) = loaded.skipped.first() {
             tracing::warn!(skipped = loaded.skipped.len(), dataset = %cfg.dataset, example = %file.display(), %reason, "unreadable image files skipped");
             progress(Progress::Warning(format!(
@@ -157,7 +162,9 @@ impl RunData {
                 file.display()
             )));
         }
-        let pre = preprocess_for(info.default_input, loaded.photos);
+        let (size, why) = input_size(cfg, info.default_input);
+        progress(Progress::Note(format!("input {size}×{size} px: {why}")));
+        let pre = preprocess_for(info.default_input, loaded.photos, size);
         let all_train = loaded.train.clone();
         let all_train: Arc<dyn Source> = match cfg.subset {
             Some(n) if n < all_train.len() => {
@@ -218,6 +225,9 @@ fn build_model(
         in_channels: Some(data.pre.channels),
     };
     let mut model = registry::build(info.name, options, autodiff)?;
+    model
+        .check_input_size(data.pre.channels, data.pre.size)
+        .map_err(|e| TrainError::Config(format!("{}: {e}", info.name)))?;
     if cfg.zero_init_residual {
         model = match model {
             cnn_models::Model::ResNet(net) if net.layer1.iter().all(|b| b.residual) => {

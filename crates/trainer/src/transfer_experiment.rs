@@ -7,7 +7,7 @@ use burn::tensor::Device;
 
 use crate::config::TrainConfig;
 use crate::error::Result;
-use crate::experiment::finished_result;
+use crate::experiment::{finished_result, train_or_reuse};
 use crate::fit::Progress;
 use crate::run::write_file;
 use crate::train::train_run;
@@ -20,8 +20,16 @@ use crate::train::train_run;
 /// fine-tuning with `--freeze auto`. All are evaluated on the same held-out test set.
 #[derive(Clone, Debug)]
 pub struct TransferOptions {
-    /// The pretrained weights (`.bpk` of a run, or torchvision `.pth`/`.safetensors`).
+    /// The pretrained weights (`.bpk` of a run, or torchvision `.pth`/`.safetensors`); with
+    /// `pretrain`, the run it trains writes them.
     pub pretrained: PathBuf,
+    /// Train the source network first (into `<out>/pretrain`, reused when finished) and take its
+    /// `model.bpk` as the pretrained weights.
+    pub pretrain: Option<TrainConfig>,
+    /// Folder holding the data sets.
+    pub data_dir: Option<PathBuf>,
+    /// The target task's classes of `dataset` (e.g. 5–9 of Fashion-MNIST); `None`: all.
+    pub classes: Option<Vec<usize>>,
     /// The model the weights belong to.
     pub model: String,
     /// The target data set (default `mnist-5k`: 1,000 held-out digits).
@@ -36,6 +44,8 @@ pub struct TransferOptions {
     pub lr: f64,
     /// Seed of every run.
     pub seed: u64,
+    /// Input size in pixels [default: the rule of `cnn train`, which follows the weights].
+    pub input_size: Option<usize>,
     /// Output folder.
     pub out: PathBuf,
 }
@@ -66,6 +76,9 @@ impl TransferOptions {
             seed: self.seed,
             subset: Some(per_class * classes),
             valid_split: 0.0,
+            input_size: self.input_size,
+            classes: self.classes.clone(),
+            data_dir: self.data_dir.clone(),
             ..TrainConfig::new(&self.model, &self.dataset)
         };
         match method {
@@ -94,9 +107,23 @@ pub fn transfer(
     device: &Device,
     progress: &mut dyn FnMut(&str, Progress<'_>),
 ) -> Result<Vec<TransferRow>> {
-    let classes = crate::run::load_data(&opts.dataset, None, opts.seed)?.class_names.len();
+    let classes = crate::run::load_data(&opts.dataset, opts.data_dir.as_deref(), opts.seed)?
+        .only_classes(opts.classes.as_deref())?
+        .class_names
+        .len();
     // One experiment per folder at a time; each run inside also locks its own folder.
     let _lock = crate::lock::FolderLock::acquire(&opts.out)?;
+    let opts = &match &opts.pretrain {
+        Some(cfg) => {
+            let dir = opts.out.join("pretrain");
+            train_or_reuse("pretrain", cfg, &dir, device, &mut |p| progress("pretrain", p))?;
+            TransferOptions {
+                pretrained: dir.join("model.bpk"),
+                ..opts.clone()
+            }
+        }
+        None => opts.clone(),
+    };
     let mut rows = Vec::new();
     for &n in &opts.per_class {
         for method in TRANSFER_METHODS {

@@ -5,6 +5,9 @@
 //! keys ([`import`]); reading a file's head (classes, GoogLeNet's aux heads) to build a model that
 //! fits it, or a new head for another number of classes ([`inspect`]).
 //!
+//! [`export`]: the way back — a model's weights under torchvision's keys and layouts, as
+//! `.safetensors` or a `torch.save` `.pth` that PyTorch loads with `strict=True`.
+//!
 //! [`freeze`]: freezing by depth (`none`, `all`, `upto:<stage>`, `auto` from the number of images
 //! per class), with BatchNorm in inference behaviour.
 //!
@@ -29,6 +32,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod export;
 pub mod freeze;
 pub mod import;
 pub mod inspect;
@@ -37,6 +41,7 @@ pub mod zoo;
 
 pub use cache::{CacheKey, CacheWriter, FeatureCache};
 pub use error::{Result, TransferError};
+pub use export::{Exported, export_bytes, state_dict};
 pub use freeze::{AutoThresholds, FreezePolicy, Stage, freeze, resolve, stages};
 pub use import::{Format, LoadReport, Partial, load_torchvision, load_torchvision_remapped};
 pub use inspect::{HeadInfo, head_info, load_fitting, load_with_new_head, tensor_shapes};

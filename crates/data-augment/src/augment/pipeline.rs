@@ -157,6 +157,13 @@ impl Pipeline {
         serde_json::to_string_pretty(self).expect("pipelines serialise")
     }
 
+    /// Whether the pipeline cuts a window out of each image (random crop, random-resized crop).
+    pub fn crops(&self) -> bool {
+        self.ops
+            .iter()
+            .any(|op| matches!(op, Op::RandomCrop { .. } | Op::RandomResizedCrop { .. }))
+    }
+
     /// Checks every parameter, naming the op and field of the first bad one.
     pub fn validate(&self) -> Result<()> {
         for (i, op) in self.ops.iter().enumerate() {
