@@ -24,16 +24,13 @@ import time
 
 def build(name, num_classes, torch, nn, tv):
     """The PyTorch twin of one of our registry models."""
+    from torch_twins import CifarResNet, LeNet5
+
     if name == "lenet5":
         # LeCun et al. 1998 as in crates/models/src/lenet.rs: tanh, 2x2 average pooling.
-        return nn.Sequential(
-            nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
-            nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(),
-            nn.Linear(84, num_classes),
-        ), 1
+        return LeNet5(num_classes, 1, torch.tanh), 1
     if name == "resnet20":
-        return cifar_resnet(3, num_classes, torch, nn), 3
+        return CifarResNet(3, num_classes, 3), 3
     if name == "resnet18":
         return tv.resnet18(num_classes=num_classes), 3
     if name == "vgg16":
@@ -43,36 +40,6 @@ def build(name, num_classes, torch, nn, tv):
     if name == "alexnet":
         return tv.alexnet(num_classes=num_classes), 3
     raise SystemExit(f"unknown model {name}")
-
-
-def cifar_resnet(n, num_classes, torch, nn):
-    """He et al. 2016 section 4.2 (6n+2 layers, option-A zero-padding shortcuts)."""
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.stride, self.pad = stride, cout - cin
-
-        def forward(self, x):
-            out = torch.relu(self.bn1(self.conv1(x)))
-            out = self.bn2(self.conv2(out))
-            short = x
-            if self.stride != 1 or self.pad:
-                short = x[:, :, :: self.stride, :: self.stride]
-                short = nn.functional.pad(short, (0, 0, 0, 0, 0, self.pad))
-            return torch.relu(out + short)
-
-    layers, cin = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
-    for i, width in enumerate([16, 32, 64]):
-        for b in range(n):
-            layers.append(Block(cin, width, 2 if i > 0 and b == 0 else 1))
-            cin = width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes)]
-    return nn.Sequential(*layers)
 
 
 # The suite of issue #8, mirrored by `cnn_trainer::bench::perf_suite`: (model, px, batch, part).

@@ -242,29 +242,7 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         opts.out.display()
     );
     let started = Instant::now();
-    let mut last = Instant::now();
-    let results = degradation(&opts, &device, &mut |net, p| match p {
-        Progress::Epoch(m) => {
-            println!(
-                "{net:<9} epoch {:>2}/{}  train error {:.2}%  valid error {:.2}%  {:.0} img/s",
-                m.epoch,
-                opts.epochs,
-                100.0 * (1.0 - m.train_accuracy),
-                100.0 * (1.0 - m.valid_accuracy),
-                m.images_per_second
-            );
-            last = Instant::now();
-        }
-        Progress::Batch {
-            epoch, batch, batches, ..
-        } if last.elapsed().as_secs() >= 30 => {
-            println!("{net:<9} epoch {epoch} batch {batch}/{batches}");
-            last = Instant::now();
-        }
-        Progress::Warning(w) => eprintln!("warning: {w}"),
-        Progress::Note(n) => println!("{net:<9} {n}"),
-        Progress::Batch { .. } => {}
-    })?;
+    let results = degradation(&opts, &device, &mut progress_printer(9))?;
     println!("\nfinal training error (last epoch) and test accuracy:");
     for r in &results {
         if let Some(m) = r.history.last() {
@@ -303,22 +281,11 @@ fn transfer(device: Option<&str>, opts: &cnn_trainer::transfer_experiment::Trans
         opts.out.display()
     );
     let started = Instant::now();
-    let mut last = Instant::now();
+    // The cells are short: only the pretraining run reports its epochs.
+    let mut print = progress_printer(18);
     let rows = cnn_trainer::transfer_experiment::transfer(opts, &device, &mut |label, p| match p {
-        Progress::Note(n) => println!("{label:<18} {n}"),
-        Progress::Epoch(m) if label == "pretrain" => {
-            println!(
-                "{label:<18} epoch {:>2}  train accuracy {:.4}  valid accuracy {:.4}  {:.0} img/s",
-                m.epoch, m.train_accuracy, m.valid_accuracy, m.images_per_second
-            );
-            last = Instant::now();
-        }
-        Progress::Batch { epoch, batch, batches, .. } if last.elapsed().as_secs() >= 60 => {
-            println!("{label:<18} epoch {epoch} batch {batch}/{batches}");
-            last = Instant::now();
-        }
-        Progress::Warning(w) => eprintln!("warning: {w}"),
-        _ => {}
+        Progress::Epoch(_) | Progress::Batch { .. } if label != "pretrain" => {}
+        p => print(label, p),
     })?;
     for r in &rows {
         println!(
@@ -348,25 +315,7 @@ fn ensemble_cmd(device: Option<&str>, opts: &EnsembleOptions) -> Result<()> {
         opts.out.display()
     );
     let started = Instant::now();
-    let mut last = Instant::now();
-    let result = ensemble(opts, &device, &mut |member, p| match p {
-        Progress::Epoch(m) => {
-            println!(
-                "{member:<9} epoch {:>2}  train accuracy {:.4}  valid accuracy {:.4}  {:.0} img/s",
-                m.epoch, m.train_accuracy, m.valid_accuracy, m.images_per_second
-            );
-            last = Instant::now();
-        }
-        Progress::Batch {
-            epoch, batch, batches, ..
-        } if last.elapsed().as_secs() >= 30 => {
-            println!("{member:<9} epoch {epoch} batch {batch}/{batches}");
-            last = Instant::now();
-        }
-        Progress::Warning(w) => eprintln!("warning: {w}"),
-        Progress::Note(n) => println!("{member:<9} {n}"),
-        Progress::Batch { .. } => {}
-    })?;
+    let result = ensemble(opts, &device, &mut progress_printer(9))?;
     println!("\ntest accuracy on the {} test images of {}:\n", result.single.summary.images, result.dataset);
     print!("{}", table_markdown(&result));
     println!(
@@ -376,4 +325,28 @@ fn ensemble_cmd(device: Option<&str>, opts: &EnsembleOptions) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Prints an experiment's progress, each line starting with the run's name padded to `width`:
+/// each finished epoch, a line every 30 s within a long one, notes and (on stderr) warnings.
+fn progress_printer(width: usize) -> impl FnMut(&str, Progress<'_>) {
+    let mut last = Instant::now();
+    move |who, p| match p {
+        Progress::Epoch(m) => {
+            println!(
+                "{who:<width$} epoch {:>2}  train accuracy {:.4}  valid accuracy {:.4}  {:.0} img/s",
+                m.epoch, m.train_accuracy, m.valid_accuracy, m.images_per_second
+            );
+            last = Instant::now();
+        }
+        Progress::Batch {
+            epoch, batch, batches, ..
+        } if last.elapsed().as_secs() >= 30 => {
+            println!("{who:<width$} epoch {epoch} batch {batch}/{batches}");
+            last = Instant::now();
+        }
+        Progress::Batch { .. } => {}
+        Progress::Warning(w) => eprintln!("warning: {w}"),
+        Progress::Note(n) => println!("{who:<width$} {n}"),
+    }
 }

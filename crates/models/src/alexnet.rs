@@ -28,6 +28,10 @@ pub struct AlexNetConfig {
     /// ReLUs. Shifts the `features` indices away from torchvision's.
     #[config(default = false)]
     pub local_response_norm: bool,
+    /// Filters of the five convolutions: torchvision's 64-192-384-256-256 (from the one-GPU
+    /// variant of Krizhevsky 2014); the 2012 paper has 96-256-384-384-256.
+    #[config(default = "[64, 192, 384, 256, 256]")]
+    pub filters: [usize; 5],
     /// The paper's two-GPU split as grouped convolutions: conv2, conv4 and conv5 see only the half
     /// of the previous layer's maps "on their GPU" (groups = 2), which halves their weights.
     #[config(default = false)]
@@ -47,6 +51,16 @@ pub struct AlexNet {
 }
 
 impl AlexNetConfig {
+    /// The network of the 2012 paper: 96-256-384-384-256 filters, local response normalisation
+    /// after the first two convolutions, and conv2, conv4 and conv5 split in two groups as on
+    /// the two GPUs (60,965,224 parameters at 1000 classes).
+    pub fn paper() -> Self {
+        Self::new()
+            .with_filters([96, 256, 384, 384, 256])
+            .with_local_response_norm(true)
+            .with_two_gpu_groups(true)
+    }
+
     /// Builds the network on `device`.
     pub fn init(&self, device: &Device) -> AlexNet {
         let groups = if self.two_gpu_groups { 2 } else { 1 };
@@ -60,13 +74,14 @@ impl AlexNetConfig {
             )
         };
         let lrn = || Layer::Lrn(LocalResponseNormConfig::new(5).with_k(2.0).init());
-        let mut features = vec![conv(self.in_channels, 64, 11, 4, 2, 1), Layer::Relu(Relu)];
+        let [f1, f2, f3, f4, f5] = self.filters;
+        let mut features = vec![conv(self.in_channels, f1, 11, 4, 2, 1), Layer::Relu(Relu)];
         if self.local_response_norm {
             features.push(lrn());
         }
         features.extend([
             Layer::MaxPool(max_pool(3, 2, 0, false)),
-            conv(64, 192, 5, 1, 2, groups),
+            conv(f1, f2, 5, 1, 2, groups),
             Layer::Relu(Relu),
         ]);
         if self.local_response_norm {
@@ -74,18 +89,18 @@ impl AlexNetConfig {
         }
         features.extend([
             Layer::MaxPool(max_pool(3, 2, 0, false)),
-            conv(192, 384, 3, 1, 1, 1),
+            conv(f2, f3, 3, 1, 1, 1),
             Layer::Relu(Relu),
-            conv(384, 256, 3, 1, 1, groups),
+            conv(f3, f4, 3, 1, 1, groups),
             Layer::Relu(Relu),
-            conv(256, 256, 3, 1, 1, groups),
+            conv(f4, f5, 3, 1, 1, groups),
             Layer::Relu(Relu),
             Layer::MaxPool(max_pool(3, 2, 0, false)),
         ]);
         let dropout = || Dense::Dropout(DropoutConfig::new(self.dropout).init());
         let classifier = vec![
             dropout(),
-            Dense::Linear(LinearConfig::new(256 * 6 * 6, 4096).init(device)),
+            Dense::Linear(LinearConfig::new(f5 * 6 * 6, 4096).init(device)),
             Dense::Relu(Relu),
             dropout(),
             Dense::Linear(LinearConfig::new(4096, 4096).init(device)),

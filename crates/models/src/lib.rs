@@ -61,7 +61,7 @@ pub use googlenet::{GoogLeNet, GoogLeNetConfig};
 pub use inception::{Inception, InceptionConfig, InceptionNet};
 pub use keys::param_count;
 pub use lenet::{Activation, LeNet5, LeNet5Config};
-pub use nin::{NinBlock, NinBlockConfig};
+pub use nin::{Conv1x1Net, NinBlock, NinBlockConfig};
 pub use registry::{BuildOptions, InputSpec, Model, ModelError, ModelInfo, build};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, ShortcutKind};
 pub use summary::Summary;

@@ -7,11 +7,14 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
+use burn::nn::{Linear, LinearConfig};
 
 use crate::fast_conv::conv2d;
 use burn::tensor::{Device, Tensor, activation::relu};
 
-use crate::layers::{conv, summarize_conv};
+use crate::ImageClassifier;
+use crate::layers::{Layer, conv, summarize_conv};
 use crate::summary::{Shape3, Summary};
 
 /// Configuration of [`NinBlock`].
@@ -77,6 +80,51 @@ impl NinBlock {
             .fold(input, |shape, (label, c)| {
                 summarize_conv(format!("{name}.{label}"), c, shape, s)
             })
+    }
+}
+
+/// The course's 1×1 convolution example as a network (`conv1x1_example`): a 28×28×192 input, one
+/// 1×1 convolution to 32 channels (28·28·32·192 = 4,816,896 multiplications) and a ReLU, then
+/// global average pooling and a linear classifier, so that it can be built and summarised like
+/// the other models. It takes feature maps, not images.
+#[derive(Module, Debug)]
+pub struct Conv1x1Net {
+    /// The 1×1 convolution.
+    pub conv: Conv2d,
+    /// Global average pooling.
+    pub avgpool: AdaptiveAvgPool2d,
+    /// The classifier.
+    pub fc: Linear,
+}
+
+impl Conv1x1Net {
+    /// `in_channels` → `out_channels` by a 1×1 convolution, then `num_classes` outputs.
+    pub fn new(in_channels: usize, out_channels: usize, num_classes: usize, device: &Device) -> Self {
+        Self {
+            conv: conv(in_channels, out_channels, 1, 1, 0, true, device),
+            avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            fc: LinearConfig::new(out_channels, num_classes).init(device),
+        }
+    }
+
+    /// The pooled features, `[B, out_channels]`.
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        self.avgpool.forward(relu(conv2d(&self.conv, x))).flatten(1, 3)
+    }
+
+    /// Per-layer summary.
+    pub fn summary(&self, input: Shape3) -> Summary {
+        let mut s = Summary::new(input);
+        let out = summarize_conv("conv", &self.conv, input, &mut s);
+        Layer::AdaptiveAvgPool(self.avgpool.clone()).summarize("avgpool", out, &mut s);
+        s.push_linear("fc", &self.fc);
+        s
+    }
+}
+
+impl ImageClassifier for Conv1x1Net {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        self.fc.forward(self.features(images))
     }
 }
 

@@ -12,6 +12,7 @@ use crate::alexnet::{AlexNet, AlexNetConfig};
 use crate::googlenet::{GoogLeNet, GoogLeNetConfig};
 use crate::inception::{InceptionConfig, InceptionNet};
 use crate::lenet::{LeNet5, LeNet5Config};
+use crate::nin::Conv1x1Net;
 use crate::resnet::{ResNet, ResNetConfig, ShortcutKind, imagenet_depth};
 use crate::summary::{Shape3, Summary};
 use crate::vgg::{Vgg, VggConfig, VggDepth};
@@ -40,18 +41,39 @@ pub enum Family {
     LeNet,
     /// LeNet-5 with ReLU activations (the common modern variant).
     LeNetRelu,
-    /// AlexNet.
+    /// LeNet-5 with logistic sigmoid activations (the paper era's other choice).
+    LeNetSigmoid,
+    /// AlexNet in torchvision's layout.
     AlexNet,
+    /// AlexNet in torchvision's layout with the paper's local response normalisation.
+    AlexNetLrn,
+    /// AlexNet as in the 2012 paper: 96-256-384-384-256 filters, LRN, two-GPU groups.
+    AlexNetPaper,
     /// VGG with this depth and batch norm flag.
     Vgg(VggDepth, bool),
     /// ImageNet ResNet of this depth; `false` = plain twin.
     ResNet(usize, bool),
     /// CIFAR ResNet (6n+2, option A) of this depth; `false` = plain twin.
     CifarResNet(usize, bool),
+    /// CIFAR ResNet (6n+2) of this depth with projection shortcuts (option B) where the shape
+    /// changes.
+    CifarResNetB(usize),
     /// GoogLeNet.
     GoogLeNet,
     /// The standalone Inception module of the course (28×28×192 input).
     InceptionModule,
+    /// The same module without its 1×1 reductions (the naive module).
+    InceptionNaive,
+    /// The course's 1×1 convolution example: 28×28×192 → 28×28×32.
+    Conv1x1Example,
+}
+
+impl Family {
+    /// Whether the family is a course example on feature maps (192 channels) rather than a
+    /// network that takes images: it builds and summarises, but `cnn train` refuses it.
+    pub fn takes_feature_maps(self) -> bool {
+        matches!(self, Family::InceptionModule | Family::InceptionNaive | Family::Conv1x1Example)
+    }
 }
 
 /// One entry of the registry.
@@ -77,7 +99,10 @@ impl ModelInfo {
         match self.family {
             Family::LeNet => "LeNet-5 (LeCun et al. 1998), tanh".into(),
             Family::LeNetRelu => "LeNet-5 with ReLU activations (the modern variant)".into(),
+            Family::LeNetSigmoid => "LeNet-5 with sigmoid activations (the paper era's other choice)".into(),
             Family::AlexNet => "AlexNet (Krizhevsky et al. 2012), torchvision layout".into(),
+            Family::AlexNetLrn => "AlexNet, torchvision layout, with local response normalisation".into(),
+            Family::AlexNetPaper => "AlexNet as in the paper: 96-256-384-384-256, LRN, two-GPU groups".into(),
             Family::Vgg(d, bn) => format!(
                 "{d:?}{} (Simonyan & Zisserman 2015)",
                 if bn { " with batch norm" } else { "" }
@@ -86,8 +111,11 @@ impl ModelInfo {
             Family::ResNet(d, false) => format!("plain twin of ResNet-{d} (no shortcuts)"),
             Family::CifarResNet(d, true) => format!("CIFAR ResNet-{d} (6n+2, option-A shortcuts)"),
             Family::CifarResNet(d, false) => format!("plain twin of CIFAR ResNet-{d} (no shortcuts)"),
+            Family::CifarResNetB(d) => format!("CIFAR ResNet-{d} with projection shortcuts (option B)"),
             Family::GoogLeNet => "GoogLeNet (Szegedy et al. 2015), torchvision layout, aux heads".into(),
             Family::InceptionModule => "one Inception module (28x28x192 in) + global pool + linear".into(),
+            Family::InceptionNaive => "the naive Inception module (no 1x1 reductions; 28x28x192 in)".into(),
+            Family::Conv1x1Example => "the course's 1x1 convolution, 28x28x192 -> 28x28x32, + pool + linear".into(),
         }
     }
 }
@@ -108,7 +136,10 @@ const fn entry(name: &'static str, family: Family, default_input: InputSpec) -> 
 pub const MODELS: &[ModelInfo] = &[
     entry("lenet5", Family::LeNet, InputSpec { channels: 1, size: 32 }),
     entry("lenet5_relu", Family::LeNetRelu, InputSpec { channels: 1, size: 32 }),
+    entry("lenet5_sigmoid", Family::LeNetSigmoid, InputSpec { channels: 1, size: 32 }),
     entry("alexnet", Family::AlexNet, rgb(224)),
+    entry("alexnet_lrn", Family::AlexNetLrn, rgb(224)),
+    entry("alexnet_paper", Family::AlexNetPaper, rgb(224)),
     entry("vgg11", Family::Vgg(VggDepth::Vgg11, false), rgb(224)),
     entry("vgg11_bn", Family::Vgg(VggDepth::Vgg11, true), rgb(224)),
     entry("vgg13", Family::Vgg(VggDepth::Vgg13, false), rgb(224)),
@@ -137,10 +168,31 @@ pub const MODELS: &[ModelInfo] = &[
     entry("plain44", Family::CifarResNet(44, false), rgb(32)),
     entry("plain56", Family::CifarResNet(56, false), rgb(32)),
     entry("plain110", Family::CifarResNet(110, false), rgb(32)),
+    entry("resnet20b", Family::CifarResNetB(20), rgb(32)),
+    entry("resnet32b", Family::CifarResNetB(32), rgb(32)),
+    entry("resnet44b", Family::CifarResNetB(44), rgb(32)),
+    entry("resnet56b", Family::CifarResNetB(56), rgb(32)),
+    entry("resnet110b", Family::CifarResNetB(110), rgb(32)),
     entry("googlenet", Family::GoogLeNet, rgb(224)),
     entry(
         "inception_module",
         Family::InceptionModule,
+        InputSpec {
+            channels: 192,
+            size: 28,
+        },
+    ),
+    entry(
+        "inception_naive",
+        Family::InceptionNaive,
+        InputSpec {
+            channels: 192,
+            size: 28,
+        },
+    ),
+    entry(
+        "conv1x1_example",
+        Family::Conv1x1Example,
         InputSpec {
             channels: 192,
             size: 28,
@@ -218,6 +270,8 @@ pub enum Model {
     GoogLeNet(GoogLeNet),
     /// The standalone Inception module classifier.
     Inception(InceptionNet),
+    /// The course's 1×1 convolution example.
+    Conv1x1(Conv1x1Net),
 }
 
 /// Builds the model registered as `name` on `device`.
@@ -238,22 +292,26 @@ pub fn build(name: &str, options: BuildOptions, device: &Device) -> Result<Model
     }
     let n = options.num_classes;
     Ok(match info.family {
-        Family::LeNet | Family::LeNetRelu => Model::LeNet5(
+        Family::LeNet | Family::LeNetRelu | Family::LeNetSigmoid => Model::LeNet5(
             LeNet5Config::new()
                 .with_num_classes(n)
                 .with_in_channels(in_c)
-                .with_activation(if info.family == Family::LeNetRelu {
-                    crate::lenet::Activation::Relu
-                } else {
-                    crate::lenet::Activation::Tanh
+                .with_activation(match info.family {
+                    Family::LeNetRelu => crate::lenet::Activation::Relu,
+                    Family::LeNetSigmoid => crate::lenet::Activation::Sigmoid,
+                    _ => crate::lenet::Activation::Tanh,
                 })
                 .init(device),
         ),
-        Family::AlexNet => Model::AlexNet(
-            AlexNetConfig::new()
-                .with_num_classes(n)
-                .with_in_channels(in_c)
-                .init(device),
+        Family::AlexNet | Family::AlexNetLrn | Family::AlexNetPaper => Model::AlexNet(
+            match info.family {
+                Family::AlexNetPaper => AlexNetConfig::paper(),
+                Family::AlexNetLrn => AlexNetConfig::new().with_local_response_norm(true),
+                _ => AlexNetConfig::new(),
+            }
+            .with_num_classes(n)
+            .with_in_channels(in_c)
+            .init(device),
         ),
         Family::Vgg(depth, bn) => Model::Vgg(
             VggConfig::new(depth)
@@ -285,11 +343,19 @@ pub fn build(name: &str, options: BuildOptions, device: &Device) -> Result<Model
                 .with_in_channels(in_c)
                 .init(device),
         ),
-        Family::InceptionModule => {
+        Family::CifarResNetB(depth) => Model::ResNet(
+            ResNetConfig::cifar((depth - 2) / 6, ShortcutKind::Projection)
+                .with_num_classes(n)
+                .with_in_channels(in_c)
+                .init(device),
+        ),
+        Family::InceptionModule | Family::InceptionNaive => {
             let mut cfg = InceptionConfig::course_example();
             cfg.in_channels = in_c;
+            cfg.naive = info.family == Family::InceptionNaive;
             Model::Inception(InceptionNet::new(&cfg, n, device))
         }
+        Family::Conv1x1Example => Model::Conv1x1(Conv1x1Net::new(in_c, 32, n, device)),
     })
 }
 
@@ -310,6 +376,7 @@ impl Model {
             Model::ResNet(m) => m.avgpool.forward(m.forward_features(x)).flatten(1, 3),
             Model::GoogLeNet(m) => m.features(x),
             Model::Inception(_) => return None,
+            Model::Conv1x1(m) => m.features(x),
         })
     }
 
@@ -355,6 +422,10 @@ impl Model {
                 m.fc = fresh(&m.fc);
                 Model::Inception(m)
             }
+            Model::Conv1x1(mut m) => {
+                m.fc = fresh(&m.fc);
+                Model::Conv1x1(m)
+            }
         }
     }
 
@@ -367,6 +438,7 @@ impl Model {
             Model::ResNet(m) => m.fc.forward(features),
             Model::GoogLeNet(m) => m.fc.forward(features),
             Model::Inception(m) => m.fc.forward(features),
+            Model::Conv1x1(m) => m.fc.forward(features),
         }
     }
 
@@ -397,6 +469,7 @@ impl Model {
             Model::ResNet(m) => m.summary(input),
             Model::GoogLeNet(m) => m.summary(input),
             Model::Inception(m) => m.summary(input),
+            Model::Conv1x1(m) => m.summary(input),
         }
     }
 }
@@ -410,6 +483,7 @@ impl ImageClassifier for Model {
             Model::ResNet(m) => m.logits(images),
             Model::GoogLeNet(m) => m.logits(images),
             Model::Inception(m) => m.logits(images),
+            Model::Conv1x1(m) => m.logits(images),
         }
     }
 

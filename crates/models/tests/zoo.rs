@@ -11,11 +11,13 @@ use cnn_models::{BuildOptions, GoogLeNet, ImageClassifier, ResNet, ResNetConfig,
 /// A small input that every layer of the family accepts.
 fn small_input(family: Family, channels: usize) -> [usize; 3] {
     match family {
-        Family::LeNet | Family::LeNetRelu => [channels, 32, 32],
-        Family::AlexNet => [channels, 64, 64],
+        Family::LeNet | Family::LeNetRelu | Family::LeNetSigmoid => [channels, 32, 32],
+        Family::AlexNet | Family::AlexNetLrn | Family::AlexNetPaper => [channels, 64, 64],
         Family::GoogLeNet => [channels, 96, 96],
-        Family::InceptionModule => [channels, 28, 28],
-        Family::Vgg(..) | Family::ResNet(..) | Family::CifarResNet(..) => [channels, 32, 32],
+        Family::InceptionModule | Family::InceptionNaive | Family::Conv1x1Example => [channels, 28, 28],
+        Family::Vgg(..) | Family::ResNet(..) | Family::CifarResNet(..) | Family::CifarResNetB(..) => {
+            [channels, 32, 32]
+        }
     }
 }
 
@@ -257,7 +259,10 @@ fn every_model_on_wgpu_equals_flex() {
     let gpu = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
     for info in MODELS {
         let model = build(info.name, BuildOptions::classes(5), &cpu).unwrap().valid();
-        let whole = !matches!(info.family, Family::AlexNet | Family::Vgg(..));
+        let whole = !matches!(
+            info.family,
+            Family::AlexNet | Family::AlexNetLrn | Family::AlexNetPaper | Family::Vgg(..)
+        );
         let [c, h, w] = small_input(info.family, info.default_input.channels);
         let x = Tensor::<4>::random([2, c, h, w], Distribution::Normal(0.0, 1.0), &cpu);
         let on_cpu = outputs(&model, x.clone(), whole);

@@ -152,6 +152,14 @@ struct RunData {
 impl RunData {
     fn load(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Self> {
         let info = registry::lookup(&cfg.model)?;
+        if info.family.takes_feature_maps() {
+            let [c, h, w] = info.default_input.shape();
+            return Err(TrainError::Config(format!(
+                "{} is a course example on {c}×{h}×{w} feature maps, not a network that takes images: \
+                 `cnn summary --model {}` shows its costs; train googlenet (whose inception3a it is) instead",
+                info.name, info.name
+            )));
+        }
         let loaded = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?.only_classes(cfg.classes.as_deref())?;
         if let Some((file, reason)) = loaded.skipped.first() {
             tracing::warn!(skipped = loaded.skipped.len(), dataset = %cfg.dataset, example = %file.display(), %reason, "unreadable image files skipped");

@@ -154,7 +154,7 @@ pub fn stages(model: &Model) -> Vec<Stage> {
             "inception5b",
         ]),
         Model::LeNet5(_) => simple(&["conv1", "conv2", "fc1", "fc2"]),
-        Model::Inception(_) => Vec::new(),
+        Model::Inception(_) | Model::Conv1x1(_) => Vec::new(),
     }
 }
 
@@ -262,6 +262,7 @@ pub(crate) fn variant_name(model: &Model) -> &'static str {
         Model::ResNet(_) => "ResNet",
         Model::GoogLeNet(_) => "GoogLeNet",
         Model::Inception(_) => "Inception",
+        Model::Conv1x1(_) => "Conv1x1",
     }
 }
 
