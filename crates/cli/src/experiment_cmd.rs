@@ -242,7 +242,7 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         opts.out.display()
     );
     let started = Instant::now();
-    let results = degradation(&opts, &device, &mut progress_printer(9))?;
+    let results = degradation(&opts, &device, &mut progress_printer(9, opts.epochs))?;
     println!("\nfinal training error (last epoch) and test accuracy:");
     for r in &results {
         if let Some(m) = r.history.last() {
@@ -282,7 +282,8 @@ fn transfer(device: Option<&str>, opts: &cnn_trainer::transfer_experiment::Trans
     );
     let started = Instant::now();
     // The cells are short: only the pretraining run reports its epochs.
-    let mut print = progress_printer(18);
+    let pretrain_epochs = opts.pretrain.as_ref().map_or(0, |cfg| cfg.epochs);
+    let mut print = progress_printer(18, pretrain_epochs);
     let rows = cnn_trainer::transfer_experiment::transfer(opts, &device, &mut |label, p| match p {
         Progress::Epoch(_) | Progress::Batch { .. } if label != "pretrain" => {}
         p => print(label, p),
@@ -315,7 +316,7 @@ fn ensemble_cmd(device: Option<&str>, opts: &EnsembleOptions) -> Result<()> {
         opts.out.display()
     );
     let started = Instant::now();
-    let result = ensemble(opts, &device, &mut progress_printer(9))?;
+    let result = ensemble(opts, &device, &mut progress_printer(9, opts.config(0)?.epochs))?;
     println!("\ntest accuracy on the {} test images of {}:\n", result.single.summary.images, result.dataset);
     print!("{}", table_markdown(&result));
     println!(
@@ -328,13 +329,13 @@ fn ensemble_cmd(device: Option<&str>, opts: &EnsembleOptions) -> Result<()> {
 }
 
 /// Prints an experiment's progress, each line starting with the run's name padded to `width`:
-/// each finished epoch, a line every 30 s within a long one, notes and (on stderr) warnings.
-fn progress_printer(width: usize) -> impl FnMut(&str, Progress<'_>) {
+/// each finished epoch (of `epochs`), a line every 30 s within a long one, notes and (on stderr) warnings.
+fn progress_printer(width: usize, epochs: usize) -> impl FnMut(&str, Progress<'_>) {
     let mut last = Instant::now();
     move |who, p| match p {
         Progress::Epoch(m) => {
             println!(
-                "{who:<width$} epoch {:>2}  train accuracy {:.4}  valid accuracy {:.4}  {:.0} img/s",
+                "{who:<width$} epoch {:>2}/{epochs}  train accuracy {:.4}  valid accuracy {:.4}  {:.0} img/s",
                 m.epoch, m.train_accuracy, m.valid_accuracy, m.images_per_second
             );
             last = Instant::now();

@@ -34,7 +34,10 @@ macro_rules! constructors {
 constructors!(
     lenet5,
     lenet5_relu,
+    lenet5_sigmoid,
     alexnet,
+    alexnet_lrn,
+    alexnet_paper,
     vgg11,
     vgg11_bn,
     vgg13,
@@ -63,8 +66,15 @@ constructors!(
     plain44,
     plain56,
     plain110,
+    resnet20b,
+    resnet32b,
+    resnet44b,
+    resnet56b,
+    resnet110b,
     googlenet,
     inception_module,
+    inception_naive,
+    conv1x1_example,
 );
 
 #[cfg(test)]
