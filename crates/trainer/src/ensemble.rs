@@ -173,7 +173,7 @@ pub fn evaluate_runs(
         )));
     }
     let labels = (0..data.test.len())
-        .map(|i| data.test.get(i).map(|(_, label)| label))
+        .map(|i| data.test.label(i))
         .collect::<cnn_data_augment::Result<Vec<_>>>()?;
     let mut singles = Vec::new();
     let mut crops = Vec::new();
