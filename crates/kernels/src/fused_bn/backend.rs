@@ -1,6 +1,7 @@
 //! The backend extension that runs batch normalisation in training mode (+ residual add)
 //! (+ ReLU) as one operation: [`super::kernel`] on flex, and an autodiff node whose backward is
-//! ours too (ReLU's mask, then two passes).
+//! ours too (two passes, ReLU's mask applied as they read; a pass of its own only when a
+//! residual needs the masked gradient).
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -8,6 +9,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Flex, TensorMetadata, backend_extension};
 
@@ -77,7 +79,7 @@ pub trait FusedBatchNormBackend: Backend {
     }
 
     /// `(dx, dgamma, dbeta)` of the batch norm, given the gradient of its output (before any
-    /// residual add, after the ReLU's mask).
+    /// residual add, after any ReLU's mask).
     fn fused_batch_norm_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -86,6 +88,22 @@ pub trait FusedBatchNormBackend: Backend {
         grad: FloatTensor<Self>,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        burn_backward::<Self>(x, gamma, mean, variance, grad, epsilon)
+    }
+
+    /// [`Self::fused_batch_norm_backward`] of `relu(batch_norm(x))`: `grad` is the gradient of
+    /// the ReLU's output `relu_output`, whose mask is applied here.
+    #[allow(clippy::too_many_arguments)]
+    fn fused_batch_norm_relu_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        relu_output: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let grad = Self::relu_backward(relu_output, grad);
         burn_backward::<Self>(x, gamma, mean, variance, grad, epsilon)
     }
 }
@@ -257,26 +275,58 @@ impl FusedBatchNormBackend for Flex {
         grad: FlexTensor,
         epsilon: f64,
     ) -> BatchNormOutput<Flex> {
-        let Some(d) = dims(&x, &[&gamma, &mean, &variance, &grad]) else {
-            return burn_backward::<Flex>(x, gamma, mean, variance, grad, epsilon);
-        };
-        let shape = x.shape();
-        let [x, gamma, mean, variance, grad] = [x, gamma, mean, variance, grad].map(|t| contiguous(&t));
-        let g = kernel::backward_train(
-            elements(&x),
-            elements(&gamma),
-            elements(&mean),
-            elements(&variance),
-            elements(&grad),
-            epsilon,
-            d,
-        );
-        (
-            flex_tensor(g.x, shape),
-            flex_tensor(g.gamma, [d.channels]),
-            flex_tensor(g.beta, [d.channels]),
-        )
+        flex_backward(x, gamma, mean, variance, grad, None, epsilon)
     }
+
+    fn fused_batch_norm_relu_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        grad: FlexTensor,
+        relu_output: FlexTensor,
+        epsilon: f64,
+    ) -> BatchNormOutput<Flex> {
+        flex_backward(x, gamma, mean, variance, grad, Some(relu_output), epsilon)
+    }
+}
+
+/// The flex backward, ReLU's mask applied as the kernel reads when `relu_output` is given.
+fn flex_backward(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    mean: FlexTensor,
+    variance: FlexTensor,
+    grad: FlexTensor,
+    relu_output: Option<FlexTensor>,
+    epsilon: f64,
+) -> BatchNormOutput<Flex> {
+    let others: Vec<&FlexTensor> = [&gamma, &mean, &variance, &grad].into_iter().chain(&relu_output).collect();
+    let Some(d) = dims(&x, &others) else {
+        let grad = match relu_output {
+            Some(out) => <Flex as ActivationOps<Flex>>::relu_backward(out, grad),
+            None => grad,
+        };
+        return burn_backward::<Flex>(x, gamma, mean, variance, grad, epsilon);
+    };
+    let shape = x.shape();
+    let [x, gamma, mean, variance, grad] = [x, gamma, mean, variance, grad].map(|t| contiguous(&t));
+    let relu_output = relu_output.map(|t| contiguous(&t));
+    let g = kernel::backward_train(
+        elements(&x),
+        elements(&gamma),
+        elements(&mean),
+        elements(&variance),
+        elements(&grad),
+        relu_output.as_ref().map(elements),
+        epsilon,
+        d,
+    );
+    (
+        flex_tensor(g.x, shape),
+        flex_tensor(g.gamma, [d.channels]),
+        flex_tensor(g.beta, [d.channels]),
+    )
 }
 
 /// What the backward pass needs: the input and gamma (checkpointed), the batch statistics, the
@@ -302,13 +352,14 @@ impl<B: FusedBatchNormBackend, const N: usize> Backward<B, N> for FusedBatchNorm
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
         let s = ops.state;
-        let grad = match s.relu_output {
-            Some(out) => B::relu_backward(out, grad),
-            None => grad,
+        // The residual's gradient is the masked gradient itself, so with a residual the mask is
+        // a pass of its own; without one the batch norm's backward applies it as it reads.
+        let residual = if N == 4 { ops.parents[3].as_ref() } else { None };
+        let (grad, relu_output) = match (s.relu_output, residual) {
+            (Some(out), Some(_)) => (B::relu_backward(out, grad), None),
+            (relu_output, _) => (grad, relu_output),
         };
-        if N == 4
-            && let Some(node) = &ops.parents[3]
-        {
+        if let Some(node) = residual {
             grads.register::<B>(node.id, grad.clone());
         }
         if ops.parents[..3].iter().all(Option::is_none) {
@@ -316,7 +367,10 @@ impl<B: FusedBatchNormBackend, const N: usize> Backward<B, N> for FusedBatchNorm
         }
         let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(s.x);
         let gamma = checkpointer.retrieve_node_output::<FloatTensor<B>>(s.gamma);
-        let (dx, dgamma, dbeta) = B::fused_batch_norm_backward(x, gamma, s.mean, s.variance, grad, s.epsilon);
+        let (dx, dgamma, dbeta) = match relu_output {
+            Some(out) => B::fused_batch_norm_relu_backward(x, gamma, s.mean, s.variance, grad, out, s.epsilon),
+            None => B::fused_batch_norm_backward(x, gamma, s.mean, s.variance, grad, s.epsilon),
+        };
         for (parent, g) in ops.parents[..3].iter().zip([dx, dgamma, dbeta]) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, g);

@@ -4,6 +4,8 @@
 //! runs in a fixed order (16 f32 lanes per run of a plane, runs added in f64), so results do not
 //! depend on the number of threads.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 /// The shape of an NCHW tensor as the kernel sees it.
@@ -42,15 +44,21 @@ const LANES: usize = 16;
 /// `Σ f(a[i], b[i])` over one run in 16 f32 lanes, returned in f64.
 #[inline(always)]
 fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    lane_sum3(a, b, a, |x, y, _| f(x, y))
+}
+
+/// `Σ f(a[i], b[i], c[i])` over one run in 16 f32 lanes (a fixed order), returned in f64.
+#[inline(always)]
+fn lane_sum3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f64 {
     let mut acc = [0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
+    let (ca, cb, cc) = (a.chunks_exact(LANES), b.chunks_exact(LANES), c.chunks_exact(LANES));
+    let (ra, rb, rc) = (ca.remainder(), cb.remainder(), cc.remainder());
+    for ((x, y), z) in ca.zip(cb).zip(cc) {
         for i in 0..LANES {
-            acc[i] += f(x[i], y[i]);
+            acc[i] += f(x[i], y[i], z[i]);
         }
     }
-    let tail: f64 = ra.iter().zip(rb).map(|(&x, &y)| f64::from(f(x, y))).sum();
+    let tail: f64 = ra.iter().zip(rb).zip(rc).map(|((&x, &y), &z)| f64::from(f(x, y, z))).sum();
     acc.iter().map(|&v| f64::from(v)).sum::<f64>() + tail
 }
 
@@ -63,17 +71,30 @@ fn map_channels<T: Send>(d: Dims, per_channel: impl Fn(usize) -> T + Sync + Send
     }
 }
 
-/// Calls `per_image(n, out_image)` for every image's slice of `out`, in parallel when large.
-fn for_images(d: Dims, out: &mut [f32], per_image: impl Fn(usize, &mut [f32]) + Sync + Send) {
+/// A new `[batch, channels, plane]` vector, every image's slice written by
+/// `per_image(n, image)` (in parallel when large). The memory is not zeroed first: every
+/// caller writes each element, and a zero fill would be one more pass over the tensor.
+fn new_by_images(d: Dims, per_image: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send) -> Vec<f32> {
+    let mut out = Vec::with_capacity(d.len());
     let image = d.channels * d.plane;
-    if image == 0 {
-        return;
+    if image > 0 {
+        let spare = &mut out.spare_capacity_mut()[..d.len()];
+        if d.len() < SERIAL_BELOW {
+            spare.chunks_mut(image).enumerate().for_each(|(n, o)| per_image(n, o));
+        } else {
+            spare.par_chunks_mut(image).enumerate().for_each(|(n, o)| per_image(n, o));
+        }
     }
-    if d.len() < SERIAL_BELOW {
-        out.chunks_mut(image).enumerate().for_each(|(n, o)| per_image(n, o));
-    } else {
-        out.par_chunks_mut(image).enumerate().for_each(|(n, o)| per_image(n, o));
-    }
+    // SAFETY: `per_image` wrote all `image` values of each of the `batch` images.
+    unsafe { out.set_len(d.len()) };
+    out
+}
+
+/// ReLU's backward on one value: the gradient where the ReLU's output was positive (or NaN),
+/// zero where it was cut — burn's `relu_backward`, value for value.
+#[inline(always)]
+fn relu_mask(g: f32, out: f32) -> f32 {
+    if out <= 0.0 { 0.0 } else { g }
 }
 
 /// Per-channel mean and biased variance: the mean in a first read, the squared deviations
@@ -124,9 +145,8 @@ pub fn normalize(
     apply_relu: bool,
     d: Dims,
 ) -> Vec<f32> {
-    let mut out = vec![0f32; d.len()];
     let image = d.channels * d.plane;
-    for_images(d, &mut out, |n, out| {
+    new_by_images(d, |n, out| {
         for c in 0..d.channels {
             let at = n * image + c * d.plane;
             let (s, t) = (scale[c], shift[c]);
@@ -135,24 +155,17 @@ pub fn normalize(
             match (residual, apply_relu) {
                 (Some(r), true) => {
                     let rs = &r[at..][..d.plane];
-                    o.iter_mut()
-                        .zip(xs)
-                        .zip(rs)
-                        .for_each(|((o, &v), &r)| *o = relu(v * s + t + r));
+                    o.iter_mut().zip(xs).zip(rs).for_each(|((o, &v), &r)| _ = o.write(relu(v * s + t + r)));
                 }
                 (Some(r), false) => {
                     let rs = &r[at..][..d.plane];
-                    o.iter_mut()
-                        .zip(xs)
-                        .zip(rs)
-                        .for_each(|((o, &v), &r)| *o = v * s + t + r);
+                    o.iter_mut().zip(xs).zip(rs).for_each(|((o, &v), &r)| _ = o.write(v * s + t + r));
                 }
-                (None, true) => o.iter_mut().zip(xs).for_each(|(o, &v)| *o = relu(v * s + t)),
-                (None, false) => o.iter_mut().zip(xs).for_each(|(o, &v)| *o = v * s + t),
+                (None, true) => o.iter_mut().zip(xs).for_each(|(o, &v)| _ = o.write(relu(v * s + t))),
+                (None, false) => o.iter_mut().zip(xs).for_each(|(o, &v)| _ = o.write(v * s + t)),
             }
         }
-    });
-    out
+    })
 }
 
 static EVAL_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -213,15 +226,18 @@ pub struct Gradients {
     pub beta: Vec<f32>,
 }
 
-/// The backward pass given `grad = dL/d(bn output)` (any ReLU already applied to it):
-/// per channel `Σg` and `Σg·(x − mean)` in one read, then
-/// `dx = γ·σ⁻¹·(g − Σg/M − (x − mean)·σ⁻²·Σg(x − mean)/M)` in a second.
+/// The backward pass given `grad = dL/d(output)`: per channel `Σg` and `Σg·(x − mean)` in one
+/// read, then `dx = γ·σ⁻¹·(g − Σg/M − (x − mean)·σ⁻²·Σg(x − mean)/M)` in a second. With
+/// `relu_output` (the forward's output when a ReLU ended it) `g` is ReLU's backward of `grad`,
+/// applied on the fly in both reads instead of as a pass of its own; without it `grad` is
+/// `dL/d(bn output)` as is.
 pub fn backward_train(
     x: &[f32],
     gamma: &[f32],
     mean: &[f32],
     var: &[f32],
     grad: &[f32],
+    relu_output: Option<&[f32]>,
     epsilon: f64,
     d: Dims,
 ) -> Gradients {
@@ -230,11 +246,18 @@ pub fn backward_train(
     let inv_std = inverse_std(var, epsilon);
     let sums: Vec<(f64, f64)> = map_channels(d, |c| {
         let m = mean[c];
-        d.runs(grad, c)
-            .zip(d.runs(x, c))
-            .fold((0.0, 0.0), |(sg, sgx), (g, xs)| {
+        let runs = d.runs(grad, c).zip(d.runs(x, c));
+        match relu_output {
+            None => runs.fold((0.0, 0.0), |(sg, sgx), (g, xs)| {
                 (sg + lane_sum(g, g, |v, _| v), sgx + lane_sum(g, xs, |g, v| g * (v - m)))
-            })
+            }),
+            Some(out) => runs.zip(d.runs(out, c)).fold((0.0, 0.0), |(sg, sgx), ((g, xs), o)| {
+                (
+                    sg + lane_sum(g, o, relu_mask),
+                    sgx + lane_sum3(g, o, xs, |g, o, v| relu_mask(g, o) * (v - m)),
+                )
+            }),
+        }
     });
     // dx = k1·g + k2·(x − mean) + k3, per channel.
     let k: Vec<[f32; 3]> = (0..d.channels)
@@ -245,17 +268,22 @@ pub fn backward_train(
             [k1 as f32, (-k1 * i * i * sgx / count) as f32, (-k1 * sg / count) as f32]
         })
         .collect();
-    let mut dx = vec![0f32; d.len()];
     let image = d.channels * d.plane;
-    for_images(d, &mut dx, |n, out| {
+    let dx = new_by_images(d, |n, out| {
         for c in 0..d.channels {
             let at = n * image + c * d.plane;
             let ([k1, k2, k3], m) = (k[c], mean[c]);
             let o = &mut out[c * d.plane..][..d.plane];
-            o.iter_mut()
-                .zip(&grad[at..][..d.plane])
-                .zip(&x[at..][..d.plane])
-                .for_each(|((o, &g), &v)| *o = k1 * g + k2 * (v - m) + k3);
+            let (gs, xs) = (&grad[at..][..d.plane], &x[at..][..d.plane]);
+            match relu_output {
+                None => o.iter_mut().zip(gs).zip(xs).for_each(|((o, &g), &v)| _ = o.write(k1 * g + k2 * (v - m) + k3)),
+                Some(out) => {
+                    let os = &out[at..][..d.plane];
+                    o.iter_mut().zip(gs).zip(xs).zip(os).for_each(|(((o, &g), &v), &r)| {
+                        o.write(k1 * relu_mask(g, r) + k2 * (v - m) + k3);
+                    });
+                }
+            }
         }
     });
     Gradients {
@@ -350,6 +378,37 @@ mod tests {
     }
 
     #[test]
+    fn relu_mask_in_the_backward_equals_masking_first_bit_for_bit() {
+        for d in [
+            Dims {
+                batch: 2,
+                channels: 3,
+                plane: 37,
+            },
+            Dims {
+                batch: 8,
+                channels: 16,
+                plane: 17 * 17,
+            },
+        ] {
+            let x: Vec<f32> = values(d.len(), 5).iter().map(|v| v - 5.5).collect();
+            let gamma: Vec<f32> = (0..d.channels).map(|c| 0.5 + c as f32 * 0.1).collect();
+            let beta: Vec<f32> = (0..d.channels).map(|c| c as f32 * 0.02 - 0.1).collect();
+            let (out, mean, var) = forward_train(&x, None, &gamma, &beta, 1e-5, true, d);
+            assert!(out.iter().any(|&v| v == 0.0) && out.iter().any(|&v| v > 0.0), "{d:?}");
+            let grad: Vec<f32> = values(d.len(), 6).iter().map(|v| v - 5.0).collect();
+            let masked: Vec<f32> = grad.iter().zip(&out).map(|(&g, &o)| relu_mask(g, o)).collect();
+            let fused = backward_train(&x, &gamma, &mean, &var, &grad, Some(&out), 1e-5, d);
+            let first = backward_train(&x, &gamma, &mean, &var, &masked, None, 1e-5, d);
+            assert_eq!(fused.x, first.x, "{d:?}");
+            assert_eq!(fused.gamma, first.gamma, "{d:?}");
+            assert_eq!(fused.beta, first.beta, "{d:?}");
+            let unmasked = backward_train(&x, &gamma, &mean, &var, &grad, None, 1e-5, d);
+            assert_ne!(fused.beta, unmasked.beta, "{d:?}: the mask must matter here");
+        }
+    }
+
+    #[test]
     fn relu_keeps_nan() {
         assert!(relu(f32::NAN).is_nan());
         assert_eq!((relu(-1.0), relu(2.0)), (0.0, 2.0));
@@ -371,7 +430,7 @@ mod tests {
             out.iter().zip(&weights).map(|(o, &w)| o * f64::from(w)).sum()
         };
         let (_, mean, var) = forward_train(&x, None, &gamma, &beta, 1e-5, false, d);
-        let g = backward_train(&x, &gamma, &mean, &var, &weights, 1e-5, d);
+        let g = backward_train(&x, &gamma, &mean, &var, &weights, None, 1e-5, d);
         let h = 1e-3f32;
         let numeric = |f: &dyn Fn(f32) -> f64| (f(h) - f(-h)) / (2.0 * f64::from(h));
         for i in 0..d.len() {
