@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 use cnn_trainer::Progress;
 use cnn_trainer::ensemble_experiment::{EnsembleOptions, ensemble, table_markdown};
+use cnn_trainer::identity_experiment::{IdentityOptions, identity};
 use cnn_trainer::experiment::{DegradationOptions, degradation};
 
 /// The experiments.
@@ -126,10 +127,57 @@ pub enum ExperimentCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Why residual blocks cannot hurt: append blocks that start as the identity, and plain
+    /// blocks, to a trained ResNet; evaluate (the identity blocks change no logit), fine-tune
+    /// each network alike and evaluate again.
+    Identity {
+        /// A finished ResNet run (e.g. from `cnn train --preset resnet20-fashion`).
+        #[arg(long)]
+        run: PathBuf,
+        /// Blocks appended to the last stage.
+        #[arg(long, default_value_t = 3)]
+        blocks: usize,
+        /// Fine-tuning epochs for each network.
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        /// Fine-tuning learning rate (constant; the run's optimiser).
+        #[arg(long, default_value_t = 0.01)]
+        lr: f64,
+        /// Training images for fine-tuning (stratified sample) [default: the run's].
+        #[arg(long)]
+        subset: Option<usize>,
+        /// Folder holding the data sets [default: the run's].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Output folder.
+        #[arg(long, default_value = "runs/identity")]
+        out: PathBuf,
+    },
 }
 
 /// Runs an experiment.
 pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
+    if let ExperimentCommand::Identity {
+        run,
+        blocks,
+        epochs,
+        lr,
+        subset,
+        data_dir,
+        out,
+    } = cmd
+    {
+        let opts = IdentityOptions {
+            blocks,
+            epochs,
+            lr,
+            subset,
+            data_dir,
+            out,
+            ..IdentityOptions::new(run)
+        };
+        return identity_cmd(device, &opts);
+    }
     if let ExperimentCommand::Ensemble {
         preset,
         members,
@@ -323,6 +371,28 @@ fn ensemble_cmd(device: Option<&str>, opts: &EnsembleOptions) -> Result<()> {
         "\nwrote {} and {} in {:.0} s",
         opts.out.join("ensemble.csv").display(),
         opts.out.join("ensemble.md").display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn identity_cmd(device: Option<&str>, opts: &IdentityOptions) -> Result<()> {
+    let (backend, device) = crate::open_device(device)?;
+    println!(
+        "identity: {} with {} identity and {} plain blocks appended, {} epoch(s) of fine-tuning each, on {backend} -> {}",
+        opts.run.display(),
+        opts.blocks,
+        opts.blocks,
+        opts.epochs,
+        opts.out.display()
+    );
+    let started = Instant::now();
+    let rows = identity(opts, &device, &mut progress_printer(22, opts.epochs))?;
+    println!();
+    print!("{}", cnn_trainer::identity_experiment::table_markdown(&rows, opts.epochs));
+    println!(
+        "\nwrote {} in {:.0} s",
+        opts.out.join("identity.csv").display(),
         started.elapsed().as_secs_f64()
     );
     Ok(())

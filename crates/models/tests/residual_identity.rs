@@ -45,3 +45,26 @@ fn the_option_zeroes_only_the_last_gamma_of_each_block() {
     }
     assert!(net.bn1.gamma.val().abs().sum().into_scalar::<f32>() > 0.0);
 }
+
+#[test]
+fn appended_identity_blocks_change_no_logit_and_plain_blocks_do() {
+    use cnn_models::resnet::AppendedBlock;
+    let _serial = serial();
+    let device = Device::flex();
+    device.seed(9);
+    let net = ResNetConfig::cifar(1, ShortcutKind::ZeroPad).init(&device);
+    let x = Tensor::<4>::random([3, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+    let logits = |n: &cnn_models::resnet::ResNet| n.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+    let want = logits(&net);
+    let deeper = net.clone().append_blocks(2, AppendedBlock::Identity, &device);
+    assert_eq!((net.block_count(), deeper.block_count()), (3, 5));
+    assert_eq!(deeper.layer3.len(), 3, "appended to the last stage");
+    let got = logits(&deeper);
+    assert_eq!(
+        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    let plain = net.append_blocks(2, AppendedBlock::Plain, &device);
+    assert!(!plain.layer3[2].residual);
+    assert_ne!(logits(&plain), want);
+}

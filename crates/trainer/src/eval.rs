@@ -102,7 +102,7 @@ fn add_to_confusion(confusion: &mut [Vec<usize>], logits: Tensor<2>, labels: Ten
 }
 
 /// `data`'s images and labels in batches of [`EVAL_BATCH`], fitted with `pre`, on `device`.
-fn image_batches<'a>(
+pub(crate) fn image_batches<'a>(
     data: &'a dyn Source,
     pre: &'a Preprocess,
     device: &'a Device,

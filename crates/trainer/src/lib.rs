@@ -56,6 +56,7 @@ pub mod error;
 pub mod eval;
 pub mod experiment;
 pub mod fit;
+pub mod identity_experiment;
 pub mod interrupt;
 pub mod lock;
 pub mod overrides;

@@ -142,15 +142,15 @@ fn check_settings<'a>(cfg: &TrainConfig, devices: &'a [Device]) -> Result<&'a De
 
 /// A run's data: the loaded set (test split, class names), the model's preprocessing and the
 /// training and validation images (after `--subset` and `--valid-split`).
-struct RunData {
-    loaded: LoadedData,
-    pre: Preprocess,
-    train: Arc<dyn Source>,
-    valid: Arc<dyn Source>,
+pub(crate) struct RunData {
+    pub loaded: LoadedData,
+    pub pre: Preprocess,
+    pub train: Arc<dyn Source>,
+    pub valid: Arc<dyn Source>,
 }
 
 impl RunData {
-    fn load(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Self> {
+    pub fn load(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Self> {
         let info = registry::lookup(&cfg.model)?;
         if info.family.takes_feature_maps() {
             let [c, h, w] = info.default_input.shape();

@@ -98,6 +98,48 @@ impl ResNet {
     }
 }
 
+/// What [`ResNet::append_blocks`] appends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendedBlock {
+    /// Residual blocks with their last batch-norm γ at zero: each computes the identity, so the
+    /// deeper network computes exactly what the shallower one did.
+    Identity,
+    /// Plain blocks (no shortcut) with the default initialisation.
+    Plain,
+}
+
+impl ResNet {
+    /// The network with `count` blocks of `kind` appended to its last stage: same width, stride
+    /// 1, the block variant of the stage's last block. The course's argument for residual
+    /// networks, as an operation: appended [`AppendedBlock::Identity`] blocks leave every output
+    /// unchanged (`a[l+2] = g(a[l]) = a[l]`, the block's input being a ReLU's output), appended
+    /// [`AppendedBlock::Plain`] blocks start as random functions of it.
+    ///
+    /// # Panics
+    /// If the network has no residual blocks.
+    pub fn append_blocks(mut self, count: usize, kind: AppendedBlock, device: &Device) -> Self {
+        let stage = [&mut self.layer4, &mut self.layer3, &mut self.layer2, &mut self.layer1]
+            .into_iter()
+            .find(|stage| !stage.is_empty())
+            .expect("append_blocks: the network has no residual blocks");
+        let last = stage.last().expect("a non-empty stage");
+        let block = if last.conv3.is_some() { BlockKind::Bottleneck } else { BlockKind::Basic };
+        let width = last.conv2.weight.val().dims()[0];
+        let channels = width * block.expansion();
+        for _ in 0..count {
+            let residual = kind == AppendedBlock::Identity;
+            let new = ResidualBlock::new(block, channels, width, 1, ShortcutKind::ZeroPad, residual, device);
+            stage.push(if residual { new.zero_init_residual() } else { new });
+        }
+        self
+    }
+
+    /// Residual blocks over all stages.
+    pub fn block_count(&self) -> usize {
+        self.stages().iter().map(|stage| stage.len()).sum()
+    }
+}
+
 impl ResNetConfig {
     /// torchvision's ImageNet layout for `block` and blocks per stage.
     pub fn imagenet(block: BlockKind, blocks: [usize; 4]) -> Self {
