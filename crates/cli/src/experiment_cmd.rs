@@ -30,6 +30,10 @@ pub enum ExperimentCommand {
         /// Networks to compare, comma-separated [default: plain20,plain56,resnet20,resnet56].
         #[arg(long, value_delimiter = ',')]
         nets: Option<Vec<String>>,
+        /// Depths to train plain and residual twins at, comma-separated (e.g. 20,32,44,56; 110
+        /// too), for the plot of final training error against depth (`degradation-depth.png`)
+        #[arg(long, value_delimiter = ',', conflicts_with = "nets")]
+        depths: Option<Vec<usize>>,
         /// Data set [default: fashion-mnist].
         #[arg(long)]
         dataset: Option<String>,
@@ -254,6 +258,7 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         batch_size,
         lr,
         nets,
+        depths,
         dataset,
         data_dir,
         workers,
@@ -276,6 +281,10 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         input_size: input_size.or(d.input_size),
         out: out.unwrap_or(d.out),
         ..d
+    };
+    let opts = match depths {
+        Some(depths) => opts.with_depths(&depths),
+        None => opts,
     };
     opts.validate()?;
     let (backend, device) = crate::open_device(device)?;
@@ -302,10 +311,12 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
             );
         }
     }
+    let depth_plot = opts.out.join("degradation-depth.png");
     println!(
-        "wrote {} and {} in {:.0} s",
+        "wrote {} and {}{} in {:.0} s",
         opts.out.join("degradation.csv").display(),
         opts.out.join("degradation.png").display(),
+        if depth_plot.is_file() { format!(" and {}", depth_plot.display()) } else { String::new() },
         started.elapsed().as_secs_f64()
     );
     Ok(())
