@@ -161,7 +161,8 @@ fn logits<M: ImageClassifier>(model: &M, data: &RunData, device: &Device) -> Res
     for batch in image_batches(&*data.loaded.test, &data.pre, device) {
         let (images, _) = batch?;
         let out: Tensor<2> = model.logits(images);
-        all.extend(out.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default());
+        let values = out.into_data().convert::<f32>().try_to_vec::<f32>();
+        all.extend(values.map_err(|e| TrainError::Config(format!("reading the logits back: {e:?}")))?);
     }
     Ok(all)
 }
