@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// How many kernels have a switch (each owns one slot of the per-thread overrides).
-const SLOTS: usize = 8;
+const SLOTS: usize = 16;
 
 thread_local! {
     static OVERRIDES: Cell<[Option<bool>; SLOTS]> = const { Cell::new([None; SLOTS]) };

@@ -217,8 +217,7 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
 /// dX (`[N, C, H, W]`, overwritten) from dY: the stride-1 convolution of dY, padded by
 /// `K − 1 − pad`, with the kernel turned 180° and its channel axes swapped.
 pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx: &mut [f32]) {
-    let (turned, turned_weight) = super::kernel::turned(g, weight);
-    forward(&turned, grad, &turned_weight, None, dx);
+    super::kernel::with_turned(g, weight, |turned, turned_weight| forward(turned, grad, turned_weight, None, dx));
 }
 
 /// `dW += Σ dY · colᵀ` (`acc`: add to `dw`, else overwrite) over the images of `x`, group by

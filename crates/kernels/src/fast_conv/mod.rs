@@ -62,6 +62,12 @@ static WINOGRAD: Switch = Switch::new("CNN_WINOGRAD", 5);
 /// `CNN_ROWS_KERNEL=0` keeps the dot-product tile (process-wide, like [`OWN_GEMM`]).
 #[cfg(feature = "flex")]
 static ROWS_KERNEL: Switch = Switch::new("CNN_ROWS_KERNEL", 7);
+/// The input gradient of a stride-1 convolution that runs on column matrices (maps too small
+/// for [`implicit`] and [`winograd`]) as the forward pass of its turned convolution
+/// ([`kernel::with_turned`]) instead of a product with the transposed weight and col2im;
+/// `CNN_TURNED_DX=0` keeps col2im (process-wide, like [`OWN_GEMM`]).
+#[cfg(feature = "flex")]
+static TURNED_DX: Switch = Switch::new("CNN_TURNED_DX", 8);
 
 /// Whether [`conv2d`] uses the fast kernel on flex on this thread (on unless `CNN_FAST_CONV=0`,
 /// [`set_enabled`] or [`with_fast_conv`] say otherwise).

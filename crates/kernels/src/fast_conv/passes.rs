@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use super::columns::{col2im, crop};
-use super::kernel::{ConvGeometry, Lhs, columns, with_scratch};
+use super::kernel::{ConvGeometry, Lhs, columns, with_scratch, with_turned};
 use super::matmul::gemm_nt;
 use super::{implicit, winograd};
 
@@ -45,6 +45,14 @@ fn implicit(g: &ConvGeometry) -> bool {
 /// Whether `g` runs as Winograd F(2×2, 3×3) ([`winograd`]).
 fn winograd(g: &ConvGeometry) -> bool {
     super::WINOGRAD.enabled() && winograd::applies(g)
+}
+
+/// Whether `g`'s input gradient runs as the forward pass of its turned convolution: stride 1,
+/// no dilation, a padding smaller than the kernel (so the turned padding is not negative) and
+/// more than one tap.
+fn turned_input_gradient(g: &ConvGeometry) -> bool {
+    let small_padding = g.padding[0] < g.kernel[0] && g.padding[1] < g.kernel[1];
+    super::TURNED_DX.enabled() && g.stride == [1, 1] && g.dilation == [1, 1] && small_padding && !g.is_pointwise()
 }
 
 /// `conv(x)` into `out` (`[N, O, OH, OW]`), plus `bias`.
@@ -123,6 +131,11 @@ pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx:
     }
     if implicit(g) {
         return implicit::input_gradient(g, weight, grad, dx);
+    }
+    if turned_input_gradient(g) {
+        // Measured on ResNet-18's 512-channel 2×2 maps, batch 32: 7.1–8.6 ms with the turn of
+        // the weight, against 11.1–14.8 ms for the transposed product and col2im.
+        return with_turned(g, weight, |turned, turned_weight| forward(turned, grad, turned_weight, None, dx));
     }
     let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
     let plane_in = g.channels_in * g.pixels_in();
@@ -291,6 +304,33 @@ mod tests {
             weight_gradient_of(&g, &x, &dy, &mut whole, false);
             for (a, b) in split.iter().zip(&whole) {
                 assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "batch {batch}: {a} vs {b}");
+            }
+        }
+    }
+
+    /// The input gradient through the turned convolution's forward pass equals the transposed
+    /// product and col2im, with input channels in several bands of the turn (37 = 2·16 + 5).
+    #[test]
+    fn the_turned_input_gradient_equals_col2im() {
+        for (channels_in, hw, kernel, padding) in [(37, 2, 3, 1), (37, 3, 3, 0), (20, 4, 5, 2)] {
+            let g = ConvGeometry {
+                channels_in,
+                input: [hw, hw],
+                kernel: [kernel, kernel],
+                padding: [padding, padding],
+                ..geometry(3)
+            };
+            assert!(!implicit(&g) && !winograd(&g) && turned_input_gradient(&g), "{g:?}");
+            let w = values(g.channels_out * g.rows(), 3);
+            let (_, dy) = inputs(&g);
+            let dx = |turned: bool| {
+                let mut dx = vec![0.0f32; g.batch * g.channels_in * g.pixels_in()];
+                super::super::TURNED_DX.with(turned, || input_gradient(&g, &w, &dy, &mut dx));
+                dx
+            };
+            let (turned, col2im) = (dx(true), dx(false));
+            for (a, b) in turned.iter().zip(&col2im) {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{g:?}: {a} vs {b}");
             }
         }
     }

@@ -301,8 +301,7 @@ fn transform_output(g: &ConvGeometry, tiles: Tiles, m: &[f32], bias: Option<&[f3
 /// dX (`[N, C, H, W]`, overwritten) from dY: the convolution of dY with the kernel turned 180°
 /// and its channel axes swapped (padding 1 again, as `3 − 1 − 1`).
 pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx: &mut [f32]) {
-    let (turned, turned_weight) = super::kernel::turned(g, weight);
-    forward(&turned, grad, &turned_weight, None, dx);
+    super::kernel::with_turned(g, weight, |turned, turned_weight| forward(turned, grad, turned_weight, None, dx));
 }
 
 /// dW (`[O, C, 3, 3]`, overwritten) from `x` and dY, summed over the batch.
