@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the README's test command, for a fresh machine as much as for CI. It
 //! installs the system packages the suite reads when they are missing (apt-get, through sudo
 //! when not root; elsewhere it names them and stops), runs `cargo test --workspace --features
-//! wgpu` (extra arguments are passed on), and lists the tests that could not run.
+//! wgpu,mpi` (extra arguments are passed on), and lists the tests that could not run.
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -16,9 +16,11 @@ pub struct SystemPackage {
     pub present: fn() -> bool,
 }
 
-/// The packages of the suite: real Fashion-MNIST for the data-set tests, and a software
-/// Vulkan driver for the GPU-backend tests (the GPU backend is compiled into the test build).
-pub const PACKAGES: [SystemPackage; 2] = [
+/// The packages of the suite: real Fashion-MNIST for the data-set tests, a software Vulkan
+/// driver for the GPU-backend tests (the GPU backend is compiled into the test build), and Open
+/// MPI with libclang for the `mpi` feature (built by the `mpi` crate, run by the
+/// `--distributed` tests).
+pub const PACKAGES: [SystemPackage; 5] = [
     SystemPackage {
         name: "dataset-fashion-mnist",
         why: "real Fashion-MNIST for the data-set tests",
@@ -35,7 +37,31 @@ pub const PACKAGES: [SystemPackage; 2] = [
             })
         },
     },
+    SystemPackage {
+        name: "openmpi-bin",
+        why: "mpirun for the --distributed tests",
+        present: || Path::new("/usr/bin/mpirun").is_file(),
+    },
+    SystemPackage {
+        name: "libopenmpi-dev",
+        why: "the MPI library the mpi feature links",
+        present: || Path::new("/usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h").is_file() || Path::new("/usr/include/mpi.h").is_file(),
+    },
+    SystemPackage {
+        name: "libclang-dev",
+        why: "libclang, with which the mpi crate reads mpi.h",
+        present: || {
+            std::fs::read_dir("/usr/lib").is_ok_and(|entries| {
+                entries.flatten().any(|e| {
+                    e.file_name().to_string_lossy().starts_with("llvm-") && e.path().join("lib/libclang.so").exists()
+                })
+            })
+        },
+    },
 ];
+
+/// The features of the test build: the GPU backend (beside flex) and MPI.
+pub const FEATURES: &str = "wgpu,mpi";
 
 /// How this machine can install packages.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -127,7 +153,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     // --no-fail-fast: every failing test binary is reported, not only the first.
-    cmd.args(["test", "--workspace", "--features", "wgpu", "--no-fail-fast"])
+    cmd.args(["test", "--workspace", "--features", FEATURES, "--no-fail-fast"])
         .args(args)
         .env("CNN_NOT_RUN_LOG", &not_run_log);
     // Mesa warns on every start without a runtime folder.
@@ -138,7 +164,7 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     }
     eprintln!(
-        "xtask: cargo test --workspace --features wgpu --no-fail-fast (a first build compiles burn with its CPU and GPU backends: about 25 min on 2 cores)"
+        "xtask: cargo test --workspace --features {FEATURES} --no-fail-fast (a first build compiles burn with its CPU and GPU backends: about 25 min on 2 cores)"
     );
     let status = cmd.status();
     let not_run = std::fs::read_to_string(&not_run_log).unwrap_or_default();
@@ -178,10 +204,13 @@ mod tests {
                 "-y",
                 "-q",
                 "dataset-fashion-mnist",
-                "mesa-vulkan-drivers"
+                "mesa-vulkan-drivers",
+                "openmpi-bin",
+                "libopenmpi-dev",
+                "libclang-dev"
             ]
         );
-        let user = install_commands(&missing[1..], Installer { root: false, ..ALL }).unwrap();
+        let user = install_commands(&missing[1..2], Installer { root: false, ..ALL }).unwrap();
         assert_eq!(
             user[1],
             ["sudo", "apt-get", "install", "-y", "-q", "mesa-vulkan-drivers"]

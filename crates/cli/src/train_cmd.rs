@@ -27,6 +27,11 @@ pub struct TrainArgs {
     /// (other flags are accepted when they repeat the run's own settings).
     #[arg(long, conflicts_with = "out")]
     resume: Option<PathBuf>,
+    /// Train as one process of an MPI job, e.g. `mpirun -n 4 cnn train --distributed …` (with a
+    /// hostfile, across machines): each process trains on its slice of every batch, gradients
+    /// are summed over the processes, rank 0 writes the run folder. Builds with `--features mpi`.
+    #[arg(long, conflicts_with = "devices")]
+    pub distributed: bool,
 }
 
 impl TrainArgs {
@@ -38,12 +43,96 @@ impl TrainArgs {
 
 /// Runs `cnn train`.
 pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
+    if args.distributed {
+        return run_distributed(device, args);
+    }
+    let plan = args.settings.plan(args.out.as_deref(), args.resume.as_deref())?;
+    let (backend, devices) = cnn_trainer::device::open_many(device, &args.devices).map_err(anyhow::Error::msg)?;
+    train(plan, &backend, |cfg, dir, resume, progress| {
+        cnn_trainer::train_run_on(cfg, &devices, dir, resume, progress)
+    })
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_distributed(_: Option<&str>, _: TrainArgs) -> Result<()> {
+    anyhow::bail!("this cnn was built without MPI: build it with `--features mpi` to use --distributed")
+}
+
+/// `cnn train --distributed`: one process of an MPI job. Rank 0 prints and writes; an error on
+/// any rank is printed there and ends the whole job (its peers would otherwise wait for it).
+#[cfg(feature = "mpi")]
+fn run_distributed(device: Option<&str>, args: TrainArgs) -> Result<()> {
+    use cnn_trainer::Collective;
+    let mpi = cnn_trainer::mpi::Mpi::init()?;
+    let (rank, size) = (mpi.rank(), mpi.size());
+    let outcome = (|| {
+        let plan = args.settings.plan(args.out.as_deref(), args.resume.as_deref())?;
+        let (backend, device) = cnn_trainer::device::open_named(device).map_err(anyhow::Error::msg)?;
+        let backend = format!("{backend} ({size} MPI process{})", if size == 1 { "" } else { "es" });
+        let fail_at = test_failure_point(rank)?;
+        let train_here = |cfg: &TrainConfig, dir: &std::path::Path, resume, progress: &mut dyn FnMut(Progress<'_>)| {
+            let mut progress = |p: Progress<'_>| {
+                if let (Progress::Batch { epoch, batch, .. }, Some(at)) = (&p, fail_at) {
+                    if (*epoch, *batch) == at {
+                        // Killed without a word, as by the OOM killer or `kill -9` (tests only).
+                        #[cfg(unix)]
+                        // SAFETY: raising a signal on this process has no preconditions.
+                        unsafe {
+                            libc::raise(libc::SIGKILL);
+                        }
+                        std::process::abort();
+                    }
+                }
+                progress(p);
+            };
+            cnn_trainer::train_run_across(cfg, &device, &mpi, dir, resume, &mut progress)
+        };
+        if rank == 0 {
+            train(plan, &backend, train_here)
+        } else {
+            let RunPlan { config, dir, resume } = plan;
+            train_here(&config, &dir, resume, &mut |_| {}).map(drop).map_err(anyhow::Error::from)
+        }
+    })();
+    if let Err(e) = outcome {
+        eprintln!("error: rank {rank} of {size}: {}", format!("{e:#}").replace('\n', " "));
+        if size > 1 {
+            mpi.abort(1);
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// `CNN_TEST_FAIL_AT=rank:epoch:batch` makes that rank crash at that batch: the tests' stand-in
+/// for a process killed mid-epoch.
+#[cfg(feature = "mpi")]
+fn test_failure_point(rank: usize) -> Result<Option<(usize, usize)>> {
+    let Ok(spec) = std::env::var("CNN_TEST_FAIL_AT") else {
+        return Ok(None);
+    };
+    let parts: Vec<usize> = spec
+        .split(':')
+        .map(str::parse)
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("CNN_TEST_FAIL_AT={spec}: expected rank:epoch:batch"))?;
+    match parts[..] {
+        [r, epoch, batch] => Ok((r == rank).then_some((epoch, batch))),
+        _ => anyhow::bail!("CNN_TEST_FAIL_AT={spec}: expected rank:epoch:batch"),
+    }
+}
+
+/// The run as the user sees it: the settings line, progress, and where the results went.
+fn train(
+    plan: RunPlan,
+    backend: &str,
+    train_run: impl FnOnce(&TrainConfig, &std::path::Path, bool, &mut dyn FnMut(Progress<'_>)) -> cnn_trainer::Result<cnn_trainer::RunReport>,
+) -> Result<()> {
     let RunPlan {
         config: cfg,
         dir,
         resume,
-    } = args.settings.plan(args.out.as_deref(), args.resume.as_deref())?;
-    let (backend, devices) = cnn_trainer::device::open_many(device, &args.devices).map_err(anyhow::Error::msg)?;
+    } = plan;
     println!(
         "{} {} on {} for {} epochs (batch {}, {:?} lr {} {:?}{}{}, seed {}, {} augmentation ops, {} data workers) on {backend}",
         if resume { "resuming" } else { "training" },
@@ -71,7 +160,7 @@ pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
     println!("run folder: {}", dir.display());
     let started = Instant::now();
     let mut display = EpochDisplay::new(cfg.epochs);
-    let report = cnn_trainer::train_run_on(&cfg, &devices, &dir, resume, &mut |p| display.show(p))
+    let report = train_run(&cfg, &dir, resume, &mut |p| display.show(p))
         .with_context(|| format!("training {} on {}", cfg.model, cfg.dataset))?;
     display.finish();
     if let Stop::EarlyStopped { best_epoch } = report.stop {

@@ -130,8 +130,23 @@ impl<S: Source + ?Sized + 'static> Loader<S> {
 
     /// The batches of `epoch`, built in the background.
     pub fn epoch(&self, epoch: u64) -> EpochIter {
+        self.shard_epoch(epoch, 0, 1)
+    }
+
+    /// Part `rank` of `ranks` of every batch of `epoch`: the batch [`Self::epoch`] would give,
+    /// cut into `ranks` consecutive slices as even as they come (`rank·n/ranks ..
+    /// (rank+1)·n/ranks` of its `n` images), so that processes training one model together
+    /// each build and augment their own slice only. A slice may be empty when a batch holds
+    /// fewer images than there are ranks. Every image is augmented exactly as in the whole
+    /// batch (augmentation is keyed by the sample, not by its place).
+    pub fn shard_epoch(&self, epoch: u64, rank: usize, ranks: usize) -> EpochIter {
         let order = self.order(epoch);
-        let chunks: Vec<Vec<usize>> = order.chunks(self.config.batch_size).map(<[usize]>::to_vec).collect();
+        let ranks = ranks.max(1);
+        let slice = |batch: &[usize]| {
+            let n = batch.len();
+            batch[rank * n / ranks..(rank + 1) * n / ranks].to_vec()
+        };
+        let chunks: Vec<Vec<usize>> = order.chunks(self.config.batch_size).map(slice).collect();
         let total = chunks.len();
         let build = {
             let (source, pipeline, pre, seed) = (

@@ -10,6 +10,11 @@ use cnn_data_augment::{
 };
 
 fn batches(workers: usize, pipeline: &str, epoch: u64) -> Vec<Batch> {
+    shard(workers, pipeline, epoch, (0, 1))
+}
+
+/// Part `rank` of `ranks` of every batch of `epoch`.
+fn shard(workers: usize, pipeline: &str, epoch: u64, (rank, ranks): (usize, usize)) -> Vec<Batch> {
     let (train, _) = mnist_5k().unwrap();
     let train = Arc::new(train.subset(&(0..300).collect::<Vec<_>>()).unwrap());
     let config = LoaderConfig {
@@ -26,7 +31,7 @@ fn batches(workers: usize, pipeline: &str, epoch: u64) -> Vec<Batch> {
         config,
     )
     .unwrap();
-    loader.epoch(epoch).collect::<Result<Vec<_>, _>>().unwrap()
+    loader.shard_epoch(epoch, rank, ranks).collect::<Result<Vec<_>, _>>().unwrap()
 }
 
 #[test]
@@ -47,6 +52,25 @@ fn batches_are_identical_for_0_1_and_4_workers() {
         inline.iter().map(|b| b.labels.clone()).collect::<Vec<_>>()
     );
     assert_ne!(plain[0].images, inline[0].images);
+}
+
+/// The slices of every batch for 3 ranks, put back in rank order, are the whole batch: the same
+/// images, augmented the same way (what keeps distributed training equal to one process).
+#[test]
+fn the_ranks_slices_put_together_are_the_whole_batches() {
+    let whole = batches(2, "mnist", 2);
+    let slices: Vec<Vec<Batch>> = (0..3).map(|rank| shard(1, "mnist", 2, (rank, 3))).collect();
+    for (b, batch) in whole.iter().enumerate() {
+        let parts: Vec<&Batch> = slices.iter().map(|s| &s[b]).collect();
+        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), {
+            let n = batch.len();
+            vec![n / 3, 2 * n / 3 - n / 3, n - 2 * n / 3]
+        });
+        let labels: Vec<i64> = parts.iter().flat_map(|p| p.labels.clone()).collect();
+        let images: Vec<f32> = parts.iter().flat_map(|p| p.images.clone()).collect();
+        assert_eq!(labels, batch.labels, "batch {b}");
+        assert_eq!(images, batch.images, "batch {b}");
+    }
 }
 
 /// A source that counts how many samples have been read and never finishes fast.

@@ -12,6 +12,7 @@ use cnn_data_augment::{EpochIter, Loader, LoaderConfig, Preprocess, Source};
 use cnn_models::ImageClassifier;
 use serde::{Deserialize, Serialize};
 
+use crate::collective::{Collective, evaluate_sharded};
 use crate::config::{OptimizerKind, TrainConfig};
 use crate::epochs::{Batches, EpochLoop, Hooks, TrainState};
 use crate::error::{Result, TrainError};
@@ -167,6 +168,20 @@ pub fn fit_from<M: ImageClassifier + Send + 'static>(
     devices: &[Device],
     hooks: Hooks<'_, M>,
 ) -> Result<Fitted<M>> {
+    fit_across(state, data, cfg, devices, None, hooks)
+}
+
+/// [`fit_from`] in one process of `group` (when given): this process trains on its slice of
+/// every batch on the first device, the gradients are summed over the group
+/// ([`crate::collective`]), and validation is sharded over the group.
+pub(crate) fn fit_across<M: ImageClassifier + Send + 'static>(
+    state: TrainState<M>,
+    data: TrainData<'_>,
+    cfg: &TrainConfig,
+    devices: &[Device],
+    group: Option<&dyn Collective>,
+    hooks: Hooks<'_, M>,
+) -> Result<Fitted<M>> {
     cfg.validate()?;
     let device = devices
         .first()
@@ -183,17 +198,24 @@ pub fn fit_from<M: ImageClassifier + Send + 'static>(
     };
     let loader = Loader::new(data.train, cfg.augment.clone(), data.pre.for_pipeline(&cfg.augment), loader_config)?;
     let (valid, pre) = (data.valid, data.pre);
+    let (rank, ranks) = group.map_or((0, 1), |g| (g.rank(), g.size()));
     let epochs = EpochLoop {
         cfg,
         device,
-        step: ImageStep::new(devices)?,
+        step: ImageStep::new(devices, group)?,
         batches: |epoch: usize| {
             Ok(DeviceBatches {
-                epoch: loader.epoch(epoch as u64),
+                epoch: loader.shard_epoch(epoch as u64, rank, ranks),
                 device,
             })
         },
-        evaluate: |model: &M| evaluate(&model.valid(), valid, pre, device),
+        evaluate: |model: &M| {
+            let model = model.valid();
+            match group {
+                Some(group) => evaluate_sharded(group, valid, |shard| evaluate(&model, shard, pre, device)),
+                None => evaluate(&model, valid, pre, device),
+            }
+        },
     };
     epochs.run(state, hooks)
 }

@@ -9,6 +9,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor};
 use cnn_models::{ImageClassifier, TrainOutput};
 
+use crate::collective::{AcrossStep, Collective};
 use crate::error::Result;
 use crate::eval::count_correct;
 use crate::parallel::DataParallel;
@@ -82,43 +83,56 @@ impl OneDevice {
     }
 }
 
-impl<M: ImageClassifier> Step<M> for OneDevice {
-    type Input = ImageBatch;
-
-    fn step(&self, model: &M, (images, labels): ImageBatch) -> Result<StepResult> {
+impl OneDevice {
+    /// Forward and backward of one slice of a batch, its loss weighted by `share` (its part of
+    /// the batch); the loss reported is the weighted one.
+    pub fn step_weighted<M: ImageClassifier>(&self, model: &M, (images, labels): ImageBatch, share: f32) -> StepResult {
         let out = model.train_outputs(images);
         let logits = out.logits.clone();
-        Ok(finish_step(model, (logits, labels), |labels| {
-            training_loss(out, labels, &self.loss_fn)
-        }))
+        finish_step(model, (logits, labels), |labels| {
+            let loss = training_loss(out, labels, &self.loss_fn);
+            if share == 1.0 { loss } else { loss.mul_scalar(share) }
+        })
     }
 }
 
-/// What [`crate::fit_from`] runs: one device, or the batch split over several.
-#[allow(clippy::large_enum_variant)] // one value per run
-pub(crate) enum ImageStep<M> {
-    One(OneDevice),
-    Parallel(DataParallel<M>),
+impl<M: ImageClassifier> Step<M> for OneDevice {
+    type Input = ImageBatch;
+
+    fn step(&self, model: &M, input: ImageBatch) -> Result<StepResult> {
+        Ok(self.step_weighted(model, input, 1.0))
+    }
 }
 
-impl<M: ImageClassifier + Send + 'static> ImageStep<M> {
+/// What [`crate::fit_from`] runs: one device, the batch split over several, or each process's
+/// slice of it in a group of processes.
+#[allow(clippy::large_enum_variant)] // one value per run
+pub(crate) enum ImageStep<'a, M> {
+    One(OneDevice),
+    Parallel(DataParallel<M>),
+    Across(AcrossStep<'a>),
+}
+
+impl<'a, M: ImageClassifier + Send + 'static> ImageStep<'a, M> {
     /// One device for one, data-parallel over several (autodiff devices; the model lives on the
-    /// first).
-    pub fn new(devices: &[Device]) -> Result<Self> {
-        Ok(match devices {
-            [device] => Self::One(OneDevice::new(device)),
+    /// first); with `group`, this process's slices on the first device.
+    pub fn new(devices: &[Device], group: Option<&'a dyn Collective>) -> Result<Self> {
+        Ok(match (devices, group) {
+            ([device, ..], Some(group)) => Self::Across(AcrossStep::new(device, group)),
+            ([device], None) => Self::One(OneDevice::new(device)),
             _ => Self::Parallel(DataParallel::new(devices)?),
         })
     }
 }
 
-impl<M: ImageClassifier + Send + 'static> Step<M> for ImageStep<M> {
+impl<M: ImageClassifier + Send + 'static> Step<M> for ImageStep<'_, M> {
     type Input = ImageBatch;
 
     fn step(&self, model: &M, input: ImageBatch) -> Result<StepResult> {
         match self {
             Self::One(one) => one.step(model, input),
             Self::Parallel(parallel) => parallel.step(model, input),
+            Self::Across(across) => across.step(model, input),
         }
     }
 }

@@ -20,7 +20,8 @@ use crate::config::TrainConfig;
 use crate::epochs::{Hooks, TrainState};
 use crate::error::{Result, TrainError};
 use crate::eval::evaluate;
-use crate::fit::{EpochMetrics, Fitted, Progress, Stop, TrainData, build_optimizer, fit_from};
+use crate::collective::{Collective, average_running_statistics, evaluate_sharded};
+use crate::fit::{EpochMetrics, Fitted, Progress, Stop, TrainData, build_optimizer, fit_across};
 use crate::lock::FolderLock;
 use crate::plot;
 use crate::run::{LoadedData, RunReport, input_size, load_data, preprocess_for, write_file};
@@ -80,17 +81,54 @@ pub fn train_run_on(
     resume: bool,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<RunReport> {
+    train_run_with(cfg, (devices, None), dir, resume, progress)
+}
+
+/// [`train_run`] as one process of `group`, a group of processes that train one model together
+/// (data-parallel, see [`crate::collective`]): every process calls it with the same settings.
+/// Each trains on its slice of every batch and evaluates its share of the images; rank 0 alone
+/// writes the run folder. Batch norm's running statistics are averaged over the processes
+/// before every checkpoint. With `resume`, every process reads the checkpoint in `dir`, so
+/// processes on several machines need `dir` on a shared file system; any number of processes
+/// may resume a run (the global batches do not depend on it).
+pub fn train_run_across(
+    cfg: &TrainConfig,
+    device: &Device,
+    group: &dyn Collective,
+    dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<RunReport> {
+    if cfg.cache_features {
+        return Err(TrainError::Config(
+            "--cache-features trains in one process; leave it out of a distributed run".into(),
+        ));
+    }
+    train_run_with(cfg, (std::slice::from_ref(device), Some(group)), dir, resume, progress)
+}
+
+/// The one body of [`train_run_on`] and [`train_run_across`].
+fn train_run_with(
+    cfg: &TrainConfig,
+    (devices, group): (&[Device], Option<&dyn Collective>),
+    dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<RunReport> {
     let started = Instant::now();
     let device = check_settings(cfg, devices)?;
+    let root = group.is_none_or(|g| g.rank() == 0);
     tracing::info!(model = %cfg.model, dataset = %cfg.dataset, dir = %dir.display(), resume, devices = devices.len(), "training run");
     // An existing folder is claimed at once, so a second process stops before doing any work.
-    let mut lock = dir.is_dir().then(|| FolderLock::acquire(dir)).transpose()?;
+    let mut lock = (root && dir.is_dir()).then(|| FolderLock::acquire(dir)).transpose()?;
     let data = RunData::load(cfg, progress)?;
-    check_folder(dir, resume, cfg)?;
+    if root || resume {
+        check_folder(dir, resume, cfg)?;
+    }
     let autodiff = device.clone().autodiff();
     let (model, frozen) = build_model(cfg, &data, &autodiff, progress)?;
     // Only now, with the model built and its weights loaded, does the run folder appear.
-    if lock.is_none() {
+    if root && lock.is_none() {
         lock = Some(FolderLock::acquire(dir)?);
     }
     // The size is recorded as trained, so a resume or a later run from these weights uses it.
@@ -98,11 +136,13 @@ pub fn train_run_on(
         input_size: Some(data.pre.size),
         ..cfg.clone()
     };
-    write_file(&dir.join("config.json"), pretty(&recorded).as_bytes())?;
-    write_file(&dir.join("preprocess.json"), pretty(&data.pre).as_bytes())?;
-    write_file(&dir.join("classes.json"), pretty(&data.loaded.class_names).as_bytes())?;
+    if root {
+        write_file(&dir.join("config.json"), pretty(&recorded).as_bytes())?;
+        write_file(&dir.join("preprocess.json"), pretty(&data.pre).as_bytes())?;
+        write_file(&dir.join("classes.json"), pretty(&data.loaded.class_names).as_bytes())?;
+    }
     let state = start_state(dir, resume, cfg, model, &frozen)?;
-    let (fitted, test_features) = match fit_run(cfg, &data, state, (dir, devices), progress) {
+    let (fitted, test_features) = match fit_run(cfg, &data, state, (dir, devices, group), progress) {
         Ok(done) => done,
         Err(e @ TrainError::Diverged { .. }) => {
             if let Ok(last) = checkpoint::info(dir) {
@@ -117,11 +157,14 @@ pub fn train_run_on(
         Err(e) => return Err(e.in_run_folder(dir)),
     };
     let inference = fitted.model.valid();
-    let test = match &test_features {
-        Some(f) => evaluate_head(&inference, f, device)?,
-        None => evaluate(&inference, &*data.loaded.test, &data.pre, device)?,
+    let test = match (&test_features, group) {
+        (Some(f), _) => evaluate_head(&inference, f, device)?,
+        (None, Some(group)) => evaluate_sharded(group, &*data.loaded.test, |shard| {
+            evaluate(&inference, shard, &data.pre, device)
+        })?,
+        (None, None) => evaluate(&inference, &*data.loaded.test, &data.pre, device)?,
     };
-    let report = finish_run(dir, inference, fitted, test, started)?;
+    let report = finish_run(dir, inference, fitted, test, (started, root))?;
     drop(lock);
     Ok(report)
 }
@@ -308,11 +351,18 @@ fn fit_run(
     cfg: &TrainConfig,
     data: &RunData,
     state: TrainState<Model>,
-    (dir, devices): (&Path, &[Device]),
+    (dir, devices, group): (&Path, &[Device], Option<&dyn Collective>),
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(Fitted<Model>, Option<Features>)> {
     let title = format!("{} on {}", cfg.model, cfg.dataset);
     let mut after_epoch = |model: &Model, optim: &ModuleOptimizer, history: &[EpochMetrics]| {
+        if let Some(group) = group {
+            // Every rank takes part; the last epoch's average is also the final weights'.
+            average_running_statistics(group, model);
+            if group.rank() != 0 {
+                return Ok(());
+            }
+        }
         checkpoint::save(dir, model, optim, history)?;
         write_file(&dir.join("metrics.csv"), metrics_csv(history).as_bytes())?;
         plot::training_curves(&dir.join("curves.png"), &title, history)
@@ -336,7 +386,7 @@ fn fit_run(
         after_epoch: &mut after_epoch,
     };
     let autodiff: Vec<_> = devices.iter().map(|d| d.clone().autodiff()).collect();
-    fit_from(state, train_data, cfg, &autodiff, hooks).map(|f| (f, None))
+    fit_across(state, train_data, cfg, &autodiff, group, hooks).map(|f| (f, None))
 }
 
 /// The frozen backbone's features of the training, validation and test images, read from the
@@ -395,8 +445,17 @@ fn finish_run(
     inference: Model,
     fitted: Fitted<Model>,
     test: crate::eval::Evaluation,
-    started: Instant,
+    (started, root): (Instant, bool),
 ) -> Result<RunReport> {
+    let report = RunReport {
+        dir: dir.to_path_buf(),
+        history: fitted.history.clone(),
+        test: test.clone(),
+        stop: fitted.stop,
+    };
+    if !root {
+        return Ok(report);
+    }
     let weights = inference.into_record().into_bytes().map_err(|e| TrainError::Write {
         path: dir.join("model.bpk"),
         reason: e.to_string(),
@@ -423,12 +482,7 @@ fn finish_run(
     });
     write_file(&dir.join("summary.json"), pretty(&summary).as_bytes())?;
     tracing::info!(dir = %dir.display(), test_accuracy = test.accuracy, epochs = fitted.history.len(), "run finished");
-    Ok(RunReport {
-        dir: dir.to_path_buf(),
-        history: fitted.history,
-        test,
-        stop: fitted.stop,
-    })
+    Ok(report)
 }
 
 /// `metrics.csv`: one row per epoch.
