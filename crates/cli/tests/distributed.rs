@@ -67,6 +67,16 @@ fn two_processes_train_lenet5_to_the_one_process_weights_and_rank_0_alone_writes
     assert_eq!(stdout.matches("test accuracy").count(), 1, "{stdout}");
     assert!(stdout.contains("2 MPI processes"), "{stdout}");
     assert!(two.join("model.bpk").is_file() && two.join("summary.json").is_file());
+    // The epochs' figures count the whole batches, not rank 0's halves.
+    let metrics = |dir: &Path| std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let columns = |text: &str| -> Vec<Vec<f64>> {
+        text.lines().skip(1).map(|l| l.split(',').take(7).map(|v| v.parse().unwrap()).collect()).collect()
+    };
+    for (a, b) in columns(&metrics(&one)).iter().zip(columns(&metrics(&two))) {
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 2e-3 * (1.0 + x.abs()), "{}\nvs\n{}", metrics(&one), metrics(&two));
+        }
+    }
     let gap = relative_gap(&weights(&one), &weights(&two));
     assert!(gap < 1e-5, "relative weight gap {gap:e}");
     // The same test accuracy, evaluated in two halves.

@@ -65,6 +65,7 @@ impl<M: ImageClassifier> Step<M> for AcrossStep<'_> {
                 loss: 0.0,
                 correct: 0,
                 top5: 0,
+                images: 0,
             }
         } else {
             self.one.step_weighted(model, (images, labels), share)
@@ -74,6 +75,7 @@ impl<M: ImageClassifier> Step<M> for AcrossStep<'_> {
         self.group.sum_f64(&mut stats);
         result.loss = stats[0] as f32;
         (result.correct, result.top5) = (stats[1] as usize, stats[2] as usize);
+        result.images = count[0] as usize;
         Ok(result)
     }
 }

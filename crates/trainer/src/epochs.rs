@@ -129,8 +129,10 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
                 tracing::info!(epoch, batches = b, "stopped on request");
                 return Err(interrupted(epoch, b));
             }
-            let (input, n) = batch?;
+            // The step's own count: across processes, the batch is more than this slice.
+            let (input, _) = batch?;
             let step = self.step.step(&model, input)?;
+            let n = step.images;
             if !step.loss.is_finite() {
                 tracing::warn!(epoch, batch = b + 1, loss = step.loss, "training diverged");
                 return Err(TrainError::Diverged {

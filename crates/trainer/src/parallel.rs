@@ -133,18 +133,20 @@ impl<M: ImageClassifier + Send + 'static> Step<M> for DataParallel<M> {
         // Summed in device order so that the result does not depend on which worker finished first.
         parts.sort_by_key(|(worker, _)| *worker);
         let mut accumulator = GradientsAccumulator::new();
-        let (mut loss, mut correct, mut top5) = (0f32, 0, 0);
+        let (mut loss, mut correct, mut top5, mut images) = (0f32, 0, 0, 0);
         for (_, part) in parts {
             accumulator.accumulate(model, part.grads.to_device(main, model));
             loss += part.loss;
             correct += part.correct;
             top5 += part.top5;
+            images += part.images;
         }
         Ok(StepResult {
             grads: accumulator.grads(),
             loss,
             correct,
             top5,
+            images,
         })
     }
 }

@@ -27,6 +27,9 @@ pub(crate) struct StepResult {
     pub correct: usize,
     /// Top-5 correct predictions in the batch.
     pub top5: usize,
+    /// Images the loss, counts and gradients are over (the whole batch: across processes,
+    /// more than this process's slice).
+    pub images: usize,
 }
 
 /// One way of turning a batch into gradients for `M`.
@@ -59,6 +62,7 @@ pub(crate) fn finish_step<M: Module>(
     (logits, labels): (Tensor<2>, Tensor<1, Int>),
     loss: impl FnOnce(Tensor<1, Int>) -> Tensor<1>,
 ) -> StepResult {
+    let images = logits.dims()[0];
     let (correct, top5) = count_correct(logits, labels.clone());
     let loss = loss(labels);
     let value = loss.clone().into_scalar::<f32>();
@@ -67,6 +71,7 @@ pub(crate) fn finish_step<M: Module>(
         loss: value,
         correct,
         top5,
+        images,
     }
 }
 
