@@ -30,7 +30,7 @@ pub struct TrainArgs {
     /// Train as one process of an MPI job, e.g. `mpirun -n 4 cnn train --distributed …` (with a
     /// hostfile, across machines): each process trains on its slice of every batch, gradients
     /// are summed over the processes, rank 0 writes the run folder. Builds with `--features mpi`.
-    #[arg(long, conflicts_with = "devices")]
+    #[arg(long)]
     pub distributed: bool,
 }
 
@@ -67,7 +67,7 @@ fn run_distributed(device: Option<&str>, args: TrainArgs) -> Result<()> {
     let (rank, size) = (mpi.rank(), mpi.size());
     let outcome = (|| {
         let plan = args.settings.plan(args.out.as_deref(), args.resume.as_deref())?;
-        let (backend, device) = cnn_trainer::device::open_named(device).map_err(anyhow::Error::msg)?;
+        let (backend, devices) = cnn_trainer::device::open_many(device, &args.devices).map_err(anyhow::Error::msg)?;
         let backend = format!("{backend} ({size} MPI process{})", if size == 1 { "" } else { "es" });
         let fail_at = test_failure_point(rank)?;
         let train_here = |cfg: &TrainConfig, dir: &std::path::Path, resume, progress: &mut dyn FnMut(Progress<'_>)| {
@@ -85,7 +85,7 @@ fn run_distributed(device: Option<&str>, args: TrainArgs) -> Result<()> {
                 }
                 progress(p);
             };
-            cnn_trainer::train_run_across(cfg, &device, &mpi, dir, resume, &mut progress)
+            cnn_trainer::train_run_across(cfg, &devices, &mpi, dir, resume, &mut progress)
         };
         if rank == 0 {
             train(plan, &backend, train_here)

@@ -57,11 +57,11 @@ const LENET: [&str; 16] = [
 fn two_processes_train_lenet5_to_the_one_process_weights_and_rank_0_alone_writes() {
     let root = scratch("lenet");
     let (one, two) = (root.join("one"), root.join("two"));
-    let mut args = vec!["--device", "flex", "train"];
+    let mut args = vec!["train"];
     args.extend(LENET);
-    let single = cnn(&[args.as_slice(), &["--out", s(&one)]].concat());
+    let single = cnn(&[&["--device", "flex"], args.as_slice(), &["--out", s(&one)]].concat());
     assert_success(&single);
-    let out = mpirun(2, &[args.as_slice(), &["--distributed", "--out", s(&two)]].concat(), &[]);
+    let out = mpirun(2, &[&["--device", "flex"], args.as_slice(), &["--distributed", "--out", s(&two)]].concat(), &[]);
     let stdout = assert_success(&out);
     // Rank 0 alone prints the run's lines and writes its folder.
     assert_eq!(stdout.matches("test accuracy").count(), 1, "{stdout}");
@@ -79,6 +79,12 @@ fn two_processes_train_lenet5_to_the_one_process_weights_and_rank_0_alone_writes
     }
     let gap = relative_gap(&weights(&one), &weights(&two));
     assert!(gap < 1e-5, "relative weight gap {gap:e}");
+    // Each process may split its slices again over its own devices.
+    let four = root.join("four");
+    let out = mpirun(2, &[args.as_slice(), &["--distributed", "--devices", "flex,flex", "--out", s(&four)]].concat(), &[]);
+    assert_success(&out);
+    let gap = relative_gap(&weights(&one), &weights(&four));
+    assert!(gap < 1e-4, "relative weight gap with two devices a process {gap:e}");
     // The same test accuracy, evaluated in two halves.
     let accuracy = |dir: &Path| {
         let summary: serde_json::Value =

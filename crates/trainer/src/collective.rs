@@ -19,7 +19,7 @@ use cnn_models::ImageClassifier;
 
 use crate::error::Result;
 use crate::eval::Evaluation;
-use crate::step::{ImageBatch, OneDevice, Step, StepResult};
+use crate::step::{ImageBatch, ImageStep, Step, StepResult};
 
 /// The processes one run trains in, and the one collective operation it needs.
 pub trait Collective {
@@ -35,22 +35,24 @@ pub trait Collective {
 }
 
 /// A training step across the processes of a [`Collective`]: forward and backward of this
-/// rank's slice of the batch, then the gradients, loss and counts summed over the ranks.
-pub(crate) struct AcrossStep<'a> {
-    one: OneDevice,
+/// rank's slice of the batch (on one device, or split again over this process's devices), then
+/// the gradients, loss and counts weighted by the slice's share of the batch and summed over the
+/// ranks.
+pub(crate) struct AcrossStep<'a, M> {
+    local: Box<ImageStep<'a, M>>,
     group: &'a dyn Collective,
 }
 
-impl<'a> AcrossStep<'a> {
-    pub fn new(device: &burn::tensor::Device, group: &'a dyn Collective) -> Self {
+impl<'a, M> AcrossStep<'a, M> {
+    pub fn new(local: ImageStep<'a, M>, group: &'a dyn Collective) -> Self {
         Self {
-            one: OneDevice::new(device),
+            local: Box::new(local),
             group,
         }
     }
 }
 
-impl<M: ImageClassifier> Step<M> for AcrossStep<'_> {
+impl<M: ImageClassifier + Send + 'static> Step<M> for AcrossStep<'_, M> {
     type Input = ImageBatch;
 
     fn step(&self, model: &M, (images, labels): ImageBatch) -> Result<StepResult> {
@@ -68,10 +70,10 @@ impl<M: ImageClassifier> Step<M> for AcrossStep<'_> {
                 images: 0,
             }
         } else {
-            self.one.step_weighted(model, (images, labels), share)
+            self.local.step(model, (images, labels))?
         };
-        result.grads = sum_gradients(self.group, model, &result.grads);
-        let mut stats = [f64::from(result.loss), result.correct as f64, result.top5 as f64];
+        result.grads = sum_gradients(self.group, model, &result.grads, share);
+        let mut stats = [f64::from(result.loss) * f64::from(share), result.correct as f64, result.top5 as f64];
         self.group.sum_f64(&mut stats);
         result.loss = stats[0] as f32;
         (result.correct, result.top5) = (stats[1] as usize, stats[2] as usize);
@@ -80,11 +82,12 @@ impl<M: ImageClassifier> Step<M> for AcrossStep<'_> {
     }
 }
 
-/// The gradients of every trainable parameter of `model`, summed over the ranks in one buffer
-/// (zeros where a rank has none), in the module's visiting order.
-fn sum_gradients<M: Module>(group: &dyn Collective, model: &M, grads: &GradientsParams) -> GradientsParams {
+/// The gradients of every trainable parameter of `model` times `scale`, summed over the ranks
+/// in one buffer (zeros where a rank has none), in the module's visiting order.
+fn sum_gradients<M: Module>(group: &dyn Collective, model: &M, grads: &GradientsParams, scale: f32) -> GradientsParams {
     struct Flatten<'g> {
         grads: &'g GradientsParams,
+        scale: f32,
         flat: Vec<f32>,
     }
     impl ModuleVisitor for Flatten<'_> {
@@ -94,7 +97,7 @@ fn sum_gradients<M: Module>(group: &dyn Collective, model: &M, grads: &Gradients
                 return;
             }
             match self.grads.get::<D>(param.id) {
-                Some(g) => self.flat.extend(floats(g)),
+                Some(g) => self.flat.extend(floats(g).into_iter().map(|v| v * self.scale)),
                 None => self.flat.extend(std::iter::repeat_n(0.0, value.shape().num_elements())),
             }
         }
@@ -118,6 +121,7 @@ fn sum_gradients<M: Module>(group: &dyn Collective, model: &M, grads: &Gradients
     }
     let mut flatten = Flatten {
         grads,
+        scale,
         flat: Vec::new(),
     };
     model.visit(&mut flatten);

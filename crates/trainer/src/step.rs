@@ -88,24 +88,15 @@ impl OneDevice {
     }
 }
 
-impl OneDevice {
-    /// Forward and backward of one slice of a batch, its loss weighted by `share` (its part of
-    /// the batch); the loss reported is the weighted one.
-    pub fn step_weighted<M: ImageClassifier>(&self, model: &M, (images, labels): ImageBatch, share: f32) -> StepResult {
-        let out = model.train_outputs(images);
-        let logits = out.logits.clone();
-        finish_step(model, (logits, labels), |labels| {
-            let loss = training_loss(out, labels, &self.loss_fn);
-            if share == 1.0 { loss } else { loss.mul_scalar(share) }
-        })
-    }
-}
-
 impl<M: ImageClassifier> Step<M> for OneDevice {
     type Input = ImageBatch;
 
-    fn step(&self, model: &M, input: ImageBatch) -> Result<StepResult> {
-        Ok(self.step_weighted(model, input, 1.0))
+    fn step(&self, model: &M, (images, labels): ImageBatch) -> Result<StepResult> {
+        let out = model.train_outputs(images);
+        let logits = out.logits.clone();
+        Ok(finish_step(model, (logits, labels), |labels| {
+            training_loss(out, labels, &self.loss_fn)
+        }))
     }
 }
 
@@ -115,17 +106,20 @@ impl<M: ImageClassifier> Step<M> for OneDevice {
 pub(crate) enum ImageStep<'a, M> {
     One(OneDevice),
     Parallel(DataParallel<M>),
-    Across(AcrossStep<'a>),
+    Across(AcrossStep<'a, M>),
 }
 
 impl<'a, M: ImageClassifier + Send + 'static> ImageStep<'a, M> {
     /// One device for one, data-parallel over several (autodiff devices; the model lives on the
-    /// first); with `group`, this process's slices on the first device.
+    /// first); with `group`, either of them on this process's slices of the batches.
     pub fn new(devices: &[Device], group: Option<&'a dyn Collective>) -> Result<Self> {
-        Ok(match (devices, group) {
-            ([device, ..], Some(group)) => Self::Across(AcrossStep::new(device, group)),
-            ([device], None) => Self::One(OneDevice::new(device)),
+        let local = match devices {
+            [device] => Self::One(OneDevice::new(device)),
             _ => Self::Parallel(DataParallel::new(devices)?),
+        };
+        Ok(match group {
+            Some(group) => Self::Across(AcrossStep::new(local, group)),
+            None => local,
         })
     }
 }

@@ -84,16 +84,17 @@ pub fn train_run_on(
     train_run_with(cfg, (devices, None), dir, resume, progress)
 }
 
-/// [`train_run`] as one process of `group`, a group of processes that train one model together
-/// (data-parallel, see [`crate::collective`]): every process calls it with the same settings.
-/// Each trains on its slice of every batch and evaluates its share of the images; rank 0 alone
+/// [`train_run_on`] as one process of `group`, a group of processes that train one model
+/// together (data-parallel, see [`crate::collective`]): every process calls it with the same
+/// settings. Each trains on its slice of every batch (split again over its `devices` when it has
+/// several) and evaluates its share of the images; rank 0 alone
 /// writes the run folder. Batch norm's running statistics are averaged over the processes
 /// before every checkpoint. With `resume`, every process reads the checkpoint in `dir`, so
 /// processes on several machines need `dir` on a shared file system; any number of processes
 /// may resume a run (the global batches do not depend on it).
 pub fn train_run_across(
     cfg: &TrainConfig,
-    device: &Device,
+    devices: &[Device],
     group: &dyn Collective,
     dir: &Path,
     resume: bool,
@@ -104,7 +105,7 @@ pub fn train_run_across(
             "--cache-features trains in one process; leave it out of a distributed run".into(),
         ));
     }
-    train_run_with(cfg, (std::slice::from_ref(device), Some(group)), dir, resume, progress)
+    train_run_with(cfg, (devices, Some(group)), dir, resume, progress)
 }
 
 /// The one body of [`train_run_on`] and [`train_run_across`].
