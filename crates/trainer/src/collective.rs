@@ -57,11 +57,8 @@ impl<M: ImageClassifier + Send + 'static> Step<M> for AcrossStep<'_, M> {
 
     fn step(&self, model: &M, (images, labels): ImageBatch) -> Result<StepResult> {
         let local = images.dims()[0];
-        let mut count = [local as f64];
-        self.group.sum_f64(&mut count);
-        let share = (local as f64 / count[0].max(1.0)) as f32;
         // An empty slice (a last batch smaller than the ranks) adds zeros.
-        let mut result = if local == 0 {
+        let result = if local == 0 {
             StepResult {
                 grads: GradientsParams::new(),
                 loss: 0.0,
@@ -72,22 +69,34 @@ impl<M: ImageClassifier + Send + 'static> Step<M> for AcrossStep<'_, M> {
         } else {
             self.local.step(model, (images, labels))?
         };
-        result.grads = sum_gradients(self.group, model, &result.grads, share);
-        let mut stats = [f64::from(result.loss) * f64::from(share), result.correct as f64, result.top5 as f64];
-        self.group.sum_f64(&mut stats);
-        result.loss = stats[0] as f32;
-        (result.correct, result.top5) = (stats[1] as usize, stats[2] as usize);
-        result.images = count[0] as usize;
-        Ok(result)
+        // One all-reduce a step: the slice's gradients and loss times its images (sums over
+        // them), its counts and its images, in one buffer; then divided by the batch's images.
+        let n = local as f32;
+        let tail = [result.loss * n, result.correct as f32, result.top5 as f32, n];
+        let (grads, [loss, correct, top5, images]) = sum_gradients(self.group, model, (&result.grads, n), tail);
+        Ok(StepResult {
+            grads,
+            loss: loss / images.max(1.0),
+            correct: correct as usize,
+            top5: top5 as usize,
+            images: images as usize,
+        })
     }
 }
 
-/// The gradients of every trainable parameter of `model` times `scale`, summed over the ranks
-/// in one buffer (zeros where a rank has none), in the module's visiting order.
-fn sum_gradients<M: Module>(group: &dyn Collective, model: &M, grads: &GradientsParams, scale: f32) -> GradientsParams {
+/// The gradients of every trainable parameter of `model` (zeros where this rank has none),
+/// times `weight`, in the module's visiting order, followed by `tail`: summed over the ranks in
+/// one buffer. Returns the summed gradients divided by the summed last value of `tail` (the
+/// batch's images), and the summed `tail`.
+fn sum_gradients<M: Module>(
+    group: &dyn Collective,
+    model: &M,
+    (grads, weight): (&GradientsParams, f32),
+    tail: [f32; 4],
+) -> (GradientsParams, [f32; 4]) {
     struct Flatten<'g> {
         grads: &'g GradientsParams,
-        scale: f32,
+        weight: f32,
         flat: Vec<f32>,
     }
     impl ModuleVisitor for Flatten<'_> {
@@ -97,13 +106,14 @@ fn sum_gradients<M: Module>(group: &dyn Collective, model: &M, grads: &Gradients
                 return;
             }
             match self.grads.get::<D>(param.id) {
-                Some(g) => self.flat.extend(floats(g).into_iter().map(|v| v * self.scale)),
+                Some(g) => self.flat.extend(floats(g).into_iter().map(|v| v * self.weight)),
                 None => self.flat.extend(std::iter::repeat_n(0.0, value.shape().num_elements())),
             }
         }
     }
     struct Unflatten<'f> {
         flat: &'f [f32],
+        scale: f32,
         grads: GradientsParams,
     }
     impl ModuleVisitor for Unflatten<'_> {
@@ -115,23 +125,27 @@ fn sum_gradients<M: Module>(group: &dyn Collective, model: &M, grads: &Gradients
             let (here, rest) = self.flat.split_at(value.shape().num_elements());
             self.flat = rest;
             let device = value.device().without_autodiff();
-            let data = TensorData::new(here.to_vec(), value.dims());
+            let data = TensorData::new(here.iter().map(|v| v * self.scale).collect(), value.dims());
             self.grads.register::<D>(param.id, Tensor::from_data(data, &device));
         }
     }
     let mut flatten = Flatten {
         grads,
-        scale,
+        weight,
         flat: Vec::new(),
     };
     model.visit(&mut flatten);
-    group.sum(&mut flatten.flat);
+    let mut flat = flatten.flat;
+    flat.extend(tail);
+    group.sum(&mut flat);
+    let tail: [f32; 4] = flat.split_off(flat.len() - 4).try_into().expect("four values");
     let mut unflatten = Unflatten {
-        flat: &flatten.flat,
+        flat: &flat,
+        scale: 1.0 / tail[3].max(1.0),
         grads: GradientsParams::new(),
     };
     model.visit(&mut unflatten);
-    unflatten.grads
+    (unflatten.grads, tail)
 }
 
 fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
