@@ -45,7 +45,12 @@ pub const PACKAGES: [SystemPackage; 5] = [
     SystemPackage {
         name: "libopenmpi-dev",
         why: "the MPI library the mpi feature links",
-        present: || Path::new("/usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h").is_file() || Path::new("/usr/include/mpi.h").is_file(),
+        present: || {
+            // Debian keeps it under the multiarch folder (/usr/lib/<triplet>/openmpi/include).
+            std::fs::read_dir("/usr/lib").is_ok_and(|entries| {
+                entries.flatten().any(|e| e.path().join("openmpi/include/mpi.h").is_file())
+            })
+        },
     },
     SystemPackage {
         name: "libclang-dev",

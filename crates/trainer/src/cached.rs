@@ -152,12 +152,12 @@ struct FeatureBatches<'a> {
 }
 
 impl Iterator for FeatureBatches<'_> {
-    type Item = Result<((Tensor<2>, Tensor<1, Int>), usize)>;
+    type Item = Result<(Tensor<2>, Tensor<1, Int>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let rows = self.order.chunks(self.batch_size).nth(self.next)?;
         self.next += 1;
-        Some(Ok((self.features.batch(rows, self.device), rows.len())))
+        Some(Ok(self.features.batch(rows, self.device)))
     }
 }
 

@@ -248,20 +248,3 @@ impl Source for Strided<'_> {
         self.inner.label(self.rank + index * self.size)
     }
 }
-
-/// One process alone: for tests and for code that takes a group either way.
-pub struct Alone;
-
-impl Collective for Alone {
-    fn rank(&self) -> usize {
-        0
-    }
-
-    fn size(&self) -> usize {
-        1
-    }
-
-    fn sum(&self, _: &mut [f32]) {}
-
-    fn sum_f64(&self, _: &mut [f64]) {}
-}

@@ -15,8 +15,8 @@ use crate::fit::{EpochHook, EpochMetrics, Evaluation, Fitted, Progress, early_st
 use crate::schedule::learning_rate;
 use crate::step::Step;
 
-/// One epoch's batches, each ready for a step, with how many images it holds.
-pub(crate) trait Batches: Iterator<Item = Result<(Self::Input, usize)>> {
+/// One epoch's batches, each ready for a step (which reports how many images it covered).
+pub(crate) trait Batches: Iterator<Item = Result<Self::Input>> {
     /// One batch as the step takes it.
     type Input;
 
@@ -130,8 +130,7 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
                 return Err(interrupted(epoch, b));
             }
             // The step's own count: across processes, the batch is more than this slice.
-            let (input, _) = batch?;
-            let step = self.step.step(&model, input)?;
+            let step = self.step.step(&model, batch?)?;
             let n = step.images;
             if !step.loss.is_finite() {
                 tracing::warn!(epoch, batch = b + 1, loss = step.loss, "training diverged");

@@ -227,14 +227,11 @@ struct DeviceBatches<'a> {
 }
 
 impl Iterator for DeviceBatches<'_> {
-    type Item = Result<(ImageBatch, usize)>;
+    type Item = Result<ImageBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let batch = self.epoch.next()?;
-        Some(batch.map_err(TrainError::from).map(|batch| {
-            let n = batch.len();
-            (batch.to_device(self.device), n)
-        }))
+        Some(batch.map_err(TrainError::from).map(|batch| batch.to_device(self.device)))
     }
 }
 

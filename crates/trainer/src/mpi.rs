@@ -33,14 +33,6 @@ impl Mpi {
         })
     }
 
-    /// Whether an MPI launcher (Open MPI's `mpirun`, MPICH's `mpiexec`, Slurm's PMI) started
-    /// this process.
-    pub fn launched() -> bool {
-        ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
-            .iter()
-            .any(|var| std::env::var_os(var).is_some())
-    }
-
     /// Ends every process of the job with `code` (`MPI_Abort`).
     pub fn abort(&self, code: i32) -> ! {
         self.world.abort(code)

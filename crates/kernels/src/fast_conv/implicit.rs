@@ -36,11 +36,8 @@ const MIN_ROWS: usize = 64;
 
 /// Whether the three passes of `g` run here.
 pub(super) fn applies(g: &ConvGeometry) -> bool {
-    let small_padding = g.padding[0] < g.kernel[0] && g.padding[1] < g.kernel[1];
-    g.stride == [1, 1]
-        && g.dilation == [1, 1]
+    g.is_turnable()
         && !g.is_pointwise()
-        && small_padding
         && g.output().is_some_and(|[_, ow]| ow >= MIN_WIDTH)
 }
 

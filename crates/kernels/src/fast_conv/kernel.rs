@@ -116,6 +116,13 @@ impl ConvGeometry {
         self.padding != [0, 0]
     }
 
+    /// Stride 1, no dilation and a padding smaller than the kernel: the input gradient is itself
+    /// such a convolution ([`with_turned`]), so passes that take one take the other.
+    pub(super) fn is_turnable(&self) -> bool {
+        let small_padding = self.padding[0] < self.kernel[0] && self.padding[1] < self.kernel[1];
+        self.stride == [1, 1] && self.dilation == [1, 1] && small_padding
+    }
+
     /// A 1×1, stride-1, unpadded convolution: one image's column matrix is the image itself.
     pub(super) fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && !self.is_padded()

@@ -47,12 +47,10 @@ fn winograd(g: &ConvGeometry) -> bool {
     super::WINOGRAD.enabled() && winograd::applies(g)
 }
 
-/// Whether `g`'s input gradient runs as the forward pass of its turned convolution: stride 1,
-/// no dilation, a padding smaller than the kernel (so the turned padding is not negative) and
-/// more than one tap.
+/// Whether `g`'s input gradient runs as the forward pass of its turned convolution (a 1×1 one
+/// is a plain product already).
 fn turned_input_gradient(g: &ConvGeometry) -> bool {
-    let small_padding = g.padding[0] < g.kernel[0] && g.padding[1] < g.kernel[1];
-    super::TURNED_DX.enabled() && g.stride == [1, 1] && g.dilation == [1, 1] && small_padding && !g.is_pointwise()
+    super::TURNED_DX.enabled() && g.is_turnable() && !g.is_pointwise()
 }
 
 /// `conv(x)` into `out` (`[N, O, OH, OW]`), plus `bias`.
