@@ -29,13 +29,7 @@ pub const PACKAGES: [SystemPackage; 5] = [
     SystemPackage {
         name: "mesa-vulkan-drivers",
         why: "a software Vulkan driver (llvmpipe) for the GPU-backend tests",
-        present: || {
-            std::fs::read_dir("/usr/share/vulkan/icd.d").is_ok_and(|entries| {
-                entries
-                    .flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with("lvp_icd."))
-            })
-        },
+        present: || any_entry("/usr/share/vulkan/icd.d", |name, _| name.starts_with("lvp_icd.")),
     },
     SystemPackage {
         name: "openmpi-bin",
@@ -45,25 +39,24 @@ pub const PACKAGES: [SystemPackage; 5] = [
     SystemPackage {
         name: "libopenmpi-dev",
         why: "the MPI library the mpi feature links",
-        present: || {
-            // Debian keeps it under the multiarch folder (/usr/lib/<triplet>/openmpi/include).
-            std::fs::read_dir("/usr/lib").is_ok_and(|entries| {
-                entries.flatten().any(|e| e.path().join("openmpi/include/mpi.h").is_file())
-            })
-        },
+        // Debian keeps it under the multiarch folder (/usr/lib/<triplet>/openmpi/include).
+        present: || any_entry("/usr/lib", |_, path| path.join("openmpi/include/mpi.h").is_file()),
     },
     SystemPackage {
         name: "libclang-dev",
         why: "libclang, with which the mpi crate reads mpi.h",
-        present: || {
-            std::fs::read_dir("/usr/lib").is_ok_and(|entries| {
-                entries.flatten().any(|e| {
-                    e.file_name().to_string_lossy().starts_with("llvm-") && e.path().join("lib/libclang.so").exists()
-                })
-            })
-        },
+        present: || any_entry("/usr/lib", |name, path| name.starts_with("llvm-") && path.join("lib/libclang.so").exists()),
     },
 ];
+
+/// Whether some entry of `dir` satisfies `test(name, path)`.
+fn any_entry(dir: &str, test: impl Fn(&str, &Path) -> bool) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| test(&e.file_name().to_string_lossy(), &e.path()))
+    })
+}
 
 /// The features of the test build: the GPU backend (beside flex) and MPI.
 pub const FEATURES: &str = "wgpu,mpi";
