@@ -19,8 +19,8 @@ use crate::error::{Result, TrainError};
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainOverrides {
-    /// Start from a named recipe (lenet5-mnist5k, lenet5-fashion, resnet20-fashion); other
-    /// flags override its settings.
+    /// Start from a named recipe (lenet5-mnist5k, lenet5-fashion, resnet20-fashion,
+    /// resnet20-fashion-long); other flags override its settings.
     #[cfg_attr(feature = "clap", arg(long))]
     pub preset: Option<String>,
     /// Model name (see `cnn models`) [default: lenet5].

@@ -32,7 +32,7 @@ const GROUP_BUDGET: usize = 1 << 18;
 /// Fewest rows of `dW` (`C·KH·KW`) for the broadcast form of the weight gradient: below it
 /// (the first layer's 27, from 3 channels) transposing dY costs more than the form saves
 /// (measured 1.4–1.7× slower there).
-const MIN_ROWS: usize = 64;
+pub(super) const MIN_ROWS: usize = 64;
 
 /// Whether the three passes of `g` run here.
 pub(super) fn applies(g: &ConvGeometry) -> bool {
@@ -292,11 +292,7 @@ fn weight_gradient_rows(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32
             }
             matmul::gemm_rows(kernel, [rows, n_pad, cols], (dwt, i > 0), (xp, table), dyt, parallel);
         });
-        for (j, row) in dwt.chunks_exact(n_pad).take(rows).enumerate() {
-            for (o, &v) in row[..out_ch].iter().enumerate() {
-                dw[o * rows + j] = v;
-            }
-        }
+        matmul::untranspose(dwt, n_pad, [rows, out_ch], dw);
         Some(())
     })
 }

@@ -209,6 +209,16 @@ pub(super) fn gemm_rows(
     }
 }
 
+/// `dw[o, j] = dwt[j, o]` for the `rows` rows of `dwt` (`n_pad` floats apart) and its first
+/// `out_ch` columns: the weight gradient out of [`gemm_rows`]' transposed product.
+pub(super) fn untranspose(dwt: &[f32], n_pad: usize, [rows, out_ch]: [usize; 2], dw: &mut [f32]) {
+    for (j, row) in dwt.chunks_exact(n_pad).take(rows).enumerate() {
+        for (o, &v) in row[..out_ch].iter().enumerate() {
+            dw[o * rows + j] = v;
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct MatrixShape {
     m: usize,

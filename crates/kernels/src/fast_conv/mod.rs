@@ -58,8 +58,9 @@ static OWN_GEMM: Switch = Switch::new("CNN_OWN_GEMM", 2);
 /// `CNN_WINOGRAD=0` runs them as the other convolutions (process-wide, like [`OWN_GEMM`]).
 #[cfg(feature = "flex")]
 static WINOGRAD: Switch = Switch::new("CNN_WINOGRAD", 5);
-/// The implicit path's weight gradient in broadcast form on AVX-512 ([`matmul::gemm_rows`]);
-/// `CNN_ROWS_KERNEL=0` keeps the dot-product tile (process-wide, like [`OWN_GEMM`]).
+/// The weight gradient in broadcast form on AVX-512 ([`matmul::gemm_rows`]), on the implicit
+/// path and on column matrices; `CNN_ROWS_KERNEL=0` keeps the dot-product tile (process-wide,
+/// like [`OWN_GEMM`]).
 #[cfg(feature = "flex")]
 static ROWS_KERNEL: Switch = Switch::new("CNN_ROWS_KERNEL", 7);
 /// The input gradient of a stride-1 convolution that runs on column matrices (maps too small
