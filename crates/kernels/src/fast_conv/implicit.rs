@@ -16,10 +16,17 @@
 //! padded width and zeros in the discarded columns — so all three passes run this way. The
 //! wasted columns are `(KW − 1)/Wp` of the work: 6% at 32×32, 11% at 16×16, 20% at 8×8,
 //! hence [`MIN_WIDTH`].
+//!
+//! On AVX-512, where the output channels are a multiple of 32, the forward product runs the
+//! other way round ([`pixel_product`]): output channels along the vectors (the weights
+//! transposed once per call) and input pixels broadcast straight from the padded rows — 24
+//! multiply-adds per 10 loads where the channel-row tile did 16 per 11 (measured: ResNet-18's
+//! 64-channel 16×16 forward 6.0 → 5.5 ms, its inference +7–11%).
 
 use rayon::prelude::*;
 
 use super::kernel::{ConvGeometry, with_scratch};
+use super::microkernel::PixelsKernel;
 use super::matmul;
 
 /// Narrowest output rows taken this way; narrower maps (8×8 and below) waste a fifth or more
@@ -179,6 +186,12 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
     let full = Layout::new(g, group);
     let lens = [full.len(g), out_ch * full.columns(g), 0];
     let full_table = full.rows(g);
+    let pixels = super::microkernel::pixels_kernel(out_ch);
+    // The weights as `[C·KH·KW][O]` for the pixel tile (output channels along the vectors).
+    let weight_t: Vec<f32> = match pixels {
+        Some(_) => (0..rows * out_ch).map(|i| weight[(i % out_ch) * rows + i / out_ch]).collect(),
+        None => Vec::new(),
+    };
     let ranges = out
         .par_chunks_mut(per_range * plane_out)
         .zip(x.par_chunks(per_range * plane_in));
@@ -190,6 +203,21 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
                 pad_group(g, xs, layout, xp);
                 let product = &mut product[..out_ch * cols];
                 let table = layout.row_table(g, group, &full_table);
+                if let Some(kernel) = pixels {
+                    pixel_product(kernel, [out_ch, cols, rows], product, &weight_t, (xp, &table));
+                    // `[OH][images·Wp][O]` → `[images, O, OH, OW]`, adding the bias on the way.
+                    for (index, dst) in out.chunks_exact_mut(oh * ow).enumerate() {
+                        let (image, o) = (index / out_ch, index % out_ch);
+                        let b = bias.map_or(0.0, |b| b[o]);
+                        for (y, dst) in dst.chunks_exact_mut(ow).enumerate() {
+                            let first = y * layout.width() + image * layout.wp;
+                            for (x, d) in dst.iter_mut().enumerate() {
+                                *d = product[(first + x) * out_ch + o] + b;
+                            }
+                        }
+                    }
+                    continue;
+                }
                 matmul::gemm(
                     [out_ch, cols, rows],
                     (product, cols, false),
@@ -209,6 +237,56 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
             }
         });
     });
+}
+
+/// `product[cols][O] = Σ_p xp[table[p] + j] · weight_t[p][O]` (`O` a multiple of the tile's
+/// channels) with the pixel tile, block of reductions by block; the last pixels that make no
+/// whole tile in plain loops. Each value sums its reductions in order.
+fn pixel_product(
+    kernel: &PixelsKernel,
+    [out_ch, cols, rows]: [usize; 3],
+    product: &mut [f32],
+    weight_t: &[f32],
+    (xp, table): (&[f32], &[usize]),
+) {
+    let (width, pixels) = (16 * kernel.vectors, kernel.pixels);
+    assert!(out_ch % width == 0, "pixel product: channels no multiple of the tile's");
+    assert!(product.len() >= cols * out_ch && weight_t.len() >= rows * out_ch && table.len() >= rows);
+    // Every tile reads `xp[table[p] + j]` for `j` below `cols`.
+    assert!(table[..rows].iter().all(|&t| t + cols <= xp.len()), "pixel product: input too short");
+    let whole = cols - cols % pixels;
+    for k0 in (0..rows).step_by(kernel.reductions) {
+        let kc = kernel.reductions.min(rows - k0);
+        let (w, t) = (&weight_t[k0 * out_ch..], &table[k0..][..kc]);
+        for o0 in (0..out_ch).step_by(width) {
+            for j0 in (0..whole).step_by(pixels) {
+                // SAFETY: pixels_kernel() gave this tile for this CPU; the asserts above bound
+                // the weights (kc rows of O from k0, `width` from o0 ≤ O − width), the input
+                // (every table entry plus `j0 + pixels ≤ cols`) and the product (`pixels` rows
+                // of O from j0).
+                unsafe {
+                    (kernel.tile)(
+                        kc,
+                        (w[o0..].as_ptr(), out_ch),
+                        (xp[j0..].as_ptr(), t.as_ptr()),
+                        (product[j0 * out_ch + o0..].as_mut_ptr(), out_ch),
+                        k0 > 0,
+                    )
+                };
+            }
+            for j in whole..cols {
+                let dst = &mut product[j * out_ch + o0..][..width];
+                if k0 == 0 {
+                    dst.fill(0.0);
+                }
+                for (p, &row) in t.iter().enumerate() {
+                    let v = xp[row + j];
+                    let w = &w[p * out_ch + o0..][..width];
+                    dst.iter_mut().zip(w).for_each(|(d, w)| *d += v * w);
+                }
+            }
+        }
+    }
 }
 
 /// dX (`[N, C, H, W]`, overwritten) from dY: the stride-1 convolution of dY, padded by
@@ -311,6 +389,38 @@ mod tests {
             stride: [1, 1],
             padding: [1, 1],
             dilation: [1, 1],
+        }
+    }
+
+    /// The pixel tile against the channel-row tile, forward and input gradient: 32 and 64 output
+    /// channels, groups of one and of several images, pixels that make no whole tile (odd widths),
+    /// a 5×5 kernel with more than one reduction block (3·25·… rows past 256).
+    #[test]
+    fn the_pixel_tile_matches_the_channel_rows() {
+        let shapes = [(3, 5, 16, 32, 3, 1), (2, 12, 17, 64, 5, 2), (5, 40, 18, 32, 3, 0), (1, 32, 33, 32, 3, 1), (2, 64, 16, 64, 3, 1)];
+        for (batch, c, hw, o, k, p) in shapes {
+            let g = ConvGeometry {
+                kernel: [k, k],
+                padding: [p, p],
+                ..geometry(batch, c, hw, o)
+            };
+            assert!(applies(&g), "{g:?}");
+            let x = super::super::test_values(batch * c * hw * hw, 1);
+            let w = super::super::test_values(o * g.rows(), 2);
+            let b = super::super::test_values(o, 3);
+            let run = |pixels: bool| {
+                let mut y = vec![f32::NAN; g.batch * o * g.pixels_out()];
+                super::super::PIXELS_KERNEL.with(pixels, || forward(&g, &x, &w, Some(&b), &mut y));
+                let mut dx = vec![f32::NAN; x.len()];
+                super::super::PIXELS_KERNEL.with(pixels, || input_gradient(&g, &w, &y, &mut dx));
+                (y, dx)
+            };
+            let (want, got) = (run(false), run(true));
+            for (want, got) in [(&want.0, &got.0), (&want.1, &got.1)] {
+                let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                let gap = want.iter().zip(got).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(gap <= 1e-5 * scale, "{g:?}: gap {gap} of {scale}");
+            }
         }
     }
 

@@ -69,6 +69,12 @@ static ROWS_KERNEL: Switch = Switch::new("CNN_ROWS_KERNEL", 7);
 /// `CNN_TURNED_DX=0` keeps col2im (process-wide, like [`OWN_GEMM`]).
 #[cfg(feature = "flex")]
 static TURNED_DX: Switch = Switch::new("CNN_TURNED_DX", 8);
+/// The implicit forward pass (and so the input gradient) with output channels along the vectors
+/// and input pixels broadcast, on AVX-512 where the output channels are a multiple of 32
+/// ([`microkernel::PixelsKernel`]); `CNN_PIXELS_KERNEL=0` keeps the channel-row tile
+/// (process-wide, like [`OWN_GEMM`]).
+#[cfg(feature = "flex")]
+static PIXELS_KERNEL: Switch = Switch::new("CNN_PIXELS_KERNEL", 9);
 
 /// Whether [`conv2d`] uses the fast kernel on flex on this thread (on unless `CNN_FAST_CONV=0`,
 /// [`set_enabled`] or [`with_fast_conv`] say otherwise).

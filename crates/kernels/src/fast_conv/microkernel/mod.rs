@@ -95,6 +95,53 @@ pub(super) fn rows_kernel() -> Option<&'static RowsKernel> {
     None
 }
 
+/// `c[pixels × 16·vectors] (+)= Σ_p x[table[p] + j] · w[p·w_rs ..]` over `kc` reductions: the
+/// implicit forward's product with output channels along the vectors and input pixels
+/// broadcast (see [`super::implicit`]). AVX-512 only.
+pub(super) struct PixelsKernel {
+    /// Output channels per tile, in 16-float vectors.
+    pub vectors: usize,
+    /// Pixels per tile.
+    pub pixels: usize,
+    /// Reductions per block: `reductions × 16·vectors` floats of weights (32 KiB) stay in L1.
+    pub reductions: usize,
+    /// The tile: `(kc, (w, w_rs), (x, table), (c, c_rs), add)`.
+    pub tile: unsafe fn(usize, (*const f32, usize), (*const f32, *const usize), (*mut f32, usize), bool),
+}
+
+/// The pixel tile for `out_ch` output channels where the CPU has AVX-512 and
+/// `CNN_PIXELS_KERNEL` does not decline it: 64 channels × 6 pixels (24 accumulators, 4 loads
+/// and 6 broadcasts per 24 multiply-adds) when they are a multiple of 64, 32 × 12 when of 32;
+/// else `None`.
+pub(super) fn pixels_kernel(out_ch: usize) -> Option<&'static PixelsKernel> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static WIDE: PixelsKernel = PixelsKernel {
+            vectors: 4,
+            pixels: 6,
+            reductions: 128,
+            tile: x86::avx512_pixels_tile::<4, 6>,
+        };
+        static NARROW: PixelsKernel = PixelsKernel {
+            vectors: 2,
+            pixels: 12,
+            reductions: 256,
+            tile: x86::avx512_pixels_tile::<2, 12>,
+        };
+        static HAS_AVX512: OnceLock<bool> = OnceLock::new();
+        if super::PIXELS_KERNEL.enabled() && *HAS_AVX512.get_or_init(|| is_x86_feature_detected!("avx512f")) {
+            if out_ch % 64 == 0 {
+                return Some(&WIDE);
+            }
+            if out_ch % 32 == 0 {
+                return Some(&NARROW);
+            }
+        }
+    }
+    let _ = out_ch;
+    None
+}
+
 static BEST: OnceLock<Kernel> = OnceLock::new();
 static BEST_DOT: OnceLock<DotKernel> = OnceLock::new();
 

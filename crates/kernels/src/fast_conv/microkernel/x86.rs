@@ -221,3 +221,44 @@ pub(super) unsafe fn avx512_rows_tile<const NV: usize>(
         }
     }
 }
+
+/// [`super::PixelsKernel`] on AVX-512: `c[NP pixels × 16·NV channels] (+)= Σ_p x[table[p] + j] ·
+/// w[p·w_rs ..]` — per reduction step `NV` vector loads of the weights and `NP` broadcasts of
+/// input pixels, `NV·NP` multiply-adds.
+///
+/// # Safety
+/// The CPU has `avx512f`; `w` holds `kc` rows of `16·NV` floats `w_rs` apart; `x[table[p] + j]`
+/// is in bounds for `p < kc`, `j < NP`; `c` holds `NP` rows of `16·NV` floats `c_rs` apart.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn avx512_pixels_tile<const NV: usize, const NP: usize>(
+    kc: usize,
+    (w, w_rs): (*const f32, usize),
+    (x, table): (*const f32, *const usize),
+    (c, c_rs): (*mut f32, usize),
+    add: bool,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; NP];
+    // SAFETY (all blocks): bounded as the caller promises.
+    if add {
+        for (j, row) in acc.iter_mut().enumerate() {
+            for (v, lane) in row.iter_mut().enumerate() {
+                *lane = unsafe { _mm512_loadu_ps(c.add(j * c_rs + 16 * v)) };
+            }
+        }
+    }
+    for p in 0..kc {
+        let (wp, xp) = unsafe { (w.add(p * w_rs), x.add(*table.add(p))) };
+        let wv: [__m512; NV] = std::array::from_fn(|v| unsafe { _mm512_loadu_ps(wp.add(16 * v)) });
+        for (j, row) in acc.iter_mut().enumerate() {
+            let a = _mm512_set1_ps(unsafe { *xp.add(j) });
+            for (lane, wv) in row.iter_mut().zip(wv) {
+                *lane = _mm512_fmadd_ps(a, wv, *lane);
+            }
+        }
+    }
+    for (j, row) in acc.iter().enumerate() {
+        for (v, lane) in row.iter().enumerate() {
+            unsafe { _mm512_storeu_ps(c.add(j * c_rs + 16 * v), *lane) };
+        }
+    }
+}
