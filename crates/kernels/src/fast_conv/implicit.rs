@@ -187,11 +187,15 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
     let lens = [full.len(g), out_ch * full.columns(g), 0];
     let full_table = full.rows(g);
     let pixels = super::microkernel::pixels_kernel(out_ch);
-    // The weights as `[C·KH·KW][O]` for the pixel tile (output channels along the vectors).
-    let weight_t: Vec<f32> = match pixels {
-        Some(_) => (0..rows * out_ch).map(|i| weight[(i % out_ch) * rows + i / out_ch]).collect(),
-        None => Vec::new(),
-    };
+    // The weights as `[C·KH·KW][O]` for the pixel tile (output channels along the vectors), in
+    // blocks of 16 rows over the cores (each reads whole cache lines of every filter).
+    let mut weight_t = vec![0.0f32; if pixels.is_some() { rows * out_ch } else { 0 }];
+    weight_t.par_chunks_mut(16 * out_ch).enumerate().for_each(|(block, dst)| {
+        for (i, row) in dst.chunks_exact_mut(out_ch).enumerate() {
+            let p = 16 * block + i;
+            row.iter_mut().enumerate().for_each(|(o, d)| *d = weight[o * rows + p]);
+        }
+    });
     let ranges = out
         .par_chunks_mut(per_range * plane_out)
         .zip(x.par_chunks(per_range * plane_in));
@@ -203,40 +207,39 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
                 pad_group(g, xs, layout, xp);
                 let product = &mut product[..out_ch * cols];
                 let table = layout.row_table(g, group, &full_table);
-                if let Some(kernel) = pixels {
+                // Where the product keeps output channel `o`'s column 0, and its columns' stride.
+                let strides = if let Some(kernel) = pixels {
                     pixel_product(kernel, [out_ch, cols, rows], product, &weight_t, (xp, &table));
-                    // `[OH][images·Wp][O]` → `[images, O, OH, OW]`, adding the bias on the way.
-                    for (index, dst) in out.chunks_exact_mut(oh * ow).enumerate() {
-                        let (image, o) = (index / out_ch, index % out_ch);
-                        let b = bias.map_or(0.0, |b| b[o]);
-                        for (y, dst) in dst.chunks_exact_mut(ow).enumerate() {
-                            let first = y * layout.width() + image * layout.wp;
-                            for (x, d) in dst.iter_mut().enumerate() {
-                                *d = product[(first + x) * out_ch + o] + b;
-                            }
-                        }
-                    }
-                    continue;
-                }
-                matmul::gemm(
-                    [out_ch, cols, rows],
-                    (product, cols, false),
-                    (weight, [rows, 1]),
-                    (xp, &table),
-                    false,
-                );
-                // `[O][OH][images·Wp]` → `[images, O, OH, OW]`, adding the bias on the way.
-                for (index, dst) in out.chunks_exact_mut(oh * ow).enumerate() {
-                    let (image, o) = (index / out_ch, index % out_ch);
-                    let b = bias.map_or(0.0, |b| b[o]);
-                    for (y, dst) in dst.chunks_exact_mut(ow).enumerate() {
-                        let src = &product[o * cols + y * layout.width() + image * layout.wp..][..ow];
-                        dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + b);
-                    }
-                }
+                    [1, out_ch]
+                } else {
+                    let product = (&mut *product, cols, false);
+                    matmul::gemm([out_ch, cols, rows], product, (weight, [rows, 1]), (xp, &table), false);
+                    [cols, 1]
+                };
+                scatter(g, layout, (product, strides), bias, out);
             }
         });
     });
+}
+
+/// The product of a group (output channel `o`, column `j` at `o·strides[0] + j·strides[1]`;
+/// columns `[OH][images·Wp]`) into `out` (`[images, O, OH, OW]`), adding the bias on the way.
+fn scatter(g: &ConvGeometry, layout: Layout, (product, [o_stride, col_stride]): (&[f32], [usize; 2]), bias: Option<&[f32]>, out: &mut [f32]) {
+    let [oh, ow] = g.output().expect("checked by `applies`");
+    for (index, dst) in out.chunks_exact_mut(oh * ow).enumerate() {
+        let (image, o) = (index / g.channels_out, index % g.channels_out);
+        let b = bias.map_or(0.0, |b| b[o]);
+        for (y, dst) in dst.chunks_exact_mut(ow).enumerate() {
+            let first = o * o_stride + (y * layout.width() + image * layout.wp) * col_stride;
+            if col_stride == 1 {
+                // Contiguous: a loop the compiler vectorises.
+                dst.iter_mut().zip(&product[first..][..ow]).for_each(|(d, s)| *d = s + b);
+            } else {
+                let src = product[first..].iter().step_by(col_stride);
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + b);
+            }
+        }
+    }
 }
 
 /// `product[cols][O] = Σ_p xp[table[p] + j] · weight_t[p][O]` (`O` a multiple of the tile's
