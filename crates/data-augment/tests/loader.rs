@@ -31,7 +31,10 @@ fn shard(workers: usize, pipeline: &str, epoch: u64, (rank, ranks): (usize, usiz
         config,
     )
     .unwrap();
-    loader.shard_epoch(epoch, rank, ranks).collect::<Result<Vec<_>, _>>().unwrap()
+    loader
+        .shard_epoch(epoch, rank, ranks)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
 }
 
 #[test]

@@ -12,20 +12,23 @@
 //!
 //! The transforms only add and halve, so the results differ from the direct sums by rounding
 //! (tested within 1e-4 of them, as the other paths are); every sum runs in a fixed order, so
-//! they do not depend on thread timing. The products are `gemm` crate calls (or dot products
-//! along the tiles for the weight gradient), one per `ξ`.
+//! they do not depend on thread timing. The products are `gemm` crate calls, one per `ξ`.
 //!
 //! Measured (`examples/conv_passes`, this path against the others in one binary,
 //! `CNN_WINOGRAD=0`): ResNet-20's 64-channel 8×8 stage 1.6× faster forward and input gradient,
 //! 1.3× weight gradient; ResNet-18's 128-channel 8×8 stage 1.2–1.4×; wider maps and 512-channel
-//! 2×2 maps were slower this way (see [`MAX_WIDTH`], [`MIN_TILES`]).
+//! 2×2 maps were slower this way (see [`MAX_WIDTH`], [`MIN_TILES`]). Lever 16 (issue #16):
+//! the filter transform without its per-row `memmove` calls and the transforms' closures
+//! inlined, the 4×4 maps' forward over the whole batch ([`forward_batch`]) and the weight
+//! gradient's sums through the `gemm` crate — ResNet-18's 256-channel 4×4 layers 4.8–5.3 →
+//! 3.2–3.4 ms forward, 5.4–6.1 → 3.9–4.2 input gradient; its 128-channel 8×8 weight gradient
+//! 5.3–5.9 → 4.2–5.0; its convolutions 262–270 → 237–257 ms a step (three alternating runs).
 
 use std::cell::RefCell;
 
 use rayon::prelude::*;
 
 use super::kernel::{ConvGeometry, Lhs, with_scratch};
-use super::matmul::gemm_nt;
 
 mod tile;
 
@@ -41,8 +44,6 @@ const MIN_TILES: usize = 128;
 /// Floats of transformed tiles per chunk of images in the weight gradient (4 MiB; one chunk is
 /// transformed and multiplied before the next).
 const CHUNK_BUDGET: usize = 1 << 20;
-/// Tiles from which the weight gradient's products run as dot products along the tiles.
-const DOT_TILES: usize = 256;
 
 /// Whether the three passes of `g` run here.
 pub(super) fn applies(g: &ConvGeometry) -> bool {
@@ -204,9 +205,15 @@ fn transform_weight(g: &ConvGeometry, weight: &[f32], u: &mut [f32]) {
                         tap.0[lane] = *value;
                     }
                 }
+                let valid = filters.len() / 9;
                 for (xi, lanes) in filter_tile(&taps).iter().flatten().enumerate() {
-                    let row = &mut u[xi * c_in + block * LANES..][..filters.len() / 9];
-                    row.iter_mut().zip(lanes.0).for_each(|(d, l)| *d = l);
+                    let dst = &mut u[xi * c_in + block * LANES..][..valid];
+                    match <&mut [f32; LANES]>::try_from(&mut *dst) {
+                        // A fixed-size copy: a variable-length one is a `memmove` call (which
+                        // made this 2 ms for 256 × 256 filters, as long as their products).
+                        Ok(dst) => *dst = lanes.0,
+                        Err(_) => dst.copy_from_slice(&lanes.0[..valid]),
+                    }
                 }
             }
         });
@@ -225,6 +232,9 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
     let tiles = Tiles::new(g);
     let (c_in, out_ch) = (g.channels_in, g.channels_out);
     let [h, w] = g.input;
+    if batch_wide(g) {
+        return forward_batch(g, x, weight, bias, out);
+    }
     let count = tiles.count(LANES);
     with_scratch([out_ch * TILE * c_in, 0, 0], |[u, _, _]| {
         transform_weight(g, weight, u);
@@ -248,9 +258,49 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
             for (xi, m) in m.chunks_mut(out_ch * count).enumerate() {
                 tile_products(xi, [out_ch, c_in, count], (u, v), m);
             }
-            transform_output(g, tiles, m, bias, out);
+            transform_output(g, tiles, (m, count, 0), bias, out);
             TASK.with(|t| t.replace(buffers));
         });
+    });
+}
+
+/// Tiles per block of [`LANES`] images below which [`forward_batch`] runs (4×4 maps and
+/// smaller: 32 tiles a block, where each product of a block reads all the transformed filters
+/// for 32 columns) ...
+const BATCH_BELOW: usize = 128;
+/// ... while the whole batch's transformed input and products each stay within this many
+/// floats (4 MiB).
+const BATCH_BUDGET: usize = 1 << 20;
+
+/// Whether [`forward`] runs as [`forward_batch`].
+fn batch_wide(g: &ConvGeometry) -> bool {
+    let tiles = Tiles::new(g);
+    let widest = g.channels_in.max(g.channels_out);
+    tiles.count(LANES) < BATCH_BELOW && TILE * widest * tiles.count(g.batch) <= BATCH_BUDGET
+}
+
+/// [`forward`] with each step over the whole batch: every filter transformed, then every image,
+/// then one product per position `ξ` over all the tiles (the positions over the cores), then
+/// the outputs. Each transformed filter is then read once, not once per block of images:
+/// ResNet-18's 256-channel 4×4 forward 4.3–4.7 → 3.5–3.9 ms (its 8×8 maps, 128 tiles a
+/// block, measured slower this way).
+fn forward_batch(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    let tiles = Tiles::new(g);
+    let (c_in, out_ch) = (g.channels_in, g.channels_out);
+    let [h, w] = g.input;
+    let count = tiles.count(g.batch);
+    let lens = [out_ch * TILE * c_in, c_in * TILE * count, out_ch * TILE * count];
+    with_scratch(lens, |[u, v, m]| {
+        transform_weight(g, weight, u);
+        transform_planes(g, tiles, (x, g.batch, c_in), v, true, input_tile::<Lanes>);
+        let (u, v) = (&*u, &*v);
+        m.par_chunks_mut(out_ch * count)
+            .enumerate()
+            .for_each(|(xi, m)| tile_products(xi, [out_ch, c_in, count], (u, v), m));
+        let (m, block) = (&*m, tiles.count(LANES));
+        out.par_chunks_mut(LANES * out_ch * h * w)
+            .enumerate()
+            .for_each(|(b, out)| transform_output(g, tiles, (m, count, b * block), bias, out));
     });
 }
 
@@ -267,17 +317,23 @@ fn tile_products(xi: usize, [out_ch, c_in, count]: [usize; 3], (u, v): (&[f32], 
 
 /// `Aᵀ·M·A` of every tile of `m` (`[16][O][T]`, one block of [`LANES`] images) into `out`
 /// (`[images, O, H, W]`), plus `bias`.
-fn transform_output(g: &ConvGeometry, tiles: Tiles, m: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+fn transform_output(
+    g: &ConvGeometry,
+    tiles: Tiles,
+    (m, count, first): (&[f32], usize, usize),
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
     let [h, w] = g.input;
     let out_ch = g.channels_out;
-    let (count, positions_per_image) = (tiles.count(LANES), tiles.per_image());
+    let (block, positions_per_image) = (tiles.count(LANES), tiles.per_image());
     let lanes = out.len() / (out_ch * h * w);
     let mut local = vec![Lanes([0.0; LANES]); TILE * positions_per_image];
     for o in 0..out_ch {
         // The 16 rows, each one contiguous run of `M` (read in turn, not interleaved: the rows
         // lie a multiple of 4 KiB apart).
         for (xi, local) in local.chunks_exact_mut(positions_per_image).enumerate() {
-            let src = &m[(xi * out_ch + o) * count..][..count];
+            let src = &m[(xi * out_ch + o) * count + first..][..block];
             for (l, s) in local.iter_mut().zip(src.chunks_exact(LANES)) {
                 l.0 = s.try_into().expect("LANES floats");
             }
@@ -301,7 +357,9 @@ fn transform_output(g: &ConvGeometry, tiles: Tiles, m: &[f32], bias: Option<&[f3
 /// dX (`[N, C, H, W]`, overwritten) from dY: the convolution of dY with the kernel turned 180°
 /// and its channel axes swapped (padding 1 again, as `3 − 1 − 1`).
 pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx: &mut [f32]) {
-    super::kernel::with_turned(g, weight, |turned, turned_weight| forward(turned, grad, turned_weight, None, dx));
+    super::kernel::with_turned(g, weight, |turned, turned_weight| {
+        forward(turned, grad, turned_weight, None, dx)
+    });
 }
 
 /// dW (`[O, C, 3, 3]`, overwritten) from `x` and dY, summed over the batch.
@@ -330,27 +388,18 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
 }
 
 /// `sums (+)= Z[ξ] · V[ξ]ᵀ` (`[O][C]`) for position `ξ`: the weight gradient's products, summed
-/// over `count` tiles.
+/// over `count` tiles, through the `gemm` crate. (Dot products along the tiles, as the column
+/// path's weight gradient runs, measured 1.2–1.5× slower on ResNet-18's 128-channel 8×8 maps
+/// and no faster on ResNet-20's 64-channel ones: each pair of rows streamed from L2 with no
+/// blocking along the tiles.)
 fn tile_sums(xi: usize, [out_ch, c_in, count]: [usize; 3], (z, v): (&[f32], &[f32]), (sums, acc): (&mut [f32], bool)) {
-    let z = &z[xi * count..];
-    if super::OWN_GEMM.enabled() && count >= DOT_TILES {
-        let rows: Vec<usize> = (0..c_in).map(|c| (c * TILE + xi) * count).collect();
-        gemm_nt(
-            [out_ch, c_in, count],
-            (sums, c_in, acc),
-            (z, TILE * count),
-            (v, &rows),
-            false,
-        );
-    } else {
-        let z = Lhs {
-            m: out_ch,
-            k: count,
-            src: z,
-            strides: [TILE * count, 1],
-        };
-        z.times(c_in, (sums, c_in, acc), &v[xi * count..], [1, TILE * count], false);
-    }
+    let z = Lhs {
+        m: out_ch,
+        k: count,
+        src: &z[xi * count..],
+        strides: [TILE * count, 1],
+    };
+    z.times(c_in, (sums, c_in, acc), &v[xi * count..], [1, TILE * count], false);
 }
 
 /// `Gᵀ·h·G` of every summed tile of `sums` (`[16][O][C]`) into `dw` (`[O, C, 3, 3]`),
@@ -380,27 +429,35 @@ fn transform_weight_gradient(g: &ConvGeometry, sums: &[f32], dw: &mut [f32]) {
 mod tests {
     use super::*;
 
-    /// All three passes give the same bits on any number of threads (bit-identical resume), with
-    /// a batch that the weight gradient takes in two chunks.
+    /// All three passes give the same bits on any number of threads (bit-identical resume): 8×8
+    /// maps with a batch that the weight gradient takes in two chunks, and 4×4 maps, whose
+    /// forward and input gradient run over the whole batch at once.
     #[test]
     fn the_passes_are_the_same_on_any_number_of_threads() {
-        let g = ConvGeometry {
-            batch: 70,
+        let g = |batch, input| ConvGeometry {
+            batch,
             channels_in: 64,
-            input: [8, 8],
+            input,
             channels_out: 8,
             kernel: [3, 3],
             stride: [1, 1],
             padding: [1, 1],
             dilation: [1, 1],
         };
-        assert!(
-            applies(&g) && Tiles::new(&g).chunk(&g) < g.batch,
-            "the test needs two chunks"
-        );
-        let x = super::super::test_values(g.batch * 64 * 64, 1);
-        let w = super::super::test_values(8 * 64 * 9, 2);
-        let dy = super::super::test_values(g.batch * 8 * 64, 3);
+        let (blocks, whole) = (g(70, [8, 8]), g(40, [4, 3]));
+        assert!(applies(&blocks) && Tiles::new(&blocks).chunk(&blocks) < blocks.batch && !batch_wide(&blocks));
+        assert!(applies(&whole) && batch_wide(&whole));
+        for g in [blocks, whole] {
+            same_on_any_number_of_threads(&g);
+        }
+    }
+
+    fn same_on_any_number_of_threads(g: &ConvGeometry) {
+        let g = *g;
+        let pixels = g.input[0] * g.input[1];
+        let x = super::super::test_values(g.batch * g.channels_in * pixels, 1);
+        let w = super::super::test_values(g.channels_out * g.channels_in * 9, 2);
+        let dy = super::super::test_values(g.batch * g.channels_out * pixels, 3);
         let on = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
@@ -412,6 +469,6 @@ mod tests {
             (y, dx, dw)
         };
         let one = on(1);
-        assert!(one == on(3), "results differ between 1 and 3 threads");
+        assert!(one == on(3), "{g:?}: results differ between 1 and 3 threads");
     }
 }

@@ -98,39 +98,57 @@ fn sandwich<T: Value, const C: usize, const R: usize>(x: &[T], l: impl Fn([T; C]
 /// `Bᵀ·d·B` of a 4×4 window `d` (row-major).
 #[inline(always)]
 pub(super) fn input_tile<T: Value>(d: &[T; TILE]) -> [[T; 4]; 4] {
-    sandwich(d, |a: [T; 4]| [a[0] - a[2], a[1] + a[2], a[2] - a[1], a[1] - a[3]])
+    sandwich(
+        d,
+        #[inline(always)]
+        |a: [T; 4]| [a[0] - a[2], a[1] + a[2], a[2] - a[1], a[1] - a[3]],
+    )
 }
 
 /// `G·g·Gᵀ` of a 3×3 filter `g` (row-major).
 #[inline(always)]
 pub(super) fn filter_tile<T: Value>(g: &[T; 9]) -> [[T; 4]; 4] {
-    sandwich(g, |a: [T; 3]| {
-        [a[0], (a[0] + a[1] + a[2]) * 0.5, (a[0] - a[1] + a[2]) * 0.5, a[2]]
-    })
+    sandwich(
+        g,
+        #[inline(always)]
+        |a: [T; 3]| [a[0], (a[0] + a[1] + a[2]) * 0.5, (a[0] - a[1] + a[2]) * 0.5, a[2]],
+    )
 }
 
 /// `Aᵀ·m·A`: the 2×2 outputs of a 4×4 product tile (row-major).
 #[inline(always)]
 pub(super) fn output_tile<T: Value>(m: &[T; TILE]) -> [[T; 2]; 2] {
-    sandwich(m, |a: [T; 4]| [a[0] + a[1] + a[2], a[1] - a[2] - a[3]])
+    sandwich(
+        m,
+        #[inline(always)]
+        |a: [T; 4]| [a[0] + a[1] + a[2], a[1] - a[2] - a[3]],
+    )
 }
 
 /// `A·y·Aᵀ` of a 2×2 block of dY (row-major).
 #[inline(always)]
 pub(super) fn gradient_tile<T: Value>(y: &[T; 4]) -> [[T; 4]; 4] {
-    sandwich(y, |b: [T; 2]| [b[0], b[0] + b[1], b[0] - b[1], -b[1]])
+    sandwich(
+        y,
+        #[inline(always)]
+        |b: [T; 2]| [b[0], b[0] + b[1], b[0] - b[1], -b[1]],
+    )
 }
 
 /// `Gᵀ·h·G`: the 3×3 weight gradient of a summed 4×4 tile (row-major).
 #[inline(always)]
 pub(super) fn filter_gradient<T: Value>(h: &[T; TILE]) -> [[T; 3]; 3] {
-    sandwich(h, |a: [T; 4]| {
-        [
-            a[0] + (a[1] + a[2]) * 0.5,
-            (a[1] - a[2]) * 0.5,
-            (a[1] + a[2]) * 0.5 + a[3],
-        ]
-    })
+    sandwich(
+        h,
+        #[inline(always)]
+        |a: [T; 4]| {
+            [
+                a[0] + (a[1] + a[2]) * 0.5,
+                (a[1] - a[2]) * 0.5,
+                (a[1] + a[2]) * 0.5 + a[3],
+            ]
+        },
+    )
 }
 
 #[cfg(test)]
