@@ -129,20 +129,29 @@ fn store(dst: &mut [f32], at: usize, lanes: &Lanes) {
 }
 
 /// Transforms the `side × side` window of every block position (top left at `(2·ty, 2·tx)` of
-/// a plane gathered with [`gather_plane`]) with `transform`, into rows `ξ` of `dst` (`[16][T]`)
-/// for lane block `block` (see [`Tiles::count`]).
+/// a plane gathered with [`gather_plane`]) into rows `ξ` of `dst` (`[16][T]`) for lane block
+/// `block` (see [`Tiles::count`]): a 4×4 window of the input (`N` = 16) with `Bᵀ·d·B`, a 2×2
+/// block of dY (`N` = 4) with `A·dY·Aᵀ`. (The transform is picked by `N` here rather than passed
+/// in: passed as a function, it was called out of line through a reference, its 512-byte
+/// result copied back with `memmove` — a quarter of a weight gradient's time.)
 fn transform_windows<const N: usize>(
     tiles: Tiles,
     (plane, cols): (&[Lanes], usize),
     (dst, block): (&mut [f32], usize),
-    transform: impl Fn(&[Lanes; N]) -> [[Lanes; 4]; 4],
 ) {
     let side = if N == TILE { 4 } else { 2 };
     let count = dst.len() / TILE;
     for (position, [ty, tx]) in positions(tiles).enumerate() {
-        let window: [Lanes; N] = std::array::from_fn(|i| plane[(2 * ty + i / side) * cols + 2 * tx + i % side]);
+        let mut window = [Lanes([0.0; LANES]); N];
+        for (i, w) in window.iter_mut().enumerate() {
+            *w = plane[(2 * ty + i / side) * cols + 2 * tx + i % side];
+        }
+        let transformed = match N {
+            TILE => input_tile(window[..].try_into().expect("16 values")),
+            _ => gradient_tile(window[..].try_into().expect("4 values")),
+        };
         let at = tiles.first_tile(block, position);
-        for (xi, lanes) in transform(&window).iter().flatten().enumerate() {
+        for (xi, lanes) in transformed.iter().flatten().enumerate() {
             store(&mut dst[xi * count..][..count], at, lanes);
         }
     }
@@ -170,15 +179,14 @@ fn each_part(
 
 /// Every plane of `xs` (`[images, channels, H, W]`) transformed window by window into `dst`
 /// (`[channels][16][T]`, see [`Tiles::count`]): the input's 4×4 windows of the image padded by
-/// 1 (`Bᵀ·d·B`), or dY's 2×2 blocks, zeros past odd edges (`A·dY·Aᵀ`). Channel by channel
-/// (`parallel`: over the cores).
+/// 1 (`N` = 16), or dY's 2×2 blocks, zeros past odd edges (`N` = 4; see [`transform_windows`]).
+/// Channel by channel (`parallel`: over the cores).
 fn transform_planes<const N: usize>(
     g: &ConvGeometry,
     tiles: Tiles,
     (xs, images, channels): (&[f32], usize, usize),
     dst: &mut [f32],
     parallel: bool,
-    transform: impl Fn(&[Lanes; N]) -> [[Lanes; 4]; 4] + Send + Sync,
 ) {
     let pad = usize::from(N == TILE);
     let cols = 2 * tiles.cols + 2 * pad;
@@ -186,7 +194,7 @@ fn transform_planes<const N: usize>(
     each_part(dst, TILE * tiles.count(images), scratch, |c, dst, plane| {
         for block in 0..images.div_ceil(LANES) {
             gather_plane((xs, images, channels), g.input, (c, block * LANES), (plane, cols, pad));
-            transform_windows(tiles, (plane, cols), (dst, block), &transform);
+            transform_windows::<N>(tiles, (plane, cols), (dst, block));
         }
     });
 }
@@ -247,14 +255,7 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
             let (v, m) = &mut buffers;
             v.resize(c_in * TILE * count, 0.0);
             m.resize(TILE * out_ch * count, 0.0);
-            transform_planes(
-                g,
-                tiles,
-                (xs, xs.len() / (c_in * h * w), c_in),
-                v,
-                false,
-                input_tile::<Lanes>,
-            );
+            transform_planes::<TILE>(g, tiles, (xs, xs.len() / (c_in * h * w), c_in), v, false);
             for (xi, m) in m.chunks_mut(out_ch * count).enumerate() {
                 tile_products(xi, [out_ch, c_in, count], (u, v), m);
             }
@@ -292,7 +293,7 @@ fn forward_batch(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32
     let lens = [out_ch * TILE * c_in, c_in * TILE * count, out_ch * TILE * count];
     with_scratch(lens, |[u, v, m]| {
         transform_weight(g, weight, u);
-        transform_planes(g, tiles, (x, g.batch, c_in), v, true, input_tile::<Lanes>);
+        transform_planes::<TILE>(g, tiles, (x, g.batch, c_in), v, true);
         let (u, v) = (&*u, &*v);
         m.par_chunks_mut(out_ch * count)
             .enumerate()
@@ -377,8 +378,8 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
             let images = xs.len() / (c_in * h * w);
             let count = tiles.count(images);
             let (v, z) = (&mut v[..c_in * TILE * count], &mut z[..out_ch * TILE * count]);
-            transform_planes(g, tiles, (xs, images, c_in), v, true, input_tile::<Lanes>);
-            transform_planes(g, tiles, (dy, images, out_ch), z, true, gradient_tile::<Lanes>);
+            transform_planes::<TILE>(g, tiles, (xs, images, c_in), v, true);
+            transform_planes::<4>(g, tiles, (dy, images, out_ch), z, true);
             sums.par_chunks_mut(out_ch * c_in)
                 .enumerate()
                 .for_each(|(xi, sums)| tile_sums(xi, [out_ch, c_in, count], (z, v), (sums, i > 0)));
