@@ -53,7 +53,13 @@ fn turned_input_gradient(g: &ConvGeometry) -> bool {
     super::TURNED_DX.enabled() && g.is_turnable() && !g.is_pointwise()
 }
 
-/// `conv(x)` into `out` (`[N, O, OH, OW]`), plus `bias`.
+/// Whether [`input_gradient`] writes every element of `dx` whatever it held (else it adds into
+/// zeros: col2im of an unpadded convolution).
+pub(super) fn input_gradient_overwrites(g: &ConvGeometry) -> bool {
+    winograd(g) || implicit(g) || turned_input_gradient(g)
+}
+
+/// `conv(x)` into `out` (`[N, O, OH, OW]`, every element written whatever it held), plus `bias`.
 pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     if winograd(g) {
         return winograd::forward(g, x, weight, bias, out);
