@@ -376,7 +376,7 @@ fn weight_gradient_rows(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32
                 for y in 0..oh {
                     let first = y * layout.width() + image * layout.wp;
                     let (row, discarded) = dyt[first * n_pad..][..layout.wp * n_pad].split_at_mut(ow * n_pad);
-                    transpose_row(dy, [out_ch, oh, ow], y, row, n_pad);
+                    matmul::transpose_row(dy, [out_ch, oh, ow], y, row, n_pad);
                     discarded.fill(0.0);
                 }
             }
@@ -385,27 +385,6 @@ fn weight_gradient_rows(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32
         matmul::untranspose(dwt, n_pad, [rows, out_ch], dw);
         Some(())
     })
-}
-
-/// Row `y` of every channel of one image's dY (`[out_ch, oh, ow]`) into `dst` as `[ow][n_pad]`,
-/// zeros in the padding channels: in blocks of 16 channels × 16 columns through a local tile, so
-/// each read is a run of 16 floats of one plane (column by column, each of 16 reads touched
-/// another plane, 4 KiB apart at 32×32: ~23% of ResNet-20's 16-channel weight gradient).
-fn transpose_row(dy: &[f32], [out_ch, oh, ow]: [usize; 3], y: usize, dst: &mut [f32], n_pad: usize) {
-    const B: usize = 16;
-    for o0 in (0..n_pad).step_by(B) {
-        for x0 in (0..ow).step_by(B) {
-            let width = B.min(ow - x0);
-            let mut tile = [[0.0f32; B]; B];
-            for (o, row) in tile.iter_mut().enumerate().take(out_ch.saturating_sub(o0)) {
-                row[..width].copy_from_slice(&dy[((o0 + o) * oh + y) * ow + x0..][..width]);
-            }
-            for x in 0..width {
-                let d: &mut [f32; B] = (&mut dst[(x0 + x) * n_pad + o0..][..B]).try_into().expect("16 floats");
-                *d = std::array::from_fn(|o| tile[o][x]);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
