@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use cnn_trainer::{BenchCase, BenchPhase, ReferenceFile};
 
+
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Model to measure (repeat for several) instead of a suite.
@@ -99,13 +100,10 @@ pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
         runs.push((backend, results));
     }
     if let Some(path) = &args.json {
-        std::fs::write(
-            path,
-            serde_json::to_string_pretty(&cnn_trainer::bench::report_json(
-                &runs.iter().map(|(b, r)| (b.name(), r.as_slice())).collect::<Vec<_>>(),
-            ))?,
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&cnn_trainer::bench::report_json(
+            &runs.iter().map(|(b, r)| (b.name(), r.as_slice())).collect::<Vec<_>>()
+        ))?)
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -118,10 +116,5 @@ fn cases(args: &BenchArgs, phases: &[BenchPhase]) -> Result<Vec<BenchCase>> {
             _ => cnn_trainer::bench::family_suite_at(args.batch, phases),
         });
     }
-    Ok(cnn_trainer::bench::model_cases(
-        &args.models,
-        args.size,
-        args.batch,
-        phases,
-    )?)
+    Ok(cnn_trainer::bench::model_cases(&args.models, args.size, args.batch, phases)?)
 }

@@ -6,8 +6,8 @@ use std::time::Instant;
 use anyhow::Result;
 use cnn_trainer::Progress;
 use cnn_trainer::ensemble_experiment::{EnsembleOptions, ensemble, table_markdown};
-use cnn_trainer::experiment::{DegradationOptions, degradation};
 use cnn_trainer::identity_experiment::{IdentityOptions, identity};
+use cnn_trainer::experiment::{DegradationOptions, degradation};
 
 /// The experiments.
 #[derive(clap::Subcommand)]
@@ -316,11 +316,7 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         "wrote {} and {}{} in {:.0} s",
         opts.out.join("degradation.csv").display(),
         opts.out.join("degradation.png").display(),
-        if depth_plot.is_file() {
-            format!(" and {}", depth_plot.display())
-        } else {
-            String::new()
-        },
+        if depth_plot.is_file() { format!(" and {}", depth_plot.display()) } else { String::new() },
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -375,19 +371,12 @@ fn ensemble_cmd(device: Option<&str>, opts: &EnsembleOptions) -> Result<()> {
         opts.preset,
         opts.seed,
         opts.seed + opts.members as u64 - 1,
-        if opts.ten_crop {
-            ", evaluated with and without ten crops"
-        } else {
-            ""
-        },
+        if opts.ten_crop { ", evaluated with and without ten crops" } else { "" },
         opts.out.display()
     );
     let started = Instant::now();
     let result = ensemble(opts, &device, &mut progress_printer(9, opts.config(0)?.epochs))?;
-    println!(
-        "\ntest accuracy on the {} test images of {}:\n",
-        result.single.summary.images, result.dataset
-    );
+    println!("\ntest accuracy on the {} test images of {}:\n", result.single.summary.images, result.dataset);
     print!("{}", table_markdown(&result));
     println!(
         "\nwrote {} and {} in {:.0} s",
@@ -411,10 +400,7 @@ fn identity_cmd(device: Option<&str>, opts: &IdentityOptions) -> Result<()> {
     let started = Instant::now();
     let rows = identity(opts, &device, &mut progress_printer(22, opts.epochs))?;
     println!();
-    print!(
-        "{}",
-        cnn_trainer::identity_experiment::table_markdown(&rows, opts.epochs)
-    );
+    print!("{}", cnn_trainer::identity_experiment::table_markdown(&rows, opts.epochs));
     println!(
         "\nwrote {} in {:.0} s",
         opts.out.join("identity.csv").display(),

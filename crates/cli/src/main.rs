@@ -321,9 +321,7 @@ fn run(cli: Cli) -> Result<()> {
             let model = cnn_models::build(info.name, options, &device)?;
             let summary = model.summary(input);
             if input[1] == input[2] {
-                model
-                    .check_input_size(input[0], input[1])
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", info.name))?;
+                model.check_input_size(input[0], input[1]).map_err(|e| anyhow::anyhow!("{}: {e}", info.name))?;
             } else if let Some(row) = summary.first_misfit() {
                 anyhow::bail!(
                     "input {}x{}x{} does not fit {}: layer {} has no output left or takes another width",

@@ -91,9 +91,7 @@ fn run_distributed(device: Option<&str>, args: TrainArgs) -> Result<()> {
             train(plan, &backend, train_here)
         } else {
             let RunPlan { config, dir, resume } = plan;
-            train_here(&config, &dir, resume, &mut |_| {})
-                .map(drop)
-                .map_err(anyhow::Error::from)
+            train_here(&config, &dir, resume, &mut |_| {}).map(drop).map_err(anyhow::Error::from)
         }
     })();
     if let Err(e) = outcome {
@@ -128,12 +126,7 @@ fn test_failure_point(rank: usize) -> Result<Option<(usize, usize)>> {
 fn train(
     plan: RunPlan,
     backend: &str,
-    train_run: impl FnOnce(
-        &TrainConfig,
-        &std::path::Path,
-        bool,
-        &mut dyn FnMut(Progress<'_>),
-    ) -> cnn_trainer::Result<cnn_trainer::RunReport>,
+    train_run: impl FnOnce(&TrainConfig, &std::path::Path, bool, &mut dyn FnMut(Progress<'_>)) -> cnn_trainer::Result<cnn_trainer::RunReport>,
 ) -> Result<()> {
     let RunPlan {
         config: cfg,

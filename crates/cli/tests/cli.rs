@@ -202,16 +202,10 @@ fn summary_prints_torchvision_totals() {
 fn summary_rejects_inputs_that_vanish() {
     let msg = assert_clean_failure(&cnn(&["summary", "--model", "alexnet", "--input", "3x32x32"]));
     assert!(msg.contains("does not fit layer features."), "{msg}");
-    assert!(
-        msg.contains("the smallest size from 32 px up that fits is 63 px"),
-        "{msg}"
-    );
+    assert!(msg.contains("the smallest size from 32 px up that fits is 63 px"), "{msg}");
     // LeNet-5's fc1 takes 16·5·5 features: 36 px gives 16·6·6.
     let msg = assert_clean_failure(&cnn(&["summary", "--model", "lenet5", "--input", "1x36x36"]));
-    assert!(
-        msg.contains("layer fc1") && msg.contains("largest size below 36 px that fits is 35 px"),
-        "{msg}"
-    );
+    assert!(msg.contains("layer fc1") && msg.contains("largest size below 36 px that fits is 35 px"), "{msg}");
     let msg = assert_clean_failure(&cnn(&["summary", "--model", "resnet18", "--input", "3x224"]));
     assert!(msg.contains("expected 3"), "{msg}");
 }
@@ -654,31 +648,12 @@ fn ensembles_ten_crops_and_export_from_the_command_line() {
     let _ = std::fs::remove_dir_all(&root);
     let out = root.join("ensemble");
     let args = [
-        "--device",
-        "flex",
-        "experiment",
-        "ensemble",
-        "--preset",
-        "lenet5-mnist5k",
-        "--members",
-        "2",
-        "--epochs",
-        "1",
-        "--subset",
-        "200",
-        "--out",
-        out.to_str().unwrap(),
+        "--device", "flex", "experiment", "ensemble", "--preset", "lenet5-mnist5k", "--members", "2",
+        "--epochs", "1", "--subset", "200", "--out", out.to_str().unwrap(),
     ];
     let stdout = assert_success(&cnn(&args));
-    assert!(
-        stdout.contains("| member-1 |") && stdout.contains("| ensemble of 2 |"),
-        "{stdout}"
-    );
-    assert!(
-        std::fs::read_to_string(out.join("ensemble.md"))
-            .unwrap()
-            .contains("10-crop top-1")
-    );
+    assert!(stdout.contains("| member-1 |") && stdout.contains("| ensemble of 2 |"), "{stdout}");
+    assert!(std::fs::read_to_string(out.join("ensemble.md")).unwrap().contains("10-crop top-1"));
     // Repeated: the finished members are reused, not retrained.
     let again = cnn(&args);
     assert_success(&again);
@@ -687,32 +662,16 @@ fn ensembles_ten_crops_and_export_from_the_command_line() {
     let (a, b) = (out.join("member-1"), out.join("member-2"));
     let plot = root.join("ensemble.png");
     let stdout = assert_success(&cnn(&[
-        "eval",
-        "--run",
-        a.to_str().unwrap(),
-        "--run",
-        b.to_str().unwrap(),
-        "--tta",
-        "--plot",
-        plot.to_str().unwrap(),
+        "eval", "--run", a.to_str().unwrap(), "--run", b.to_str().unwrap(), "--tta", "--plot", plot.to_str().unwrap(),
     ]));
-    assert!(
-        stdout.starts_with("ensemble of 2 (lenet5, lenet5) on the 1000 test images of mnist-5k"),
-        "{stdout}"
-    );
+    assert!(stdout.starts_with("ensemble of 2 (lenet5, lenet5) on the 1000 test images of mnist-5k"), "{stdout}");
     assert!(stdout.contains("10-crop top-1"), "{stdout}");
-    let row = stdout
-        .lines()
-        .map(str::trim_start)
-        .find(|l| l.starts_with("ensemble of 2 ") && !l.contains("test images"));
+    let row = stdout.lines().map(str::trim_start).find(|l| l.starts_with("ensemble of 2 ") && !l.contains("test images"));
     assert_eq!(row.map(|r| r.split_whitespace().count()), Some(7), "{stdout}");
     assert!(image::open(&plot).is_ok());
     // One run with --tta: single crop and ten crops side by side.
     let stdout = assert_success(&cnn(&["eval", "--run", a.to_str().unwrap(), "--tta"]));
-    let row = stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with(a.to_str().unwrap()))
-        .unwrap_or_default();
+    let row = stdout.lines().find(|l| l.trim_start().starts_with(a.to_str().unwrap())).unwrap_or_default();
     assert_eq!(row.split_whitespace().count(), 5, "{stdout}");
 
     let (test, _) = (cnn_data_augment::embedded::mnist_5k().unwrap().1, ());
@@ -720,17 +679,9 @@ fn ensembles_ten_crops_and_export_from_the_command_line() {
     let digit = root.join("digit.png");
     img.save_png(&digit).unwrap();
     let stdout = assert_success(&cnn(&[
-        "predict",
-        "--run",
-        a.to_str().unwrap(),
-        "--run",
-        b.to_str().unwrap(),
-        digit.to_str().unwrap(),
+        "predict", "--run", a.to_str().unwrap(), "--run", b.to_str().unwrap(), digit.to_str().unwrap(),
     ]));
-    assert!(
-        stdout.lines().next().unwrap().ends_with("(average of 2 runs)"),
-        "{stdout}"
-    );
+    assert!(stdout.lines().next().unwrap().ends_with("(average of 2 runs)"), "{stdout}");
 
     let other = root.join("other");
     std::fs::create_dir_all(&other).unwrap();
@@ -742,43 +693,18 @@ fn ensembles_ten_crops_and_export_from_the_command_line() {
     }
     let letters: Vec<String> = "abcdefghij".chars().map(String::from).collect();
     std::fs::write(other.join("classes.json"), serde_json::to_string(&letters).unwrap()).unwrap();
-    let msg = assert_clean_failure(&cnn(&[
-        "eval",
-        "--run",
-        a.to_str().unwrap(),
-        "--run",
-        other.to_str().unwrap(),
-    ]));
+    let msg = assert_clean_failure(&cnn(&["eval", "--run", a.to_str().unwrap(), "--run", other.to_str().unwrap()]));
     assert!(msg.contains("must agree on the classes"), "{msg}");
 
     for ext in ["pth", "safetensors"] {
         let file = root.join(format!("lenet5.{ext}"));
         let io = root.join("lenet5.io.safetensors");
         let stdout = assert_success(&cnn(&[
-            "weights",
-            "export",
-            "--run",
-            a.to_str().unwrap(),
-            "--out",
-            file.to_str().unwrap(),
-            "--io",
-            io.to_str().unwrap(),
+            "weights", "export", "--run", a.to_str().unwrap(), "--out", file.to_str().unwrap(), "--io", io.to_str().unwrap(),
         ]));
-        assert!(
-            stdout.contains("10 tensors of lenet5 under torchvision's keys"),
-            "{stdout}"
-        );
+        assert!(stdout.contains("10 tensors of lenet5 under torchvision's keys"), "{stdout}");
         let stdout = assert_success(&cnn(&[
-            "--device",
-            "flex",
-            "weights",
-            "verify",
-            "--model",
-            "lenet5",
-            "--weights",
-            file.to_str().unwrap(),
-            "--io",
-            io.to_str().unwrap(),
+            "--device", "flex", "weights", "verify", "--model", "lenet5", "--weights", file.to_str().unwrap(), "--io", io.to_str().unwrap(),
         ]));
         assert!(stdout.contains("max abs diff 0e0"), "{ext}: {stdout}");
     }

@@ -49,22 +49,8 @@ fn s(p: &Path) -> &str {
 }
 
 const LENET: [&str; 16] = [
-    "--model",
-    "lenet5",
-    "--dataset",
-    "mnist-5k",
-    "--subset",
-    "600",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "32",
-    "--optimizer",
-    "sgd",
-    "--lr",
-    "0.05",
-    "--workers",
-    "1",
+    "--model", "lenet5", "--dataset", "mnist-5k", "--subset", "600", "--epochs", "2", "--batch-size", "32",
+    "--optimizer", "sgd", "--lr", "0.05", "--workers", "1",
 ];
 
 #[test]
@@ -75,16 +61,7 @@ fn two_processes_train_lenet5_to_the_one_process_weights_and_rank_0_alone_writes
     args.extend(LENET);
     let single = cnn(&[&["--device", "flex"], args.as_slice(), &["--out", s(&one)]].concat());
     assert_success(&single);
-    let out = mpirun(
-        2,
-        &[
-            &["--device", "flex"],
-            args.as_slice(),
-            &["--distributed", "--out", s(&two)],
-        ]
-        .concat(),
-        &[],
-    );
+    let out = mpirun(2, &[&["--device", "flex"], args.as_slice(), &["--distributed", "--out", s(&two)]].concat(), &[]);
     let stdout = assert_success(&out);
     // Rank 0 alone prints the run's lines and writes its folder.
     assert_eq!(stdout.matches("test accuracy").count(), 1, "{stdout}");
@@ -93,34 +70,18 @@ fn two_processes_train_lenet5_to_the_one_process_weights_and_rank_0_alone_writes
     // The epochs' figures count the whole batches, not rank 0's halves.
     let metrics = |dir: &Path| std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     let columns = |text: &str| -> Vec<Vec<f64>> {
-        text.lines()
-            .skip(1)
-            .map(|l| l.split(',').take(7).map(|v| v.parse().unwrap()).collect())
-            .collect()
+        text.lines().skip(1).map(|l| l.split(',').take(7).map(|v| v.parse().unwrap()).collect()).collect()
     };
     for (a, b) in columns(&metrics(&one)).iter().zip(columns(&metrics(&two))) {
         for (x, y) in a.iter().zip(&b) {
-            assert!(
-                (x - y).abs() <= 2e-3 * (1.0 + x.abs()),
-                "{}\nvs\n{}",
-                metrics(&one),
-                metrics(&two)
-            );
+            assert!((x - y).abs() <= 2e-3 * (1.0 + x.abs()), "{}\nvs\n{}", metrics(&one), metrics(&two));
         }
     }
     let gap = relative_gap(&weights(&one), &weights(&two));
     assert!(gap < 1e-5, "relative weight gap {gap:e}");
     // Each process may split its slices again over its own devices.
     let four = root.join("four");
-    let out = mpirun(
-        2,
-        &[
-            args.as_slice(),
-            &["--distributed", "--devices", "flex,flex", "--out", s(&four)],
-        ]
-        .concat(),
-        &[],
-    );
+    let out = mpirun(2, &[args.as_slice(), &["--distributed", "--devices", "flex,flex", "--out", s(&four)]].concat(), &[]);
     assert_success(&out);
     let gap = relative_gap(&weights(&one), &weights(&four));
     assert!(gap < 1e-4, "relative weight gap with two devices a process {gap:e}");
@@ -130,12 +91,7 @@ fn two_processes_train_lenet5_to_the_one_process_weights_and_rank_0_alone_writes
             serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
         summary["test_accuracy"].as_f64().unwrap()
     };
-    assert!(
-        (accuracy(&one) - accuracy(&two)).abs() < 2e-3,
-        "{} vs {}",
-        accuracy(&one),
-        accuracy(&two)
-    );
+    assert!((accuracy(&one) - accuracy(&two)).abs() < 2e-3, "{} vs {}", accuracy(&one), accuracy(&two));
     std::fs::remove_dir_all(&root).unwrap();
 }
 
@@ -144,29 +100,10 @@ fn a_resnet_trained_by_two_processes_resumes_in_one() {
     let root = scratch("resnet");
     let run = root.join("run");
     let common = [
-        "--device",
-        "flex",
-        "train",
-        "--model",
-        "resnet20",
-        "--dataset",
-        "mnist-5k",
-        "--subset",
-        "128",
-        "--batch-size",
-        "32",
-        "--optimizer",
-        "sgd",
-        "--lr",
-        "0.05",
-        "--workers",
-        "1",
+        "--device", "flex", "train", "--model", "resnet20", "--dataset", "mnist-5k", "--subset", "128",
+        "--batch-size", "32", "--optimizer", "sgd", "--lr", "0.05", "--workers", "1",
     ];
-    let out = mpirun(
-        2,
-        &[&common[..], &["--epochs", "1", "--distributed", "--out", s(&run)]].concat(),
-        &[],
-    );
+    let out = mpirun(2, &[&common[..], &["--epochs", "1", "--distributed", "--out", s(&run)]].concat(), &[]);
     assert_success(&out);
     let out = cnn(&["--device", "flex", "train", "--resume", s(&run), "--epochs", "2"]);
     let stdout = assert_success(&out);
@@ -191,16 +128,9 @@ fn a_process_that_dies_mid_epoch_ends_the_job_and_the_run_resumes() {
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 2, "epoch 1's checkpoint: {metrics}");
     // The run resumes, here with two processes again, and finishes.
-    let out = mpirun(
-        2,
-        &["--device", "flex", "train", "--distributed", "--resume", s(&run)],
-        &[],
-    );
+    let out = mpirun(2, &["--device", "flex", "train", "--distributed", "--resume", s(&run)], &[]);
     let stdout = assert_success(&out);
-    assert!(
-        stdout.contains("resuming") && stdout.contains("test accuracy"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("resuming") && stdout.contains("test accuracy"), "{stdout}");
     std::fs::remove_dir_all(&root).unwrap();
 }
 

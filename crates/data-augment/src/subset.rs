@@ -221,32 +221,16 @@ mod tests {
     fn a_class_subset_keeps_the_chosen_classes_relabelled_in_the_given_order() {
         let labels: Vec<u16> = (0..12).map(|i| (i % 3) as u16).collect();
         let inner: Arc<dyn Source> = Arc::new(
-            ImageDataset::new(
-                1,
-                1,
-                1,
-                (0..12).map(|i| i as u8).collect(),
-                labels,
-                ["a", "b", "c"].map(String::from).to_vec(),
-            )
-            .unwrap(),
+            ImageDataset::new(1, 1, 1, (0..12).map(|i| i as u8).collect(), labels, ["a", "b", "c"].map(String::from).to_vec())
+                .unwrap(),
         );
         let picked = ClassSubset::new(inner.clone(), &[2, 0], 3).unwrap();
         assert_eq!(picked.len(), 8);
         // Original order kept; class 2 is now 0 and class 0 is now 1.
-        let got: Vec<(u8, usize)> = (0..8)
-            .map(|i| picked.get(i).map(|(img, l)| (img.data[0], l)).unwrap())
-            .collect();
-        assert_eq!(
-            got,
-            vec![(0, 1), (2, 0), (3, 1), (5, 0), (6, 1), (8, 0), (9, 1), (11, 0)]
-        );
+        let got: Vec<(u8, usize)> = (0..8).map(|i| picked.get(i).map(|(img, l)| (img.data[0], l)).unwrap()).collect();
+        assert_eq!(got, vec![(0, 1), (2, 0), (3, 1), (5, 0), (6, 1), (8, 0), (9, 1), (11, 0)]);
         assert_eq!(picked.label(1).unwrap(), 0);
-        for (bad, why) in [
-            (vec![3], "does not exist"),
-            (vec![1, 1], "twice"),
-            (vec![], "at least one"),
-        ] {
+        for (bad, why) in [(vec![3], "does not exist"), (vec![1, 1], "twice"), (vec![], "at least one")] {
             let err = ClassSubset::new(inner.clone(), &bad, 3).err().unwrap().to_string();
             assert!(err.contains(why), "{err}");
         }

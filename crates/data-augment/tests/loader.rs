@@ -31,10 +31,7 @@ fn shard(workers: usize, pipeline: &str, epoch: u64, (rank, ranks): (usize, usiz
         config,
     )
     .unwrap();
-    loader
-        .shard_epoch(epoch, rank, ranks)
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap()
+    loader.shard_epoch(epoch, rank, ranks).collect::<Result<Vec<_>, _>>().unwrap()
 }
 
 #[test]

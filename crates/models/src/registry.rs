@@ -72,10 +72,7 @@ impl Family {
     /// Whether the family is a course example on feature maps (192 channels) rather than a
     /// network that takes images: it builds and summarises, but `cnn train` refuses it.
     pub fn takes_feature_maps(self) -> bool {
-        matches!(
-            self,
-            Family::InceptionModule | Family::InceptionNaive | Family::Conv1x1Example
-        )
+        matches!(self, Family::InceptionModule | Family::InceptionNaive | Family::Conv1x1Example)
     }
 }
 
@@ -139,11 +136,7 @@ const fn entry(name: &'static str, family: Family, default_input: InputSpec) -> 
 pub const MODELS: &[ModelInfo] = &[
     entry("lenet5", Family::LeNet, InputSpec { channels: 1, size: 32 }),
     entry("lenet5_relu", Family::LeNetRelu, InputSpec { channels: 1, size: 32 }),
-    entry(
-        "lenet5_sigmoid",
-        Family::LeNetSigmoid,
-        InputSpec { channels: 1, size: 32 },
-    ),
+    entry("lenet5_sigmoid", Family::LeNetSigmoid, InputSpec { channels: 1, size: 32 }),
     entry("alexnet", Family::AlexNet, rgb(224)),
     entry("alexnet_lrn", Family::AlexNetLrn, rgb(224)),
     entry("alexnet_paper", Family::AlexNetPaper, rgb(224)),
@@ -453,11 +446,7 @@ impl Model {
     /// the first layer that does not ([`Summary::first_misfit`]) and the nearest size at or
     /// above `size` that fits, if one does up to 4096 px.
     pub fn check_input_size(&self, channels: usize, size: usize) -> std::result::Result<(), String> {
-        let Some(row) = self
-            .summary([channels, size, size])
-            .first_misfit()
-            .map(|r| r.name.clone())
-        else {
+        let Some(row) = self.summary([channels, size, size]).first_misfit().map(|r| r.name.clone()) else {
             return Ok(());
         };
         let fits = |s: usize| self.summary([channels, s, s]).first_misfit().is_none();

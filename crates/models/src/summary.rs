@@ -74,25 +74,13 @@ impl Summary {
     /// Adds a linear layer's row (`in · out` multiply-adds); returns its output width.
     pub fn push_linear(&mut self, name: impl Into<String>, fc: &burn::nn::Linear) -> usize {
         let [i, o] = fc.weight.dims();
-        self.push(
-            name,
-            "Linear",
-            OutShape::Flat(o),
-            crate::keys::param_count(fc),
-            (i * o) as u64,
-        );
+        self.push(name, "Linear", OutShape::Flat(o), crate::keys::param_count(fc), (i * o) as u64);
         o
     }
 
     /// Adds the row of a batch norm over a `shape` map.
     pub fn push_batch_norm(&mut self, name: impl Into<String>, bn: &burn::nn::BatchNorm, shape: Shape3) {
-        self.push(
-            name,
-            "BatchNorm2d",
-            OutShape::Map(shape),
-            crate::keys::param_count(bn),
-            0,
-        );
+        self.push(name, "BatchNorm2d", OutShape::Map(shape), crate::keys::param_count(bn), 0);
     }
 
     /// The first layer this input does not fit: one left with an empty feature map, or a

@@ -47,16 +47,7 @@ fn steps(mut model: Linear, optim: &mut ModuleOptimizer, n: usize, device: &Devi
 /// The parameters' bits, so equality is exact and a failure prints little.
 fn values(model: &Linear) -> Vec<u32> {
     let mut v = model.weight.val().into_data().try_to_vec::<f32>().unwrap();
-    v.extend(
-        model
-            .bias
-            .as_ref()
-            .unwrap()
-            .val()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap(),
-    );
+    v.extend(model.bias.as_ref().unwrap().val().into_data().try_to_vec::<f32>().unwrap());
     v.into_iter().map(f32::to_bits).collect()
 }
 
@@ -73,10 +64,7 @@ fn the_fused_step_is_burns_sgd_bit_for_bit() {
     let want = values(&steps(model(&device), &mut burn_sgd(), 3, &device));
     let before = fused_sgd::calls()[0];
     let got = fused_sgd::with_fused_sgd(true, || values(&steps(model(&device), &mut fused(), 3, &device)));
-    assert!(
-        fused_sgd::calls()[0] >= before + 6,
-        "the kernel did not run for both tensors each step"
-    );
+    assert!(fused_sgd::calls()[0] >= before + 6, "the kernel did not run for both tensors each step");
     assert_eq!(differing(&got, &want), 0, "fused vs burn's Sgd");
     let off = fused_sgd::with_fused_sgd(false, || values(&steps(model(&device), &mut fused(), 3, &device)));
     assert_eq!(differing(&off, &want), 0, "kernel off vs burn's Sgd");

@@ -9,12 +9,7 @@ mod common;
 use common::serial;
 
 fn bits(t: Tensor<4>) -> Vec<u32> {
-    t.into_data()
-        .try_to_vec::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f32::to_bits)
-        .collect()
+    t.into_data().try_to_vec::<f32>().unwrap().into_iter().map(f32::to_bits).collect()
 }
 
 #[test]
@@ -30,20 +25,12 @@ fn a_zero_initialised_block_is_the_identity_on_non_negative_inputs() {
             .with_zero_init_residual(true)
             .init(&device);
         for (block, channels) in [(&cifar.layer1[0], 16), (&bottleneck.layer1[1], 256)] {
-            let x = relu(Tensor::<4>::random(
-                [4, channels, 8, 8],
-                Distribution::Normal(0.0, 1.0),
-                &device,
-            ));
+            let x = relu(Tensor::<4>::random([4, channels, 8, 8], Distribution::Normal(0.0, 1.0), &device));
             assert_eq!(bits(block.forward(x.clone())), bits(x), "{channels} channels");
         }
         // Without the option the same block changes its input.
         let plain = ResNetConfig::cifar(1, ShortcutKind::ZeroPad).init(&device);
-        let x = relu(Tensor::<4>::random(
-            [4, 16, 8, 8],
-            Distribution::Normal(0.0, 1.0),
-            &device,
-        ));
+        let x = relu(Tensor::<4>::random([4, 16, 8, 8], Distribution::Normal(0.0, 1.0), &device));
         assert_ne!(bits(plain.layer1[0].forward(x.clone())), bits(x));
     }
 }
@@ -51,9 +38,7 @@ fn a_zero_initialised_block_is_the_identity_on_non_negative_inputs() {
 #[test]
 fn the_option_zeroes_only_the_last_gamma_of_each_block() {
     let device = Device::flex();
-    let net = ResNetConfig::cifar(3, ShortcutKind::ZeroPad)
-        .init(&device)
-        .zero_init_residual();
+    let net = ResNetConfig::cifar(3, ShortcutKind::ZeroPad).init(&device).zero_init_residual();
     for block in net.layer1.iter().chain(&net.layer2).chain(&net.layer3) {
         assert_eq!(block.bn2.gamma.val().abs().sum().into_scalar::<f32>(), 0.0);
         assert!(block.bn1.gamma.val().abs().sum().into_scalar::<f32>() > 0.0);

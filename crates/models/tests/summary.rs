@@ -89,8 +89,5 @@ fn every_model_fits_its_own_input_and_names_the_layer_a_smaller_one_does_not_fit
         assert_eq!(lenet.check_input_size(1, s), Ok(()), "{s}");
     }
     let err = lenet.check_input_size(1, 64).unwrap_err();
-    assert!(
-        err.contains("layer fc1") && err.contains("largest size below 64 px that fits is 35 px"),
-        "{err}"
-    );
+    assert!(err.contains("layer fc1") && err.contains("largest size below 64 px that fits is 35 px"), "{err}");
 }

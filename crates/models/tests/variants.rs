@@ -45,9 +45,7 @@ fn every_variant_trains_one_step_and_reloads_exactly() {
         assert_eq!(summary.total_params(), param_count(&model), "{name}");
         let x = input.clone().to_device(&device);
         let labels = Tensor::<1, Int>::from_ints([1, 3], &device);
-        let loss = CrossEntropyLossConfig::new()
-            .init(&device)
-            .forward(model.logits(x.clone()), labels);
+        let loss = CrossEntropyLossConfig::new().init(&device).forward(model.logits(x.clone()), labels);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let mut sgd: ModuleOptimizer = SgdConfig::new().init();
         let trained = sgd.step(0.1, model, grads).valid();
@@ -89,8 +87,6 @@ fn the_naive_inception_module_and_the_1x1_example_show_the_course_s_costs() {
     assert_eq!(rows_sum("inception_naive", "inception.branch3"), 120_422_400);
     assert_eq!(rows_sum("inception_module", "inception.branch3"), 12_443_648);
     assert_eq!(rows_sum("conv1x1_example", "conv"), 4_816_896);
-    let out = build("conv1x1_example", BuildOptions::classes(10), &device)
-        .unwrap()
-        .summary([192, 28, 28]);
+    let out = build("conv1x1_example", BuildOptions::classes(10), &device).unwrap().summary([192, 28, 28]);
     assert_eq!(out.rows[0].output, cnn_models::summary::OutShape::Map([32, 28, 28]));
 }

@@ -265,24 +265,13 @@ pub fn perf_suite(phases: &[BenchPhase]) -> Vec<BenchCase> {
 pub fn family_suite_at(batch: usize, phases: &[BenchPhase]) -> Vec<BenchCase> {
     family_suite()
         .into_iter()
-        .flat_map(|c| {
-            phases.iter().map(move |&phase| BenchCase {
-                batch,
-                phase,
-                ..c.clone()
-            })
-        })
+        .flat_map(|c| phases.iter().map(move |&phase| BenchCase { batch, phase, ..c.clone() }))
         .collect()
 }
 
 /// One case per model and phase: `size` px (default: the model's own, at most 64), `batch`
 /// images, 10 classes, the whole model.
-pub fn model_cases(
-    models: &[String],
-    size: Option<usize>,
-    batch: usize,
-    phases: &[BenchPhase],
-) -> Result<Vec<BenchCase>> {
+pub fn model_cases(models: &[String], size: Option<usize>, batch: usize, phases: &[BenchPhase]) -> Result<Vec<BenchCase>> {
     let mut cases = Vec::new();
     for name in models {
         let info = registry::lookup(name)?;
@@ -373,8 +362,7 @@ pub fn compare_lines(ours: &[BenchResult], reference: &ReferenceFile) -> Vec<Str
 /// (`--compare`), several backends as a list of such documents under `runs`; with the CPU model,
 /// thread count and versions for the record.
 pub fn report_json(runs: &[(&str, &[BenchResult])]) -> serde_json::Value {
-    let one =
-        |(backend, results): &(&str, &[BenchResult])| serde_json::json!({ "backend": backend, "results": results });
+    let one = |(backend, results): &(&str, &[BenchResult])| serde_json::json!({ "backend": backend, "results": results });
     let mut doc = match runs {
         [single] => one(single),
         many => serde_json::json!({ "runs": many.iter().map(one).collect::<Vec<_>>() }),
@@ -469,10 +457,7 @@ mod tests {
         assert!(doc["cpu"].as_str().is_some_and(|c| !c.is_empty()));
         let back: ReferenceFile = serde_json::from_value(doc).unwrap();
         assert_eq!(back.backend, "flex");
-        assert_eq!(
-            compare_lines(&ours, &back),
-            ["resnet18 train 74.0 img/s vs 74.0 img/s = 1.00x"]
-        );
+        assert_eq!(compare_lines(&ours, &back), ["resnet18 train 74.0 img/s vs 74.0 img/s = 1.00x"]);
         let two = report_json(&[("flex", &ours), ("ndarray", &ours)]);
         assert_eq!(two["runs"].as_array().map(Vec::len), Some(2));
     }

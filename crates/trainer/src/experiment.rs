@@ -129,9 +129,7 @@ pub fn degradation(
     let _lock = crate::lock::FolderLock::acquire(&opts.out)?;
     let mut results = Vec::new();
     for net in &opts.nets {
-        let result = train_or_reuse(net, &opts.config(net), &opts.out.join(net), device, &mut |p| {
-            progress(net, p)
-        })?;
+        let result = train_or_reuse(net, &opts.config(net), &opts.out.join(net), device, &mut |p| progress(net, p))?;
         results.push(result);
         write_outputs(&opts.out, &results)?;
     }
@@ -216,8 +214,9 @@ fn write_outputs(out: &Path, results: &[NetResult]) -> Result<()> {
 /// A CIFAR network's depth and whether it has shortcuts, from its registry name.
 fn depth_and_kind(net: &str) -> Option<(usize, bool)> {
     match cnn_models::registry::lookup(net).ok()?.family {
-        cnn_models::registry::Family::CifarResNet(depth, residual)
-        | cnn_models::registry::Family::ResNet(depth, residual) => Some((depth, residual)),
+        cnn_models::registry::Family::CifarResNet(depth, residual) | cnn_models::registry::Family::ResNet(depth, residual) => {
+            Some((depth, residual))
+        }
         _ => None,
     }
 }
@@ -259,10 +258,7 @@ fn write_depth_outputs(out: &Path, results: &[NetResult]) -> Result<()> {
         .filter(|(_, points)| !points.is_empty())
         .map(|(kind, points)| Series {
             name: (*kind).to_string(),
-            points: points
-                .iter()
-                .map(|&(layers, error, _)| (layers as f64, error))
-                .collect(),
+            points: points.iter().map(|&(layers, error, _)| (layers as f64, error)).collect(),
         })
         .collect();
     line_chart(
@@ -302,10 +298,7 @@ mod tests {
     #[test]
     fn depths_name_plain_and_residual_twins_and_validate() {
         let opts = DegradationOptions::default().with_depths(&[20, 32, 110]);
-        assert_eq!(
-            opts.nets,
-            ["plain20", "resnet20", "plain32", "resnet32", "plain110", "resnet110"]
-        );
+        assert_eq!(opts.nets, ["plain20", "resnet20", "plain32", "resnet32", "plain110", "resnet110"]);
         opts.validate().unwrap();
         assert!(DegradationOptions::default().with_depths(&[21]).validate().is_err());
     }
@@ -326,12 +319,7 @@ mod tests {
         write_outputs(dir.path(), &results).unwrap();
         let csv = std::fs::read_to_string(dir.path().join("degradation-depth.csv")).unwrap();
         assert_eq!(csv.lines().nth(2), Some("plain,56,0.340000,0.700000"), "{csv}");
-        assert!(
-            std::fs::metadata(dir.path().join("degradation-depth.png"))
-                .unwrap()
-                .len()
-                > 1000
-        );
+        assert!(std::fs::metadata(dir.path().join("degradation-depth.png")).unwrap().len() > 1000);
         // One depth of each kind: no depth plot.
         let dir = tempfile::tempdir().unwrap();
         write_outputs(dir.path(), &results[1..3]).unwrap();

@@ -6,10 +6,10 @@ use std::time::Duration;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer};
+use cnn_models::fused_sgd::FusedSgdConfig;
 use burn::tensor::Device;
 use cnn_data_augment::{EpochIter, Loader, LoaderConfig, Preprocess, Source};
 use cnn_models::ImageClassifier;
-use cnn_models::fused_sgd::FusedSgdConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::collective::{Collective, evaluate_sharded};
@@ -196,12 +196,7 @@ pub(crate) fn fit_across<M: ImageClassifier + Send + 'static>(
         shuffle: true,
         seed: cfg.seed,
     };
-    let loader = Loader::new(
-        data.train,
-        cfg.augment.clone(),
-        data.pre.for_pipeline(&cfg.augment),
-        loader_config,
-    )?;
+    let loader = Loader::new(data.train, cfg.augment.clone(), data.pre.for_pipeline(&cfg.augment), loader_config)?;
     let (valid, pre) = (data.valid, data.pre);
     let (rank, ranks) = group.map_or((0, 1), |g| (g.rank(), g.size()));
     let epochs = EpochLoop {
@@ -236,11 +231,7 @@ impl Iterator for DeviceBatches<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let batch = self.epoch.next()?;
-        Some(
-            batch
-                .map_err(TrainError::from)
-                .map(|batch| batch.to_device(self.device)),
-        )
+        Some(batch.map_err(TrainError::from).map(|batch| batch.to_device(self.device)))
     }
 }
 

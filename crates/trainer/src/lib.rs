@@ -76,14 +76,14 @@ pub use bench::{
     BenchCase, BenchPart, BenchPhase, BenchResult, ReferenceFile, compare_lines, family_suite, perf_suite, run_bench,
 };
 pub use bench_loader::{PipelineTiming, bench_pipeline};
-pub use collective::Collective;
 pub use config::{OptimizerKind, Schedule, TrainConfig};
-pub use ensemble::{EnsembleEvaluation, MemberEvaluation, Probabilities, evaluate_runs};
 pub use epochs::{Hooks, TrainState};
 pub use error::{Result, TrainError};
+pub use ensemble::{EnsembleEvaluation, MemberEvaluation, Probabilities, evaluate_runs};
 pub use eval::{DetailedEvaluation, Evaluation, evaluate, evaluate_detailed, predict, probabilities, ten_crops, views};
 pub use fit::{EpochMetrics, Fitted, Progress, Stop, TrainData, fit, fit_from};
 pub use lock::FolderLock;
 pub use overrides::{RunPlan, TrainOverrides};
 pub use run::{DATASETS, LoadedData, RunFolder, RunReport, load_data, load_dataset, preprocess_for};
+pub use collective::Collective;
 pub use train::{train_run, train_run_across, train_run_on};

@@ -25,8 +25,8 @@ impl Mpi {
     /// Starts MPI in this process (once per process). A process started without a launcher is
     /// a job of one.
     pub fn init() -> Result<Self> {
-        let universe =
-            mpi::initialize().ok_or_else(|| TrainError::Config("MPI was already started in this process".into()))?;
+        let universe = mpi::initialize()
+            .ok_or_else(|| TrainError::Config("MPI was already started in this process".into()))?;
         Ok(Self {
             world: universe.world(),
             _universe: universe,

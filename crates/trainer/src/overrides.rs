@@ -10,9 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::run::RunFolder;
 use crate::config::{OptimizerKind, Schedule, TrainConfig};
 use crate::error::{Result, TrainError};
-use crate::run::RunFolder;
 
 /// Every training setting as "leave it as the base has it" (`None`/`false`) or a new value.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -265,10 +265,7 @@ mod tests {
             },
             preset
         );
-        assert_eq!(
-            TrainOverrides::default().config().unwrap(),
-            TrainConfig::new("lenet5", "mnist-5k")
-        );
+        assert_eq!(TrainOverrides::default().config().unwrap(), TrainConfig::new("lenet5", "mnist-5k"));
     }
 
     #[test]
@@ -327,10 +324,6 @@ mod tests {
         assert_eq!((plan.dir.as_path(), plan.resume), (Path::new("out/a"), false));
         let fresh = TrainOverrides::default().plan(None, None).unwrap();
         assert!(fresh.dir.starts_with("runs"), "{}", fresh.dir.display());
-        assert!(
-            TrainOverrides::default()
-                .plan(Some(Path::new("a")), Some(Path::new("b")))
-                .is_err()
-        );
+        assert!(TrainOverrides::default().plan(Some(Path::new("a")), Some(Path::new("b"))).is_err());
     }
 }

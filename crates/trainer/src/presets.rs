@@ -133,13 +133,7 @@ mod tests {
         );
         let long = preset("resnet20-fashion-long").unwrap();
         assert_eq!(long.epochs, 30);
-        assert_eq!(
-            long,
-            TrainConfig {
-                epochs: 30,
-                ..preset("resnet20-fashion").unwrap()
-            }
-        );
+        assert_eq!(long, TrainConfig { epochs: 30, ..preset("resnet20-fashion").unwrap() });
         let err = preset("vgg-imagenet").unwrap_err().to_string();
         assert!(err.contains("resnet20-fashion"), "{err}");
     }

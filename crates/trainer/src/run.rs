@@ -242,17 +242,11 @@ pub fn input_size(cfg: &TrainConfig, input: registry::InputSpec) -> (usize, Stri
         let torchvision = !weights.extension().is_some_and(|e| e.eq_ignore_ascii_case("bpk"));
         match recorded {
             Some(pre) => {
-                let why = format!(
-                    "the size {} was trained at",
-                    weights.parent().unwrap_or(weights).display()
-                );
+                let why = format!("the size {} was trained at", weights.parent().unwrap_or(weights).display());
                 return (pre.size, why);
             }
             None if torchvision && input.size > LARGE_MODEL_TRAIN_SIZE => {
-                return (
-                    input.size,
-                    "the size torchvision's weights were trained at; --input-size changes it".into(),
-                );
+                return (input.size, "the size torchvision's weights were trained at; --input-size changes it".into());
             }
             None => {}
         }

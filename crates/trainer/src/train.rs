@@ -16,11 +16,11 @@ use cnn_transfer::Stage;
 
 use crate::cached::{Features, cached_features, evaluate_head, fingerprint, fit_head};
 use crate::checkpoint::{self, CHECKPOINT_FILE};
-use crate::collective::{Collective, average_running_statistics, evaluate_sharded};
 use crate::config::TrainConfig;
 use crate::epochs::{Hooks, TrainState};
 use crate::error::{Result, TrainError};
 use crate::eval::evaluate;
+use crate::collective::{Collective, average_running_statistics, evaluate_sharded};
 use crate::fit::{EpochMetrics, Fitted, Progress, Stop, TrainData, build_optimizer, fit_across};
 use crate::lock::FolderLock;
 use crate::plot;
@@ -204,8 +204,7 @@ impl RunData {
                 info.name, info.name
             )));
         }
-        let loaded =
-            load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?.only_classes(cfg.classes.as_deref())?;
+        let loaded = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?.only_classes(cfg.classes.as_deref())?;
         if let Some((file, reason)) = loaded.skipped.first() {
             tracing::warn!(skipped = loaded.skipped.len(), dataset = %cfg.dataset, example = %file.display(), %reason, "unreadable image files skipped");
             progress(Progress::Warning(format!(

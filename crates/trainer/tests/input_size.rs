@@ -172,10 +172,7 @@ fn the_course_examples_on_feature_maps_are_refused_in_one_line() {
     for name in ["inception_module", "inception_naive", "conv1x1_example"] {
         let cfg = TrainConfig::new(name, "mnist-5k");
         let err = train(&cfg, &root.join(name), false).unwrap_err().to_string();
-        assert!(
-            err.contains("course example on 192×28×28 feature maps") && err.contains("train googlenet"),
-            "{err}"
-        );
+        assert!(err.contains("course example on 192×28×28 feature maps") && err.contains("train googlenet"), "{err}");
         assert!(!err.contains('\n'), "{err}");
         assert!(!root.join(name).exists());
     }

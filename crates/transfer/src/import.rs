@@ -253,15 +253,7 @@ fn check(result: ApplyResult, path: &Path, partial: &Partial) -> Result<LoadRepo
 }
 
 /// The names of the `Model` enum's variants, which burnpack paths start with.
-pub(crate) const VARIANTS: [&str; 7] = [
-    "LeNet5",
-    "AlexNet",
-    "Vgg",
-    "ResNet",
-    "GoogLeNet",
-    "Inception",
-    "Conv1x1",
-];
+pub(crate) const VARIANTS: [&str; 7] = ["LeNet5", "AlexNet", "Vgg", "ResNet", "GoogLeNet", "Inception", "Conv1x1"];
 
 /// A key without the model variant burnpack paths start with (`LeNet5.fc3.weight` → `fc3.weight`).
 fn bare(key: &str) -> &str {

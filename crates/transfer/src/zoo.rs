@@ -159,20 +159,13 @@ mod tests {
             assert_eq!(Pretrained::of(p.model).unwrap(), *p);
             assert!(p.url().ends_with(p.file) && p.url().starts_with("https://"));
             let prefix = p.sha256_prefix();
-            assert!(
-                prefix.len() == 8 && prefix.bytes().all(|b| b.is_ascii_hexdigit()),
-                "{}",
-                p.file
-            );
+            assert!(prefix.len() == 8 && prefix.bytes().all(|b| b.is_ascii_hexdigit()), "{}", p.file);
         }
         assert_eq!(Pretrained::ALL.len(), 15);
         assert_eq!(Pretrained::RESNET18.sha256_prefix(), "f37072fd");
         assert_eq!(Pretrained::of("ResNet18").unwrap(), Pretrained::RESNET18);
         let none = Pretrained::of("lenet5").unwrap_err().to_string();
-        assert!(
-            none.contains("no weights for lenet5") && none.contains("resnet18"),
-            "{none}"
-        );
+        assert!(none.contains("no weights for lenet5") && none.contains("resnet18"), "{none}");
     }
 
     #[test]
@@ -184,10 +177,7 @@ mod tests {
         let file: &'static str = format!("resnet18-{}.pth", &digest[..8]).leak();
         let copy = dir.path().join("copy.pth");
         std::fs::write(&copy, bytes).unwrap();
-        let fake = Pretrained {
-            model: "resnet18",
-            file,
-        };
+        let fake = Pretrained { model: "resnet18", file };
         let download = Download {
             origin: Origin::Local(copy.clone()),
             ..Download::new(dir.path().join("data"))

@@ -176,10 +176,7 @@ fn a_pretrained_file_is_fetched_into_the_cache_checked_and_loaded_with_a_new_hea
     write_safetensors(&copy, &manifest_keys("resnet18"));
     let digest = format!("{:x}", Sha256::digest(std::fs::read(&copy).unwrap()));
     let file: &'static str = format!("resnet18-{}.safetensors", &digest[..8]).leak();
-    let weights = Pretrained {
-        model: "resnet18",
-        file,
-    };
+    let weights = Pretrained { model: "resnet18", file };
     let download = Download {
         origin: Origin::Local(copy),
         ..Download::new(dir.path())
@@ -188,8 +185,6 @@ fn a_pretrained_file_is_fetched_into_the_cache_checked_and_loaded_with_a_new_hea
     assert!(dir.path().join(WEIGHTS_DIR).join(file).is_file());
     assert_eq!(head.num_classes, Some(1000));
     assert_eq!(report.missing, vec!["fc.bias".to_string(), "fc.weight".to_string()]);
-    let Model::ResNet(r) = model else {
-        panic!("not a ResNet")
-    };
+    let Model::ResNet(r) = model else { panic!("not a ResNet") };
     assert_eq!(r.fc.weight.val().dims(), [512, 5]);
 }

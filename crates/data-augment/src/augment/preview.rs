@@ -14,9 +14,7 @@ const SHEET_TILE_HEIGHT: usize = 256;
 /// `seed`, sample 0…n−1), each at most 256 px high, in a near-square [`grid`].
 pub fn sheet(image: &Image, pipeline: &Pipeline, n: usize, seed: u64) -> Result<Image> {
     if n == 0 || n > 256 {
-        return Err(DataError::Invalid(format!(
-            "a preview shows 1 to 256 augmented images, not {n}"
-        )));
+        return Err(DataError::Invalid(format!("a preview shows 1 to 256 augmented images, not {n}")));
     }
     pipeline.check_input(image.height, image.width)?;
     let mut tiles = vec![image.clone()];

@@ -31,12 +31,10 @@ pub fn load_inputs(pipeline: &Pipeline, dir: &Path, size: Option<usize>) -> Resu
             Some(s) => super::geometry::resize(&img, s, s),
             None => img,
         };
-        pipeline
-            .check_input(img.height, img.width)
-            .map_err(|e| DataError::Format {
-                path: file.clone(),
-                reason: e.to_string(),
-            })?;
+        pipeline.check_input(img.height, img.width).map_err(|e| DataError::Format {
+            path: file.clone(),
+            reason: e.to_string(),
+        })?;
         inputs.push(img);
     }
     if inputs.is_empty() {

@@ -26,8 +26,8 @@
 use rayon::prelude::*;
 
 use super::kernel::{ConvGeometry, with_scratch};
-use super::matmul;
 use super::microkernel::PixelsKernel;
+use super::matmul;
 
 /// Narrowest output rows taken this way; narrower maps (8×8 and below) waste a fifth or more
 /// of the columns, measured no faster than the column matrix there, and keep it.
@@ -43,7 +43,9 @@ pub(super) const MIN_ROWS: usize = 64;
 
 /// Whether the three passes of `g` run here.
 pub(super) fn applies(g: &ConvGeometry) -> bool {
-    g.is_turnable() && !g.is_pointwise() && g.output().is_some_and(|[_, ow]| ow >= MIN_WIDTH)
+    g.is_turnable()
+        && !g.is_pointwise()
+        && g.output().is_some_and(|[_, ow]| ow >= MIN_WIDTH)
 }
 
 /// A group of `images` padded images side by side: `[C][Hp][images·Wp]`, then `KW − 1` zeros
@@ -188,15 +190,12 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
     // The weights as `[C·KH·KW][O]` for the pixel tile (output channels along the vectors), in
     // blocks of 16 rows over the cores (each reads whole cache lines of every filter).
     let mut weight_t = vec![0.0f32; if pixels.is_some() { rows * out_ch } else { 0 }];
-    weight_t
-        .par_chunks_mut(16 * out_ch)
-        .enumerate()
-        .for_each(|(block, dst)| {
-            for (i, row) in dst.chunks_exact_mut(out_ch).enumerate() {
-                let p = 16 * block + i;
-                row.iter_mut().enumerate().for_each(|(o, d)| *d = weight[o * rows + p]);
-            }
-        });
+    weight_t.par_chunks_mut(16 * out_ch).enumerate().for_each(|(block, dst)| {
+        for (i, row) in dst.chunks_exact_mut(out_ch).enumerate() {
+            let p = 16 * block + i;
+            row.iter_mut().enumerate().for_each(|(o, d)| *d = weight[o * rows + p]);
+        }
+    });
     let ranges = out
         .par_chunks_mut(per_range * plane_out)
         .zip(x.par_chunks(per_range * plane_in));
@@ -225,13 +224,7 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
 
 /// The product of a group (output channel `o`, column `j` at `o·strides[0] + j·strides[1]`;
 /// columns `[OH][images·Wp]`) into `out` (`[images, O, OH, OW]`), adding the bias on the way.
-fn scatter(
-    g: &ConvGeometry,
-    layout: Layout,
-    (product, [o_stride, col_stride]): (&[f32], [usize; 2]),
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
+fn scatter(g: &ConvGeometry, layout: Layout, (product, [o_stride, col_stride]): (&[f32], [usize; 2]), bias: Option<&[f32]>, out: &mut [f32]) {
     let [oh, ow] = g.output().expect("checked by `applies`");
     for (index, dst) in out.chunks_exact_mut(oh * ow).enumerate() {
         let (image, o) = (index / g.channels_out, index % g.channels_out);
@@ -240,9 +233,7 @@ fn scatter(
             let first = o * o_stride + (y * layout.width() + image * layout.wp) * col_stride;
             if col_stride == 1 {
                 // Contiguous: a loop the compiler vectorises.
-                dst.iter_mut()
-                    .zip(&product[first..][..ow])
-                    .for_each(|(d, s)| *d = s + b);
+                dst.iter_mut().zip(&product[first..][..ow]).for_each(|(d, s)| *d = s + b);
             } else {
                 let src = product[first..].iter().step_by(col_stride);
                 dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + b);
@@ -265,10 +256,7 @@ fn pixel_product(
     assert!(out_ch % width == 0, "pixel product: channels no multiple of the tile's");
     assert!(product.len() >= cols * out_ch && weight_t.len() >= rows * out_ch && table.len() >= rows);
     // Every tile reads `xp[table[p] + j]` for `j` below `cols`.
-    assert!(
-        table[..rows].iter().all(|&t| t + cols <= xp.len()),
-        "pixel product: input too short"
-    );
+    assert!(table[..rows].iter().all(|&t| t + cols <= xp.len()), "pixel product: input too short");
     let whole = cols - cols % pixels;
     for k0 in (0..rows).step_by(kernel.reductions) {
         let kc = kernel.reductions.min(rows - k0);
@@ -307,9 +295,7 @@ fn pixel_product(
 /// dX (`[N, C, H, W]`, overwritten) from dY: the stride-1 convolution of dY, padded by
 /// `K − 1 − pad`, with the kernel turned 180° and its channel axes swapped.
 pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx: &mut [f32]) {
-    super::kernel::with_turned(g, weight, |turned, turned_weight| {
-        forward(turned, grad, turned_weight, None, dx)
-    });
+    super::kernel::with_turned(g, weight, |turned, turned_weight| forward(turned, grad, turned_weight, None, dx));
 }
 
 /// `dW += Σ dY · colᵀ` (`acc`: add to `dw`, else overwrite) over the images of `x`, group by
@@ -409,13 +395,7 @@ mod tests {
     /// a 5×5 kernel with more than one reduction block (3·25·… rows past 256).
     #[test]
     fn the_pixel_tile_matches_the_channel_rows() {
-        let shapes = [
-            (3, 5, 16, 32, 3, 1),
-            (2, 12, 17, 64, 5, 2),
-            (5, 40, 18, 32, 3, 0),
-            (1, 32, 33, 32, 3, 1),
-            (2, 64, 16, 64, 3, 1),
-        ];
+        let shapes = [(3, 5, 16, 32, 3, 1), (2, 12, 17, 64, 5, 2), (5, 40, 18, 32, 3, 0), (1, 32, 33, 32, 3, 1), (2, 64, 16, 64, 3, 1)];
         for (batch, c, hw, o, k, p) in shapes {
             let g = ConvGeometry {
                 kernel: [k, k],

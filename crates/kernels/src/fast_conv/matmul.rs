@@ -168,15 +168,9 @@ pub(super) fn gemm_rows(
     parallel: bool,
 ) {
     assert!(n_pad % 16 == 0 && a_rows.len() >= m, "gemm_rows: bad shape");
-    assert!(
-        dst.len() >= m.div_ceil(MR) * MR * n_pad,
-        "gemm_rows: destination too short"
-    );
+    assert!(dst.len() >= m.div_ceil(MR) * MR * n_pad, "gemm_rows: destination too short");
     assert!(b.len() >= k * n_pad, "gemm_rows: right operand too short");
-    assert!(
-        a_rows[..m].iter().all(|&r| r + k <= a.len()),
-        "gemm_rows: left operand too short"
-    );
+    assert!(a_rows[..m].iter().all(|&r| r + k <= a.len()), "gemm_rows: left operand too short");
     if m == 0 || n_pad == 0 || k == 0 {
         return;
     }
@@ -189,8 +183,7 @@ pub(super) fn gemm_rows(
                 for (block, c) in dst.chunks_exact_mut(MR * n_pad).enumerate() {
                     let row0 = (first + block) * MR;
                     // Rows past `m` repeat the last one; their results are never read.
-                    let rows: [*const f32; MR] =
-                        std::array::from_fn(|r| a[a_rows[(row0 + r).min(m - 1)] + k0..].as_ptr());
+                    let rows: [*const f32; MR] = std::array::from_fn(|r| a[a_rows[(row0 + r).min(m - 1)] + k0..].as_ptr());
                     // SAFETY: rows_kernel() gave this kernel for this CPU; the asserts above bound `a` (k
                     // floats from every row start), `b` (k rows of n_pad) and `c` (8 rows).
                     unsafe {

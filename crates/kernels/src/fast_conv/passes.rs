@@ -139,9 +139,7 @@ pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx:
     if turned_input_gradient(g) {
         // Measured on ResNet-18's 512-channel 2×2 maps, batch 32: 7.1–8.6 ms with the turn of
         // the weight, against 11.1–14.8 ms for the transposed product and col2im.
-        return with_turned(g, weight, |turned, turned_weight| {
-            forward(turned, grad, turned_weight, None, dx)
-        });
+        return with_turned(g, weight, |turned, turned_weight| forward(turned, grad, turned_weight, None, dx));
     }
     let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
     let plane_in = g.channels_in * g.pixels_in();
@@ -319,14 +317,7 @@ fn weight_gradient_rows(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32
                 }
             }
             let col_rows: Vec<usize> = (0..rows).map(|r| r * cols).collect();
-            gemm_rows(
-                kernel,
-                [rows, n_pad, cols],
-                (dwt, i > 0),
-                (col, &col_rows),
-                dyt,
-                parallel,
-            );
+            gemm_rows(kernel, [rows, n_pad, cols], (dwt, i > 0), (col, &col_rows), dyt, parallel);
         }
         untranspose(dwt, n_pad, [rows, out_ch], dw);
         Some(())
@@ -405,12 +396,7 @@ mod tests {
     /// output channels that are and are not a multiple of 16, on one core and over the cores.
     #[test]
     fn the_broadcast_weight_gradient_equals_the_dot_products() {
-        let shapes = [
-            (3, 40, 24, 7, 2, 3),
-            (16, 20, 40, 3, 2, 1),
-            (64, 16, 32, 1, 2, 0),
-            (8, 10, 16, 3, 1, 0),
-        ];
+        let shapes = [(3, 40, 24, 7, 2, 3), (16, 20, 40, 3, 2, 1), (64, 16, 32, 1, 2, 0), (8, 10, 16, 3, 1, 0)];
         for (channels_in, hw, channels_out, k, s, p) in shapes {
             let g = ConvGeometry {
                 channels_in,

@@ -301,10 +301,7 @@ fn flex_backward(
     relu_output: Option<FlexTensor>,
     epsilon: f64,
 ) -> BatchNormOutput<Flex> {
-    let others: Vec<&FlexTensor> = [&gamma, &mean, &variance, &grad]
-        .into_iter()
-        .chain(&relu_output)
-        .collect();
+    let others: Vec<&FlexTensor> = [&gamma, &mean, &variance, &grad].into_iter().chain(&relu_output).collect();
     let Some(d) = dims(&x, &others) else {
         let grad = match relu_output {
             Some(out) => <Flex as ActivationOps<Flex>>::relu_backward(out, grad),

@@ -58,12 +58,7 @@ fn lane_sum3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) 
             acc[i] += f(x[i], y[i], z[i]);
         }
     }
-    let tail: f64 = ra
-        .iter()
-        .zip(rb)
-        .zip(rc)
-        .map(|((&x, &y), &z)| f64::from(f(x, y, z)))
-        .sum();
+    let tail: f64 = ra.iter().zip(rb).zip(rc).map(|((&x, &y), &z)| f64::from(f(x, y, z))).sum();
     acc.iter().map(|&v| f64::from(v)).sum::<f64>() + tail
 }
 
@@ -87,10 +82,7 @@ fn new_by_images(d: Dims, per_image: impl Fn(usize, &mut [MaybeUninit<f32>]) + S
         if d.len() < SERIAL_BELOW {
             spare.chunks_mut(image).enumerate().for_each(|(n, o)| per_image(n, o));
         } else {
-            spare
-                .par_chunks_mut(image)
-                .enumerate()
-                .for_each(|(n, o)| per_image(n, o));
+            spare.par_chunks_mut(image).enumerate().for_each(|(n, o)| per_image(n, o));
         }
     }
     // SAFETY: `per_image` wrote all `image` values of each of the `batch` images.
@@ -163,17 +155,11 @@ pub fn normalize(
             match (residual, apply_relu) {
                 (Some(r), true) => {
                     let rs = &r[at..][..d.plane];
-                    o.iter_mut()
-                        .zip(xs)
-                        .zip(rs)
-                        .for_each(|((o, &v), &r)| _ = o.write(relu(v * s + t + r)));
+                    o.iter_mut().zip(xs).zip(rs).for_each(|((o, &v), &r)| _ = o.write(relu(v * s + t + r)));
                 }
                 (Some(r), false) => {
                     let rs = &r[at..][..d.plane];
-                    o.iter_mut()
-                        .zip(xs)
-                        .zip(rs)
-                        .for_each(|((o, &v), &r)| _ = o.write(v * s + t + r));
+                    o.iter_mut().zip(xs).zip(rs).for_each(|((o, &v), &r)| _ = o.write(v * s + t + r));
                 }
                 (None, true) => o.iter_mut().zip(xs).for_each(|(o, &v)| _ = o.write(relu(v * s + t))),
                 (None, false) => o.iter_mut().zip(xs).for_each(|(o, &v)| _ = o.write(v * s + t)),
@@ -290,11 +276,7 @@ pub fn backward_train(
             let o = &mut out[c * d.plane..][..d.plane];
             let (gs, xs) = (&grad[at..][..d.plane], &x[at..][..d.plane]);
             match relu_output {
-                None => o
-                    .iter_mut()
-                    .zip(gs)
-                    .zip(xs)
-                    .for_each(|((o, &g), &v)| _ = o.write(k1 * g + k2 * (v - m) + k3)),
+                None => o.iter_mut().zip(gs).zip(xs).for_each(|((o, &g), &v)| _ = o.write(k1 * g + k2 * (v - m) + k3)),
                 Some(out) => {
                     let os = &out[at..][..d.plane];
                     o.iter_mut().zip(gs).zip(xs).zip(os).for_each(|(((o, &g), &v), &r)| {

@@ -1,11 +1,12 @@
 //! The backend extension behind [`super::FusedSgd`]: one pass over a parameter on flex, burn's
 //! element-wise operations everywhere else.
 
-use super::{SWITCH, SgdHyper};
-use crate::flex_tensors::{all_f32, contiguous, elements, flex_tensor};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
+use super::{SWITCH, SgdHyper};
+use crate::flex_tensors::{all_f32, contiguous, elements, flex_tensor};
+
 
 /// An SGD-with-momentum step of one parameter that a backend may replace; the default body is
 /// burn's own operations, in the order burn's `Sgd` applies them.

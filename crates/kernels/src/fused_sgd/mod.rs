@@ -10,10 +10,10 @@
 //! formula in burn's tensor operations. Its state is recorded under the names burn's `Sgd` uses
 //! (`momentum.velocity`), so checkpoints of either load into the other.
 
-use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink, StateSource, join_path};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch};
 use burn::tensor::{Device, Scalar, Tensor};
 
 use crate::switch::Switch;
@@ -63,10 +63,7 @@ impl FusedSgdConfig {
             hyper: SgdHyper {
                 lr: 0.0,
                 penalty: self.weight_decay,
-                momentum: self
-                    .momentum
-                    .as_ref()
-                    .map(|m| (m.momentum as f32, (1.0 - m.dampening) as f32)),
+                momentum: self.momentum.as_ref().map(|m| (m.momentum as f32, (1.0 - m.dampening) as f32)),
                 nesterov: self.momentum.as_ref().is_some_and(|m| m.nesterov),
             },
         }

@@ -123,11 +123,7 @@ impl ResNet {
             .find(|stage| !stage.is_empty())
             .expect("append_blocks: the network has no residual blocks");
         let last = stage.last().expect("a non-empty stage");
-        let block = if last.conv3.is_some() {
-            BlockKind::Bottleneck
-        } else {
-            BlockKind::Basic
-        };
+        let block = if last.conv3.is_some() { BlockKind::Bottleneck } else { BlockKind::Basic };
         let width = last.conv2.weight.val().dims()[0];
         let channels = width * block.expansion();
         for _ in 0..count {
@@ -209,11 +205,7 @@ impl ResNetConfig {
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             fc: LinearConfig::new(channels, self.num_classes).init(device),
         };
-        if self.zero_init_residual {
-            net.zero_init_residual()
-        } else {
-            net
-        }
+        if self.zero_init_residual { net.zero_init_residual() } else { net }
     }
 }
 

@@ -22,7 +22,7 @@
 //! inlined, the 4×4 maps' forward over the whole batch ([`forward_batch`]) and the weight
 //! gradient's sums through the `gemm` crate — ResNet-18's 256-channel 4×4 layers 4.8–5.3 →
 //! 3.2–3.4 ms forward, 5.4–6.1 → 3.9–4.2 input gradient; its 128-channel 8×8 weight gradient
-//! 5.3–5.9 → 4.2–5.0; its convolutions 262–270 → 237–257 ms a step (three alternating runs).
+//! 5.3–5.9 → 4.2–5.0; its convolutions 262–271 → 237–257 ms a step (three alternating runs).
 
 use std::cell::RefCell;
 
