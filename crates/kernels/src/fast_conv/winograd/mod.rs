@@ -215,12 +215,13 @@ fn transform_weight(g: &ConvGeometry, weight: &[f32], u: &mut [f32]) {
                 }
                 let valid = filters.len() / 9;
                 for (xi, lanes) in filter_tile(&taps).iter().flatten().enumerate() {
-                    let dst = &mut u[xi * c_in + block * LANES..][..valid];
-                    match <&mut [f32; LANES]>::try_from(&mut *dst) {
-                        // A fixed-size copy: a variable-length one is a `memmove` call (which
-                        // made this 2 ms for 256 × 256 filters, as long as their products).
-                        Ok(dst) => *dst = lanes.0,
-                        Err(_) => dst.copy_from_slice(&lanes.0[..valid]),
+                    let at = xi * c_in + block * LANES;
+                    // Whole rows through `store`: a variable-length copy is a `memmove` call
+                    // (which made this 2 ms for 256 × 256 filters, as long as their products).
+                    if valid == LANES {
+                        store(u, at, lanes);
+                    } else {
+                        u[at..][..valid].copy_from_slice(&lanes.0[..valid]);
                     }
                 }
             }
