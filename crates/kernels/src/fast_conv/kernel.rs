@@ -94,7 +94,7 @@ impl ConvGeometry {
         Some([side(0)?, side(1)?])
     }
 
-    fn out(&self) -> [usize; 2] {
+    pub(super) fn out(&self) -> [usize; 2] {
         self.output().expect("convolution geometry checked by the caller")
     }
 
@@ -224,31 +224,17 @@ impl Lhs<'_> {
     ) {
         let Lhs { m, k, src, strides } = *self;
         let (dst, dst_rs, accumulate) = dst;
-        crate_gemm(
-            [m, n, k],
-            dst,
-            dst_rs,
-            accumulate,
-            src,
-            strides,
-            rhs,
-            rhs_strides,
-            parallel,
-        )
+        crate_gemm([m, n, k], (dst, [dst_rs, 1], accumulate), (src, strides), (rhs, rhs_strides), parallel)
     }
 }
 
-/// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]` through the `gemm` crate (what burn-flex uses).
-#[allow(clippy::too_many_arguments)]
-fn crate_gemm(
+/// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]` through the `gemm` crate (what burn-flex uses), each
+/// matrix given with its `[row, column]` strides (`dst` added to when `accumulate`).
+pub(super) fn crate_gemm(
     [m, n, k]: [usize; 3],
-    dst: &mut [f32],
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: &[f32],
-    [lhs_rs, lhs_cs]: [usize; 2],
-    rhs: &[f32],
-    [rhs_rs, rhs_cs]: [usize; 2],
+    (dst, [dst_rs, dst_cs], accumulate): (&mut [f32], [usize; 2], bool),
+    (lhs, [lhs_rs, lhs_cs]): (&[f32], [usize; 2]),
+    (rhs, [rhs_rs, rhs_cs]): (&[f32], [usize; 2]),
     parallel: bool,
 ) {
     let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
@@ -258,7 +244,7 @@ fn crate_gemm(
             (rows - 1) * rs + (cols - 1) * cs + 1
         }
     };
-    assert!(dst.len() >= last(m, n, dst_rs, 1), "gemm: destination too short");
+    assert!(dst.len() >= last(m, n, dst_rs, dst_cs), "gemm: destination too short");
     assert!(lhs.len() >= last(m, k, lhs_rs, lhs_cs), "gemm: left operand too short");
     assert!(rhs.len() >= last(k, n, rhs_rs, rhs_cs), "gemm: right operand too short");
     // SAFETY: the asserts above keep every index the kernel touches inside the three slices,
@@ -269,7 +255,7 @@ fn crate_gemm(
             n,
             k,
             dst.as_mut_ptr(),
-            1,
+            dst_cs as isize,
             dst_rs as isize,
             accumulate,
             lhs.as_ptr(),
@@ -483,16 +469,25 @@ mod tests {
             g(16, 4, [8, 5], 3, [3, 3], [1, 1], [1, 1], 1),
             g(130, 3, [1, 1], 2, [3, 3], [1, 1], [1, 1], 1),
             g(3, 4, [8, 8], 3, [3, 3], [1, 1], [1, 1], 1),
+            // Kernels that mostly read padding (`tapwise`): a 5×5 kernel on a 3×3 map (36% of
+            // its taps inside), a 3×3 one on a 2×2 map (44%; above, g(5, 2, [2, 2], ..) is one
+            // too) with more channels than a block of rows, an asymmetric kernel and padding.
+            g(4, 3, [3, 3], 5, [5, 5], [1, 1], [2, 2], 1),
+            g(3, 40, [2, 2], 36, [3, 3], [1, 1], [1, 1], 1),
+            g(2, 3, [2, 3], 4, [3, 5], [1, 1], [1, 2], 1),
         ]
     }
 
     /// The geometries above exercise every way: the implicit path (stride 1, 16+ columns) for
-    /// five of them, Winograd for three, im2col for the rest.
+    /// five of them, Winograd for three, tap by tap for four, im2col for the rest.
     #[test]
     fn the_geometries_cover_every_path() {
         let count = |applies: fn(&ConvGeometry) -> bool| geometries().iter().filter(|g| applies(g)).count();
         assert_eq!(count(super::super::implicit::applies), 5);
         assert_eq!(count(super::super::winograd::applies), 3);
+        // Tap by tap where Winograd does not take it first (the 1×1 maps).
+        let tapwise = |g: &ConvGeometry| super::super::tapwise::applies(g) && !super::super::winograd::applies(g);
+        assert_eq!(geometries().iter().filter(|g| tapwise(g)).count(), 4);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!
 //! 3×3 stride-1 convolutions of maps up to 8 wide run as Winograd F(2×2, 3×3) instead
 //! ([`winograd`], `CNN_WINOGRAD=0` to switch off); stride-1 convolutions of wider maps read the
-//! padded image in place ([`implicit`]).
+//! padded image in place ([`implicit`]); kernels that mostly read padding (3×3 on 2×2 maps) run
+//! one product per tap over the pixels it reaches ([`tapwise`], `CNN_TAPWISE=0`).
 //!
 //! The products run on our own packed GEMM ([`matmul`], with a register tile chosen for the CPU
 //! at run time: AVX-512, AVX2 + FMA or portable); `CNN_OWN_GEMM=0` switches to the `gemm`
@@ -44,6 +45,8 @@ mod microkernel;
 #[cfg(feature = "flex")]
 mod passes;
 #[cfg(feature = "flex")]
+mod tapwise;
+#[cfg(feature = "flex")]
 mod winograd;
 
 #[cfg(feature = "flex")]
@@ -73,6 +76,11 @@ static TURNED_DX: Switch = Switch::new("CNN_TURNED_DX", 8);
 /// and input pixels broadcast, on AVX-512 where the output channels are a multiple of 32
 /// ([`microkernel::PixelsKernel`]); `CNN_PIXELS_KERNEL=0` keeps the channel-row tile
 /// (process-wide, like [`OWN_GEMM`]).
+/// Convolutions of small maps whose kernel mostly reads padding (ResNet-18's 2×2 maps) as one
+/// product per tap over the pixels it reaches ([`tapwise`]); `CNN_TAPWISE=0` runs them on column
+/// matrices (process-wide, like [`OWN_GEMM`]).
+#[cfg(feature = "flex")]
+static TAPWISE: Switch = Switch::new("CNN_TAPWISE", 10);
 #[cfg(feature = "flex")]
 static PIXELS_KERNEL: Switch = Switch::new("CNN_PIXELS_KERNEL", 9);
 

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use super::columns::{col2im, crop};
 use super::kernel::{ConvGeometry, Lhs, columns, with_scratch, with_turned};
 use super::matmul::{gemm_nt, gemm_rows, untranspose};
-use super::{implicit, winograd};
+use super::{implicit, tapwise, winograd};
 
 /// Images per thread's range, and images per chunk within a range.
 fn split(g: &ConvGeometry) -> (usize, usize) {
@@ -47,6 +47,11 @@ fn winograd(g: &ConvGeometry) -> bool {
     super::WINOGRAD.enabled() && winograd::applies(g)
 }
 
+/// Whether `g` runs one product per kernel tap over the pixels it reaches ([`tapwise`]).
+fn tapwise(g: &ConvGeometry) -> bool {
+    super::TAPWISE.enabled() && tapwise::applies(g)
+}
+
 /// Whether `g`'s input gradient runs as the forward pass of its turned convolution (a 1×1 one
 /// is a plain product already).
 fn turned_input_gradient(g: &ConvGeometry) -> bool {
@@ -56,7 +61,7 @@ fn turned_input_gradient(g: &ConvGeometry) -> bool {
 /// Whether [`input_gradient`] writes every element of `dx` whatever it held (else it adds into
 /// zeros: col2im of an unpadded convolution).
 pub(super) fn input_gradient_overwrites(g: &ConvGeometry) -> bool {
-    winograd(g) || implicit(g) || turned_input_gradient(g)
+    winograd(g) || implicit(g) || tapwise(g) || turned_input_gradient(g)
 }
 
 /// `conv(x)` into `out` (`[N, O, OH, OW]`, every element written whatever it held), plus `bias`.
@@ -66,6 +71,9 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
     }
     if implicit(g) {
         return implicit::forward(g, x, weight, bias, out);
+    }
+    if tapwise(g) {
+        return tapwise::forward(g, x, weight, bias, out);
     }
     let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
     let plane_in = g.channels_in * g.pixels_in();
@@ -136,9 +144,14 @@ pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx:
     if implicit(g) {
         return implicit::input_gradient(g, weight, grad, dx);
     }
+    if tapwise(g) {
+        return tapwise::input_gradient(g, weight, grad, dx);
+    }
     if turned_input_gradient(g) {
         // Measured on ResNet-18's 512-channel 2×2 maps, batch 32: 7.1–8.6 ms with the turn of
-        // the weight, against 11.1–14.8 ms for the transposed product and col2im.
+        // the weight, against 11.1–14.8 ms for the transposed product and col2im. There the
+        // turned convolution runs tap by tap ([`tapwise`]): run on the weight in place instead,
+        // each tap's product reduces over output channels 18 KiB apart, and took 8–9 ms.
         return with_turned(g, weight, |turned, turned_weight| forward(turned, grad, turned_weight, None, dx));
     }
     let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
@@ -206,6 +219,9 @@ const WEIGHT_PARTS_BUDGET: usize = 1 << 22;
 pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32]) {
     if winograd(g) {
         return winograd::weight_gradient(g, x, grad, dw);
+    }
+    if tapwise(g) {
+        return tapwise::weight_gradient(g, x, grad, dw);
     }
     let parts = WEIGHT_PARTS.min(g.batch);
     if parts < 2 || parts * dw.len() > WEIGHT_PARTS_BUDGET {
