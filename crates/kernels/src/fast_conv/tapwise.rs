@@ -283,20 +283,7 @@ mod tests {
             ..geometry([3, 3], [5, 5], [2, 2])
         };
         assert!(applies(&g));
-        let x = super::super::test_values(g.batch * g.channels_in * g.pixels_in(), 1);
-        let w = super::super::test_values(g.channels_out * g.rows(), 2);
-        let dy = super::super::test_values(g.batch * g.channels_out * g.pixels_out(), 3);
-        let on = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
-            pool.install(|| {
-                forward(&g, &x, &w, None, &mut y);
-                input_gradient(&g, &w, &dy, &mut dx);
-                weight_gradient(&g, &x, &dy, &mut dw);
-            });
-            (y, dx, dw)
-        };
-        assert!(on(1) == on(3), "results differ between 1 and 3 threads");
+        super::super::assert_same_on_any_number_of_threads(&g, (forward, input_gradient, weight_gradient));
     }
 
     #[test]

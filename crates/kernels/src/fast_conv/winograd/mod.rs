@@ -450,27 +450,7 @@ mod tests {
         assert!(applies(&blocks) && Tiles::new(&blocks).chunk(&blocks) < blocks.batch && !batch_wide(&blocks));
         assert!(applies(&whole) && batch_wide(&whole));
         for g in [blocks, whole] {
-            same_on_any_number_of_threads(&g);
+            super::super::assert_same_on_any_number_of_threads(&g, (forward, input_gradient, weight_gradient));
         }
-    }
-
-    fn same_on_any_number_of_threads(g: &ConvGeometry) {
-        let g = *g;
-        let pixels = g.input[0] * g.input[1];
-        let x = super::super::test_values(g.batch * g.channels_in * pixels, 1);
-        let w = super::super::test_values(g.channels_out * g.channels_in * 9, 2);
-        let dy = super::super::test_values(g.batch * g.channels_out * pixels, 3);
-        let on = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
-            pool.install(|| {
-                forward(&g, &x, &w, None, &mut y);
-                input_gradient(&g, &w, &dy, &mut dx);
-                weight_gradient(&g, &x, &dy, &mut dw);
-            });
-            (y, dx, dw)
-        };
-        let one = on(1);
-        assert!(one == on(3), "{g:?}: results differ between 1 and 3 threads");
     }
 }
