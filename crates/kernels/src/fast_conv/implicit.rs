@@ -181,7 +181,7 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
     let [oh, ow] = g.output().expect("checked by `applies`");
     let (rows, out_ch, plane_in) = (g.rows(), g.channels_out, g.channels_in * g.pixels_in());
     let plane_out = out_ch * oh * ow;
-    let per_range = g.per_thread();
+    let per_range = g.per_range();
     let group = group_size(g, per_range);
     let full = Layout::new(g, group);
     let lens = [full.len(g), out_ch * full.columns(g), 0];

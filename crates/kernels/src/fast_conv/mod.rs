@@ -1,8 +1,8 @@
 //! A faster 2-D convolution for the flex CPU backend, forward and backward.
 //!
 //! Every convolution in this crate's models goes through [`conv2d`]. On a flex device (with or
-//! without autodiff) it runs [`kernel`]: im2col + GEMM with the batch split into one range of
-//! images per thread and, on small maps, several images per GEMM; a backward pass of one GEMM
+//! without autodiff) it runs [`kernel`]: im2col + GEMM with the batch split into ranges of
+//! images over the threads and, on small maps, several images per GEMM; a backward pass of one GEMM
 //! per gradient and chunk — where burn-flex 0.22 runs one GEMM per image (thin GEMMs on small
 //! feature maps) and computes the weight gradient through the generic fallback (one 9-column
 //! GEMM per input channel). The GEMMs are the same `gemm` crate kernels burn-flex uses, on the
