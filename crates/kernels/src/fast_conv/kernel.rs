@@ -501,6 +501,21 @@ mod tests {
         assert_eq!(geometries().iter().filter(|g| tapwise(g)).count(), 4);
     }
 
+    /// The batch's ranges on two threads: up to four per thread, at least 16 images each where
+    /// the batch has them.
+    #[test]
+    fn ranges_are_finer_than_one_per_thread_but_not_narrow() {
+        let g = |batch| ConvGeometry { batch, ..geometries()[0] };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        pool.install(|| {
+            assert_eq!(g(128).per_range(), 16, "ResNet-20: eight ranges");
+            assert_eq!(g(512).per_range(), 64, "four per thread");
+            assert_eq!(g(32).per_range(), 16, "ResNet-18: two");
+            assert_eq!(g(16).per_range(), 8, "VGG-16: two");
+            assert_eq!(g(1).per_range(), 1);
+        });
+    }
+
     #[test]
     fn forward_matches_the_direct_convolution() {
         for g in geometries() {
