@@ -37,7 +37,7 @@ pub(super) fn applies(g: &ConvGeometry) -> bool {
 
 /// One product: a tap and a block of output pixels at which it lands inside the image, the same
 /// block of input pixels shifted (`input`, `out`: first pixels, row-major in their maps).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 struct Run {
     tap: usize,
     out: usize,
