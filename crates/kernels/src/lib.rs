@@ -37,6 +37,7 @@
 //! ```
 
 pub mod fast_conv;
+pub mod fast_linear;
 pub mod fast_pool;
 pub mod fast_tanh;
 #[cfg(feature = "flex")]

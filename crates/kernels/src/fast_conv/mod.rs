@@ -41,7 +41,7 @@ pub mod kernel;
 #[cfg(feature = "flex")]
 mod matmul;
 #[cfg(feature = "flex")]
-mod microkernel;
+pub(crate) mod microkernel;
 #[cfg(feature = "flex")]
 mod passes;
 #[cfg(feature = "flex")]

@@ -4,7 +4,7 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Distribution, Gradients, Tensor};
-use cnn_models::{BuildOptions, ImageClassifier, Model, build, fast_conv, fast_pool, fast_tanh, fused_bn};
+use cnn_models::{BuildOptions, ImageClassifier, Model, build, fast_conv, fast_linear, fast_pool, fast_tanh, fused_bn};
 
 /// One of our flex kernels, switched per thread.
 #[derive(Clone, Copy, Debug)]
@@ -17,6 +17,8 @@ pub enum Kernel {
     FastPool,
     /// `cnn_models::fast_tanh`.
     FastTanh,
+    /// `cnn_models::fast_linear`.
+    FastLinear,
 }
 
 impl Kernel {
@@ -27,6 +29,7 @@ impl Kernel {
             Kernel::FusedBn => fused_bn::with_fused_bn(on, f),
             Kernel::FastPool => fast_pool::with_fast_pool(on, f),
             Kernel::FastTanh => fast_tanh::with_fast_tanh(on, f),
+            Kernel::FastLinear => fast_linear::with_fast_linear(on, f),
         }
     }
 
@@ -38,6 +41,7 @@ impl Kernel {
             // Every forward run records the node whose backward then runs.
             Kernel::FastPool => [fast_pool::calls(); 2],
             Kernel::FastTanh => fast_tanh::calls(),
+            Kernel::FastLinear => fast_linear::calls(),
         }
     }
 }

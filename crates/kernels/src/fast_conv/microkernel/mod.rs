@@ -71,7 +71,7 @@ pub(super) type DotKernel = fn(usize, [&[f32]; DOT], [&[f32]; DOT], &mut [f32; D
 /// contiguous along the reduction: windows of a padded image) and `B` dense (`kc` rows of
 /// `16·NV` floats, `b_rs` apart): the weight gradient's product in broadcast form (see
 /// [`super::matmul::gemm_rows`]). AVX-512 only; elsewhere the dot-product tile does this work.
-pub(super) struct RowsKernel {
+pub(crate) struct RowsKernel {
     /// One 16-float vector of columns per tile.
     pub narrow: unsafe fn(usize, [*const f32; 8], (*const f32, usize), (*mut f32, usize), bool),
     /// Two vectors (32 columns) per tile.
@@ -80,7 +80,7 @@ pub(super) struct RowsKernel {
 
 /// The broadcast-form tile where the CPU has AVX-512 and `CNN_ROWS_KERNEL` does not decline it,
 /// else `None`.
-pub(super) fn rows_kernel() -> Option<&'static RowsKernel> {
+pub(crate) fn rows_kernel() -> Option<&'static RowsKernel> {
     #[cfg(target_arch = "x86_64")]
     {
         static AVX512: RowsKernel = RowsKernel {
