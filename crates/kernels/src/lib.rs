@@ -13,13 +13,16 @@
 //! - [`fast_pool`]: 2-D max pooling (forward with indices; the backward is the backend's own
 //!   scatter); switch: `CNN_FAST_POOL=0`;
 //! - [`fast_tanh`]: tanh, vectorised, forward and backward; switch: `CNN_FAST_TANH=0`;
+//! - [`fast_linear`]: a fully connected layer's three products at small batches (VGG's and
+//!   AlexNet's classifiers), the weight read once and in place, on AVX-512; switch:
+//!   `CNN_FAST_LINEAR=0`;
 //! - [`fused_sgd`]: the SGD-with-momentum update as one in-place pass per parameter, bit-identical
 //!   to burn's `Sgd`; switch: `CNN_FUSED_SGD=0`.
 //!
 //! On every other backend (ndarray, wgpu) and dtype the entry points are exactly burn's own
 //! operations. Each kernel has parity tests against burn's operations (in `cnn-models`, at the
 //! zoo's layer shapes and through whole networks) and an environment switch, so that before and
-//! after can be compared in one binary. `cnn-models` re-exports the four modules.
+//! after can be compared in one binary. `cnn-models` re-exports them all.
 //!
 //! A convolution through the fast kernel, against burn's own:
 //!

@@ -64,7 +64,7 @@ impl InceptionAux {
     /// Auxiliary logits from an intermediate feature map.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.conv.forward(adaptive_avg_pool2d(x, [4, 4]));
-        let x = relu(self.fc1.forward(x.flatten(1, 3)));
+        let x = relu(crate::fast_linear::linear(&self.fc1, x.flatten(1, 3)));
         self.fc2.forward(self.dropout.forward(x))
     }
 

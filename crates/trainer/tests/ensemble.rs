@@ -1,6 +1,8 @@
 //! Ensembles and ten-crop evaluation of a whole test set.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
@@ -11,11 +13,8 @@ use cnn_trainer::{OptimizerKind, Probabilities, RunFolder, TrainConfig, evaluate
 /// burn's random generator is global per backend: runs that seed it must not interleave.
 static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cnn-ensemble-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(tag: &str) -> common::Scratch {
+    common::scratch("ensemble", tag)
 }
 
 /// A LeNet-5 run on 300 embedded digits, one epoch, with `seed`.

@@ -1,17 +1,15 @@
 //! `cnn experiment identity` end to end on a small run: appended identity blocks change no
 //! logit, appended plain blocks do, and every network is fine-tuned and evaluated.
 
-use std::path::PathBuf;
+mod common;
+
 
 use burn::tensor::Device;
 use cnn_trainer::identity_experiment::{IdentityOptions, identity, table_markdown};
 use cnn_trainer::{OptimizerKind, TrainConfig, train_run};
 
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cnn-identity-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(tag: &str) -> common::Scratch {
+    common::scratch("identity", tag)
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! `--input-size`: any size the layers allow, recorded in the run folder and reused.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use burn::tensor::Device;
 use cnn_data_augment::Source;
@@ -9,11 +11,8 @@ use cnn_trainer::{OptimizerKind, RunFolder, TrainConfig, train_run};
 /// burn's random generator is global per backend: runs that seed it must not interleave.
 static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cnn-size-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(tag: &str) -> common::Scratch {
+    common::scratch("size", tag)
 }
 
 /// An image folder of real digits: 8 each of 0, 1 and 7 from the embedded MNIST-5k, as photos

@@ -1,6 +1,8 @@
 //! Run folders: checkpoints, exact resume, divergence, curves.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use burn::tensor::Device;
 use cnn_data_augment::Source;
@@ -40,11 +42,8 @@ fn config(model: &str, data: &Path, epochs: usize) -> TrainConfig {
     }
 }
 
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cnn-run-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(tag: &str) -> common::Scratch {
+    common::scratch("run", tag)
 }
 
 fn weights(dir: &Path) -> Vec<Vec<f32>> {
