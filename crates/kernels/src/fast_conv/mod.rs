@@ -176,7 +176,7 @@ fn padding_pairs(conv: &Conv2d, height: usize, width: usize) -> ((usize, usize),
 
 /// Deterministic values in [−1, 1] for the kernels' tests, different for each seed.
 #[cfg(all(test, feature = "flex"))]
-fn test_values(len: usize, seed: usize) -> Vec<f32> {
+pub(crate) fn test_values(len: usize, seed: usize) -> Vec<f32> {
     (0..len)
         .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0)
         .collect()

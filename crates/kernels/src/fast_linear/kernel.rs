@@ -198,13 +198,7 @@ fn transposed(m: &[f32], [rows, cols]: [usize; 2], width: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Deterministic values in [−1, 1], different for each seed.
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
+    use crate::fast_conv::test_values as values;
 
     /// `a [m, k] · b [k, n]` in f64, both row-major.
     fn product(a: &[f32], b: &[f32], [m, k, n]: [usize; 3]) -> Vec<f64> {
