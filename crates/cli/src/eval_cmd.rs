@@ -27,6 +27,10 @@ pub struct EvalArgs {
     /// confusion-ensemble.png for several].
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Also draw the N test images with the highest loss, captioned true → predicted class and
+    /// probability, into <run>/worst.png (worst-ensemble.png for several runs).
+    #[arg(long, value_name = "N")]
+    worst: Option<usize>,
 }
 
 /// Flags of `cnn predict`.
@@ -102,6 +106,28 @@ pub fn eval(device: Option<&str>, args: EvalArgs) -> Result<()> {
         names,
     )?;
     println!("\nwrote {}", png.display());
+    if let Some(n) = args.worst {
+        write_worst(&runs, &args, &result, n)?;
+    }
+    Ok(())
+}
+
+/// `worst.png`: the `n` test images with the highest loss under the (averaged) probabilities.
+fn write_worst(runs: &[RunFolder], args: &EvalArgs, result: &cnn_trainer::EnsembleEvaluation, n: usize) -> Result<()> {
+    if n == 0 {
+        anyhow::bail!("--worst needs at least 1 image");
+    }
+    let (_, data) = cnn_trainer::ensemble::test_data(&runs[0], args.dataset.as_deref(), args.data_dir.as_deref())?;
+    let worst = cnn_trainer::explain::worst(&result.probabilities, &result.labels, n);
+    let tiles = cnn_trainer::explain::mistake_tiles(&*data.test, &worst, &runs[0].preprocess, &runs[0].class_names)?;
+    let png = match runs.len() {
+        1 => args.run[0].join("worst.png"),
+        _ => PathBuf::from("worst-ensemble.png"),
+    };
+    let title = format!("the {} test images of {} with the highest loss (true → predicted, probability)", worst.len(), result.dataset);
+    cnn_trainer::plot::tile_grid(&png, &title, &tiles, 6)?;
+    println!("wrote {} ({} images, losses {:.2} to {:.2})", png.display(), worst.len(),
+        worst.first().map_or(0.0, |m| m.loss), worst.last().map_or(0.0, |m| m.loss));
     Ok(())
 }
 
@@ -149,6 +175,14 @@ fn print_per_class(names: &[String], detail: &cnn_trainer::DetailedEvaluation) {
         for (name, row) in names.iter().zip(&detail.confusion) {
             let cells: Vec<String> = row.iter().map(|c| format!("{c:>5}")).collect();
             println!("  {name:<width$} {}", cells.join(""));
+        }
+        let confused = cnn_trainer::explain::most_confused(&detail.confusion, 5);
+        if !confused.is_empty() {
+            println!("\nmost confused (true → predicted: images):");
+            for (t, p, count) in confused {
+                let name = |c: usize| names.get(c).map_or("?", String::as_str);
+                println!("  {} → {}: {count}", name(t), name(p));
+            }
         }
     } else {
         println!(

@@ -50,8 +50,9 @@ pub enum ExperimentCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Reuse a pretrained backbone on a data set with few labels: from scratch vs frozen
-    /// backbone + new softmax (cached features) vs fine-tuning with --freeze auto.
+    /// Reuse a pretrained backbone on a data set with few labels: from scratch, frozen
+    /// backbone + new softmax (cached features), fine-tuning the last stage, fine-tuning
+    /// everything at a lower rate, and rates per stage, each over several labelled subsets.
     Transfer {
         /// Pretrained weights: a run's model.bpk (e.g. LeNet-5 trained on Fashion-MNIST) or a
         /// torchvision file [default with --pretrain-preset: <out>/pretrain/model.bpk].
@@ -80,21 +81,39 @@ pub enum ExperimentCommand {
         /// Target data set [default: mnist-5k].
         #[arg(long, default_value = "mnist-5k")]
         dataset: String,
-        /// Labelled images per class, comma-separated [default: 10,50,100].
-        #[arg(long, value_delimiter = ',', default_value = "10,50,100")]
-        per_class: Vec<usize>,
+        /// Labelled images per class (training and validation together), comma-separated
+        /// [default: 10,50,100].
+        #[arg(long, value_delimiter = ',')]
+        per_class: Option<Vec<usize>>,
+        /// Methods to compare, comma-separated: scratch, frozen-cached, finetune-top,
+        /// finetune-all, discriminative [default: all five].
+        #[arg(long, value_delimiter = ',')]
+        methods: Option<Vec<cnn_trainer::transfer_experiment::Method>>,
+        /// Labelled subsets per cell (seeds --seed, --seed + 1, …) [default: 3].
+        #[arg(long)]
+        seeds: Option<usize>,
         /// Epochs of every run [default: 30].
-        #[arg(long, default_value_t = 30)]
-        epochs: usize,
+        #[arg(long)]
+        epochs: Option<usize>,
         /// Mini-batch size [default: 16].
-        #[arg(long, default_value_t = 16)]
-        batch_size: usize,
-        /// Adam learning rate [default: 0.001].
-        #[arg(long, default_value_t = 1e-3)]
-        lr: f64,
-        /// Seed [default: 42].
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Adam learning rate of the new head, and of every layer from scratch [default: 0.001].
+        #[arg(long)]
+        lr: Option<f64>,
+        /// The backbone's share of --lr when fine-tuning everything (finetune-all; the top
+        /// stage's share with discriminative) [default: 0.3].
+        #[arg(long)]
+        backbone_lr_scale: Option<f64>,
+        /// discriminative: each stage's rate as a share of the stage above it [default: 0.5].
+        #[arg(long)]
+        stage_lr_decay: Option<f64>,
+        /// Share of each run's labelled images held out to validate on [default: 0.2].
+        #[arg(long)]
+        valid_split: Option<f64>,
+        /// The first seed [default: 42].
+        #[arg(long)]
+        seed: Option<u64>,
         /// Input height and width in pixels [default: as `cnn train` chooses for the weights].
         #[arg(long)]
         input_size: Option<usize>,
@@ -215,14 +234,25 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         model,
         dataset,
         per_class,
+        methods,
+        seeds,
         epochs,
         batch_size,
         lr,
+        backbone_lr_scale,
+        stage_lr_decay,
+        valid_split,
         seed,
         input_size,
         out,
     } = cmd
     {
+        let d = cnn_trainer::transfer_experiment::TransferOptions::new(
+            model,
+            dataset,
+            pretrained.unwrap_or_else(|| out.join("pretrain").join("model.bpk")),
+        );
+        let seed = seed.unwrap_or(d.seed);
         let pretrain = pretrain_preset
             .map(|name| -> Result<cnn_trainer::TrainConfig> {
                 let base = cnn_trainer::presets::preset(&name)?;
@@ -236,19 +266,22 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
             })
             .transpose()?;
         let opts = cnn_trainer::transfer_experiment::TransferOptions {
-            pretrained: pretrained.unwrap_or_else(|| out.join("pretrain").join("model.bpk")),
             pretrain,
             classes,
             data_dir,
-            model,
-            dataset,
-            per_class,
-            epochs,
-            batch_size,
-            lr,
+            per_class: per_class.unwrap_or(d.per_class.clone()),
+            methods: methods.unwrap_or(d.methods.clone()),
+            seeds: seeds.unwrap_or(d.seeds),
+            epochs: epochs.unwrap_or(d.epochs),
+            batch_size: batch_size.unwrap_or(d.batch_size),
+            lr: lr.unwrap_or(d.lr),
+            backbone_lr_scale: backbone_lr_scale.unwrap_or(d.backbone_lr_scale),
+            stage_lr_decay: stage_lr_decay.unwrap_or(d.stage_lr_decay),
+            valid_split: valid_split.unwrap_or(d.valid_split),
             seed,
             input_size,
             out,
+            ..d
         };
         return transfer(device, &opts);
     }
@@ -331,11 +364,12 @@ fn transfer(device: Option<&str>, opts: &cnn_trainer::transfer_experiment::Trans
     }
     let (backend, device) = crate::open_device(device)?;
     println!(
-        "transfer: {} from {} to {} with {:?} labelled images per class, {} epochs each, on {backend} -> {}",
+        "transfer: {} from {} to {} with {:?} labelled images per class, {} seed(s), {} epochs each, on {backend} -> {}",
         opts.model,
         opts.pretrained.display(),
         opts.dataset,
         opts.per_class,
+        opts.seeds,
         opts.epochs,
         opts.out.display()
     );
@@ -349,8 +383,12 @@ fn transfer(device: Option<&str>, opts: &cnn_trainer::transfer_experiment::Trans
     })?;
     for r in &rows {
         println!(
-            "{:>4} per class  {:<14} test accuracy {:.4}  ({:.1} s of training)",
-            r.per_class, r.method, r.test_accuracy, r.train_seconds
+            "{:>4} per class  {:<14} seed {:<4} test accuracy {:.4}  ({:.1} s of training)",
+            r.per_class,
+            r.method.name(),
+            r.seed,
+            r.test_accuracy,
+            r.train_seconds
         );
     }
     println!("\n{}", std::fs::read_to_string(opts.out.join("transfer.md"))?);

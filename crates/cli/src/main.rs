@@ -9,6 +9,7 @@ mod bench_head_cmd;
 mod download_cmd;
 mod eval_cmd;
 mod experiment_cmd;
+mod explain_cmd;
 mod train_cmd;
 mod weights_cmd;
 
@@ -51,6 +52,8 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Classify image files with a trained run, optionally averaging ten crops (--tta).
     Predict(eval_cmd::PredictArgs),
+    /// Grad-CAM heat maps: where in each image the run's network finds evidence for a class.
+    Explain(explain_cmd::ExplainArgs),
     /// The course's experiments (degradation: plain vs residual networks as depth grows).
     #[command(subcommand)]
     Experiment(experiment_cmd::ExperimentCommand),
@@ -385,6 +388,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Weights(cmd) => weights_cmd::run(cli.device.as_deref(), cmd),
         Command::Eval(args) => eval_cmd::eval(cli.device.as_deref(), args),
         Command::Predict(args) => eval_cmd::predict(cli.device.as_deref(), args),
+        Command::Explain(args) => explain_cmd::explain(cli.device.as_deref(), args),
     }
 }
 

@@ -890,11 +890,10 @@ fn bench_head_compares_the_backbone_epoch_with_the_cached_one() {
 }
 
 #[test]
-fn transfer_experiment_runs_the_three_ways_and_writes_its_table() {
-    let root = std::env::temp_dir().join(format!("cnn-transfer-exp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+fn transfer_experiment_runs_every_method_over_seeds_and_writes_its_table() {
+    let root = tempfile::tempdir().unwrap();
     // A "pretrained" backbone: two epochs of LeNet-5 on 300 digits.
-    let pre = root.join("pre");
+    let pre = root.path().join("pre");
     let out = cnn(&[
         "train",
         "--model",
@@ -907,7 +906,7 @@ fn transfer_experiment_runs_the_three_ways_and_writes_its_table() {
         pre.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let exp = root.join("exp");
+    let exp = root.path().join("exp");
     let weights = pre.join("model.bpk");
     let args = [
         "experiment",
@@ -916,6 +915,8 @@ fn transfer_experiment_runs_the_three_ways_and_writes_its_table() {
         weights.to_str().unwrap(),
         "--per-class",
         "5",
+        "--seeds",
+        "2",
         "--epochs",
         "2",
         "--out",
@@ -927,24 +928,50 @@ fn transfer_experiment_runs_the_three_ways_and_writes_its_table() {
         stdout.contains("8 tensors applied, 2 missing"),
         "the head must be new: {stdout}"
     );
-    assert!(stdout.contains("train features (50 x 84): computed into"), "{stdout}");
+    // 5 labelled digits per class: 4 train, 1 validates.
+    assert!(stdout.contains("train features (40 x 84): computed into"), "{stdout}");
+    assert!(stdout.contains("freeze: 3 of 4 stages frozen (up to fc1)"), "{stdout}");
     assert!(
-        stdout.contains("--freeze auto: 5 labelled images per class is small"),
+        stdout.contains("learning rates (peak): head 1.0e-3, fc2 3.0e-4, fc1 3.0e-4, conv2 3.0e-4, conv1 3.0e-4"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("learning rates (peak): head 1.0e-3, fc2 3.0e-4, fc1 1.5e-4, conv2 7.5e-5, conv1 "),
         "{stdout}"
     );
     let table = std::fs::read_to_string(exp.join("transfer.md")).unwrap();
     assert!(
-        table.contains("| scratch | frozen-cached | finetune-auto |") && table.contains("\n| 5 | 0."),
+        table.contains("| from scratch | frozen backbone + new softmax (cached) | fine-tune the last stage |")
+            && table.contains("\n| 5 | ")
+            && table.contains(" ± "),
         "{table}"
     );
-    assert_eq!(
-        std::fs::read_to_string(exp.join("transfer.csv"))
-            .unwrap()
-            .lines()
-            .count(),
-        4
-    );
-    std::fs::remove_dir_all(&root).unwrap();
+    let csv = std::fs::read_to_string(exp.join("transfer.csv")).unwrap();
+    assert_eq!(csv.lines().next(), Some("per_class,method,seed,test_accuracy,train_seconds"));
+    assert_eq!(csv.lines().count(), 1 + 5 * 2, "{csv}");
+    assert!(csv.contains("\n5,discriminative,43,"), "{csv}");
+    assert!(exp.join("transfer.png").is_file());
+    // The labelled images of each cell, for the PyTorch twin: 4 to train, 1 to validate per class.
+    let subsets = std::fs::read_to_string(exp.join("subsets.json")).unwrap();
+    assert!(subsets.contains(r#"{"per_class":5,"seed":43,"train":["#), "{subsets}");
+    assert_eq!(subsets.matches(r#""valid":["#).count(), 2, "{subsets}");
+    // A second call reuses every finished run.
+    let again = assert_success(&cnn(&args));
+    assert_eq!(again.matches("is finished: reusing it").count(), 10, "{again}");
+    // One with other settings is trained again.
+    let mut other = args.to_vec();
+    other.extend(["--methods", "scratch", "--lr", "0.002"]);
+    let again = assert_success(&cnn(&other));
+    assert_eq!(again.matches("was trained with other settings (--lr 0.002 (the run's: 0.001)): training it again").count(), 2, "{again}");
+    let msg = assert_clean_failure(&cnn(&[
+        "experiment",
+        "transfer",
+        "--pretrained",
+        weights.to_str().unwrap(),
+        "--methods",
+        "scratch,bogus",
+    ]));
+    assert!(msg.contains("unknown transfer method 'bogus'"), "{msg}");
 }
 
 #[test]
@@ -998,4 +1025,53 @@ fn verbose_shows_the_libraries_log() {
     let plain = train(&[], "plain");
     assert!(!plain.contains("epoch finished"), "{plain}");
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn explain_draws_heat_maps_and_eval_draws_the_worst_images() {
+    let root = tempfile::tempdir().unwrap();
+    let run = root.path().join("run");
+    let out = cnn(&[
+        "train", "--model", "lenet5_relu", "--epochs", "2", "--subset", "400", "--out", run.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A 28×28 digit-like image: a bright vertical bar on black.
+    let digit = root.path().join("one.png");
+    let bar = image::GrayImage::from_fn(28, 28, |x, _| image::Luma([if (12..16).contains(&x) { 255 } else { 0 }]));
+    bar.save(&digit).unwrap();
+    let maps = root.path().join("maps");
+    let args = ["explain", "--run", run.to_str().unwrap(), digit.to_str().unwrap(), "--out", maps.to_str().unwrap()];
+    let stdout = assert_success(&cnn(&args));
+    assert!(stdout.contains("one.png: ") && stdout.contains("(p = "), "{stdout}");
+    let written: Vec<_> = std::fs::read_dir(&maps).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let name = written[0].to_string_lossy().to_string();
+    assert!(name.starts_with("one-") && name.ends_with(".png") && name.contains("-p0."), "{name}");
+    let png = image::open(maps.join(&name)).unwrap();
+    assert!(png.width() >= 224 && png.height() >= 224);
+    let stdout = assert_success(&cnn(&[
+        "explain", "--run", run.to_str().unwrap(), digit.to_str().unwrap(), "--class", "7", "--out", maps.to_str().unwrap(),
+    ]));
+    assert!(stdout.contains(": 7 (p = "), "{stdout}");
+    // Bad input: one line each.
+    let missing = root.path().join("nowhere");
+    let msg = assert_clean_failure(&cnn(&["explain", "--run", missing.to_str().unwrap(), digit.to_str().unwrap()]));
+    assert!(msg.contains("config.json"), "{msg}");
+    let text = root.path().join("notes.png");
+    std::fs::write(&text, "not an image").unwrap();
+    let msg = assert_clean_failure(&cnn(&["explain", "--run", run.to_str().unwrap(), text.to_str().unwrap()]));
+    assert!(msg.contains("notes.png"), "{msg}");
+    let msg = assert_clean_failure(&cnn(&[
+        "explain", "--run", run.to_str().unwrap(), digit.to_str().unwrap(), "--class", "10",
+    ]));
+    assert!(msg.contains("--class 10 is out of range: the model has 10 classes (0 to 9)"), "{msg}");
+
+    let stdout = assert_success(&cnn(&["eval", "--run", run.to_str().unwrap(), "--worst", "12"]));
+    assert!(stdout.contains("most confused (true → predicted: images):"), "{stdout}");
+    assert!(stdout.contains("worst.png (12 images, losses "), "{stdout}");
+    let grid = image::open(run.join("worst.png")).unwrap();
+    // Six columns of 240 px, two rows.
+    assert_eq!(grid.width(), 6 * 240 + 10);
+    let msg = assert_clean_failure(&cnn(&["eval", "--run", run.to_str().unwrap(), "--worst", "0"]));
+    assert!(msg.contains("--worst needs at least 1"), "{msg}");
 }

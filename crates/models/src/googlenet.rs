@@ -234,6 +234,25 @@ impl GoogLeNet {
     }
 
     fn run_features(&self, x: Tensor<4>, with_aux: bool) -> (Tensor<2>, Vec<Tensor<2>>) {
+        let (maps, aux) = self.run_maps(x, with_aux);
+        (self.pool_maps(maps), aux)
+    }
+
+    /// `inception5b`'s output, the last maps before global pooling: `[B, 1024, h, w]`.
+    pub fn forward_maps(&self, x: Tensor<4>) -> Tensor<4> {
+        self.run_maps(x, false).0
+    }
+
+    /// The logits from [`Self::forward_maps`]: global pooling, dropout and `fc`.
+    pub fn forward_from_maps(&self, maps: Tensor<4>) -> Tensor<2> {
+        self.fc.forward(self.pool_maps(maps))
+    }
+
+    fn pool_maps(&self, maps: Tensor<4>) -> Tensor<2> {
+        self.dropout.forward(self.avgpool.forward(maps).flatten(1, 3))
+    }
+
+    fn run_maps(&self, x: Tensor<4>, with_aux: bool) -> (Tensor<4>, Vec<Tensor<2>>) {
         let x = self.conv3.forward(
             self.conv2
                 .forward(max_pool2d(&self.maxpool1, self.conv1.forward(self.transform(x)))),
@@ -255,9 +274,7 @@ impl GoogLeNet {
             aux.push(a.forward(x.clone()));
         }
         let x = max_pool2d(&self.maxpool4, self.inception4e.forward(x));
-        let x = self.inception5b.forward(self.inception5a.forward(x));
-        let x = self.dropout.forward(self.avgpool.forward(x).flatten(1, 3));
-        (x, aux)
+        (self.inception5b.forward(self.inception5a.forward(x)), aux)
     }
 
     /// Inference: class logits only (the auxiliary classifiers are skipped).

@@ -121,10 +121,21 @@ impl LeNet5 {
 
     /// Maps a `[B, C, 32, 32]` batch to `[B, num_classes]` logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_from_maps(self.forward_maps(x))
+    }
+
+    /// The last convolution's activated maps, `[B, 16, 10, 10]` for a 32-px input.
+    pub fn forward_maps(&self, x: Tensor<4>) -> Tensor<4> {
         let act = self.activation;
         let x = crate::fast_pool::avg_pool2d(&self.pool, act.apply(crate::fast_conv::conv2d(&self.conv1, x)));
-        let x = crate::fast_pool::avg_pool2d(&self.pool, act.apply(crate::fast_conv::conv2d(&self.conv2, x)));
-        let x: Tensor<2> = x.flatten(1, 3);
+        act.apply(crate::fast_conv::conv2d(&self.conv2, x))
+    }
+
+    /// The rest of [`Self::forward`] from [`Self::forward_maps`]: pooling and the three
+    /// fully connected layers.
+    pub fn forward_from_maps(&self, maps: Tensor<4>) -> Tensor<2> {
+        let act = self.activation;
+        let x: Tensor<2> = crate::fast_pool::avg_pool2d(&self.pool, maps).flatten(1, 3);
         let x = act.apply(self.fc1.forward(x));
         let x = act.apply(self.fc2.forward(x));
         self.fc3.forward(x)

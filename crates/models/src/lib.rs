@@ -42,6 +42,7 @@ pub mod inception;
 pub mod keys;
 pub mod layers;
 pub mod lenet;
+pub mod maps;
 pub mod nin;
 pub mod registry;
 pub mod resnet;

@@ -74,6 +74,14 @@ pub struct TrainConfig {
     /// Which stages of the backbone to freeze (`none`, `all`, `upto:<stage>`, `auto`).
     #[serde(default)]
     pub freeze: cnn_transfer::FreezePolicy,
+    /// The backbone's learning rate as a share of `lr` (the head always trains at `lr`); with
+    /// `stage_lr_decay`, the top stage's share (see [`cnn_transfer::rates`]).
+    #[serde(default = "one")]
+    pub backbone_lr_scale: f64,
+    /// Each stage below the top trains at this many times its upper neighbour's rate
+    /// (discriminative rates; 1 = the whole backbone at `backbone_lr_scale`).
+    #[serde(default = "one")]
+    pub stage_lr_decay: f64,
     /// With `freeze: all`: run the backbone once per split, cache its features on disk and train
     /// the head from them.
     #[serde(default)]
@@ -115,6 +123,10 @@ pub struct TrainConfig {
     pub prefetch: Option<usize>,
 }
 
+fn one() -> f64 {
+    1.0
+}
+
 fn default_valid_split() -> f64 {
     0.1
 }
@@ -148,6 +160,8 @@ impl TrainConfig {
             cache_features: false,
             cache_dir: None,
             freeze: cnn_transfer::FreezePolicy::None,
+            backbone_lr_scale: 1.0,
+            stage_lr_decay: 1.0,
             augment: Pipeline::default(),
             data_dir: None,
             zero_init_residual: false,
@@ -210,6 +224,14 @@ impl TrainConfig {
                 "--warmup {} must be shorter than --epochs {}",
                 self.warmup, self.epochs
             ));
+        }
+        for (flag, value) in [
+            ("--backbone-lr-scale", self.backbone_lr_scale),
+            ("--stage-lr-decay", self.stage_lr_decay),
+        ] {
+            if !(value.is_finite() && value > 0.0 && value <= 10.0) {
+                return bad(format!("{flag} must be a number in (0, 10], got {value}"));
+            }
         }
         if self.cache_features && self.freeze != cnn_transfer::FreezePolicy::All {
             return bad(

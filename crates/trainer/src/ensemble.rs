@@ -121,6 +121,11 @@ pub struct EnsembleEvaluation {
     pub single: DetailedEvaluation,
     /// The members' averaged ten-crop probabilities, when asked for.
     pub ten_crop: Option<DetailedEvaluation>,
+    /// The members' averaged probabilities of every test image (one view), in the test
+    /// split's order.
+    pub probabilities: Probabilities,
+    /// The test images' labels, in the same order.
+    pub labels: Vec<usize>,
 }
 
 /// Checks that `runs` (at least one) agree on their class names, naming the first that differs.
@@ -156,22 +161,8 @@ pub fn evaluate_runs(
     device: &Device,
 ) -> Result<EnsembleEvaluation> {
     check_same_classes(runs)?;
-    let first = &runs[0];
-    let dataset = dataset.unwrap_or(&first.config.dataset);
-    let data_dir = data_dir.or(first.config.data_dir.as_deref());
-    check_one_test_split(runs, dataset)?;
-    // The run's own task keeps its classes (`--classes`); another data set is taken whole.
-    let classes = (dataset == first.config.dataset)
-        .then_some(first.config.classes.as_deref())
-        .flatten();
-    let data = load_data(dataset, data_dir, first.config.seed)?.only_classes(classes)?;
-    if data.class_names.len() != first.class_names.len() {
-        return Err(TrainError::Config(format!(
-            "{dataset} has {} classes but the run's model has {}",
-            data.class_names.len(),
-            first.class_names.len()
-        )));
-    }
+    let (dataset, data) = test_data(&runs[0], dataset, data_dir)?;
+    check_one_test_split(runs, &dataset)?;
     let labels = (0..data.test.len())
         .map(|i| data.test.label(i))
         .collect::<cnn_data_augment::Result<Vec<_>>>()?;
@@ -195,14 +186,38 @@ pub fn evaluate_runs(
         singles.push(single);
         crops.extend(crop);
     }
+    let probabilities = Probabilities::mean(&singles)?;
     Ok(EnsembleEvaluation {
-        dataset: dataset.to_string(),
+        dataset,
         members,
-        single: Probabilities::mean(&singles)?.evaluate(&labels, device)?,
+        single: probabilities.evaluate(&labels, device)?,
         ten_crop: ten_crop
             .then(|| Probabilities::mean(&crops)?.evaluate(&labels, device))
             .transpose()?,
+        probabilities,
+        labels,
     })
+}
+
+/// The data a run is tested on: the test split of `dataset` from `data_dir` (both default to
+/// the run's own), with the run's classes when it is the run's own data set. Returns the data
+/// set's name with it. A data set with another number of classes than the run is an error.
+pub fn test_data(run: &RunFolder, dataset: Option<&str>, data_dir: Option<&Path>) -> Result<(String, crate::LoadedData)> {
+    let dataset = dataset.unwrap_or(&run.config.dataset);
+    let data_dir = data_dir.or(run.config.data_dir.as_deref());
+    // The run's own task keeps its classes (`--classes`); another data set is taken whole.
+    let classes = (dataset == run.config.dataset)
+        .then_some(run.config.classes.as_deref())
+        .flatten();
+    let data = load_data(dataset, data_dir, run.config.seed)?.only_classes(classes)?;
+    if data.class_names.len() != run.class_names.len() {
+        return Err(TrainError::Config(format!(
+            "{dataset} has {} classes but the run's model has {}",
+            data.class_names.len(),
+            run.class_names.len()
+        )));
+    }
+    Ok((dataset.to_string(), data))
 }
 
 /// An image folder without `train/` and `val/` is split by each run's seed: members trained with

@@ -38,6 +38,9 @@ pub struct TrainState<M> {
     pub optimizer: ModuleOptimizer,
     /// Metrics of the epochs already trained.
     pub history: Vec<EpochMetrics>,
+    /// The learning rate of each part of the model, relative to the scheduled rate
+    /// (`--backbone-lr-scale`, `--stage-lr-decay`; uniform by default).
+    pub rates: cnn_transfer::LayerRates,
 }
 
 /// Who hears of a run's progress: `progress` after every batch and epoch, `after_epoch` (e.g. to
@@ -80,12 +83,13 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
             mut model,
             mut optimizer,
             mut history,
+            rates,
         } = state;
         for epoch in history.len() + 1..=self.cfg.epochs {
             if early_stop(&history, self.cfg.early_stop).is_some() {
                 break;
             }
-            let (trained, metrics) = self.run_epoch(model, &mut optimizer, epoch, hooks.progress)?;
+            let (trained, metrics) = self.run_epoch(model, (&mut optimizer, &rates), epoch, hooks.progress)?;
             tracing::info!(
                 epoch,
                 train_loss = metrics.train_loss,
@@ -107,7 +111,7 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
     fn run_epoch<M, D>(
         &mut self,
         mut model: M,
-        optimizer: &mut ModuleOptimizer,
+        (optimizer, rates): (&mut ModuleOptimizer, &cnn_transfer::LayerRates),
         epoch: usize,
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<(M, EpochMetrics)>
@@ -142,7 +146,7 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
             }
             lr = learning_rate(cfg, epoch, b, total);
             tracing::trace!(epoch, batch = b + 1, loss = step.loss, lr, "batch");
-            model = optimizer.step(lr, model, step.grads);
+            model = optimizer.step(rates.at(lr), model, step.grads);
             (loss_sum, correct, top5, images) = (
                 loss_sum + f64::from(step.loss) * n as f64,
                 correct + step.correct,

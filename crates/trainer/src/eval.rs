@@ -212,6 +212,15 @@ pub fn probabilities<M: ImageClassifier>(
     Ok(probs.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default())
 }
 
+/// `pre` for an image from outside the data set: one larger than the input of a run trained
+/// without resizing (digits) is resized rather than cropped.
+pub fn for_image(pre: &Preprocess, img: &Image) -> Preprocess {
+    Preprocess {
+        resize: pre.resize || img.width > pre.size || img.height > pre.size,
+        ..pre.clone()
+    }
+}
+
 /// Class probabilities of an ensemble for each image, ranked, at most `top_k` per image: each
 /// member (a model and its own preprocessing) gives its probabilities ([`probabilities`], with
 /// `tta` averaged over [`ten_crops`]) and the members' probabilities are averaged. One member is
@@ -230,10 +239,7 @@ pub fn predict<M: ImageClassifier>(
     for img in images {
         let mut mean: Vec<f32> = Vec::new();
         for (model, pre) in members {
-            let fitted = Preprocess {
-                resize: pre.resize || img.width > pre.size || img.height > pre.size,
-                ..(*pre).clone()
-            };
+            let fitted = for_image(pre, img);
             let probs = probabilities(*model, std::slice::from_ref(img), &fitted, tta, device)?;
             if mean.is_empty() {
                 mean = vec![0.0; probs.len()];

@@ -193,13 +193,9 @@ fn write_outputs(out: &Path, results: &[NetResult]) -> Result<()> {
     write_depth_outputs(out, results)?;
     let series: Vec<Series> = results
         .iter()
-        .map(|r| Series {
-            name: r.net.clone(),
-            points: r
-                .history
-                .iter()
-                .map(|m| (m.epoch as f64, 100.0 * (1.0 - m.train_accuracy)))
-                .collect(),
+        .map(|r| {
+            let errors = r.history.iter().map(|m| (m.epoch as f64, 100.0 * (1.0 - m.train_accuracy)));
+            Series::new(r.net.clone(), errors.collect())
         })
         .collect();
     line_chart(
@@ -256,10 +252,7 @@ fn write_depth_outputs(out: &Path, results: &[NetResult]) -> Result<()> {
     let series: Vec<Series> = lines
         .iter()
         .filter(|(_, points)| !points.is_empty())
-        .map(|(kind, points)| Series {
-            name: (*kind).to_string(),
-            points: points.iter().map(|&(layers, error, _)| (layers as f64, error)).collect(),
-        })
+        .map(|(kind, points)| Series::new(*kind, points.iter().map(|&(layers, error, _)| (layers as f64, error)).collect()))
         .collect();
     line_chart(
         &out.join("degradation-depth.png"),

@@ -142,10 +142,18 @@ pub fn fit<M: ImageClassifier + Send + 'static>(
     device: &Device,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(M, Vec<EpochMetrics>)> {
+    if cfg.backbone_lr_scale != 1.0 || cfg.stage_lr_decay != 1.0 {
+        // Rates per stage need to know the model's stages: a `cnn_models::Model`, through
+        // `train_run` or a `TrainState` whose `rates` come from `LayerRates::for_model`.
+        return Err(TrainError::Config(
+            "fit trains any model at one rate; for rates per stage (backbone_lr_scale, stage_lr_decay) build a TrainState with LayerRates::for_model and call fit_from".into(),
+        ));
+    }
     let state = TrainState {
         model,
         optimizer: build_optimizer(cfg),
         history: Vec::new(),
+        rates: cnn_transfer::LayerRates::uniform(),
     };
     let hooks = Hooks {
         progress,

@@ -56,6 +56,7 @@ pub mod epochs;
 pub mod error;
 pub mod eval;
 pub mod experiment;
+pub mod explain;
 pub mod fit;
 pub mod identity_experiment;
 pub mod interrupt;
@@ -71,6 +72,7 @@ pub mod schedule;
 pub mod step;
 pub mod train;
 pub mod transfer_experiment;
+pub mod transfer_report;
 
 pub use bench::{
     BenchCase, BenchPart, BenchPhase, BenchResult, ReferenceFile, compare_lines, family_suite, perf_suite, run_bench,

@@ -78,6 +78,14 @@ pub struct TrainOverrides {
     /// class; auto:<small>,<large> sets the thresholds) [default: none].
     #[cfg_attr(feature = "clap", arg(long))]
     pub freeze: Option<cnn_transfer::FreezePolicy>,
+    /// Train the backbone at this share of --lr, the new head at --lr (e.g. 0.1 to fine-tune
+    /// pretrained weights gently); needs a model with stages [default: 1].
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub backbone_lr_scale: Option<f64>,
+    /// Discriminative rates: each stage below the top one trains at this many times its upper
+    /// neighbour's rate (e.g. 0.5 halves the rate stage by stage towards the stem) [default: 1].
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub stage_lr_decay: Option<f64>,
     /// With --freeze all: run the backbone once over each split, cache the features on disk and
     /// train the head from them (no augmentation possible).
     #[cfg_attr(feature = "clap", arg(long))]
@@ -165,6 +173,8 @@ impl TrainOverrides {
             weights: self.weights.clone().or(base.weights),
             new_head: self.new_head || base.new_head,
             freeze: self.freeze.clone().unwrap_or(base.freeze),
+            backbone_lr_scale: self.backbone_lr_scale.unwrap_or(base.backbone_lr_scale),
+            stage_lr_decay: self.stage_lr_decay.unwrap_or(base.stage_lr_decay),
             cache_features: self.cache_features || base.cache_features,
             cache_dir: self.cache_dir.clone().or(base.cache_dir),
             seed: self.seed.unwrap_or(base.seed),

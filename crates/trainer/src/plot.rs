@@ -22,6 +22,20 @@ pub struct Series {
     pub name: String,
     /// `(x, y)` points in order.
     pub points: Vec<(f64, f64)>,
+    /// An error bar of ± this much around each point (e.g. a standard deviation over seeds);
+    /// empty: no error bars.
+    pub spread: Vec<f64>,
+}
+
+impl Series {
+    /// A line through `points`, without error bars.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self {
+            name: name.into(),
+            points,
+            spread: Vec::new(),
+        }
+    }
 }
 
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
@@ -78,10 +92,14 @@ fn draw_lines<DB: DrawingBackend>(
     y_label: &str,
     series: &[Series],
 ) -> std::result::Result<(), String> {
-    let all = series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in all.filter(|(x, y)| x.is_finite() && y.is_finite()) {
-        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    for s in series {
+        for (i, &(x, y)) in s.points.iter().enumerate() {
+            let e = s.spread.get(i).copied().unwrap_or(0.0);
+            if x.is_finite() && y.is_finite() && e.is_finite() {
+                (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y - e), y1.max(y + e));
+            }
+        }
     }
     if x0 > x1 {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
@@ -121,6 +139,10 @@ fn draw_lines<DB: DrawingBackend>(
         chart
             .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(|e| e.to_string())?;
+        let bars = s.points.iter().zip(&s.spread).filter(|((_, y), e)| y.is_finite() && e.is_finite());
+        chart
+            .draw_series(bars.map(|(&(x, y), &e)| ErrorBar::new_vertical(x, y - e, y, y + e, color.stroke_width(2), 10)))
+            .map_err(|e| e.to_string())?;
     }
     chart
         .configure_series_labels()
@@ -150,9 +172,8 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series
 
 /// `curves.png`: loss (left) and top-1 accuracy (right) per epoch, training and validation.
 pub fn training_curves(path: &Path, title: &str, history: &[EpochMetrics]) -> Result<()> {
-    let series = |name: &str, f: fn(&EpochMetrics) -> f64| Series {
-        name: name.into(),
-        points: history.iter().map(|m| (m.epoch as f64, f(m))).collect(),
+    let series = |name: &str, f: fn(&EpochMetrics) -> f64| {
+        Series::new(name, history.iter().map(|m| (m.epoch as f64, f(m))).collect())
     };
     let loss = [
         series("train loss", |m| m.train_loss),
@@ -218,9 +239,73 @@ pub fn confusion_matrix(path: &Path, title: &str, counts: &[Vec<usize>], class_n
     })
 }
 
+/// A picture for [`tile_grid`]: RGB pixels (`width × height × 3` bytes, row by row) and the
+/// caption written above it.
+#[derive(Clone, Debug)]
+pub struct Tile {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The pixels.
+    pub rgb: Vec<u8>,
+    /// One line of text above the picture.
+    pub caption: String,
+}
+
+/// Pictures in a grid of `columns`, each with its caption above it, under `title`, as a PNG.
+pub fn tile_grid(path: &Path, title: &str, tiles: &[Tile], columns: usize) -> Result<()> {
+    const CAPTION: u32 = 22;
+    const TITLE: u32 = 34;
+    let columns = columns.clamp(1, tiles.len().max(1));
+    let rows = tiles.len().div_ceil(columns).max(1);
+    let cell_w = tiles.iter().map(|t| t.width).max().unwrap_or(1).max(230) + 10;
+    let cell_h = tiles.iter().map(|t| t.height).max().unwrap_or(1) + CAPTION + 10;
+    let size = (cell_w * columns as u32 + 10, cell_h * rows as u32 + TITLE);
+    render(path, size, |root| {
+        root.draw(&Text::new(title.to_string(), (10, 8), ("sans-serif", 18).into_font()))
+            .map_err(|e| e.to_string())?;
+        for (i, tile) in tiles.iter().enumerate() {
+            let x = 10 + (i % columns) as u32 * cell_w;
+            let y = TITLE + (i / columns) as u32 * cell_h;
+            root.draw(&Text::new(
+                tile.caption.clone(),
+                (x as i32, y as i32 + 2),
+                ("sans-serif", 13).into_font(),
+            ))
+            .map_err(|e| e.to_string())?;
+            for (p, px) in tile.rgb.chunks_exact(3).enumerate() {
+                let (px_x, px_y) = (p as u32 % tile.width, p as u32 / tile.width);
+                let at = ((x + px_x) as i32, (y + CAPTION + px_y) as i32);
+                root.draw_pixel(at, &RGBColor(px[0], px[1], px[2])).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiles_are_drawn_in_a_grid_below_their_captions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grid.png");
+        let red = Tile {
+            width: 40,
+            height: 30,
+            rgb: [200u8, 0, 0].repeat(40 * 30),
+            caption: "red".into(),
+        };
+        tile_grid(&path, "t", &[red.clone(), red.clone(), red], 2).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        // Two columns of 240 px, two rows of 30 + 22 + 10 px under a 34-px title.
+        assert_eq!((img.width(), img.height()), (490, 2 * 62 + 34));
+        // The third tile starts the second row, left, below its caption.
+        assert_eq!(img.get_pixel(10 + 5, 34 + 62 + 22 + 5).0, [200, 0, 0]);
+        assert_eq!(img.get_pixel(10 + 240 + 5, 34 + 62 + 22 + 5).0, [255, 255, 255]);
+    }
 
     #[test]
     fn whole_number_axes_are_labelled_without_decimals() {
@@ -235,8 +320,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lines.png");
         let s = Series {
-            name: "a".into(),
-            points: vec![(1.0, 0.5), (2.0, 0.25), (3.0, f64::NAN)],
+            spread: vec![0.1, 0.05, 0.0],
+            ..Series::new("a", vec![(1.0, 0.5), (2.0, 0.25), (3.0, f64::NAN)])
         };
         line_chart(&path, "t", "x", "y", &[s]).unwrap();
         let img = image::open(&path).unwrap();

@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
 use cnn_data_augment::seed::{derive, stream};
-use cnn_data_augment::{Preprocess, Source, stratified_split};
+use cnn_data_augment::{Preprocess, Source, Subset, stratified_split};
 use cnn_models::{BuildOptions, Model, registry};
 use cnn_transfer::Stage;
 
@@ -127,7 +127,7 @@ fn train_run_with(
         check_folder(dir, resume, cfg)?;
     }
     let autodiff = device.clone().autodiff();
-    let (model, frozen) = build_model(cfg, &data, &autodiff, progress)?;
+    let (model, frozen, rates) = build_model(cfg, &data, &autodiff, progress)?;
     // Only now, with the model built and its weights loaded, does the run folder appear.
     if root && lock.is_none() {
         lock = Some(FolderLock::acquire(dir)?);
@@ -142,7 +142,7 @@ fn train_run_with(
         write_file(&dir.join("preprocess.json"), pretty(&data.pre).as_bytes())?;
         write_file(&dir.join("classes.json"), pretty(&data.loaded.class_names).as_bytes())?;
     }
-    let state = start_state(dir, resume, cfg, model, &frozen)?;
+    let state = start_state(dir, resume, cfg, model, (&frozen, rates))?;
     let (fitted, test_features) = match fit_run(cfg, &data, state, (dir, devices, group), progress) {
         Ok(done) => done,
         Err(e @ TrainError::Diverged { .. }) => {
@@ -217,19 +217,11 @@ impl RunData {
         let (size, why) = input_size(cfg, info.default_input);
         progress(Progress::Note(format!("input {size}×{size} px: {why}")));
         let pre = preprocess_for(info.default_input, loaded.photos, size);
-        let all_train = loaded.train.clone();
-        let all_train: Arc<dyn Source> = match cfg.subset {
-            Some(n) if n < all_train.len() => {
-                let share = n as f64 / all_train.len() as f64;
-                Arc::new(stratified_split(all_train, share, derive(cfg.seed, &[stream::SUBSET]))?.1)
-            }
-            _ => all_train,
-        };
-        let (train, valid): (Arc<dyn Source>, Arc<dyn Source>) = if cfg.valid_split > 0.0 {
-            let (t, v) = stratified_split(all_train, cfg.valid_split, derive(cfg.seed, &[stream::VALID_SPLIT]))?;
-            (Arc::new(t), Arc::new(v))
-        } else {
-            (all_train, loaded.test.clone())
+        let (train, valid) = labelled_split(cfg, loaded.train.clone())?;
+        let train: Arc<dyn Source> = Arc::new(Subset::new(loaded.train.clone(), train)?);
+        let valid: Arc<dyn Source> = match valid {
+            Some(valid) => Arc::new(Subset::new(loaded.train.clone(), valid)?),
+            None => loaded.test.clone(),
         };
         if valid.is_empty() {
             return Err(TrainError::Config(format!(
@@ -244,6 +236,29 @@ impl RunData {
             valid,
         })
     }
+}
+
+/// Which images of `all_train` (the training split, after `--classes`) a run with `cfg` trains
+/// on and which it validates on (`None`: the test split), as positions in `all_train`: a
+/// stratified, seeded sample of `--subset` images, then a stratified, seeded `--valid-split`
+/// share of it held out. The transfer experiment records them so that another framework can
+/// train on the same images.
+pub fn labelled_split(cfg: &TrainConfig, all_train: Arc<dyn Source>) -> Result<(Vec<usize>, Option<Vec<usize>>)> {
+    let labelled: Vec<usize> = match cfg.subset {
+        Some(n) if n < all_train.len() => {
+            let share = n as f64 / all_train.len() as f64;
+            let sample = stratified_split(all_train.clone(), share, derive(cfg.seed, &[stream::SUBSET]))?.1;
+            sample.indices().to_vec()
+        }
+        _ => (0..all_train.len()).collect(),
+    };
+    if cfg.valid_split <= 0.0 {
+        return Ok((labelled, None));
+    }
+    let sample: Arc<dyn Source> = Arc::new(Subset::new(all_train, labelled.clone())?);
+    let (train, valid) = stratified_split(sample, cfg.valid_split, derive(cfg.seed, &[stream::VALID_SPLIT]))?;
+    let outer = |part: &Subset| part.indices().iter().map(|&i| labelled[i]).collect();
+    Ok((outer(&train), Some(outer(&valid))))
 }
 
 /// A resume needs a run of the same model in `dir`; a new run needs `dir` without one.
@@ -262,14 +277,14 @@ fn check_folder(dir: &Path, resume: bool, cfg: &TrainConfig) -> Result<()> {
     }
 }
 
-/// The model on `autodiff`, seeded by `cfg.seed`, with `--weights` loaded, and the stages that
-/// `--freeze` freezes.
+/// The model on `autodiff`, seeded by `cfg.seed`, with `--weights` loaded, the stages that
+/// `--freeze` freezes and the learning rate of each part.
 fn build_model(
     cfg: &TrainConfig,
     data: &RunData,
     autodiff: &Device,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<(Model, Vec<Stage>)> {
+) -> Result<(Model, Vec<Stage>, cnn_transfer::LayerRates)> {
     let info = registry::lookup(&cfg.model)?;
     autodiff.seed(cfg.seed);
     let options = BuildOptions {
@@ -310,7 +325,13 @@ fn build_model(
         tracing::info!(policy = ?cfg.freeze, frozen = frozen.len(), %why, "freeze");
         progress(Progress::Note(format!("freeze: {why}")));
     }
-    Ok((model, frozen))
+    let rates = cnn_transfer::LayerRates::for_model(&model, cfg.backbone_lr_scale, cfg.stage_lr_decay)?;
+    if !rates.is_uniform() {
+        let described = rates.describe(cfg.lr);
+        tracing::info!(rates = %described, "learning rates per stage");
+        progress(Progress::Note(format!("learning rates (peak): {described}")));
+    }
+    Ok((model, frozen, rates))
 }
 
 /// A fresh optimiser, or the model, optimiser and history of `dir`'s checkpoint; frozen stages
@@ -320,7 +341,7 @@ fn start_state(
     resume: bool,
     cfg: &TrainConfig,
     model: Model,
-    frozen: &[Stage],
+    (frozen, rates): (&[Stage], cnn_transfer::LayerRates),
 ) -> Result<TrainState<Model>> {
     let optimizer = build_optimizer(cfg);
     let (model, optimizer, history) = if resume {
@@ -342,6 +363,7 @@ fn start_state(
         model: cnn_transfer::freeze(model, frozen)?,
         optimizer,
         history,
+        rates,
     })
 }
 

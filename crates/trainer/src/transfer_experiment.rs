@@ -1,23 +1,88 @@
 //! `cargo xtask experiment transfer` / `cnn experiment transfer`: the course's claim that
-//! transfer wins when labels are few, measured.
+//! transfer wins when labels are few, measured with the methods practitioners use, several
+//! labelled subsets per cell.
 
 use std::path::PathBuf;
 
 use burn::tensor::Device;
+use cnn_transfer::FreezePolicy;
 
 use crate::config::TrainConfig;
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 use crate::experiment::{finished_result, train_or_reuse};
 use crate::fit::Progress;
-use crate::run::write_file;
 use crate::train::train_run;
+use crate::transfer_report::write_outputs;
+
+/// One way of learning the target task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// A fresh network, nothing transferred.
+    Scratch,
+    /// The whole backbone frozen; a new softmax trained on its cached features.
+    FrozenCached,
+    /// The backbone frozen up to the stage before its last: the last stage and the new head
+    /// train, at the head's rate.
+    FinetuneTop,
+    /// Everything trains from the weights, the backbone at a fraction of the head's rate.
+    FinetuneAll,
+    /// Everything trains, each stage at a rate shrinking towards the stem (discriminative
+    /// rates, Howard & Ruder 2018): the top stage as in [`Method::FinetuneAll`], each one below
+    /// at `stage_lr_decay` times its upper neighbour's rate.
+    Discriminative,
+}
+
+impl Method {
+    /// Every method, in the table's order.
+    pub const ALL: [Method; 5] = [
+        Method::Scratch,
+        Method::FrozenCached,
+        Method::FinetuneTop,
+        Method::FinetuneAll,
+        Method::Discriminative,
+    ];
+
+    /// The name in file names, the CSV and `--methods`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Scratch => "scratch",
+            Method::FrozenCached => "frozen-cached",
+            Method::FinetuneTop => "finetune-top",
+            Method::FinetuneAll => "finetune-all",
+            Method::Discriminative => "discriminative",
+        }
+    }
+
+    /// The table's column heading.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Method::Scratch => "from scratch",
+            Method::FrozenCached => "frozen backbone + new softmax (cached)",
+            Method::FinetuneTop => "fine-tune the last stage",
+            Method::FinetuneAll => "fine-tune all, backbone at a lower rate",
+            Method::Discriminative => "fine-tune all, rates per stage",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Method::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+            format!("unknown transfer method '{s}' (expected one of {})", names.join(", "))
+        })
+    }
+}
 
 /// What the transfer experiment compares.
 ///
-/// A backbone pretrained on one data set (e.g. LeNet-5 on Fashion-MNIST, a run's `model.bpk`) is
-/// reused on another (the embedded digits) with only a few labelled images per class, three
-/// ways: from scratch; the frozen backbone with a new softmax trained from cached features; and
-/// fine-tuning with `--freeze auto`. All are evaluated on the same held-out test set.
+/// A backbone pretrained on one task (e.g. ResNet-20 on five Fashion-MNIST classes, a run's
+/// `model.bpk`) is reused on another (the other five classes) with only a few labelled images
+/// per class, each [`Method`], for several labelled subsets (seeds). All are evaluated on the
+/// target task's whole test set, which no run sees before its final evaluation: each run
+/// validates on a stratified share of its own labelled images.
 #[derive(Clone, Debug)]
 pub struct TransferOptions {
     /// The pretrained weights (`.bpk` of a run, or torchvision `.pth`/`.safetensors`); with
@@ -34,85 +99,164 @@ pub struct TransferOptions {
     pub model: String,
     /// The target data set (default `mnist-5k`: 1,000 held-out digits).
     pub dataset: String,
-    /// Labelled training images per class to try.
+    /// Labelled images per class to try (training and validation together).
     pub per_class: Vec<usize>,
+    /// The methods to compare, in the table's order.
+    pub methods: Vec<Method>,
+    /// Labelled subsets per cell: seeds `seed`, `seed + 1`, … (each draws other labelled images
+    /// and another initial head).
+    pub seeds: usize,
+    /// The first seed.
+    pub seed: u64,
     /// Epochs of every run.
     pub epochs: usize,
     /// Mini-batch size.
     pub batch_size: usize,
-    /// Adam learning rate.
+    /// Adam learning rate of the head (and of every layer from scratch).
     pub lr: f64,
-    /// Seed of every run.
-    pub seed: u64,
+    /// The backbone's share of `lr` when everything is fine-tuned.
+    pub backbone_lr_scale: f64,
+    /// With [`Method::Discriminative`]: each stage's rate as a share of its upper neighbour's.
+    pub stage_lr_decay: f64,
+    /// Share of each labelled subset held out (stratified) to validate on after every epoch.
+    pub valid_split: f64,
     /// Input size in pixels [default: the rule of `cnn train`, which follows the weights].
     pub input_size: Option<usize>,
     /// Output folder.
     pub out: PathBuf,
 }
 
-/// The three ways of [`TransferOptions`].
-pub const TRANSFER_METHODS: [&str; 3] = ["scratch", "frozen-cached", "finetune-auto"];
+impl TransferOptions {
+    /// The experiment's defaults for `model` on `dataset`: every method, 10/50/100 images per
+    /// class, 3 seeds from 42, 30 epochs, batch 16, Adam at 1e-3 for the head, the backbone at
+    /// 0.3× when fine-tuned whole, halving stage by stage for discriminative rates, 20% of the
+    /// labelled images for validation.
+    pub fn new(model: impl Into<String>, dataset: impl Into<String>, pretrained: PathBuf) -> Self {
+        Self {
+            pretrained,
+            pretrain: None,
+            data_dir: None,
+            classes: None,
+            model: model.into(),
+            dataset: dataset.into(),
+            per_class: vec![10, 50, 100],
+            methods: Method::ALL.to_vec(),
+            seeds: 3,
+            seed: 42,
+            epochs: 30,
+            batch_size: 16,
+            lr: 1e-3,
+            backbone_lr_scale: 0.3,
+            stage_lr_decay: 0.5,
+            valid_split: 0.2,
+            input_size: None,
+            out: PathBuf::from("runs/transfer"),
+        }
+    }
 
-/// One cell of the transfer table.
+    /// The config of one run; `top_freeze` is the stage [`Method::FinetuneTop`] freezes up to.
+    pub fn config(&self, method: Method, per_class: usize, classes: usize, seed: u64, top_freeze: &str) -> TrainConfig {
+        let base = TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed,
+            subset: Some(per_class * classes),
+            valid_split: self.valid_split,
+            input_size: self.input_size,
+            classes: self.classes.clone(),
+            data_dir: self.data_dir.clone(),
+            ..TrainConfig::new(&self.model, &self.dataset)
+        };
+        let transferred = TrainConfig {
+            weights: Some(self.pretrained.clone()),
+            new_head: true,
+            ..base.clone()
+        };
+        match method {
+            Method::Scratch => base,
+            Method::FrozenCached => TrainConfig {
+                freeze: FreezePolicy::All,
+                cache_features: true,
+                cache_dir: Some(self.out.join("features")),
+                ..transferred
+            },
+            Method::FinetuneTop => TrainConfig {
+                freeze: FreezePolicy::UpTo(top_freeze.to_string()),
+                ..transferred
+            },
+            Method::FinetuneAll => TrainConfig {
+                backbone_lr_scale: self.backbone_lr_scale,
+                ..transferred
+            },
+            Method::Discriminative => TrainConfig {
+                backbone_lr_scale: self.backbone_lr_scale,
+                stage_lr_decay: self.stage_lr_decay,
+                ..transferred
+            },
+        }
+    }
+
+    /// The seeds of every cell.
+    pub fn seed_list(&self) -> Vec<u64> {
+        (0..self.seeds as u64).map(|i| self.seed + i).collect()
+    }
+}
+
+/// One run of the transfer table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TransferRow {
     /// Labelled images per class.
     pub per_class: usize,
-    /// One of [`TRANSFER_METHODS`].
-    pub method: String,
+    /// How the target task was learnt.
+    pub method: Method,
+    /// The seed of the labelled subset and the initial head.
+    pub seed: u64,
     /// Test accuracy.
     pub test_accuracy: f64,
     /// Training seconds of all epochs.
     pub train_seconds: f64,
 }
 
-impl TransferOptions {
-    /// The config of one cell.
-    pub fn config(&self, method: &str, per_class: usize, classes: usize) -> TrainConfig {
-        let base = TrainConfig {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            lr: self.lr,
-            seed: self.seed,
-            subset: Some(per_class * classes),
-            valid_split: 0.0,
-            input_size: self.input_size,
-            classes: self.classes.clone(),
-            data_dir: self.data_dir.clone(),
-            ..TrainConfig::new(&self.model, &self.dataset)
-        };
-        match method {
-            "scratch" => base,
-            "frozen-cached" => TrainConfig {
-                weights: Some(self.pretrained.clone()),
-                new_head: true,
-                freeze: cnn_transfer::FreezePolicy::All,
-                cache_features: true,
-                cache_dir: Some(self.out.join("features")),
-                ..base
-            },
-            _ => TrainConfig {
-                weights: Some(self.pretrained.clone()),
-                new_head: true,
-                freeze: cnn_transfer::FreezePolicy::Auto(cnn_transfer::AutoThresholds::default()),
-                ..base
-            },
-        }
+/// The stage that [`Method::FinetuneTop`] freezes up to: the one before the model's last.
+fn top_freeze(model: &str) -> Result<String> {
+    let device = Device::flex();
+    let net = cnn_models::build(model, cnn_models::BuildOptions::classes(2), &device)?;
+    let stages = cnn_transfer::stages(&net);
+    match stages.len() {
+        0 | 1 => Err(TrainError::Config(format!(
+            "{model} has {} stage(s): fine-tuning the last stage needs at least two",
+            stages.len()
+        ))),
+        n => Ok(stages[n - 2].name.clone()),
     }
 }
 
-/// Runs every cell (finished ones are reused) and writes `transfer.csv` and `transfer.md`.
+/// Runs every cell (finished runs are reused) and writes `transfer.csv`, `transfer.md` and
+/// `transfer.png`.
 pub fn transfer(
     opts: &TransferOptions,
     device: &Device,
     progress: &mut dyn FnMut(&str, Progress<'_>),
 ) -> Result<Vec<TransferRow>> {
-    let classes = crate::run::load_data(&opts.dataset, opts.data_dir.as_deref(), opts.seed)?
-        .only_classes(opts.classes.as_deref())?
-        .class_names
-        .len();
+    if opts.seeds == 0 || opts.methods.is_empty() || opts.per_class.is_empty() {
+        return Err(TrainError::Config(
+            "the transfer experiment needs at least one seed, one method and one size".into(),
+        ));
+    }
+    let data = crate::run::load_data(&opts.dataset, opts.data_dir.as_deref(), opts.seed)?
+        .only_classes(opts.classes.as_deref())?;
+    let classes = data.class_names.len();
+    let top = top_freeze(&opts.model)?;
+    // Every run's settings are checked before the first one trains.
+    for &n in &opts.per_class {
+        for &method in &opts.methods {
+            opts.config(method, n, classes, opts.seed, &top).validate()?;
+        }
+    }
     // One experiment per folder at a time; each run inside also locks its own folder.
     let _lock = crate::lock::FolderLock::acquire(&opts.out)?;
+    write_subsets(opts, &data.train, classes)?;
     let opts = &match &opts.pretrain {
         Some(cfg) => {
             let dir = opts.out.join("pretrain");
@@ -126,53 +270,87 @@ pub fn transfer(
     };
     let mut rows = Vec::new();
     for &n in &opts.per_class {
-        for method in TRANSFER_METHODS {
-            let label = format!("{method}-{n}");
-            let dir = opts.out.join(&label);
-            let cfg = opts.config(method, n, classes);
-            let (history, test_accuracy) = if dir.join("summary.json").is_file() {
-                progress(
-                    &label,
-                    Progress::Warning(format!("{} is finished: reusing it", dir.display())),
-                );
-                let r = finished_result(&label, &dir)?;
-                (r.history, r.test_accuracy)
-            } else {
-                let _ = std::fs::remove_dir_all(&dir);
-                let report = train_run(&cfg, device, &dir, false, &mut |p| progress(&label, p))?;
-                (report.history, report.test.accuracy)
-            };
-            rows.push(TransferRow {
-                per_class: n,
-                method: method.to_string(),
-                test_accuracy,
-                train_seconds: history.iter().map(|m| m.train_seconds).sum(),
-            });
+        for seed in opts.seed_list() {
+            for &method in &opts.methods {
+                let label = format!("{}-{n}-s{seed}", method.name());
+                let cfg = opts.config(method, n, classes, seed, &top);
+                let (history, test_accuracy) = run_or_reuse(&label, &cfg, &opts.out.join(&label), device, progress)?;
+                rows.push(TransferRow {
+                    per_class: n,
+                    method,
+                    seed,
+                    test_accuracy,
+                    train_seconds: history.iter().map(|m| m.train_seconds).sum(),
+                });
+            }
+            // The outputs grow with every finished subset, so a long experiment shows its
+            // table so far (and loses nothing) if it stops.
+            write_outputs(&opts.out, &opts.methods, &rows)?;
         }
     }
-    let mut csv = String::from("per_class,method,test_accuracy,train_seconds\n");
-    let mut md = format!(
-        "| labelled images per class | {} |\n| ---: | ---: | ---: | ---: |\n",
-        TRANSFER_METHODS.join(" | ")
-    );
-    for n in &opts.per_class {
-        let cells: Vec<String> = TRANSFER_METHODS
-            .iter()
-            .map(|m| {
-                rows.iter()
-                    .find(|r| r.per_class == *n && r.method == *m)
-                    .map_or("-".into(), |r| format!("{:.4}", r.test_accuracy))
-            })
-            .collect();
-        md.push_str(&format!("| {n} | {} |\n", cells.join(" | ")));
-    }
-    for r in &rows {
-        csv.push_str(&format!(
-            "{},{},{:.6},{:.3}\n",
-            r.per_class, r.method, r.test_accuracy, r.train_seconds
-        ));
-    }
-    write_file(&opts.out.join("transfer.csv"), csv.as_bytes())?;
-    write_file(&opts.out.join("transfer.md"), md.as_bytes())?;
     Ok(rows)
+}
+
+/// `subsets.json`: the labelled images of every (size, seed) cell — the positions of its
+/// training and validation images in the target task's training split (the data set's
+/// training images of `classes`, in their order) — so that another framework
+/// (`scripts/transfer_pytorch.py`) trains on exactly the same images.
+fn write_subsets(
+    opts: &TransferOptions,
+    all_train: &std::sync::Arc<dyn cnn_data_augment::Source>,
+    classes: usize,
+) -> Result<()> {
+    let mut cells = Vec::new();
+    for &n in &opts.per_class {
+        for seed in opts.seed_list() {
+            let cfg = opts.config(Method::Scratch, n, classes, seed, "");
+            let (train, valid) = crate::train::labelled_split(&cfg, all_train.clone())?;
+            cells.push(serde_json::json!({"per_class": n, "seed": seed, "train": train, "valid": valid}));
+        }
+    }
+    let json = serde_json::json!({
+        "dataset": opts.dataset,
+        "classes": opts.classes,
+        "positions": "in the training split of `dataset` restricted to `classes` (in the data set's order); labels 0.. follow the order of `classes`",
+        "cells": cells,
+    });
+    crate::run::write_file(&opts.out.join("subsets.json"), json.to_string().as_bytes())
+}
+
+/// A finished run's history and test accuracy, read back, or the run trained now.
+fn run_or_reuse(
+    label: &str,
+    cfg: &TrainConfig,
+    dir: &std::path::Path,
+    device: &Device,
+    progress: &mut dyn FnMut(&str, Progress<'_>),
+) -> Result<(Vec<crate::fit::EpochMetrics>, f64)> {
+    if dir.join("summary.json").is_file() {
+        // Reused only when it was trained with these very settings.
+        let stored = crate::RunFolder::open(dir)?.config;
+        let changes = cfg.changes_for_resume(&stored);
+        if changes.is_empty() && stored.epochs == cfg.epochs {
+            progress(
+                label,
+                Progress::Warning(format!("{} is finished: reusing it", dir.display())),
+            );
+            let r = finished_result(label, dir)?;
+            return Ok((r.history, r.test_accuracy));
+        }
+        progress(
+            label,
+            Progress::Warning(format!(
+                "{} was trained with other settings ({}): training it again",
+                dir.display(),
+                if changes.is_empty() {
+                    format!("--epochs {}", stored.epochs)
+                } else {
+                    changes.join(", ")
+                }
+            )),
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    let report = train_run(cfg, device, dir, false, &mut |p| progress(label, p))?;
+    Ok((report.history, report.test.accuracy))
 }

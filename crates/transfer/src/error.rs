@@ -14,6 +14,14 @@ pub enum TransferError {
     /// Weights could not be downloaded or imported into the cache.
     #[error(transparent)]
     Download(#[from] cnn_data_augment::DataError),
+    /// A setting's value cannot be used for this model.
+    #[error("{setting}: {reason}")]
+    InvalidSetting {
+        /// The setting's name (as in `config.json`; the CLI turns it into its flag).
+        setting: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A model could not be built.
     #[error(transparent)]
     Model(#[from] cnn_models::ModelError),

@@ -234,9 +234,19 @@ pub fn resolve(model: &Model, policy: &FreezePolicy, images_per_class: usize) ->
 
 /// Freezes the parameters of `stages` in `model` (see the module docs for what that means).
 pub fn freeze(model: Model, stages: &[Stage]) -> Result<Model> {
+    if stages.is_empty() {
+        return Ok(model);
+    }
+    let group = stage_group(&model, stages)?;
+    Ok(model.freeze_group(group))
+}
+
+/// The parameters of `stages` in `model` as one burn [`ParamGroup`] (for freezing, or for a
+/// learning rate of their own).
+pub fn stage_group(model: &Model, stages: &[Stage]) -> Result<ParamGroup> {
     // burn's module paths start with the enum variant (`ResNet.conv1.weight`); torchvision's
     // names do not. Match both, anchored at the root so `layer1.0.conv1` is not `conv1`.
-    let variant = variant_name(&model);
+    let variant = variant_name(model);
     let patterns: Vec<String> = stages
         .iter()
         .flat_map(|s| s.prefixes.iter())
@@ -245,12 +255,7 @@ pub fn freeze(model: Model, stages: &[Stage]) -> Result<Model> {
             format!("^({variant}\\.)?{name}(\\.|$)")
         })
         .collect();
-    if patterns.is_empty() {
-        return Ok(model);
-    }
-    let group =
-        ParamGroup::from_any_regexes(patterns).map_err(|e| TransferError::Weights(format!("freezing: {e:?}")))?;
-    Ok(model.freeze_group(group))
+    ParamGroup::from_any_regexes(patterns).map_err(|e| TransferError::Weights(format!("parameter group: {e:?}")))
 }
 
 /// The name burn gives the `Model` variant in module paths.

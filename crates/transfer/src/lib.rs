@@ -11,6 +11,9 @@
 //! [`freeze`]: freezing by depth (`none`, `all`, `upto:<stage>`, `auto` from the number of images
 //! per class), with BatchNorm in inference behaviour.
 //!
+//! [`rates`]: learning rates per stage (the backbone at a fraction of the head's rate,
+//! optionally shrinking stage by stage towards the stem).
+//!
 //! [`cache`]: backbone features on disk, keyed by a hash of everything they depend on, so that
 //! when only the head trains the images pass through the frozen backbone once.
 //!
@@ -36,13 +39,15 @@ pub mod export;
 pub mod freeze;
 pub mod import;
 pub mod inspect;
+pub mod rates;
 pub mod verify;
 pub mod zoo;
 
 pub use cache::{CacheKey, CacheWriter, FeatureCache};
 pub use error::{Result, TransferError};
 pub use export::{Exported, export_bytes, state_dict};
-pub use freeze::{AutoThresholds, FreezePolicy, Stage, freeze, resolve, stages};
+pub use freeze::{AutoThresholds, FreezePolicy, Stage, freeze, resolve, stage_group, stages};
+pub use rates::LayerRates;
 pub use import::{Format, LoadReport, Partial, load_torchvision, load_torchvision_remapped};
 pub use inspect::{HeadInfo, head_info, load_fitting, load_with_new_head, tensor_shapes};
 pub use verify::{Parity, verify};

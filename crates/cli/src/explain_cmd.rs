@@ -1,0 +1,70 @@
+//! `cnn explain`: Grad-CAM heat maps of a trained run over image files.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use cnn_trainer::RunFolder;
+
+/// Flags of `cnn explain`.
+#[derive(clap::Args)]
+pub struct ExplainArgs {
+    /// The run folder (written by `cnn train`).
+    #[arg(long)]
+    run: PathBuf,
+    /// Image files to explain.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// Explain this class (its number in the run's classes.json) instead of the predicted one.
+    #[arg(long)]
+    class: Option<usize>,
+    /// Folder for the heat maps [default: <run>/explain].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Runs `cnn explain`: one PNG per image, the heat map over the image as the network saw it,
+/// named `<image>-<class>-p<probability>.png`.
+pub fn explain(device: Option<&str>, args: ExplainArgs) -> Result<()> {
+    let run = RunFolder::open(&args.run)?;
+    let (_, device) = crate::open_device(device)?;
+    let model = run.load_model(&device)?;
+    let layer = model
+        .last_maps_layer()
+        .ok_or_else(|| anyhow::anyhow!("{} has no convolutional stage to explain", run.config.model))?;
+    let out = args.out.clone().unwrap_or_else(|| run.dir.join("explain"));
+    for path in &args.images {
+        let (heat, tile) = cnn_trainer::explain::explain_file(&run, &model, path, args.class, &device)?;
+        let class = run.class_names.get(heat.class).map_or("?", String::as_str);
+        let stem = path
+            .file_stem()
+            .map_or("image".into(), |s| s.to_string_lossy().into_owned());
+        let file = out.join(format!("{stem}-{}-p{:.3}.png", file_safe(class), heat.probability));
+        let title = format!("Grad-CAM of {} at {layer}", run.config.model);
+        cnn_trainer::plot::tile_grid(&file, &title, &[tile], 1)?;
+        println!(
+            "{}: {class} (p = {:.4}{}) -> {}",
+            path.display(),
+            heat.probability,
+            if heat.class == heat.predicted {
+                String::new()
+            } else {
+                format!(", predicted {}", heat.predicted)
+            },
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// `name` with everything but letters, digits, `-` and `_` replaced by `_`.
+pub fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
