@@ -18,6 +18,7 @@ shuffling of batches from numpy's; the images and labels are ours.
 import argparse
 import gzip
 import json
+import math
 import os
 import sys
 import time
@@ -98,8 +99,8 @@ def param_groups(method, model, net, args):
     """(parameters, rate) groups and the modules frozen in place, per method."""
     named, head = stages(model, net)
     head_params = list(getattr(net, head).parameters())
-    if method in ("scratch",):
-        return [{"params": list(net.parameters()), "lr": args.lr}], []
+    if method == "scratch":
+        return [{"params": list(net.parameters()), "lr": args.scratch_lr}], []
     if method == "finetune-top":
         frozen = [m for _, ms in named[:-1] for m in ms]
         for m in frozen:
@@ -125,18 +126,23 @@ def run(method, cell, data, pre_weights, args, info, seed):
         state = {k: v for k, v in state.items() if not k.startswith(stages(info["model"], net)[1] + ".")}
         missing, unexpected = net.load_state_dict(state, strict=False)
         assert not unexpected and all(k.startswith(stages(info["model"], net)[1]) for k in missing), missing
-    started = time.perf_counter()
     if method == "frozen-cached":
+        # As ours: the features are computed once, outside the training time.
         net.eval()
         with torch.no_grad():
             feats, test_feats = backbone_features(info["model"], net, x), backbone_features(info["model"], net, test_x)
+    started = time.perf_counter()
+    if method == "frozen-cached":
         head = getattr(net, stages(info["model"], net)[1])
-        opt = torch.optim.Adam(head.parameters(), lr=args.lr)
+        opt = torch.optim.Adam(head.parameters(), lr=args.head_only_lr)
         forward, inputs, test_inputs = head, feats, test_feats
     else:
         groups, frozen = param_groups(method, info["model"], net, args)
         opt = torch.optim.Adam(groups)
         forward, inputs, test_inputs = net, x, test_x
+    base = [g["lr"] for g in opt.param_groups]
+    batches = -(-len(y) // args.batch_size)
+    step, total = 0, args.epochs * batches
     for _ in range(args.epochs):
         forward.train()
         if method != "frozen-cached":
@@ -145,6 +151,11 @@ def run(method, cell, data, pre_weights, args, info, seed):
         order = rng.permutation(len(y))
         for first in range(0, len(y), args.batch_size):
             idx = order[first : first + args.batch_size]
+            # Our schedule: cosine annealing per batch from the peak rate to 0 (or constant).
+            factor = 0.5 * (1 + math.cos(math.pi * step / total)) if args.schedule == "cosine" else 1.0
+            for g, rate in zip(opt.param_groups, base):
+                g["lr"] = rate * factor
+            step += 1
             loss = F.cross_entropy(forward(inputs[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
@@ -168,8 +179,12 @@ def main():
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--backbone-lr-scale", type=float, default=0.1)
+    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
+    p.add_argument("--scratch-lr", type=float, default=3e-3)
+    p.add_argument("--head-only-lr", type=float, default=0.3, help="frozen-cached's rate")
+    p.add_argument("--backbone-lr-scale", type=float, default=0.3)
     p.add_argument("--stage-lr-decay", type=float, default=0.5)
+    p.add_argument("--per-class", default=None, help="only these sizes, comma-separated")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", required=True, help="CSV: per_class,method,seed,test_accuracy,train_seconds")
     args = p.parse_args()
@@ -185,7 +200,10 @@ def main():
     test_x, test_y = load_split(args.data_dir, dataset, "test", classes)
     data = ((to_tensor(train_x, pre), torch.from_numpy(train_y)), (to_tensor(test_x, pre), torch.from_numpy(test_y)))
     rows = ["per_class,method,seed,test_accuracy,train_seconds"]
+    sizes = None if args.per_class is None else {int(n) for n in args.per_class.split(",")}
     for cell in subsets["cells"]:
+        if sizes is not None and cell["per_class"] not in sizes:
+            continue
         for method in args.methods.split(","):
             acc, secs = run(method, cell, data, args.weights, args, info, cell["seed"])
             rows.append(f"{cell['per_class']},{method},{cell['seed']},{acc:.6f},{secs:.3f}")

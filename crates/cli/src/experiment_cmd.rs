@@ -98,9 +98,19 @@ pub enum ExperimentCommand {
         /// Mini-batch size [default: 16].
         #[arg(long)]
         batch_size: Option<usize>,
-        /// Adam learning rate of the new head, and of every layer from scratch [default: 0.001].
+        /// Adam's peak rate of the new head on a transferred backbone [default: 0.001].
         #[arg(long)]
         lr: Option<f64>,
+        /// Adam's peak rate from scratch [default: 0.003].
+        #[arg(long)]
+        scratch_lr: Option<f64>,
+        /// Adam's peak rate for frozen-cached, which trains the new softmax alone on the
+        /// backbone's features [default: 0.3].
+        #[arg(long)]
+        head_only_lr: Option<f64>,
+        /// Learning-rate schedule of every run: constant, step or cosine [default: cosine].
+        #[arg(long)]
+        schedule: Option<cnn_trainer::Schedule>,
         /// The backbone's share of --lr when fine-tuning everything (finetune-all; the top
         /// stage's share with discriminative) [default: 0.3].
         #[arg(long)]
@@ -239,6 +249,9 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         epochs,
         batch_size,
         lr,
+        scratch_lr,
+        head_only_lr,
+        schedule,
         backbone_lr_scale,
         stage_lr_decay,
         valid_split,
@@ -275,6 +288,9 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
             epochs: epochs.unwrap_or(d.epochs),
             batch_size: batch_size.unwrap_or(d.batch_size),
             lr: lr.unwrap_or(d.lr),
+            scratch_lr: scratch_lr.unwrap_or(d.scratch_lr),
+            schedule: schedule.unwrap_or(d.schedule),
+            head_only_lr: head_only_lr.unwrap_or(d.head_only_lr),
             backbone_lr_scale: backbone_lr_scale.unwrap_or(d.backbone_lr_scale),
             stage_lr_decay: stage_lr_decay.unwrap_or(d.stage_lr_decay),
             valid_split: valid_split.unwrap_or(d.valid_split),

@@ -23,7 +23,8 @@ pub struct ExplainArgs {
 }
 
 /// Runs `cnn explain`: one PNG per image, the heat map over the image as the network saw it,
-/// named `<image>-<class>-p<probability>.png`.
+/// named `<image>-<class>-p<probability>.png`, and with several images `explain.png` with all
+/// of them.
 pub fn explain(device: Option<&str>, args: ExplainArgs) -> Result<()> {
     let run = RunFolder::open(&args.run)?;
     let (_, device) = crate::open_device(device)?;
@@ -32,6 +33,8 @@ pub fn explain(device: Option<&str>, args: ExplainArgs) -> Result<()> {
         .last_maps_layer()
         .ok_or_else(|| anyhow::anyhow!("{} has no convolutional stage to explain", run.config.model))?;
     let out = args.out.clone().unwrap_or_else(|| run.dir.join("explain"));
+    let title = format!("Grad-CAM of {} at {layer}", run.config.model);
+    let mut tiles = Vec::new();
     for path in &args.images {
         let (heat, tile) = cnn_trainer::explain::explain_file(&run, &model, path, args.class, &device)?;
         let class = run.class_names.get(heat.class).map_or("?", String::as_str);
@@ -39,8 +42,8 @@ pub fn explain(device: Option<&str>, args: ExplainArgs) -> Result<()> {
             .file_stem()
             .map_or("image".into(), |s| s.to_string_lossy().into_owned());
         let file = out.join(format!("{stem}-{}-p{:.3}.png", file_safe(class), heat.probability));
-        let title = format!("Grad-CAM of {} at {layer}", run.config.model);
-        cnn_trainer::plot::tile_grid(&file, &title, &[tile], 1)?;
+        cnn_trainer::plot::tile_grid(&file, &title, std::slice::from_ref(&tile), 1)?;
+        tiles.push(tile);
         println!(
             "{}: {class} (p = {:.4}{}) -> {}",
             path.display(),
@@ -52,6 +55,11 @@ pub fn explain(device: Option<&str>, args: ExplainArgs) -> Result<()> {
             },
             file.display()
         );
+    }
+    if tiles.len() > 1 {
+        let all = out.join("explain.png");
+        cnn_trainer::plot::tile_grid(&all, &title, &tiles, 5)?;
+        println!("all {} -> {}", tiles.len(), all.display());
     }
     Ok(())
 }

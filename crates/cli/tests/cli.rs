@@ -960,9 +960,17 @@ fn transfer_experiment_runs_every_method_over_seeds_and_writes_its_table() {
     assert_eq!(again.matches("is finished: reusing it").count(), 10, "{again}");
     // One with other settings is trained again.
     let mut other = args.to_vec();
-    other.extend(["--methods", "scratch", "--lr", "0.002"]);
+    other.extend(["--methods", "scratch", "--scratch-lr", "0.002"]);
     let again = assert_success(&cnn(&other));
-    assert_eq!(again.matches("was trained with other settings (--lr 0.002 (the run's: 0.001)): training it again").count(), 2, "{again}");
+    assert_eq!(again.matches("was trained with other settings (--lr 0.002 (the run's: 0.003)): training it again").count(), 2, "{again}");
+    // `--freeze auto` with few labels: nothing frozen, the backbone at 0.3 × the head's rate.
+    let auto = root.path().join("auto");
+    let stdout = assert_success(&cnn(&[
+        "train", "--model", "lenet5_relu", "--weights", weights.to_str().unwrap(), "--new-head", "--freeze", "auto",
+        "--subset", "100", "--epochs", "1", "--out", auto.to_str().unwrap(),
+    ]));
+    assert!(stdout.contains("freeze: --freeze auto: 9 labelled images per class (≤ 1000): nothing frozen, the backbone at 0.3 × the head's rate"), "{stdout}");
+    assert!(stdout.contains("learning rates (peak): head 1.0e-3, fc2 3.0e-4, fc1 3.0e-4"), "{stdout}");
     let msg = assert_clean_failure(&cnn(&[
         "experiment",
         "transfer",
@@ -1053,6 +1061,12 @@ fn explain_draws_heat_maps_and_eval_draws_the_worst_images() {
         "explain", "--run", run.to_str().unwrap(), digit.to_str().unwrap(), "--class", "7", "--out", maps.to_str().unwrap(),
     ]));
     assert!(stdout.contains(": 7 (p = "), "{stdout}");
+    // Several images: also one picture of them all.
+    let stdout = assert_success(&cnn(&[
+        "explain", "--run", run.to_str().unwrap(), digit.to_str().unwrap(), digit.to_str().unwrap(), "--out", maps.to_str().unwrap(),
+    ]));
+    assert!(stdout.contains("all 2 -> "), "{stdout}");
+    assert!(image::open(maps.join("explain.png")).unwrap().width() >= 2 * 224);
     // Bad input: one line each.
     let missing = root.path().join("nowhere");
     let msg = assert_clean_failure(&cnn(&["explain", "--run", missing.to_str().unwrap(), digit.to_str().unwrap()]));

@@ -320,18 +320,24 @@ fn build_model(
         model = loaded;
     }
     let images_per_class = data.train.len() / options.num_classes.max(1);
-    let (frozen, why) = cnn_transfer::resolve(&model, &cfg.freeze, images_per_class)?;
+    let plan = cnn_transfer::resolve(&model, &cfg.freeze, images_per_class)?;
     if cfg.freeze != cnn_transfer::FreezePolicy::None {
-        tracing::info!(policy = ?cfg.freeze, frozen = frozen.len(), %why, "freeze");
-        progress(Progress::Note(format!("freeze: {why}")));
+        tracing::info!(policy = ?cfg.freeze, frozen = plan.frozen.len(), why = %plan.why, "freeze");
+        progress(Progress::Note(format!("freeze: {}", plan.why)));
     }
-    let rates = cnn_transfer::LayerRates::for_model(&model, cfg.backbone_lr_scale, cfg.stage_lr_decay)?;
+    // `--freeze auto` picks the backbone's rate too, unless the run sets rates of its own.
+    let own_rates = cfg.backbone_lr_scale != 1.0 || cfg.stage_lr_decay != 1.0;
+    let backbone_lr_scale = match plan.backbone_lr_scale {
+        Some(scale) if !own_rates => scale,
+        _ => cfg.backbone_lr_scale,
+    };
+    let rates = cnn_transfer::LayerRates::for_model(&model, backbone_lr_scale, cfg.stage_lr_decay)?;
     if !rates.is_uniform() {
         let described = rates.describe(cfg.lr);
         tracing::info!(rates = %described, "learning rates per stage");
         progress(Progress::Note(format!("learning rates (peak): {described}")));
     }
-    Ok((model, frozen, rates))
+    Ok((model, plan.frozen, rates))
 }
 
 /// A fresh optimiser, or the model, optimiser and history of `dir`'s checkpoint; frozen stages

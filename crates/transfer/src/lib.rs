@@ -8,8 +8,8 @@
 //! [`export`]: the way back — a model's weights under torchvision's keys and layouts, as
 //! `.safetensors` or a `torch.save` `.pth` that PyTorch loads with `strict=True`.
 //!
-//! [`freeze`]: freezing by depth (`none`, `all`, `upto:<stage>`, `auto` from the number of images
-//! per class), with BatchNorm in inference behaviour.
+//! [`freeze`]: freezing by depth (`none`, `all`, `upto:<stage>`, and `auto`, which picks from the
+//! number of images per class), with BatchNorm in inference behaviour.
 //!
 //! [`rates`]: learning rates per stage (the backbone at a fraction of the head's rate,
 //! optionally shrinking stage by stage towards the stem).
@@ -26,10 +26,9 @@
 //! let model = cnn_models::resnet18(10, &Device::flex().autodiff());
 //! let names: Vec<String> = stages(&model).into_iter().map(|s| s.name).collect();
 //! assert!(names.contains(&"layer2".to_string()));
-//! let (frozen, why) = resolve(&model, &FreezePolicy::UpTo("layer2".into()), 100)?;
-//! assert!(frozen.iter().any(|s| s.name == "layer1"));
-//! let _model = freeze(model, &frozen)?;
-//! # let _ = why;
+//! let plan = resolve(&model, &FreezePolicy::UpTo("layer2".into()), 100)?;
+//! assert!(plan.frozen.iter().any(|s| s.name == "layer1"));
+//! let _model = freeze(model, &plan.frozen)?;
 //! # Ok::<(), cnn_transfer::TransferError>(())
 //! ```
 
@@ -46,7 +45,7 @@ pub mod zoo;
 pub use cache::{CacheKey, CacheWriter, FeatureCache};
 pub use error::{Result, TransferError};
 pub use export::{Exported, export_bytes, state_dict};
-pub use freeze::{AutoThresholds, FreezePolicy, Stage, freeze, resolve, stage_group, stages};
+pub use freeze::{AUTO_BACKBONE_LR_SCALE, AutoThresholds, FreezePlan, FreezePolicy, Stage, freeze, resolve, stage_group, stages};
 pub use rates::LayerRates;
 pub use import::{Format, LoadReport, Partial, load_torchvision, load_torchvision_remapped};
 pub use inspect::{HeadInfo, head_info, load_fitting, load_with_new_head, tensor_shapes};
