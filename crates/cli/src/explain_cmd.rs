@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cnn_trainer::RunFolder;
 
 /// Flags of `cnn explain`.
@@ -33,6 +33,7 @@ pub fn explain(device: Option<&str>, args: ExplainArgs) -> Result<()> {
         .last_maps_layer()
         .ok_or_else(|| anyhow::anyhow!("{} has no convolutional stage to explain", run.config.model))?;
     let out = args.out.clone().unwrap_or_else(|| run.dir.join("explain"));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let title = format!("Grad-CAM of {} at {layer}", run.config.model);
     let mut tiles = Vec::new();
     for path in &args.images {

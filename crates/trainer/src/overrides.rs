@@ -75,8 +75,8 @@ pub struct TrainOverrides {
     pub new_head: bool,
     /// Freeze part of the backbone: none, all (train only the head), upto:<stage> (e.g.
     /// upto:layer2, upto:features.10, upto:inception4a) or auto (up to 1,000 labelled images
-    /// per class: nothing frozen, the backbone at 0.3 × --lr, as measured best; auto:<large>
-    /// sets the threshold) [default: none].
+    /// per class: nothing frozen, the top stage at 0.3 × --lr and each stage below at half the
+    /// one above, as measured best; auto:<large> sets the threshold) [default: none].
     #[cfg_attr(feature = "clap", arg(long))]
     pub freeze: Option<cnn_transfer::FreezePolicy>,
     /// Train the backbone at this share of --lr, the new head at --lr (e.g. 0.1 to fine-tune

@@ -327,11 +327,11 @@ fn build_model(
     }
     // `--freeze auto` picks the backbone's rate too, unless the run sets rates of its own.
     let own_rates = cfg.backbone_lr_scale != 1.0 || cfg.stage_lr_decay != 1.0;
-    let backbone_lr_scale = match plan.backbone_lr_scale {
-        Some(scale) if !own_rates => scale,
-        _ => cfg.backbone_lr_scale,
+    let (scale, decay) = match plan.rates {
+        Some(rates) if !own_rates => rates,
+        _ => (cfg.backbone_lr_scale, cfg.stage_lr_decay),
     };
-    let rates = cnn_transfer::LayerRates::for_model(&model, backbone_lr_scale, cfg.stage_lr_decay)?;
+    let rates = cnn_transfer::LayerRates::for_model(&model, scale, decay)?;
     if !rates.is_uniform() {
         let described = rates.describe(cfg.lr);
         tracing::info!(rates = %described, "learning rates per stage");

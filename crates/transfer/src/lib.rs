@@ -45,7 +45,7 @@ pub mod zoo;
 pub use cache::{CacheKey, CacheWriter, FeatureCache};
 pub use error::{Result, TransferError};
 pub use export::{Exported, export_bytes, state_dict};
-pub use freeze::{AUTO_BACKBONE_LR_SCALE, AutoThresholds, FreezePlan, FreezePolicy, Stage, freeze, resolve, stage_group, stages};
+pub use freeze::{AUTO_RATES, AutoThresholds, FreezePlan, FreezePolicy, Stage, freeze, resolve, stage_group, stages};
 pub use rates::LayerRates;
 pub use import::{Format, LoadReport, Partial, load_torchvision, load_torchvision_remapped};
 pub use inspect::{HeadInfo, head_info, load_fitting, load_with_new_head, tensor_shapes};

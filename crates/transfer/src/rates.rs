@@ -147,27 +147,10 @@ mod tests {
     fn weights(model: &Model) -> Vec<(&'static str, Vec<f32>)> {
         let Model::LeNet5(net) = model else { unreachable!() };
         let v = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+        let conv = |c: &burn::nn::conv::Conv2d| v(c.weight.val().flatten::<2>(0, 2));
         vec![
-            (
-                "conv1",
-                net.conv1
-                    .weight
-                    .val()
-                    .flatten::<2>(0, 2)
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap(),
-            ),
-            (
-                "conv2",
-                net.conv2
-                    .weight
-                    .val()
-                    .flatten::<2>(0, 2)
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap(),
-            ),
+            ("conv1", conv(&net.conv1)),
+            ("conv2", conv(&net.conv2)),
             ("fc1", v(net.fc1.weight.val())),
             ("fc2", v(net.fc2.weight.val())),
             ("fc3", v(net.fc3.weight.val())),
