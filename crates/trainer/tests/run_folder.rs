@@ -66,20 +66,29 @@ fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
     let data = root.join("digits");
     digit_folder(&data);
     let device = Device::flex();
-    // LeNet-5 (plain), AlexNet (dropout: the generator must be restored) and ResNet-20
-    // (BatchNorm statistics, SGD momentum).
-    for model in ["lenet5", "alexnet", "resnet20"] {
+    // LeNet-5 (plain), AlexNet (dropout: the generator must be restored), ResNet-20
+    // (BatchNorm statistics, SGD momentum), and ResNet-20 again with a rate per stage
+    // (`--backbone-lr-scale 0.3 --stage-lr-decay 0.5`).
+    for (model, rates) in [("lenet5", None), ("alexnet", None), ("resnet20", None), ("resnet20", Some((0.3, 0.5)))] {
         let (straight, split) = (
-            root.join(format!("{model}-straight")),
-            root.join(format!("{model}-split")),
+            root.join(format!("{model}-{rates:?}-straight")),
+            root.join(format!("{model}-{rates:?}-split")),
         );
-        train_run(&config(model, &data, 2), &device, &straight, false, &mut |_| {}).unwrap();
-        train_run(&config(model, &data, 1), &device, &split, false, &mut |_| {}).unwrap();
+        let config = |epochs| {
+            let (backbone_lr_scale, stage_lr_decay) = rates.unwrap_or((1.0, 1.0));
+            TrainConfig {
+                backbone_lr_scale,
+                stage_lr_decay,
+                ..config(model, &data, epochs)
+            }
+        };
+        train_run(&config(2), &device, &straight, false, &mut |_| {}).unwrap();
+        train_run(&config(1), &device, &split, false, &mut |_| {}).unwrap();
         // A half-written next checkpoint (as after a kill mid-write) must be ignored.
         std::fs::create_dir_all(split.join("checkpoint-0002.tmp")).unwrap();
         std::fs::write(split.join("checkpoint-0002.tmp/model.bpk"), b"half a file").unwrap();
         std::fs::write(split.join(".checkpoint.json.tmp"), b"{\"epoch\": 2, \"fol").unwrap();
-        let report = train_run(&config(model, &data, 2), &device, &split, true, &mut |_| {}).unwrap();
+        let report = train_run(&config(2), &device, &split, true, &mut |_| {}).unwrap();
         assert_eq!(report.history.len(), 2);
         assert_eq!(learning_figures(&straight), learning_figures(&split), "{model}");
         assert_eq!(weights(&straight), weights(&split), "{model}: final weights differ");
