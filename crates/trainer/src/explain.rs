@@ -85,11 +85,9 @@ pub fn grad_cam(
 /// `image` as the network saw it (fitted with `pre`), enlarged to at least `min_side` pixels,
 /// with `heat` laid over it in a blue-to-red colour scale at half opacity.
 pub fn overlay(image: &Image, pre: &Preprocess, heat: &HeatMap, min_side: usize) -> Tile {
-    let seen = pre.fit(image).with_channels(3);
-    let scale = min_side.div_ceil(seen.width.max(seen.height)).max(1);
-    let (width, height) = (seen.width * scale, seen.height * scale);
+    let mut tile = as_seen(image, pre, min_side);
+    let (width, height) = (tile.width as usize, tile.height as usize);
     let (h, w) = heat.size;
-    let mut rgb = Vec::with_capacity(width * height * 3);
     for y in 0..height {
         for x in 0..width {
             // Bilinear sample of the maps at the pixel's centre.
@@ -102,12 +100,25 @@ pub fn overlay(image: &Image, pre: &Preprocess, heat: &HeatMap, min_side: usize)
             let top = at(y0, x0) * (1.0 - tx) + at(y0, x1) * tx;
             let bottom = at(y1, x0) * (1.0 - tx) + at(y1, x1) * tx;
             let colour = jet(top * (1.0 - ty) + bottom * ty);
-            for c in 0..3 {
-                let pixel = f32::from(seen.get(x / scale, y / scale, c));
-                rgb.push((0.5 * pixel + 0.5 * colour[c]).round() as u8);
+            let pixel = &mut tile.rgb[(y * width + x) * 3..][..3];
+            for (p, c) in pixel.iter_mut().zip(colour) {
+                *p = (0.5 * f32::from(*p) + 0.5 * c).round() as u8;
             }
         }
     }
+    tile
+}
+
+/// `image` as the network saw it (fitted with `pre`, in RGB), enlarged by a whole factor
+/// (nearest neighbour) to at least `min_side` pixels, without a caption.
+fn as_seen(image: &Image, pre: &Preprocess, min_side: usize) -> Tile {
+    let seen = pre.fit(image).with_channels(3);
+    let scale = min_side.div_ceil(seen.width.max(seen.height)).max(1);
+    let (width, height) = (seen.width * scale, seen.height * scale);
+    let rgb = (0..height)
+        .flat_map(|y| (0..width).flat_map(move |x| (0..3).map(move |c| (x, y, c))))
+        .map(|(x, y, c)| seen.get(x / scale, y / scale, c))
+        .collect();
     Tile {
         width: width as u32,
         height: height as u32,
@@ -200,18 +211,9 @@ pub fn mistake_tiles(
         .iter()
         .map(|m| {
             let (image, _) = data.get(m.index)?;
-            let seen = pre.fit(&image).with_channels(3);
-            let scale = 112usize.div_ceil(seen.width.max(seen.height)).max(1);
-            let (width, height) = (seen.width * scale, seen.height * scale);
-            let rgb = (0..height)
-                .flat_map(|y| (0..width).flat_map(move |x| (0..3).map(move |c| (x, y, c))))
-                .map(|(x, y, c)| seen.get(x / scale, y / scale, c))
-                .collect();
             Ok(Tile {
-                width: width as u32,
-                height: height as u32,
-                rgb,
                 caption: format!("{} → {} {:.2}", name(m.label), name(m.predicted), m.probability),
+                ..as_seen(&image, pre, 112)
             })
         })
         .collect()

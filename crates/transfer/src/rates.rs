@@ -140,7 +140,7 @@ mod tests {
     /// The gradients of a loss on a fixed batch (`shift` picks one of two batches); no random
     /// generator is involved, so tests running beside this one cannot change it.
     fn gradients(model: &Model, shift: f32, device: &Device) -> GradientsParams {
-        let values: Vec<f32> = (0..4 * 32 * 32).map(|i| ((i as f32 * 0.37 + shift).sin())).collect();
+        let values: Vec<f32> = (0..4 * 32 * 32).map(|i| (i as f32 * 0.37 + shift).sin()).collect();
         let images = Tensor::<4>::from_data(burn::tensor::TensorData::new(values, [4, 1, 32, 32]), device);
         let loss = model.logits(images).powi_scalar(2).mean();
         GradientsParams::from_grads(loss.backward(), model)
