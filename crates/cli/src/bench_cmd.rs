@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use cnn_trainer::{BenchCase, BenchPhase, ReferenceFile};
+use cnn_experiments::{BenchCase, BenchPhase, ReferenceFile};
 
 
 #[derive(clap::Args)]
@@ -76,7 +76,7 @@ pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
         );
         let mut results = Vec::new();
         for case in &cases {
-            let r = cnn_trainer::run_bench(case, &device, args.warmup, args.reps)
+            let r = cnn_experiments::run_bench(case, &device, args.warmup, args.reps)
                 .with_context(|| format!("benchmarking {}", case.model))?;
             println!(
                 "{:<10} {:<6} {:>5} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>9.1}",
@@ -93,14 +93,14 @@ pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
         }
         if let Some(reference) = &reference {
             println!("{backend} vs {}:", reference.backend);
-            for line in cnn_trainer::compare_lines(&results, reference) {
+            for line in cnn_experiments::compare_lines(&results, reference) {
                 println!("  {line}");
             }
         }
         runs.push((backend, results));
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&cnn_trainer::bench::report_json(
+        std::fs::write(path, serde_json::to_string_pretty(&cnn_experiments::bench::report_json(
             &runs.iter().map(|(b, r)| (b.name(), r.as_slice())).collect::<Vec<_>>()
         ))?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -112,9 +112,9 @@ pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
 fn cases(args: &BenchArgs, phases: &[BenchPhase]) -> Result<Vec<BenchCase>> {
     if args.models.is_empty() {
         return Ok(match args.suite.as_str() {
-            "perf" => cnn_trainer::perf_suite(phases),
-            _ => cnn_trainer::bench::family_suite_at(args.batch, phases),
+            "perf" => cnn_experiments::perf_suite(phases),
+            _ => cnn_experiments::bench::family_suite_at(args.batch, phases),
         });
     }
-    Ok(cnn_trainer::bench::model_cases(&args.models, args.size, args.batch, phases)?)
+    Ok(cnn_experiments::bench::model_cases(&args.models, args.size, args.batch, phases)?)
 }

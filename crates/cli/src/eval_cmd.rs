@@ -95,7 +95,7 @@ pub fn eval(device: Option<&str>, args: EvalArgs) -> Result<()> {
         _ => PathBuf::from("confusion-ensemble.png"),
     });
     let views = if result.ten_crop.is_some() { ", 10 crops" } else { "" };
-    cnn_trainer::plot::confusion_matrix(
+    cnn_trainer::report::plot::confusion_matrix(
         &png,
         &format!(
             "{} on {dataset}{views}: accuracy {:.4}",
@@ -117,15 +117,15 @@ fn write_worst(runs: &[RunFolder], args: &EvalArgs, result: &cnn_trainer::Ensemb
     if n == 0 {
         anyhow::bail!("--worst needs at least 1 image");
     }
-    let (_, data) = cnn_trainer::ensemble::test_data(&runs[0], args.dataset.as_deref(), args.data_dir.as_deref())?;
-    let worst = cnn_trainer::explain::worst(&result.probabilities, &result.labels, n);
-    let tiles = cnn_trainer::explain::mistake_tiles(&*data.test, &worst, &runs[0].preprocess, &runs[0].class_names)?;
+    let (_, data) = cnn_trainer::eval::ensemble::test_data(&runs[0], args.dataset.as_deref(), args.data_dir.as_deref())?;
+    let worst = cnn_trainer::eval::explain::worst(&result.probabilities, &result.labels, n);
+    let tiles = cnn_trainer::eval::explain::mistake_tiles(&*data.test, &worst, &runs[0].preprocess, &runs[0].class_names)?;
     let png = match runs.len() {
         1 => args.run[0].join("worst.png"),
         _ => PathBuf::from("worst-ensemble.png"),
     };
     let title = format!("the {} test images of {} with the highest loss (true → predicted, probability)", worst.len(), result.dataset);
-    cnn_trainer::plot::tile_grid(&png, &title, &tiles, 6)?;
+    cnn_trainer::report::plot::tile_grid(&png, &title, &tiles, 6)?;
     println!("wrote {} ({} images, losses {:.2} to {:.2})", png.display(), worst.len(),
         worst.first().map_or(0.0, |m| m.loss), worst.last().map_or(0.0, |m| m.loss));
     Ok(())
@@ -176,7 +176,7 @@ fn print_per_class(names: &[String], detail: &cnn_trainer::DetailedEvaluation) {
             let cells: Vec<String> = row.iter().map(|c| format!("{c:>5}")).collect();
             println!("  {name:<width$} {}", cells.join(""));
         }
-        let confused = cnn_trainer::explain::most_confused(&detail.confusion, 5);
+        let confused = cnn_trainer::eval::explain::most_confused(&detail.confusion, 5);
         if !confused.is_empty() {
             println!("\nmost confused (true → predicted: images):");
             for (t, p, count) in confused {
@@ -196,7 +196,7 @@ fn print_per_class(names: &[String], detail: &cnn_trainer::DetailedEvaluation) {
 /// the average of several.
 pub fn predict(device: Option<&str>, args: PredictArgs) -> Result<()> {
     let runs = open_runs(&args.run)?;
-    cnn_trainer::ensemble::check_same_classes(&runs)?;
+    cnn_trainer::eval::ensemble::check_same_classes(&runs)?;
     let (_, device) = crate::open_device(device)?;
     let models = runs
         .iter()

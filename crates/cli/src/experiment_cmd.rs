@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use cnn_trainer::Progress;
-use cnn_trainer::ensemble_experiment::{EnsembleOptions, ensemble, table_markdown};
-use cnn_trainer::identity_experiment::{IdentityOptions, identity};
-use cnn_trainer::experiment::{DegradationOptions, degradation};
+use cnn_experiments::ensemble::{EnsembleOptions, ensemble, table_markdown};
+use cnn_experiments::identity::{IdentityOptions, identity};
+use cnn_experiments::degradation::{DegradationOptions, degradation};
 
 /// The experiments.
 #[derive(clap::Subcommand)]
@@ -88,7 +88,7 @@ pub enum ExperimentCommand {
         /// Methods to compare, comma-separated: scratch, frozen-cached, finetune-top,
         /// finetune-all, discriminative [default: all five].
         #[arg(long, value_delimiter = ',')]
-        methods: Option<Vec<cnn_trainer::transfer_experiment::Method>>,
+        methods: Option<Vec<cnn_experiments::transfer::Method>>,
         /// Labelled subsets per cell (seeds --seed, --seed + 1, …) [default: 3].
         #[arg(long)]
         seeds: Option<usize>,
@@ -260,7 +260,7 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         out,
     } = cmd
     {
-        let d = cnn_trainer::transfer_experiment::TransferOptions::new(
+        let d = cnn_experiments::transfer::TransferOptions::new(
             model,
             dataset,
             pretrained.unwrap_or_else(|| out.join("pretrain").join("model.bpk")),
@@ -268,7 +268,7 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         let seed = seed.unwrap_or(d.seed);
         let pretrain = pretrain_preset
             .map(|name| -> Result<cnn_trainer::TrainConfig> {
-                let base = cnn_trainer::presets::preset(&name)?;
+                let base = cnn_trainer::config::presets::preset(&name)?;
                 Ok(cnn_trainer::TrainConfig {
                     classes: pretrain_classes,
                     epochs: pretrain_epochs.unwrap_or(base.epochs),
@@ -278,7 +278,7 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
                 })
             })
             .transpose()?;
-        let opts = cnn_trainer::transfer_experiment::TransferOptions {
+        let opts = cnn_experiments::transfer::TransferOptions {
             pretrain,
             classes,
             data_dir,
@@ -371,7 +371,7 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
     Ok(())
 }
 
-fn transfer(device: Option<&str>, opts: &cnn_trainer::transfer_experiment::TransferOptions) -> Result<()> {
+fn transfer(device: Option<&str>, opts: &cnn_experiments::transfer::TransferOptions) -> Result<()> {
     cnn_models::registry::lookup(&opts.model)?;
     if let Some(cfg) = &opts.pretrain {
         cfg.validate()?;
@@ -393,7 +393,7 @@ fn transfer(device: Option<&str>, opts: &cnn_trainer::transfer_experiment::Trans
     // The cells are short: only the pretraining run reports its epochs.
     let pretrain_epochs = opts.pretrain.as_ref().map_or(0, |cfg| cfg.epochs);
     let mut print = progress_printer(18, pretrain_epochs);
-    let rows = cnn_trainer::transfer_experiment::transfer(opts, &device, &mut |label, p| match p {
+    let rows = cnn_experiments::transfer::transfer(opts, &device, &mut |label, p| match p {
         Progress::Epoch(_) | Progress::Batch { .. } if label != "pretrain" => {}
         p => print(label, p),
     })?;
@@ -454,7 +454,7 @@ fn identity_cmd(device: Option<&str>, opts: &IdentityOptions) -> Result<()> {
     let started = Instant::now();
     let rows = identity(opts, &device, &mut progress_printer(22, opts.epochs))?;
     println!();
-    print!("{}", cnn_trainer::identity_experiment::table_markdown(&rows, opts.epochs));
+    print!("{}", cnn_experiments::identity::table_markdown(&rows, opts.epochs));
     println!(
         "\nwrote {} in {:.0} s",
         opts.out.join("identity.csv").display(),

@@ -37,13 +37,13 @@ pub fn explain(device: Option<&str>, args: ExplainArgs) -> Result<()> {
     let title = format!("Grad-CAM of {} at {layer}", run.config.model);
     let mut tiles = Vec::new();
     for path in &args.images {
-        let (heat, tile) = cnn_trainer::explain::explain_file(&run, &model, path, args.class, &device)?;
+        let (heat, tile) = cnn_trainer::eval::explain::explain_file(&run, &model, path, args.class, &device)?;
         let class = run.class_names.get(heat.class).map_or("?", String::as_str);
         let stem = path
             .file_stem()
             .map_or("image".into(), |s| s.to_string_lossy().into_owned());
         let file = out.join(format!("{stem}-{}-p{:.3}.png", file_safe(class), heat.probability));
-        cnn_trainer::plot::tile_grid(&file, &title, std::slice::from_ref(&tile), 1)?;
+        cnn_trainer::report::plot::tile_grid(&file, &title, std::slice::from_ref(&tile), 1)?;
         tiles.push(tile);
         println!(
             "{}: {class} (p = {:.4}{}) -> {}",
@@ -59,7 +59,7 @@ pub fn explain(device: Option<&str>, args: ExplainArgs) -> Result<()> {
     }
     if tiles.len() > 1 {
         let all = out.join("explain.png");
-        cnn_trainer::plot::tile_grid(&all, &title, &tiles, 5)?;
+        cnn_trainer::report::plot::tile_grid(&all, &title, &tiles, 5)?;
         println!("all {} -> {}", tiles.len(), all.display());
     }
     Ok(())

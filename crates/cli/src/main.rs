@@ -6,6 +6,7 @@
 mod augment_cmd;
 mod bench_cmd;
 mod bench_head_cmd;
+mod device;
 mod download_cmd;
 mod eval_cmd;
 mod experiment_cmd;
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use cnn_trainer::device as backend;
+use crate::device as backend;
 
 #[derive(Parser)]
 #[command(
@@ -264,7 +265,7 @@ fn install_interrupt_handler() {
                 // SAFETY: _exit is async-signal-safe.
                 unsafe { libc::_exit(130) };
             }
-            cnn_trainer::interrupt::request_stop();
+            cnn_trainer::run::interrupt::request_stop();
             let note = b"\ninterrupt: stopping after the current batch (Ctrl-C again quits at once)\n";
             // SAFETY: write(2) is async-signal-safe; the buffer is static.
             unsafe { libc::write(2, note.as_ptr().cast(), note.len()) };
@@ -423,7 +424,7 @@ fn bench_loader(device: Option<&str>, args: BenchLoaderArgs) -> Result<()> {
         cfg.workers,
         cfg.prefetch_batches()
     );
-    for t in cnn_trainer::bench_pipeline(&cfg, train, data.class_names.len(), &pre, &device)? {
+    for t in cnn_experiments::bench_pipeline(&cfg, train, data.class_names.len(), &pre, &device)? {
         match t.data_wait_share {
             Some(w) => println!("  {:<34} {:>8.2} s   data wait {:.1}%", t.what, t.seconds, 100.0 * w),
             None => println!("  {:<34} {:>8.2} s", t.what, t.seconds),

@@ -47,7 +47,7 @@ pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
         return run_distributed(device, args);
     }
     let plan = args.settings.plan(args.out.as_deref(), args.resume.as_deref())?;
-    let (backend, devices) = cnn_trainer::device::open_many(device, &args.devices).map_err(anyhow::Error::msg)?;
+    let (backend, devices) = crate::device::open_many(device, &args.devices).map_err(anyhow::Error::msg)?;
     train(plan, &backend, |cfg, dir, resume, progress| {
         cnn_trainer::train_run_on(cfg, &devices, dir, resume, progress)
     })
@@ -63,11 +63,11 @@ fn run_distributed(_: Option<&str>, _: TrainArgs) -> Result<()> {
 #[cfg(feature = "mpi")]
 fn run_distributed(device: Option<&str>, args: TrainArgs) -> Result<()> {
     use cnn_trainer::Collective;
-    let mpi = cnn_trainer::mpi::Mpi::init()?;
+    let mpi = cnn_trainer::distributed::mpi::Mpi::init()?;
     let (rank, size) = (mpi.rank(), mpi.size());
     let outcome = (|| {
         let plan = args.settings.plan(args.out.as_deref(), args.resume.as_deref())?;
-        let (backend, devices) = cnn_trainer::device::open_many(device, &args.devices).map_err(anyhow::Error::msg)?;
+        let (backend, devices) = crate::device::open_many(device, &args.devices).map_err(anyhow::Error::msg)?;
         let backend = format!("{backend} ({size} MPI process{})", if size == 1 { "" } else { "es" });
         let fail_at = test_failure_point(rank)?;
         let train_here = |cfg: &TrainConfig, dir: &std::path::Path, resume, progress: &mut dyn FnMut(Progress<'_>)| {

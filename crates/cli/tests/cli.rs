@@ -495,7 +495,7 @@ fn download_imports_debians_fashion_mnist_and_rejects_unknown_names() {
 /// Every float of a run's final model, for exact comparisons.
 fn run_weights(dir: &std::path::Path) -> Vec<Vec<f32>> {
     let run = cnn_trainer::RunFolder::open(dir).unwrap();
-    cnn_trainer::checkpoint::parameter_values(&run.load_model(&burn::tensor::Device::flex()).unwrap())
+    cnn_trainer::run::checkpoint::parameter_values(&run.load_model(&burn::tensor::Device::flex()).unwrap())
 }
 
 #[cfg(feature = "flex")]
@@ -540,7 +540,7 @@ fn a_killed_run_resumes_to_the_same_weights_then_evaluates_and_predicts() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let info = cnn_trainer::checkpoint::info(&killed).unwrap();
+    let info = cnn_trainer::run::checkpoint::info(&killed).unwrap();
     assert_eq!(info.epoch, 1, "killed too late to test a resume");
     assert!(!killed.join("model.bpk").exists());
 

@@ -33,7 +33,7 @@ fn scratch(name: &str) -> PathBuf {
 fn weights(dir: &Path) -> Vec<f32> {
     let run = cnn_trainer::RunFolder::open(dir).unwrap();
     let model = run.load_model(&burn::tensor::Device::flex()).unwrap();
-    cnn_trainer::checkpoint::parameter_values(&model).concat()
+    cnn_trainer::run::checkpoint::parameter_values(&model).concat()
 }
 
 /// `‖a − b‖ / ‖a‖` over all weights.

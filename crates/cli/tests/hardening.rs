@@ -421,7 +421,7 @@ fn train_uninterrupted(out: &Path, settings: &[&str]) {
 
 fn run_weights(dir: &Path) -> Vec<Vec<f32>> {
     let folder = cnn_trainer::RunFolder::open(dir).unwrap();
-    cnn_trainer::checkpoint::parameter_values(&folder.load_model(&burn::tensor::Device::flex()).unwrap())
+    cnn_trainer::run::checkpoint::parameter_values(&folder.load_model(&burn::tensor::Device::flex()).unwrap())
 }
 
 /// SIGKILL at pseudo-random moments, resuming after each, until the run finishes: at most the
@@ -487,7 +487,7 @@ fn random_kills_then_resumes_end_exactly_like_an_uninterrupted_run() {
                 child.kill().unwrap(); // SIGKILL
                 child.wait().unwrap();
                 kills += 1;
-                if let Ok(info) = cnn_trainer::checkpoint::info(&killed) {
+                if let Ok(info) = cnn_trainer::run::checkpoint::info(&killed) {
                     assert!(info.epoch >= last_epoch, "a kill lost a saved epoch");
                     last_epoch = info.epoch;
                 }
@@ -528,7 +528,7 @@ fn a_kill_inside_a_checkpoint_write_keeps_the_previous_checkpoint() {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(9), "the fault point did not kill: {status}");
     }
-    assert_eq!(cnn_trainer::checkpoint::info(&killed).unwrap().epoch, 1);
+    assert_eq!(cnn_trainer::run::checkpoint::info(&killed).unwrap().epoch, 1);
     assert!(
         killed.join("checkpoint-0002.tmp/model.bpk").is_file(),
         "the kill did not land mid-write"

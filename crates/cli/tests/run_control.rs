@@ -94,7 +94,7 @@ fn a_folder_in_use_is_refused_and_resumes_after_its_owner_is_killed() {
     // The owner dies without a chance to clean up: the OS releases the lock.
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
-    let done = cnn_trainer::checkpoint::info(&run).unwrap().epoch;
+    let done = cnn_trainer::run::checkpoint::info(&run).unwrap().epoch;
     let total = (done + 1).to_string();
     let stdout = assert_success(&cnn(&[
         "--device",
@@ -147,7 +147,7 @@ fn ctrl_c_ends_after_the_batch_keeps_the_checkpoint_and_says_how_to_resume() {
     signal(&child, libc::SIGINT);
     let (code, stderr) = stderr_of(child);
     assert_eq!(code, Some(130), "{stderr}");
-    let done = cnn_trainer::checkpoint::info(&run).unwrap().epoch;
+    let done = cnn_trainer::run::checkpoint::info(&run).unwrap().epoch;
     let hint = format!("interrupted in epoch {} after ", done + 1);
     assert!(stderr.contains(&hint), "{stderr}");
     assert!(

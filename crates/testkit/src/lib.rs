@@ -9,11 +9,43 @@
 //!   `../shared/fixtures/torchvision` beside the repository. A test that cannot find them says
 //!   so once, by name, and passes without running; with `CNN_REQUIRE_FIXTURES=1` (CI) it fails.
 //!
+//! Every test's scratch folder is a [`scratch`] folder: a `tempfile` folder removed with all it
+//! holds when the test ends, passed or failed.
+//!
 //! Tests that did not run are also appended to the file named by `CNN_NOT_RUN_LOG`, which
 //! `cargo xtask test` sets to list them after the suite.
 
 use std::io::Write;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
+
+/// A fresh folder under the system's temporary directory, removed with everything in it when
+/// dropped — also when the test fails (some runs write checkpoints of up to a gigabyte).
+pub struct Scratch(tempfile::TempDir);
+
+impl Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A [`Scratch`] folder named `cnn-<family>-<tag>-<random>`, so a leftover (after a crash of the
+/// whole test process) says which test made it.
+pub fn scratch(family: &str, tag: &str) -> Scratch {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("cnn-{family}-{tag}-"))
+        .tempdir()
+        .expect("a temporary folder");
+    Scratch(dir)
+}
 
 /// torchvision's `manifest.json` (state_dict keys and shapes, parameter counts of 15 models),
 /// as in the shared fixtures; a test compares the two whenever the fixtures are present.
@@ -112,11 +144,10 @@ mod tests {
             current_test(),
             "cnn_testkit::tests::the_log_names_the_running_test_and_keeps_every_line"
         );
-        let log = std::env::temp_dir().join(format!("cnn-testkit-log-{}", std::process::id()));
-        let _ = std::fs::remove_file(&log);
+        let dir = scratch("testkit", "log");
+        let log = dir.join("not-run.log");
         append(&log, "not run: a: x\n").unwrap();
         append(&log, "not run: b: y\n").unwrap();
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "not run: a: x\nnot run: b: y\n");
-        let _ = std::fs::remove_file(&log);
     }
 }

@@ -47,7 +47,7 @@ pub enum TrainError {
         /// The holder's process id, when its lock file says.
         pid: Option<u32>,
     },
-    /// A stop was requested ([`crate::interrupt::request_stop`], e.g. Ctrl-C); the run folder
+    /// A stop was requested ([`crate::run::interrupt::request_stop`], e.g. Ctrl-C); the run folder
     /// keeps its last checkpoint.
     #[error("interrupted in epoch {epoch} after {batches} batch(es): {}", resume_hint(dir, *checkpoint_epoch))]
     Interrupted {

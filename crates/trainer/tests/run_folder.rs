@@ -6,7 +6,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use cnn_data_augment::Source;
-use cnn_trainer::checkpoint::{self, parameter_values};
+use cnn_trainer::run::checkpoint::{self, parameter_values};
 use cnn_trainer::{OptimizerKind, Progress, RunFolder, TrainConfig, TrainError, train_run, train_run_on};
 
 /// burn's random generator is global per backend: runs that seed it must not interleave.

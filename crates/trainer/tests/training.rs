@@ -151,7 +151,7 @@ fn a_training_step_on_wgpu_equals_flex() {
     use burn::optim::{GradientsParams, SgdConfig, momentum::MomentumConfig};
     use burn::tensor::{DeviceKind, Distribution, Int, Tensor};
     use cnn_models::{BuildOptions, ImageClassifier, build};
-    use cnn_trainer::checkpoint::parameter_values;
+    use cnn_trainer::run::checkpoint::parameter_values;
 
     let _rng = rng_lock();
     let cpu = Device::flex().autodiff();

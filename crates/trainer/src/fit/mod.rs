@@ -1,0 +1,166 @@
+//! Fitting a model to data: [`fit`] and [`fit_from`] feed the loader's batches to the one
+//! epoch loop ([`epochs`]) with the way of stepping ([`step`], [`strategy`]) the devices and
+//! process group call for.
+
+pub mod epochs;
+pub mod metrics;
+pub mod optim;
+pub mod schedule;
+pub mod step;
+pub mod strategy;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use burn::tensor::Device;
+use cnn_data_augment::{EpochIter, Loader, LoaderConfig, Preprocess, Source};
+use cnn_models::ImageClassifier;
+
+use crate::config::TrainConfig;
+use crate::distributed::collective::{Collective, evaluate_sharded};
+use crate::error::{Result, TrainError};
+use crate::eval::evaluate;
+
+pub(crate) use epochs::{Batches, EpochLoop};
+pub use epochs::{Hooks, TrainState};
+pub use metrics::{EpochHook, EpochMetrics, Fitted, Progress, Stop, early_stop};
+pub use optim::{build_optimizer, sgd_momentum};
+pub use step::{AUX_LOSS_WEIGHT, ImageBatch};
+use strategy::ImageStep;
+
+/// What a run trains and validates on: the training images (augmented by the loader), the
+/// validation images and how both are fitted to the model.
+pub struct TrainData<'a> {
+    /// The training set.
+    pub train: Arc<dyn Source>,
+    /// The validation set, evaluated after every epoch.
+    pub valid: &'a dyn Source,
+    /// Resizing and normalisation for the model.
+    pub pre: &'a Preprocess,
+}
+
+/// Trains `model` (built on `device.autodiff()`) on `train`, validating on `valid` after every
+/// epoch, and returns the trained model with the per-epoch metrics.
+///
+/// Batches come from a background [`Loader`] with `cfg.workers` threads, augmented with
+/// `cfg.augment`; their order and contents depend only on `(cfg.seed, epoch)`, so the same seed
+/// gives the same run whatever the number of workers.
+pub fn fit<M: ImageClassifier + Send + 'static>(
+    model: M,
+    data: TrainData<'_>,
+    cfg: &TrainConfig,
+    device: &Device,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(M, Vec<EpochMetrics>)> {
+    if cfg.backbone_lr_scale != 1.0 || cfg.stage_lr_decay != 1.0 {
+        // Rates per stage need to know the model's stages: a `cnn_models::Model`, through
+        // `train_run` or a `TrainState` whose `rates` come from `LayerRates::for_model`.
+        return Err(TrainError::Config(
+            "fit trains any model at one rate; for rates per stage (backbone_lr_scale, stage_lr_decay) build a TrainState with LayerRates::for_model and call fit_from".into(),
+        ));
+    }
+    let state = TrainState {
+        model,
+        optimizer: build_optimizer(cfg),
+        history: Vec::new(),
+        rates: cnn_transfer::LayerRates::uniform(),
+    };
+    let hooks = Hooks {
+        progress,
+        after_epoch: &mut |_, _, _| Ok(()),
+    };
+    let fitted = fit_from(state, data, cfg, std::slice::from_ref(device), hooks)?;
+    Ok((fitted.model, fitted.history))
+}
+
+/// [`fit`], continuing after the epochs in `state.history` with `state.optimizer`'s state (a
+/// resumed run repeats an uninterrupted one exactly: see [`epochs`]), calling the hooks,
+/// and stopping early when `cfg.early_stop` says so.
+///
+/// `devices` are autodiff devices; the model lives on the first. With more than one, every
+/// batch is split over them and trained data-parallel (see [`crate::distributed::parallel`]).
+pub fn fit_from<M: ImageClassifier + Send + 'static>(
+    state: TrainState<M>,
+    data: TrainData<'_>,
+    cfg: &TrainConfig,
+    devices: &[Device],
+    hooks: Hooks<'_, M>,
+) -> Result<Fitted<M>> {
+    fit_across(state, data, cfg, devices, None, hooks)
+}
+
+/// [`fit_from`] in one process of `group` (when given): this process trains on its slice of
+/// every batch on the first device, the gradients are summed over the group
+/// ([`crate::distributed::collective`]), and validation is sharded over the group.
+pub(crate) fn fit_across<M: ImageClassifier + Send + 'static>(
+    state: TrainState<M>,
+    data: TrainData<'_>,
+    cfg: &TrainConfig,
+    devices: &[Device],
+    group: Option<&dyn Collective>,
+    hooks: Hooks<'_, M>,
+) -> Result<Fitted<M>> {
+    cfg.validate()?;
+    let device = devices
+        .first()
+        .ok_or_else(|| TrainError::Config("no device to train on".into()))?;
+    if data.train.is_empty() {
+        return Err(TrainError::Config("the training set is empty".into()));
+    }
+    let loader_config = LoaderConfig {
+        batch_size: cfg.batch_size,
+        workers: cfg.workers,
+        prefetch: cfg.prefetch_batches(),
+        shuffle: true,
+        seed: cfg.seed,
+    };
+    let loader = Loader::new(data.train, cfg.augment.clone(), data.pre.for_pipeline(&cfg.augment), loader_config)?;
+    let (valid, pre) = (data.valid, data.pre);
+    let (rank, ranks) = group.map_or((0, 1), |g| (g.rank(), g.size()));
+    let epochs = EpochLoop {
+        cfg,
+        device,
+        step: ImageStep::new(devices, group)?,
+        batches: |epoch: usize| {
+            Ok(DeviceBatches {
+                epoch: loader.shard_epoch(epoch as u64, rank, ranks),
+                device,
+            })
+        },
+        evaluate: |model: &M| {
+            let model = model.valid();
+            match group {
+                Some(group) => evaluate_sharded(group, valid, |shard| evaluate(&model, shard, pre, device)),
+                None => evaluate(&model, valid, pre, device),
+            }
+        },
+    };
+    epochs.run(state, hooks)
+}
+
+/// An epoch of the loader's batches, moved to the main device as they come.
+struct DeviceBatches<'a> {
+    epoch: EpochIter,
+    device: &'a Device,
+}
+
+impl Iterator for DeviceBatches<'_> {
+    type Item = Result<ImageBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = self.epoch.next()?;
+        Some(batch.map_err(TrainError::from).map(|batch| batch.to_device(self.device)))
+    }
+}
+
+impl Batches for DeviceBatches<'_> {
+    type Input = ImageBatch;
+
+    fn total(&self) -> usize {
+        self.epoch.total()
+    }
+
+    fn waited(&self) -> Duration {
+        self.epoch.waited()
+    }
+}
