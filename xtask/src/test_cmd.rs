@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the README's test command, for a fresh machine as much as for CI. It
 //! installs the system packages the suite reads when they are missing (apt-get, through sudo
 //! when not root; elsewhere it names them and stops), runs `cargo test --workspace --features
-//! wgpu,mpi` (extra arguments are passed on), and lists the tests that could not run.
+//! wgpu,mpi,fault-injection` (extra arguments are passed on), and lists the tests that could not run.
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -59,7 +59,7 @@ fn any_entry(dir: &str, test: impl Fn(&str, &Path) -> bool) -> bool {
 }
 
 /// The features of the test build: the GPU backend (beside flex) and MPI.
-pub const FEATURES: &str = "wgpu,mpi";
+pub const FEATURES: &str = "wgpu,mpi,fault-injection";
 
 /// How this machine can install packages.
 #[derive(Clone, Copy, Debug, PartialEq)]

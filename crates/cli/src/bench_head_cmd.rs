@@ -22,8 +22,9 @@ pub fn run(device: Option<&str>, args: BenchHeadArgs) -> Result<()> {
         ..args.train.config()?
     };
     let (backend, device) = crate::open_device(device)?;
-    let scratch = std::env::temp_dir().join(format!("cnn-bench-head-{}", std::process::id()));
-    let cache_dir = scratch.join("features");
+    // Removed with everything in it when the command ends, however it ends.
+    let scratch = tempfile::Builder::new().prefix("cnn-bench-head-").tempdir()?;
+    let cache_dir = scratch.path().join("features");
     println!(
         "one head-training epoch of {} on {} (frozen backbone{}) on {backend}",
         base.model,
@@ -44,7 +45,7 @@ pub fn run(device: Option<&str>, args: BenchHeadArgs) -> Result<()> {
         let report = cnn_trainer::train_run(
             &cfg,
             &device,
-            &scratch.join(label.replace(' ', "-")),
+            &scratch.path().join(label.replace(' ', "-")),
             false,
             &mut |_| {},
         )?;
@@ -58,6 +59,5 @@ pub fn run(device: Option<&str>, args: BenchHeadArgs) -> Result<()> {
         seconds.push(epoch.train_seconds);
     }
     println!("  speed-up of the epoch: {:.0}x", seconds[0] / seconds[1].max(1e-9));
-    let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
 }

@@ -11,6 +11,7 @@ mod download_cmd;
 mod eval_cmd;
 mod experiment_cmd;
 mod explain_cmd;
+mod kernels_cmd;
 mod train_cmd;
 mod weights_cmd;
 
@@ -79,6 +80,8 @@ enum Command {
     Cost(CostCommand),
     /// List the backends compiled into this build.
     Devices,
+    /// List our CPU kernels' switches (environment variables) and which are active on this CPU.
+    Kernels,
 }
 
 #[derive(clap::Args)]
@@ -367,6 +370,10 @@ fn run(cli: Cli) -> Result<()> {
                     direct as f64 / (reduce + conv) as f64
                 );
             }
+            Ok(())
+        }
+        Command::Kernels => {
+            kernels_cmd::run();
             Ok(())
         }
         Command::Devices => {

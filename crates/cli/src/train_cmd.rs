@@ -49,8 +49,19 @@ pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
     let plan = args.settings.plan(args.out.as_deref(), args.resume.as_deref())?;
     let (backend, devices) = crate::device::open_many(device, &args.devices).map_err(anyhow::Error::msg)?;
     train(plan, &backend, |cfg, dir, resume, progress| {
-        cnn_trainer::train_run_on(cfg, &devices, dir, resume, progress)
+        cnn_trainer::train_run_on(cfg, &devices, dir, resume, &mut with_faults(0, progress))
     })
+}
+
+/// `progress`, after the crash-safety tests' fault point of every batch (nothing outside a
+/// `fault-injection` build: [`cnn_trainer::run::faults`]).
+fn with_faults<'a>(rank: usize, progress: &'a mut dyn FnMut(Progress<'_>)) -> impl FnMut(Progress<'_>) + 'a {
+    move |p| {
+        if let Progress::Batch { epoch, batch, .. } = p {
+            cnn_trainer::run::faults::after_batch(rank, epoch, batch);
+        }
+        progress(p)
+    }
 }
 
 #[cfg(not(feature = "mpi"))]
@@ -69,23 +80,8 @@ fn run_distributed(device: Option<&str>, args: TrainArgs) -> Result<()> {
         let plan = args.settings.plan(args.out.as_deref(), args.resume.as_deref())?;
         let (backend, devices) = crate::device::open_many(device, &args.devices).map_err(anyhow::Error::msg)?;
         let backend = format!("{backend} ({size} MPI process{})", if size == 1 { "" } else { "es" });
-        let fail_at = test_failure_point(rank)?;
         let train_here = |cfg: &TrainConfig, dir: &std::path::Path, resume, progress: &mut dyn FnMut(Progress<'_>)| {
-            let mut progress = |p: Progress<'_>| {
-                if let (Progress::Batch { epoch, batch, .. }, Some(at)) = (&p, fail_at) {
-                    if (*epoch, *batch) == at {
-                        // Killed without a word, as by the OOM killer or `kill -9` (tests only).
-                        #[cfg(unix)]
-                        // SAFETY: raising a signal on this process has no preconditions.
-                        unsafe {
-                            libc::raise(libc::SIGKILL);
-                        }
-                        std::process::abort();
-                    }
-                }
-                progress(p);
-            };
-            cnn_trainer::train_run_across(cfg, &devices, &mpi, dir, resume, &mut progress)
+            cnn_trainer::train_run_across(cfg, &devices, &mpi, dir, resume, &mut with_faults(rank, progress))
         };
         if rank == 0 {
             train(plan, &backend, train_here)
@@ -102,24 +98,6 @@ fn run_distributed(device: Option<&str>, args: TrainArgs) -> Result<()> {
         return Err(e);
     }
     Ok(())
-}
-
-/// `CNN_TEST_FAIL_AT=rank:epoch:batch` makes that rank crash at that batch: the tests' stand-in
-/// for a process killed mid-epoch.
-#[cfg(feature = "mpi")]
-fn test_failure_point(rank: usize) -> Result<Option<(usize, usize)>> {
-    let Ok(spec) = std::env::var("CNN_TEST_FAIL_AT") else {
-        return Ok(None);
-    };
-    let parts: Vec<usize> = spec
-        .split(':')
-        .map(str::parse)
-        .collect::<std::result::Result<_, _>>()
-        .with_context(|| format!("CNN_TEST_FAIL_AT={spec}: expected rank:epoch:batch"))?;
-    match parts[..] {
-        [r, epoch, batch] => Ok((r == rank).then_some((epoch, batch))),
-        _ => anyhow::bail!("CNN_TEST_FAIL_AT={spec}: expected rank:epoch:batch"),
-    }
 }
 
 /// The run as the user sees it: the settings line, progress, and where the results went.

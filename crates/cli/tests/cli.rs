@@ -50,12 +50,31 @@ fn models_and_devices_are_listed() {
     assert!(text.contains("flex") && text.contains("wgpu"), "{text}");
 }
 
+#[test]
+fn kernels_lists_every_switch_and_says_which_are_off_and_why() {
+    let text = assert_success(&cnn(&["kernels"]));
+    for var in ["CNN_FAST_CONV", "CNN_WINOGRAD", "CNN_TAPWISE", "CNN_FUSED_BN", "CNN_FAST_LINEAR", "CNN_FUSED_SGD"] {
+        assert!(text.contains(var), "{var} missing:\n{text}");
+    }
+    let off = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .arg("kernels")
+        .env("CNN_FAST_CONV", "0")
+        .output()
+        .unwrap();
+    let text = assert_success(&off);
+    let line = |var: &str| text.lines().find(|l| l.trim_start().starts_with(var)).unwrap().to_string();
+    assert!(line("CNN_FAST_CONV").contains("off (CNN_FAST_CONV=0)"), "{text}");
+    // A path of the convolution is off with it.
+    assert!(line("CNN_WINOGRAD").contains("off (CNN_FAST_CONV=0)"), "{text}");
+    assert!(line("CNN_FUSED_BN").contains(" on "), "{text}");
+}
+
 /// The main job with its defaults (what `cargo xtask train` runs): LeNet-5 on the embedded
 /// digits must reach 0.95 test accuracy and end with the promised line.
 #[cfg(feature = "flex")]
 #[test]
 fn default_training_reaches_95_percent_and_writes_a_run_folder() {
-    let dir = std::env::temp_dir().join(format!("cnn-cli-test-{}", std::process::id()));
+    let dir = cnn_testkit::scratch("cli", "cli-test");
     let _ = std::fs::remove_dir_all(&dir);
     let out = cnn(&["--device", "flex", "train", "--out", dir.to_str().unwrap()]);
     let stdout = assert_success(&out);
@@ -120,7 +139,7 @@ fn cnn_gpu(args: &[&str]) -> Output {
 #[cfg(feature = "wgpu")]
 #[test]
 fn train_runs_on_wgpu_and_data_parallel_over_flex_and_wgpu() {
-    let root = std::env::temp_dir().join(format!("cnn-cli-wgpu-{}", std::process::id()));
+    let root = cnn_testkit::scratch("cli", "cli-wgpu");
     let _ = std::fs::remove_dir_all(&root);
     let common = ["--epochs", "1", "--subset", "500", "--batch-size", "50"];
     let out_dir = root.join("gpu");
@@ -260,7 +279,8 @@ fn repo_path(rel: &str) -> String {
 
 #[test]
 fn augment_preview_writes_a_grid_png_of_a_real_photo() {
-    let out = std::env::temp_dir().join(format!("cnn-preview-{}.png", std::process::id()));
+    let out_dir = cnn_testkit::scratch("cli", "preview");
+    let out = out_dir.join("preview.png");
     let run = cnn(&[
         "augment",
         "preview",
@@ -284,7 +304,8 @@ fn augment_preview_writes_a_grid_png_of_a_real_photo() {
 
 #[test]
 fn augment_fit_pca_on_digits_and_on_photos() {
-    let out = std::env::temp_dir().join(format!("cnn-pca-{}.json", std::process::id()));
+    let out_dir = cnn_testkit::scratch("cli", "pca");
+    let out = out_dir.join("pca.json");
     for dataset in ["mnist-5k".to_string(), repo_path("datasets/photos")] {
         let run = cnn(&[
             "augment",
@@ -323,7 +344,8 @@ fn augment_fit_pca_on_digits_and_on_photos() {
 
 #[test]
 fn augment_errors_are_clear() {
-    let bad = std::env::temp_dir().join(format!("cnn-bad-{}.toml", std::process::id()));
+    let bad_dir = cnn_testkit::scratch("cli", "bad");
+    let bad = bad_dir.join("bad.toml");
     std::fs::write(&bad, "[[ops]]\nop = \"horizontal_flip\"\np = 2\n").unwrap();
     let msg = assert_clean_failure(&cnn(&[
         "augment",
@@ -348,7 +370,8 @@ fn augment_errors_are_clear() {
         "/tmp/x.png",
     ]));
     assert!(msg.contains("/nonexistent.png"), "{msg}");
-    let tiny = std::env::temp_dir().join(format!("cnn-tiny-{}.png", std::process::id()));
+    let tiny_dir = cnn_testkit::scratch("cli", "tiny");
+    let tiny = tiny_dir.join("tiny.png");
     cnn_data_augment::Image::filled(20, 20, 3, 9).save_png(&tiny).unwrap();
     // cifar crops 32x32 after padding by 4: a 20x20 image is too small.
     let msg = assert_clean_failure(&cnn(&[
@@ -384,7 +407,7 @@ fn bench_loader_times_the_pipeline_four_ways() {
 
 #[test]
 fn train_takes_an_image_folder_and_warns_about_bad_files() {
-    let root = std::env::temp_dir().join(format!("cnn-train-folder-{}", std::process::id()));
+    let root = cnn_testkit::scratch("cli", "train-folder");
     let _ = std::fs::remove_dir_all(&root);
     for (class, rgb) in [("blue", [20u8, 40, 220]), ("red", [230, 30, 20])] {
         std::fs::create_dir_all(root.join(class)).unwrap();
@@ -428,7 +451,7 @@ fn train_takes_an_image_folder_and_warns_about_bad_files() {
 
 #[test]
 fn bench_loader_takes_an_image_folder_and_a_prefetch_bound() {
-    let root = std::env::temp_dir().join(format!("cnn-bench-folder-{}", std::process::id()));
+    let root = cnn_testkit::scratch("cli", "bench-folder");
     let _ = std::fs::remove_dir_all(&root);
     for class in ["cat", "coffee"] {
         std::fs::create_dir_all(root.join(class)).unwrap();
@@ -466,7 +489,7 @@ fn bench_loader_takes_an_image_folder_and_a_prefetch_bound() {
 
 #[test]
 fn download_imports_debians_fashion_mnist_and_rejects_unknown_names() {
-    let data = std::env::temp_dir().join(format!("cnn-download-cli-{}", std::process::id()));
+    let data = cnn_testkit::scratch("cli", "download-cli");
     let _ = std::fs::remove_dir_all(&data);
     let out = cnn(&[
         "download",
@@ -501,7 +524,7 @@ fn run_weights(dir: &std::path::Path) -> Vec<Vec<f32>> {
 #[cfg(feature = "flex")]
 #[test]
 fn a_killed_run_resumes_to_the_same_weights_then_evaluates_and_predicts() {
-    let root = std::env::temp_dir().join(format!("cnn-cli-resume-{}", std::process::id()));
+    let root = cnn_testkit::scratch("cli", "cli-resume");
     let _ = std::fs::remove_dir_all(&root);
     let (straight, killed) = (root.join("straight"), root.join("killed"));
     let common = [
@@ -644,7 +667,7 @@ fn a_killed_run_resumes_to_the_same_weights_then_evaluates_and_predicts() {
 #[cfg(feature = "flex")]
 #[test]
 fn ensembles_ten_crops_and_export_from_the_command_line() {
-    let root = std::env::temp_dir().join(format!("cnn-cli-ensemble-{}", std::process::id()));
+    let root = cnn_testkit::scratch("cli", "cli-ensemble");
     let _ = std::fs::remove_dir_all(&root);
     let out = root.join("ensemble");
     let args = [
@@ -729,7 +752,7 @@ fn bad_training_settings_are_clear_errors() {
 
 #[test]
 fn degradation_experiment_runs_end_to_end_and_reuses_finished_runs() {
-    let out = std::env::temp_dir().join(format!("cnn-degradation-{}", std::process::id()));
+    let out = cnn_testkit::scratch("cli", "degradation");
     let _ = std::fs::remove_dir_all(&out);
     let args = [
         "experiment",
@@ -775,7 +798,7 @@ fn presets_fill_in_the_recipe_and_flags_override_it() {
     let msg = assert_clean_failure(&cnn(&["train", "--preset", "nope"]));
     assert!(msg.contains("lenet5-fashion"), "{msg}");
     // The preset names a data set that is not in this data dir: the error shows the preset took effect.
-    let empty = std::env::temp_dir().join(format!("cnn-empty-data-{}", std::process::id()));
+    let empty = cnn_testkit::scratch("cli", "empty-data");
     let msg = assert_clean_failure(&cnn(&[
         "train",
         "--preset",
@@ -826,7 +849,8 @@ fn weights_verify_prints_the_parity_and_import_writes_burnpack() {
         assert!(diff <= 1e-4, "{model}: {stdout}");
         assert!(stdout.contains("0 missing, 0 unused"), "{stdout}");
     }
-    let bpk = std::env::temp_dir().join(format!("cnn-import-{}.bpk", std::process::id()));
+    let bpk_dir = cnn_testkit::scratch("cli", "import");
+    let bpk = bpk_dir.join("import.bpk");
     let out = cnn(&[
         "weights",
         "import",
@@ -989,7 +1013,7 @@ fn transfer_experiment_runs_every_method_over_seeds_and_writes_its_table() {
 
 #[test]
 fn weights_download_checks_the_sha256_prefix_of_a_local_copy() {
-    let dir = std::env::temp_dir().join(format!("cnn-weights-dl-{}", std::process::id()));
+    let dir = cnn_testkit::scratch("cli", "weights-dl");
     let _ = std::fs::remove_dir_all(&dir);
     // Any file other than torchvision's published one (here a small LeNet-5) is refused (after
     // a progress line naming the source).
@@ -1020,7 +1044,7 @@ fn weights_download_checks_the_sha256_prefix_of_a_local_copy() {
 /// it there are none (what a command reports it prints itself).
 #[test]
 fn verbose_shows_the_libraries_log() {
-    let root = std::env::temp_dir().join(format!("cnn-verbose-{}", std::process::id()));
+    let root = cnn_testkit::scratch("cli", "verbose");
     let _ = std::fs::remove_dir_all(&root);
     let train = |flags: &[&str], dir: &str| {
         let out = root.join(dir);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{assert_success, cnn};
@@ -23,8 +23,8 @@ fn mpirun(ranks: usize, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run mpirun (Debian: apt-get install openmpi-bin)")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cnn-mpi-{name}-{}", std::process::id()));
+fn scratch(name: &str) -> cnn_testkit::Scratch {
+    let dir = cnn_testkit::scratch("distributed", name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -115,13 +115,17 @@ fn a_resnet_trained_by_two_processes_resumes_in_one() {
 
 #[test]
 fn a_process_that_dies_mid_epoch_ends_the_job_and_the_run_resumes() {
+    assert!(
+        cfg!(feature = "fault-injection"),
+        "build the tests with --features fault-injection (cargo xtask test does)"
+    );
     let root = scratch("killed");
     let run = root.join("run");
     let mut args = vec!["--device", "flex", "train"];
     args.extend(LENET);
     let distributed = [args.as_slice(), &["--distributed", "--out", s(&run)]].concat();
     // Rank 1 crashes at batch 5 of epoch 2, after the checkpoint of epoch 1.
-    let out = mpirun(2, &distributed, &[("CNN_TEST_FAIL_AT", "1:2:5")]);
+    let out = mpirun(2, &distributed, &[("CNN_FAULT_KILL_AT", "1:2:5")]);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "the job went on: {stderr}");
     assert!(stderr.contains("rank 1"), "no word of the dead rank: {stderr}");

@@ -9,8 +9,8 @@ use std::process::Command;
 
 use common::{assert_clean_failure, assert_failure_after_warnings, assert_success, cnn};
 
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cnn-hard-{tag}-{}", std::process::id()));
+fn scratch(tag: &str) -> cnn_testkit::Scratch {
+    let dir = cnn_testkit::scratch("hardening", tag);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -387,7 +387,7 @@ rm "$D/filler"
     let status = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .env("D", root.join("disk"))
-        .env("R", &root)
+        .env("R", root.as_os_str())
         .env("CNN", cnn_bin)
         .status()
         .unwrap();
@@ -424,94 +424,79 @@ fn run_weights(dir: &Path) -> Vec<Vec<f32>> {
     cnn_trainer::run::checkpoint::parameter_values(&folder.load_model(&burn::tensor::Device::flex()).unwrap())
 }
 
-/// SIGKILL at pseudo-random moments, resuming after each, until the run finishes: at most the
-/// epoch in progress is lost each time, and the final weights equal an uninterrupted run's.
+/// SIGKILL at pseudo-random points of the run — after a training batch, or in the middle of
+/// writing a checkpoint — resuming after each, until the run finishes: each kill loses at most
+/// the epoch in progress, and the final weights equal an uninterrupted run's. The points are
+/// batches and checkpoints, not times, so the test kills at the same places however busy the
+/// machine is (the fault points exist only in `fault-injection` builds).
 #[test]
 fn random_kills_then_resumes_end_exactly_like_an_uninterrupted_run() {
+    assert!(
+        cfg!(feature = "fault-injection"),
+        "build the tests with --features fault-injection (cargo xtask test does)"
+    );
     let root = scratch("kills");
     let (straight, killed) = (root.join("straight"), root.join("killed"));
-    let settings = [
-        "--epochs",
-        "6",
-        "--subset",
-        "1000",
-        "--optimizer",
-        "sgd",
-        "--lr",
-        "0.05",
-    ];
-    let timer = std::time::Instant::now();
+    const EPOCHS: usize = 6;
+    // 900 training images (10% of 1,000 held out) in batches of 32: 29 batches per epoch.
+    let settings = ["--epochs", "6", "--subset", "1000", "--optimizer", "sgd", "--lr", "0.05"];
     train_uninterrupted(&straight, &settings);
-    // Kill times are fractions of a whole run on this machine, so that progress is made however
-    // fast or busy it is; xorshift makes the fractions the same every time.
-    let whole_run = timer.elapsed().as_millis() as u64;
+    // xorshift: the same kill points every time.
     let mut state = 0x2545_f491_4f6c_dd1du64;
-    let (mut kills, mut last_epoch) = (0, 0);
-    for attempt in 0..40 {
-        let resume = killed.join("checkpoint.json").exists();
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n) as usize
+    };
+    let mut done = 0; // epochs in the newest checkpoint
+    let mut kills = 0;
+    while done < EPOCHS - 1 {
+        assert!(kills < 20, "the kill points make no progress");
+        // A point in the next two epochs: after one of its batches, or inside its checkpoint.
+        let epoch = (done + 1 + next(2)).min(EPOCHS);
+        let (var, value) = if next(3) == 0 {
+            ("CNN_FAULT_KILL_IN_CHECKPOINT", epoch.to_string())
+        } else {
+            ("CNN_FAULT_KILL_AT", format!("{epoch}:{}", 1 + next(29)))
+        };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cnn"));
-        cmd.args(["--device", "flex", "train"]);
-        if resume {
+        cmd.args(["--device", "flex", "train"]).env(var, &value);
+        if killed.join("checkpoint.json").exists() {
             cmd.args(["--resume", s(&killed)]);
         } else {
             cmd.args(["--out", s(&killed)]).args(settings);
         }
-        // Its messages go to a file (a pipe nobody reads could fill and stall it), shown if it fails.
-        let log = root.join(format!("attempt-{attempt}.log"));
-        let mut child = cmd
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let delay = std::time::Duration::from_millis(whole_run * (20 + state % 30) / 100);
-        let started = std::time::Instant::now();
-        let finished = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if started.elapsed() >= delay {
-                break None;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        };
-        match finished {
-            Some(status) => {
-                let said = std::fs::read_to_string(&log).unwrap_or_default();
-                assert!(status.success(), "attempt {attempt} failed:\n{said}");
-                break;
-            }
-            None => {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                kills += 1;
-                if let Ok(info) = cnn_trainer::run::checkpoint::info(&killed) {
-                    assert!(info.epoch >= last_epoch, "a kill lost a saved epoch");
-                    last_epoch = info.epoch;
-                }
-            }
+        let out = cmd.output().unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.signal(), Some(9), "{var}={value} did not kill: {}\n{said}", out.status);
         }
+        kills += 1;
+        let saved = cnn_trainer::run::checkpoint::info(&killed).map_or(0, |i| i.epoch);
+        assert_eq!(saved, epoch - 1, "after {var}={value} the newest checkpoint is epoch {saved}");
+        done = saved;
     }
+    assert_success(&cnn(&["--device", "flex", "train", "--resume", s(&killed)]));
     assert!(killed.join("model.bpk").is_file(), "never finished");
-    assert!(
-        kills >= 2,
-        "only {kills} kill(s) landed: the run is too short to test this"
-    );
-    println!("{kills} SIGKILLs over a {whole_run} ms run");
+    assert!(kills >= 3, "only {kills} kills");
     assert_eq!(
         run_weights(&straight),
         run_weights(&killed),
         "weights differ after {kills} kills"
     );
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 /// A SIGKILL in the middle of writing epoch 2's checkpoint (weights written, optimiser state
 /// not): epoch 1's checkpoint stays the current one, and resuming ends like an uninterrupted run.
 #[test]
 fn a_kill_inside_a_checkpoint_write_keeps_the_previous_checkpoint() {
+    assert!(
+        cfg!(feature = "fault-injection"),
+        "build the tests with --features fault-injection (cargo xtask test does)"
+    );
     let root = scratch("ckpt-kill");
     let (straight, killed) = (root.join("straight"), root.join("killed"));
     let settings = ["--epochs", "3", "--subset", "300", "--optimizer", "sgd", "--lr", "0.05"];

@@ -249,7 +249,8 @@ fn bad_pipelines_are_rejected_with_the_op_and_field() {
     let msg = crop.check_input(32, 32).unwrap_err().to_string();
     assert!(msg.contains("random_crop") && msg.contains("larger than"), "{msg}");
     assert!(crop.apply(&noise(32, 32, 1, 0), 0, 0, 0).is_err());
-    let dir = std::env::temp_dir().join(format!("cnn-aug-{}.toml", std::process::id()));
+    let dir_dir = cnn_testkit::scratch("augment", "aug");
+    let dir = dir_dir.join("aug.toml");
     std::fs::write(&dir, "[[ops]]\nop = \"elastic\"\nalpha = 3\nsigma = -1\n").unwrap();
     let msg = Pipeline::from_arg(dir.to_str().unwrap()).unwrap_err().to_string();
     assert!(msg.contains(dir.to_str().unwrap()) && msg.contains("`sigma`"), "{msg}");

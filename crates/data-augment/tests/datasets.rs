@@ -27,7 +27,7 @@ fn fashion_mnist_from_the_debian_package() {
 
 #[test]
 fn cifar10_layout_is_read_from_the_data_dir() {
-    let root = std::env::temp_dir().join(format!("cnn-cifar-{}", std::process::id()));
+    let root = cnn_testkit::scratch("datasets", "cifar");
     let dir = root.join("cifar10/cifar-10-batches-bin");
     std::fs::create_dir_all(&dir).unwrap();
     let record = |label: u8| [vec![label], vec![label * 10; 3072]].concat();
@@ -49,7 +49,7 @@ fn cifar10_layout_is_read_from_the_data_dir() {
 
 #[test]
 fn missing_files_and_unknown_names_are_clear() {
-    let empty = std::env::temp_dir().join(format!("cnn-empty-{}", std::process::id()));
+    let empty = cnn_testkit::scratch("datasets", "empty");
     let err = datasets::load("mnist", &empty).unwrap_err().to_string();
     assert!(
         err.contains("train-images-idx3-ubyte") && err.contains("--data-dir"),

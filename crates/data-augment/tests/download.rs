@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -100,8 +100,8 @@ fn one_file(name: &str, urls: Vec<String>, md5: String, unpack_to: Option<&str>)
     }
 }
 
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cnn-download-{tag}-{}", std::process::id()));
+fn scratch(tag: &str) -> cnn_testkit::Scratch {
+    let dir = cnn_testkit::scratch("download", tag);
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -278,7 +278,7 @@ fn debians_fashion_mnist_imports_with_from_and_passes_the_checksums() {
     std::fs::write(&victim, bytes).unwrap();
     std::fs::remove_dir_all(&data).unwrap();
     let download = Download {
-        origin: Origin::Local(bad_from.clone()),
+        origin: Origin::Local(bad_from.to_path_buf()),
         ..Download::new(&data)
     };
     let err = download.run(&spec, &mut |_| {}).unwrap_err().to_string();

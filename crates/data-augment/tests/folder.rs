@@ -33,8 +33,8 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
-fn make_folder(tag: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("cnn-folder-{tag}-{}", std::process::id()));
+fn make_folder(tag: &str) -> cnn_testkit::Scratch {
+    let root = cnn_testkit::scratch("folder", tag);
     let _ = std::fs::remove_dir_all(&root);
     for class in ["cats", "coffee", "rockets"] {
         std::fs::create_dir_all(root.join(class)).unwrap();
@@ -140,7 +140,7 @@ fn folders_stream_through_the_loader_and_corrupt_bodies_name_the_file() {
 
 #[test]
 fn stratified_split_keeps_every_class() {
-    let root = std::env::temp_dir().join(format!("cnn-split-{}", std::process::id()));
+    let root = cnn_testkit::scratch("folder", "split");
     let _ = std::fs::remove_dir_all(&root);
     for (class, n) in [("a", 10), ("b", 20)] {
         std::fs::create_dir_all(root.join(class)).unwrap();
@@ -166,7 +166,7 @@ fn stratified_split_keeps_every_class() {
 /// the rest with grey); a complete JPEG with bytes appended after its end still opens.
 #[test]
 fn truncated_jpegs_are_refused_and_trailers_tolerated() {
-    let dir = std::env::temp_dir().join(format!("cnn-jpeg-{}", std::process::id()));
+    let dir = cnn_testkit::scratch("folder", "jpeg");
     std::fs::create_dir_all(&dir).unwrap();
     let bytes = std::fs::read(photos().join("rocket.jpg")).unwrap();
     let cut = dir.join("cut.jpg");

@@ -6,7 +6,8 @@
 //!
 //! - [`fast_conv`]: 2-D convolution (im2col + GEMM over whole batch ranges, the padded image
 //!   read in place for stride 1, Winograd F(2×2, 3×3) on small maps), forward and both
-//!   gradients; switches: `CNN_FAST_CONV=0`, `CNN_OWN_GEMM=0`, `CNN_WINOGRAD=0`, `CNN_ROWS_KERNEL=0`;
+//!   gradients; switches: `CNN_FAST_CONV=0` and one per path (`CNN_OWN_GEMM`, `CNN_WINOGRAD`,
+//!   `CNN_ROWS_KERNEL`, `CNN_TURNED_DX`, `CNN_PIXELS_KERNEL`, `CNN_TAPWISE`);
 //! - [`fused_bn`]: batch normalisation in training mode with the residual add and ReLU that
 //!   follow it, forward and backward, running statistics as PyTorch keeps them; switch:
 //!   `CNN_FUSED_BN=0`;
@@ -18,6 +19,9 @@
 //!   `CNN_FAST_LINEAR=0`;
 //! - [`fused_sgd`]: the SGD-with-momentum update as one in-place pass per parameter, bit-identical
 //!   to burn's `Sgd`; switch: `CNN_FUSED_SGD=0`.
+//!
+//! Every switch is a [`Kernel`]: its variable, what it does, and whether it is active on this
+//! CPU (`cnn kernels` prints them).
 //!
 //! On every other backend (ndarray, wgpu) and dtype the entry points are exactly burn's own
 //! operations. Each kernel has parity tests against burn's operations (in `cnn-models`, at the
@@ -48,6 +52,8 @@ mod flex_tensors;
 pub mod fused_bn;
 pub mod fused_sgd;
 mod switch;
+
+pub use switch::Kernel;
 
 /// Whether `x` lives on a flex device (with or without autodiff): where our kernels run.
 #[cfg(feature = "flex")]

@@ -32,7 +32,7 @@ fn input_shape(name: &str) -> [usize; 4] {
 
 #[test]
 fn every_variant_trains_one_step_and_reloads_exactly() {
-    let dir = std::env::temp_dir().join(format!("cnn-variants-{}", std::process::id()));
+    let dir = cnn_testkit::scratch("variants", "variants");
     std::fs::create_dir_all(&dir).unwrap();
     for name in VARIANTS {
         let inference = Device::flex();

@@ -37,6 +37,13 @@ impl AsRef<Path> for Scratch {
     }
 }
 
+/// So that `&scratch` goes wherever a path-like value does (`Into<PathBuf>`, `Command::env`).
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.path().as_os_str()
+    }
+}
+
 /// A [`Scratch`] folder named `cnn-<family>-<tag>-<random>`, so a leftover (after a crash of the
 /// whole test process) says which test made it.
 pub fn scratch(family: &str, tag: &str) -> Scratch {

@@ -277,7 +277,8 @@ mod tests {
 
     #[test]
     fn a_cache_round_trips_across_shards_and_its_key_decides_reuse() {
-        let root = std::env::temp_dir().join(format!("cnn-cache-unit-{}", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let root = scratch.path().to_path_buf();
         let key = CacheKey::default().with("model", "lenet5").with("data", "x");
         assert!(FeatureCache::open(&root, &key).unwrap().is_none());
         let mut w = CacheWriter::new(&root, key.clone()).unwrap();

@@ -30,7 +30,7 @@ fn class_counts_and_aux_heads_come_from_the_fixture() {
 fn class_counts_and_aux_heads_come_from_the_file() {
     let device = Device::flex();
     // A 4-class GoogLeNet saved without aux heads, and a 7-class ResNet-18: no flags needed.
-    let dir = std::env::temp_dir().join(format!("cnn-heads-{}", std::process::id()));
+    let dir = cnn_testkit::scratch("heads", "heads");
     std::fs::create_dir_all(&dir).unwrap();
     let mut keys = manifest_keys("googlenet");
     keys.retain(|k, _| !k.starts_with("aux"));
@@ -83,7 +83,7 @@ fn another_class_count_gets_a_fresh_head_and_keeps_the_backbone() {
 fn our_own_burnpack_files_load_with_the_same_or_a_fresh_head() {
     use burn::module::Module;
     let device = Device::flex();
-    let dir = std::env::temp_dir().join(format!("cnn-heads-bpk-{}", std::process::id()));
+    let dir = cnn_testkit::scratch("heads", "heads-bpk");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("lenet.bpk");
     let source = cnn_models::build("lenet5_relu", cnn_models::BuildOptions::classes(10), &device).unwrap();

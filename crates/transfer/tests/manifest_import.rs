@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+
 
 use common::{manifest_keys, write_safetensors};
 
@@ -13,16 +13,11 @@ use burn::tensor::Device;
 use cnn_models::BuildOptions;
 use cnn_transfer::{Partial, load_torchvision};
 
-fn scratch(name: &str) -> PathBuf {
-    // One folder per file name: the tests run in parallel.
-    let dir = std::env::temp_dir().join(format!("cnn-manifest-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
 
 #[test]
 fn every_manifest_key_is_consumed_with_its_shape() {
     let device = Device::flex();
+    let dir = cnn_testkit::scratch("manifest", "keys");
     for name in [
         "alexnet",
         "vgg11",
@@ -40,7 +35,7 @@ fn every_manifest_key_is_consumed_with_its_shape() {
         "googlenet",
     ] {
         let keys = manifest_keys(name);
-        let file = scratch(&format!("{name}.safetensors"));
+        let file = dir.join(format!("{name}.safetensors"));
         write_safetensors(&file, &keys);
         let model = cnn_models::build(name, BuildOptions::classes(1000), &device).unwrap();
         let (_, report) = load_torchvision(model, &file, &Partial::None).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -50,13 +45,15 @@ fn every_manifest_key_is_consumed_with_its_shape() {
             report.missing.is_empty() && report.unused.is_empty(),
             "{name}: {report}"
         );
-        std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::remove_file(&file).unwrap();
     }
 }
 
 #[test]
 fn wrong_shapes_missing_and_unexpected_keys_and_damaged_files_are_clear_errors() {
     let device = Device::flex();
+    let dir = cnn_testkit::scratch("manifest", "errors");
+    let scratch = |name: &str| dir.join(name);
     let resnet18 = || cnn_models::build("resnet18", BuildOptions::classes(1000), &device).unwrap();
     let keys = manifest_keys("resnet18");
 
@@ -126,7 +123,4 @@ fn wrong_shapes_missing_and_unexpected_keys_and_damaged_files_are_clear_errors()
         .unwrap_err()
         .to_string();
     assert!(err.contains("unknown weights format"), "{err}");
-    for f in [&file, &cut, &scratch("w.h5")] {
-        let _ = std::fs::remove_dir_all(f.parent().unwrap());
-    }
 }

@@ -28,7 +28,7 @@
 use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
 
-use crate::switch::Switch;
+use crate::switch::Kernel;
 
 #[cfg(feature = "flex")]
 mod backend;
@@ -52,37 +52,20 @@ mod winograd;
 #[cfg(feature = "flex")]
 pub use backend::FastConvBackend;
 
-static SWITCH: Switch = Switch::new("CNN_FAST_CONV", 0);
-/// Our own matrix product inside the kernel ([`matmul`]); `CNN_OWN_GEMM=0` uses the `gemm`
-/// crate's instead (process-wide: the products run on the pool's threads).
+const SWITCH: Kernel = Kernel::FastConv;
+// The convolution's paths, each with its own switch (see [`Kernel`] for what each does).
 #[cfg(feature = "flex")]
-static OWN_GEMM: Switch = Switch::new("CNN_OWN_GEMM", 2);
-/// 3×3 stride-1 convolutions of small maps as Winograd F(2×2, 3×3) ([`winograd`]);
-/// `CNN_WINOGRAD=0` runs them as the other convolutions (process-wide, like [`OWN_GEMM`]).
+const OWN_GEMM: Kernel = Kernel::OwnGemm;
 #[cfg(feature = "flex")]
-static WINOGRAD: Switch = Switch::new("CNN_WINOGRAD", 5);
-/// The weight gradient in broadcast form on AVX-512 ([`matmul::gemm_rows`]), on the implicit
-/// path and on column matrices; `CNN_ROWS_KERNEL=0` keeps the dot-product tile (process-wide,
-/// like [`OWN_GEMM`]).
+const WINOGRAD: Kernel = Kernel::Winograd;
 #[cfg(feature = "flex")]
-static ROWS_KERNEL: Switch = Switch::new("CNN_ROWS_KERNEL", 7);
-/// The input gradient of a stride-1 convolution that runs on column matrices (maps too small
-/// for [`implicit`] and [`winograd`]) as the forward pass of its turned convolution
-/// ([`kernel::with_turned`]) instead of a product with the transposed weight and col2im;
-/// `CNN_TURNED_DX=0` keeps col2im (process-wide, like [`OWN_GEMM`]).
+const ROWS_KERNEL: Kernel = Kernel::RowsKernel;
 #[cfg(feature = "flex")]
-static TURNED_DX: Switch = Switch::new("CNN_TURNED_DX", 8);
-/// The implicit forward pass (and so the input gradient) with output channels along the vectors
-/// and input pixels broadcast, on AVX-512 where the output channels are a multiple of 32
-/// ([`microkernel::PixelsKernel`]); `CNN_PIXELS_KERNEL=0` keeps the channel-row tile
-/// (process-wide, like [`OWN_GEMM`]).
-/// Convolutions of small maps whose kernel mostly reads padding (ResNet-18's 2×2 maps) as one
-/// product per tap over the pixels it reaches ([`tapwise`]); `CNN_TAPWISE=0` runs them on column
-/// matrices (process-wide, like [`OWN_GEMM`]).
+const TURNED_DX: Kernel = Kernel::TurnedDx;
 #[cfg(feature = "flex")]
-static TAPWISE: Switch = Switch::new("CNN_TAPWISE", 10);
+const TAPWISE: Kernel = Kernel::Tapwise;
 #[cfg(feature = "flex")]
-static PIXELS_KERNEL: Switch = Switch::new("CNN_PIXELS_KERNEL", 9);
+const PIXELS_KERNEL: Kernel = Kernel::PixelsKernel;
 
 /// Whether [`conv2d`] uses the fast kernel on flex on this thread (on unless `CNN_FAST_CONV=0`,
 /// [`set_enabled`] or [`with_fast_conv`] say otherwise).

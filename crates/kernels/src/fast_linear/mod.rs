@@ -12,7 +12,7 @@
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 
-use crate::switch::Switch;
+use crate::switch::Kernel;
 
 #[cfg(feature = "flex")]
 mod backend;
@@ -22,7 +22,7 @@ pub mod kernel;
 #[cfg(feature = "flex")]
 pub use backend::FastLinearBackend;
 
-static SWITCH: Switch = Switch::new("CNN_FAST_LINEAR", 11);
+const SWITCH: Kernel = Kernel::FastLinear;
 
 /// Whether [`linear`] uses the kernel on flex on this thread (on unless `CNN_FAST_LINEAR=0`,
 /// [`set_enabled`] or [`with_fast_linear`] say otherwise).

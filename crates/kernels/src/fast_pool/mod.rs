@@ -18,7 +18,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::pool::{AvgPool2d, MaxPool2d};
 use burn::tensor::Tensor;
 
-use crate::switch::Switch;
+use crate::switch::Kernel;
 
 #[cfg(feature = "flex")]
 mod backend;
@@ -28,7 +28,7 @@ pub mod kernel;
 #[cfg(feature = "flex")]
 pub use backend::{FastAvgPoolBackend, FastPoolBackend, PoolOptions};
 
-static SWITCH: Switch = Switch::new("CNN_FAST_POOL", 3);
+const SWITCH: Kernel = Kernel::FastPool;
 
 /// Whether [`max_pool2d`] uses the kernel on flex on this thread (on unless `CNN_FAST_POOL=0`,
 /// [`set_enabled`] or [`with_fast_pool`] say otherwise).

@@ -8,7 +8,7 @@
 
 use burn::tensor::Tensor;
 
-use crate::switch::Switch;
+use crate::switch::Kernel;
 
 #[cfg(feature = "flex")]
 mod backend;
@@ -18,7 +18,7 @@ pub mod kernel;
 #[cfg(feature = "flex")]
 pub use backend::FastTanhBackend;
 
-static SWITCH: Switch = Switch::new("CNN_FAST_TANH", 4);
+const SWITCH: Kernel = Kernel::FastTanh;
 
 /// Whether [`tanh`] uses the kernel on flex on this thread (on unless `CNN_FAST_TANH=0`,
 /// [`set_enabled`] or [`with_fast_tanh`] say otherwise).

@@ -18,7 +18,7 @@ use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 
-use crate::switch::Switch;
+use crate::switch::Kernel;
 
 #[cfg(feature = "flex")]
 mod backend;
@@ -28,7 +28,7 @@ pub mod kernel;
 #[cfg(feature = "flex")]
 pub use backend::FusedBatchNormBackend;
 
-static SWITCH: Switch = Switch::new("CNN_FUSED_BN", 1);
+const SWITCH: Kernel = Kernel::FusedBn;
 
 /// Whether [`batch_norm`] uses the fused kernel on flex on this thread (on unless
 /// `CNN_FUSED_BN=0`, [`set_enabled`] or [`with_fused_bn`] say otherwise).

@@ -16,7 +16,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch};
 use burn::tensor::{Device, Scalar, Tensor};
 
-use crate::switch::Switch;
+use crate::switch::Kernel;
 
 #[cfg(feature = "flex")]
 mod backend;
@@ -24,7 +24,7 @@ mod backend;
 #[cfg(feature = "flex")]
 pub use backend::FusedSgdBackend;
 
-static SWITCH: Switch = Switch::new("CNN_FUSED_SGD", 6);
+const SWITCH: Kernel = Kernel::FusedSgd;
 
 /// Whether the step runs the fused kernel on flex on this thread (on unless `CNN_FUSED_SGD=0`,
 /// [`set_enabled`] or [`with_fused_sgd`] say otherwise).

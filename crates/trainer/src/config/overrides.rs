@@ -6,7 +6,6 @@
 //! docs are the `--help` texts), so the command line and the library share one list.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -242,19 +241,66 @@ impl TrainOverrides {
 
 /// `runs/<model>-<data set's last path part>-<unix seconds>`.
 fn default_run_dir(cfg: &TrainConfig) -> PathBuf {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     let data = Path::new(&cfg.dataset)
         .file_name()
         .map_or(cfg.dataset.clone(), |n| n.to_string_lossy().into_owned());
-    PathBuf::from("runs").join(format!("{}-{data}-{secs}", cfg.model))
+    let base = format!("{}-{data}-{}", cfg.model, local_timestamp());
+    // Two runs started in the same minute get `-2`, `-3`, … rather than one folder.
+    let mut dir = PathBuf::from("runs").join(&base);
+    for n in 2.. {
+        if !dir.exists() {
+            break;
+        }
+        dir = PathBuf::from("runs").join(format!("{base}-{n}"));
+    }
+    dir
+}
+
+/// The local date and time to the minute, `YYYYMMDD-HHMM`, for run folders' names.
+#[cfg(unix)]
+fn local_timestamp() -> String {
+    // SAFETY: `time` with a null pointer only returns the time; `localtime_r` writes the
+    // zeroed `tm` it is given and keeps no pointer to it.
+    let tm = unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&now, &mut tm);
+        tm
+    };
+    format!(
+        "{:04}{:02}{:02}-{:02}{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min
+    )
+}
+
+/// Seconds since 1970 where the local time zone cannot be read.
+#[cfg(not(unix))]
+fn local_timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    secs.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_run_folder_is_named_after_model_data_and_the_local_minute() {
+        let dir = default_run_dir(&TrainConfig::new("lenet5", "mnist-5k"));
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        let stamp = name.strip_prefix("lenet5-mnist-5k-").expect(name);
+        let (date, time) = stamp.split_once('-').expect(stamp);
+        assert!(date.len() == 8 && time.len() == 4, "{name}");
+        assert!(date.chars().chain(time.chars()).all(|c| c.is_ascii_digit()), "{name}");
+        let (year, month, hour) = (&date[..4], &date[4..6], &time[..2]);
+        assert!(year >= "2024" && ("01"..="12").contains(&month) && hour < "24", "{name}");
+    }
 
     #[test]
     fn settings_replace_the_base_and_a_preset_replaces_the_defaults() {

@@ -79,7 +79,7 @@ pub fn save<M: Module>(dir: &Path, model: &M, optimizer: &ModuleOptimizer, histo
     let staged = std::fs::create_dir_all(&tmp)
         .map_err(|e| write_err(&tmp, e))
         .and_then(|()| write_file(&tmp.join("model.bpk"), &model_bytes))
-        .map(|()| fault_point(epoch))
+        .map(|()| super::faults::in_checkpoint(epoch))
         .and_then(|()| write_file(&tmp.join("optimizer.bpk"), &optim_bytes));
     if let Err(e) = staged {
         // The previous checkpoint stays the current one; free what this attempt took.
@@ -116,23 +116,6 @@ pub fn save<M: Module>(dir: &Path, model: &M, optimizer: &ModuleOptimizer, histo
         }
     }
     Ok(())
-}
-
-/// Fault injection for the crash-safety tests: with `CNN_FAULT_KILL_IN_CHECKPOINT=N` the process
-/// sends itself SIGKILL in the middle of writing epoch N's checkpoint (weights written, optimiser
-/// state not), exactly where a power cut or an OOM kill would hurt most.
-fn fault_point(epoch: usize) {
-    #[cfg(unix)]
-    if std::env::var("CNN_FAULT_KILL_IN_CHECKPOINT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        == Some(epoch)
-    {
-        // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-    }
 }
 
 /// Reads `dir/checkpoint.json`, or says why there is none.

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod faults;
 pub mod folder;
 pub mod interrupt;
 pub mod lock;
