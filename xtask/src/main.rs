@@ -12,7 +12,7 @@
 //! `test` is the README's test command (see [`test_cmd`]): system packages, then
 //! `cargo test --workspace --features wgpu,mpi,fault-injection` (the last turns on the crash-safety tests' fault points), then the list of tests that could not run.
 //!
-//! `train --preset NAME` runs a recipe from `cnn_trainer::presets::PRESETS` (`lenet5-mnist5k`,
+//! `train --preset NAME` runs a recipe from `crates/trainer/presets/*.toml` (`lenet5-mnist5k`,
 //! `lenet5-fashion`, `resnet20-fashion`); `experiment degradation` trains plain-20/56 and
 //! ResNet-20/56 on Fashion-MNIST and writes `degradation.png` and `.csv` (about 30 min on
 //! 2 cores with the defaults).

@@ -240,8 +240,7 @@ fn main() -> ExitCode {
                 }
                 _ => {}
             }
-            // One line: the chain of causes joined, no backtrace.
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
         Err(_) => {
@@ -255,6 +254,17 @@ fn main() -> ExitCode {
             ExitCode::from(101)
         }
     }
+}
+
+/// An error as the user reads it: one line, the chain of causes joined, no backtrace, and each
+/// training setting the libraries name in backticks (`` `batch_size` ``) written as the flag
+/// that sets it (`--batch-size`).
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
+    let mut text = format!("{e:#}").replace('\n', " ");
+    for setting in cnn_trainer::config::SETTINGS {
+        text = text.replace(&format!("`{}`", setting.name), &setting.flag());
+    }
+    text
 }
 
 /// The first Ctrl-C asks training to stop after the current batch (the last checkpoint stays

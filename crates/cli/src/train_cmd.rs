@@ -43,6 +43,12 @@ impl TrainArgs {
 
 /// Runs `cnn train`.
 pub fn run(device: Option<&str>, args: TrainArgs) -> Result<()> {
+    if args.settings.preset.as_deref() == Some("list") {
+        for (name, preset) in cnn_trainer::config::presets::built_in()? {
+            println!("{name:<24} {}", preset.description);
+        }
+        return Ok(());
+    }
     if args.distributed {
         return run_distributed(device, args);
     }
@@ -91,7 +97,7 @@ fn run_distributed(device: Option<&str>, args: TrainArgs) -> Result<()> {
         }
     })();
     if let Err(e) = outcome {
-        eprintln!("error: rank {rank} of {size}: {}", format!("{e:#}").replace('\n', " "));
+        eprintln!("error: rank {rank} of {size}: {}", crate::one_line(&e));
         if size > 1 {
             mpi.abort(1);
         }

@@ -51,6 +51,23 @@ fn models_and_devices_are_listed() {
 }
 
 #[test]
+fn presets_are_listed_and_settings_are_named_by_their_flags() {
+    let text = assert_success(&cnn(&["train", "--preset", "list"]));
+    for name in ["lenet5-mnist5k", "lenet5-fashion", "resnet20-fashion", "resnet20-fashion-long"] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    let msg = assert_clean_failure(&cnn(&["train", "--valid-split", "1.5"]));
+    assert!(msg.contains("--valid-split must be in [0, 0.9), got 1.5"), "{msg}");
+    let msg = assert_clean_failure(&cnn(&["train", "--warmup", "12"]));
+    assert!(msg.contains("--warmup 12 must be shorter than --epochs 10"), "{msg}");
+    let dir = cnn_testkit::scratch("cli", "preset-file");
+    let file = dir.join("mine.toml");
+    std::fs::write(&file, "description = \"x\"\n[settings]\nepochz = 2\n").unwrap();
+    let msg = assert_clean_failure(&cnn(&["train", "--preset", file.to_str().unwrap()]));
+    assert!(msg.contains("epochz"), "{msg}");
+}
+
+#[test]
 fn kernels_lists_every_switch_and_says_which_are_off_and_why() {
     let text = assert_success(&cnn(&["kernels"]));
     for var in ["CNN_FAST_CONV", "CNN_WINOGRAD", "CNN_TAPWISE", "CNN_FUSED_BN", "CNN_FAST_LINEAR", "CNN_FUSED_SGD"] {

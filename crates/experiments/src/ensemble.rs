@@ -16,7 +16,7 @@ use cnn_trainer::fit::Progress;
 /// What the ensemble experiment trains.
 #[derive(Clone, Debug)]
 pub struct EnsembleOptions {
-    /// The preset every member is trained with ([`cnn_trainer::config::presets::PRESETS`]).
+    /// The preset every member is trained with ([`cnn_trainer::config::presets`]).
     pub preset: String,
     /// Number of members; member k (from 0) is trained with seed `seed + k`.
     pub members: usize,

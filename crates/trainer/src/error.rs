@@ -9,6 +9,16 @@ pub enum TrainError {
     /// A configuration value is out of range or inconsistent.
     #[error("invalid setting: {0}")]
     Config(String),
+    /// A setting's value is out of range or does not fit the others. `setting` is its name in
+    /// `config.json` and in [`crate::config::SETTINGS`] (the CLI turns it into its flag); the
+    /// reason names other settings in backticks the same way.
+    #[error("invalid setting: `{setting}` {reason}")]
+    InvalidSetting {
+        /// The setting's name.
+        setting: &'static str,
+        /// Why its value cannot be used.
+        reason: String,
+    },
     /// A run folder, checkpoint or weights file cannot be used.
     #[error("{0}")]
     Checkpoint(String),

@@ -56,8 +56,8 @@ pub mod fit;
 pub mod report;
 pub mod run;
 
-pub use config::overrides::{RunPlan, TrainOverrides};
-pub use config::{OptimizerKind, Schedule, TrainConfig};
+pub use config::overrides::RunPlan;
+pub use config::{OptimizerKind, Schedule, TrainConfig, TrainOverrides};
 pub use distributed::collective::Collective;
 pub use error::{Result, TrainError};
 pub use eval::ensemble::{EnsembleEvaluation, MemberEvaluation, Probabilities, evaluate_runs};

@@ -141,7 +141,7 @@ fn a_run_folder_has_its_files_and_readable_curves() {
     assert!(err.to_string().contains("--resume"), "{err}");
     // Resuming a run that already has its epochs asks for a larger total.
     let err = train_run(&config("lenet5", &data, 3), &Device::flex(), &dir, true, &mut |_| {}).unwrap_err();
-    assert!(err.to_string().contains("already trained 3 epochs"), "{err}");
+    assert!(err.to_string().contains("the 3 epochs"), "{err}");
     // A run killed after its last checkpoint but before its weights were written resumes to
     // write them, training nothing more.
     std::fs::remove_file(dir.join("model.bpk")).unwrap();

@@ -15,7 +15,7 @@ pub enum TransferError {
     #[error(transparent)]
     Download(#[from] cnn_data_augment::DataError),
     /// A setting's value cannot be used for this model.
-    #[error("{setting}: {reason}")]
+    #[error("`{setting}` {reason}")]
     InvalidSetting {
         /// The setting's name (as in `config.json`; the CLI turns it into its flag).
         setting: &'static str,

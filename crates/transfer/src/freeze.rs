@@ -209,10 +209,10 @@ pub fn resolve(model: &Model, policy: &FreezePolicy, images_per_class: usize) ->
         FreezePolicy::UpTo(name) => {
             let end = all.iter().position(|s| s.name == *name).ok_or_else(|| {
                 let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
-                TransferError::Weights(format!(
-                    "--freeze upto:{name}: no stage '{name}' in this model; its stages are {}",
-                    names.join(", ")
-                ))
+                TransferError::InvalidSetting {
+                    setting: "freeze",
+                    reason: format!("upto:{name}: no stage '{name}' in this model; its stages are {}", names.join(", ")),
+                }
             })?;
             let why = format!("{} of {} stages frozen (up to {name})", end + 1, all.len());
             plan(all[..=end].to_vec(), why)

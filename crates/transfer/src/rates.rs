@@ -69,7 +69,7 @@ impl LayerRates {
                     "stage_lr_decay"
                 },
                 reason:
-                    "this model has no backbone/head split (no stages), so its parts cannot train at different rates"
+                    "cannot apply: this model has no backbone/head split (no stages), so its parts cannot train at different rates"
                         .into(),
             });
         }

@@ -1,11 +1,13 @@
 //! What a training run is asked to do.
 
-use cnn_data_augment::Pipeline;
 use cnn_models::registry;
 use serde::{Deserialize, Serialize};
 
 pub mod overrides;
 pub mod presets;
+pub mod settings;
+
+pub use settings::{SETTINGS, SettingInfo, TrainConfig, TrainOverrides};
 
 use crate::error::{Result, TrainError};
 
@@ -63,109 +65,6 @@ impl std::str::FromStr for OptimizerKind {
     }
 }
 
-/// Settings of one training run. Serialised as `config.json` in the run folder.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// Model name from the `cnn-models` registry.
-    pub model: String,
-    /// Data set name (e.g. `mnist-5k`).
-    pub dataset: String,
-    /// Number of passes over the training set.
-    pub epochs: usize,
-    /// Images per mini-batch.
-    pub batch_size: usize,
-    /// Learning rate.
-    pub lr: f64,
-    /// Optimiser.
-    pub optimizer: OptimizerKind,
-    /// Momentum (SGD only).
-    pub momentum: f64,
-    /// Seed for weight initialisation, shuffling and augmentation.
-    pub seed: u64,
-    /// Weight decay (L2 for SGD and Adam, decoupled for AdamW); 0 = none.
-    #[serde(default)]
-    pub weight_decay: f64,
-    /// Learning-rate schedule after the warm-up.
-    #[serde(default)]
-    pub schedule: Schedule,
-    /// Epochs of linear learning-rate warm-up (per batch, from lr/steps to lr).
-    #[serde(default)]
-    pub warmup: usize,
-    /// Stop when the validation loss has not improved for this many epochs.
-    #[serde(default)]
-    pub early_stop: Option<usize>,
-    /// Start from these weights (torchvision `.pth`/`.safetensors`); the head is replaced when
-    /// the data set has another number of classes.
-    #[serde(default)]
-    pub weights: Option<std::path::PathBuf>,
-    /// With `weights`: always start from a fresh head (a new task), even with the same number
-    /// of classes.
-    #[serde(default)]
-    pub new_head: bool,
-    /// Which stages of the backbone to freeze (`none`, `all`, `upto:<stage>`, `auto`).
-    #[serde(default)]
-    pub freeze: cnn_transfer::FreezePolicy,
-    /// The backbone's learning rate as a share of `lr` (the head always trains at `lr`); with
-    /// `stage_lr_decay`, the top stage's share (see [`cnn_transfer::rates`]).
-    #[serde(default = "one")]
-    pub backbone_lr_scale: f64,
-    /// Each stage below the top trains at this many times its upper neighbour's rate
-    /// (discriminative rates; 1 = the whole backbone at `backbone_lr_scale`).
-    #[serde(default = "one")]
-    pub stage_lr_decay: f64,
-    /// With `freeze: all`: run the backbone once per split, cache its features on disk and train
-    /// the head from them.
-    #[serde(default)]
-    pub cache_features: bool,
-    /// Where feature caches live (default: `<data dir>/features`).
-    #[serde(default)]
-    pub cache_dir: Option<std::path::PathBuf>,
-    /// Train on a stratified, seeded sample of this many training images (before the
-    /// validation split); `None`: all of them.
-    #[serde(default)]
-    pub subset: Option<usize>,
-    /// Share of the training set held out (stratified, seeded) for validation each epoch;
-    /// 0 validates on the test set.
-    #[serde(default = "default_valid_split")]
-    pub valid_split: f64,
-    /// Augmentation of the training images (empty: none).
-    #[serde(default)]
-    pub augment: Pipeline,
-    /// Folder holding downloaded data sets (default: `~/.cache/cnn-casestudies`).
-    #[serde(default)]
-    pub data_dir: Option<std::path::PathBuf>,
-    /// Start each residual block's last batch-norm γ at zero, so every block starts as the
-    /// identity (torchvision's `zero_init_residual`; ResNets only, not with `weights`).
-    #[serde(default)]
-    pub zero_init_residual: bool,
-    /// Train (and test) on these classes of the data set only, relabelled 0, 1, … in this order
-    /// (`None`: all classes).
-    #[serde(default)]
-    pub classes: Option<Vec<usize>>,
-    /// Input height and width in pixels (`None`: the rule of [`crate::run::input_size`]; a run
-    /// folder's `config.json` records the size it was trained at).
-    #[serde(default)]
-    pub input_size: Option<usize>,
-    /// Data worker threads (0: build batches on the training thread).
-    #[serde(default = "default_workers")]
-    pub workers: usize,
-    /// Most finished batches waiting in the loader's queue (`None`: two per worker).
-    #[serde(default)]
-    pub prefetch: Option<usize>,
-}
-
-fn one() -> f64 {
-    1.0
-}
-
-fn default_valid_split() -> f64 {
-    0.1
-}
-
-fn default_workers() -> usize {
-    cnn_data_augment::LoaderConfig::new(1).workers
-}
-
 impl TrainConfig {
     /// The defaults for `model` on `dataset`: Adam, lr 1e-3 (constant, no warm-up, no weight
     /// decay), batch 32, 10 epochs, seed 42, no augmentation, 10% of the training set held out
@@ -174,32 +73,7 @@ impl TrainConfig {
         Self {
             model: model.into(),
             dataset: dataset.into(),
-            epochs: 10,
-            batch_size: 32,
-            lr: 1e-3,
-            optimizer: OptimizerKind::Adam,
-            momentum: 0.9,
-            seed: 42,
-            weight_decay: 0.0,
-            schedule: Schedule::Constant,
-            warmup: 0,
-            early_stop: None,
-            valid_split: default_valid_split(),
-            subset: None,
-            weights: None,
-            new_head: false,
-            cache_features: false,
-            cache_dir: None,
-            freeze: cnn_transfer::FreezePolicy::None,
-            backbone_lr_scale: 1.0,
-            stage_lr_decay: 1.0,
-            augment: Pipeline::default(),
-            data_dir: None,
-            zero_init_residual: false,
-            input_size: None,
-            classes: None,
-            workers: default_workers(),
-            prefetch: None,
+            ..Self::default()
         }
     }
 
@@ -208,104 +82,38 @@ impl TrainConfig {
         self.prefetch.unwrap_or(2 * self.workers.max(1))
     }
 
-    /// Checks that every value is usable, naming the first bad one.
+    /// Checks that every value is usable, naming the first bad one: each setting's own check
+    /// (in [`settings`]), then the rules between settings.
     pub fn validate(&self) -> Result<()> {
-        /// Bounds beyond which a value is a typo, not a setting.
-        const MAX_EPOCHS: usize = 100_000;
-        const MAX_BATCH: usize = 65_536;
-        const MAX_LR: f64 = 10.0;
-        let bad = |msg: String| Err(TrainError::Config(msg));
-        if self.epochs == 0 {
-            return bad("--epochs must be at least 1".into());
-        }
-        if let Some(size) = self.input_size
-            && !(1..=4096).contains(&size)
-        {
-            return bad(format!("--input-size must be between 1 and 4096 pixels, not {size}"));
-        }
-        if self.epochs > MAX_EPOCHS {
-            return bad(format!("--epochs {} is absurd (at most {MAX_EPOCHS})", self.epochs));
-        }
-        if self.batch_size == 0 {
-            return bad("--batch-size must be at least 1".into());
-        }
-        if self.batch_size > MAX_BATCH {
-            return bad(format!(
-                "--batch-size {} is absurd (at most {MAX_BATCH})",
-                self.batch_size
-            ));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad(format!("--lr must be a positive number, got {}", self.lr));
-        }
-        if self.lr > MAX_LR {
-            return bad(format!(
-                "--lr {} is absurd: no network here trains above {MAX_LR} (typical: 0.1 for SGD, 0.001 for Adam)",
-                self.lr
-            ));
-        }
-        if !(0.0..1.0).contains(&self.momentum) {
-            return bad(format!("--momentum must be in [0, 1), got {}", self.momentum));
-        }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(format!("--weight-decay must be 0 or more, got {}", self.weight_decay));
-        }
+        self.check_each()?;
+        let bad = |setting: &'static str, reason: String| Err(TrainError::InvalidSetting { setting, reason });
         if self.warmup >= self.epochs && self.warmup > 0 {
-            return bad(format!(
-                "--warmup {} must be shorter than --epochs {}",
-                self.warmup, self.epochs
-            ));
-        }
-        for (flag, value) in [
-            ("--backbone-lr-scale", self.backbone_lr_scale),
-            ("--stage-lr-decay", self.stage_lr_decay),
-        ] {
-            if !(value.is_finite() && value > 0.0 && value <= 10.0) {
-                return bad(format!("{flag} must be a number in (0, 10], got {value}"));
-            }
+            return bad("warmup", format!("{} must be shorter than `epochs` {}", self.warmup, self.epochs));
         }
         if self.cache_features && self.freeze != cnn_transfer::FreezePolicy::All {
             return bad(
-                "--cache-features needs --freeze all: the cache replaces a backbone that does not train".into(),
+                "cache_features",
+                "needs `freeze` all: the cache replaces a backbone that does not train".into(),
             );
         }
         if self.cache_features && !self.augment.ops.is_empty() {
             return bad(
-                "--cache-features and --augment do not mix: the backbone sees each image once, so augmentation cannot apply"
-                    .into(),
+                "cache_features",
+                "and `augment` do not mix: the backbone sees each image once, so augmentation cannot apply".into(),
             );
         }
         if self.zero_init_residual && self.weights.is_some() {
-            return bad("--zero-init-residual initialises a network from scratch; it cannot apply to --weights".into());
+            return bad(
+                "zero_init_residual",
+                "initialises a network from scratch; it cannot apply to `weights`".into(),
+            );
         }
-        if self.subset == Some(0) {
-            return bad("--subset must be at least 1 image".into());
-        }
-        if self.early_stop == Some(0) {
-            return bad("--early-stop must be at least 1 epoch".into());
-        }
-        if !(0.0..0.9).contains(&self.valid_split) {
-            return bad(format!("--valid-split must be in [0, 0.9), got {}", self.valid_split));
-        }
-        if self.workers > 256 {
-            return bad(format!("--workers {} is absurd (at most 256)", self.workers));
-        }
-        if let Some(p) = self.prefetch
-            && !(1..=4096).contains(&p)
-        {
-            return bad(format!("--prefetch must be between 1 and 4096 batches, got {p}"));
-        }
-        self.augment
-            .validate()
-            .map_err(|e| TrainError::Config(format!("--augment: {e}")))?;
         Ok(())
     }
 
-    /// Settings a resumed run may change: the total epochs and the data loader's threads.
-    pub const CHANGEABLE_ON_RESUME: [&'static str; 3] = ["epochs", "workers", "prefetch"];
-
     /// What a resume of `run` with the settings `self` would change, one entry per setting as
-    /// `--flag value (the run's: value)`, leaving out [`Self::CHANGEABLE_ON_RESUME`]. Empty when
+    /// `--flag value (the run's: value)`, leaving out the settings a resume may change (the
+    /// total epochs and the data loader's threads: `changeable` in [`settings`]). Empty when
     /// `self` asks for the run's own settings, so the original command plus `--resume` passes.
     pub fn changes_for_resume(&self, run: &TrainConfig) -> Vec<String> {
         let mut wanted = self.clone();
@@ -328,7 +136,8 @@ impl TrainConfig {
         wanted
             .iter()
             .filter(|(key, value)| {
-                !Self::CHANGEABLE_ON_RESUME.contains(&key.as_str()) && was.get(key.as_str()) != Some(value)
+                !SETTINGS.iter().any(|s| s.name == key.as_str() && s.changeable_on_resume)
+                    && was.get(key.as_str()) != Some(value)
             })
             .map(|(key, value)| {
                 format!(
@@ -384,7 +193,7 @@ mod tests {
     }
 
     #[test]
-    fn validation_names_the_flag() {
+    fn validation_names_the_setting() {
         let ok = TrainConfig::new("lenet5", "mnist-5k");
         assert!(ok.validate().is_ok());
         for (cfg, flag) in [
@@ -393,60 +202,63 @@ mod tests {
                     epochs: 0,
                     ..ok.clone()
                 },
-                "--epochs",
+                "epochs",
             ),
             (
                 TrainConfig {
                     batch_size: 0,
                     ..ok.clone()
                 },
-                "--batch-size",
+                "batch_size",
             ),
-            (TrainConfig { lr: -1.0, ..ok.clone() }, "--lr"),
+            (TrainConfig { lr: -1.0, ..ok.clone() }, "lr"),
             (
                 TrainConfig {
                     lr: f64::NAN,
                     ..ok.clone()
                 },
-                "--lr",
+                "lr",
             ),
             (
                 TrainConfig {
                     momentum: 1.5,
                     ..ok.clone()
                 },
-                "--momentum",
+                "momentum",
             ),
             (
                 TrainConfig {
                     weight_decay: -0.1,
                     ..ok.clone()
                 },
-                "--weight-decay",
+                "weight_decay",
             ),
             (
                 TrainConfig {
                     warmup: 10,
                     ..ok.clone()
                 },
-                "--warmup",
+                "warmup",
             ),
             (
                 TrainConfig {
                     early_stop: Some(0),
                     ..ok.clone()
                 },
-                "--early-stop",
+                "early_stop",
             ),
             (
                 TrainConfig {
                     valid_split: 0.95,
                     ..ok.clone()
                 },
-                "--valid-split",
+                "valid_split",
             ),
         ] {
-            assert!(cfg.validate().unwrap_err().to_string().contains(flag));
+            match cfg.validate().unwrap_err() {
+                TrainError::InvalidSetting { setting, .. } => assert_eq!(setting, flag),
+                other => panic!("{flag}: {other}"),
+            }
         }
     }
 

@@ -1,131 +1,107 @@
 //! Named training recipes (`cnn train --preset NAME`, `cargo xtask train --preset NAME`): the
-//! one table of the settings behind the results quoted in the README, so anyone can rerun them.
+//! settings behind the results quoted in the README, so anyone can rerun them.
+//!
+//! Each is a TOML file in this crate's `presets/` folder — a `description` and a `[settings]`
+//! table read as [`TrainOverrides`] (any setting by its name in `config.json`; unknown keys are
+//! refused; `preset = "other"` starts from another recipe) — built into the binary. A path to
+//! such a file works as a preset too (`--preset my-recipe.toml`).
 
-use cnn_data_augment::Pipeline;
+use std::path::Path;
 
-use crate::config::{OptimizerKind, Schedule, TrainConfig};
+use serde::Deserialize;
+
+use crate::config::{TrainConfig, TrainOverrides};
 use crate::error::{Result, TrainError};
 
-/// A named recipe.
-#[derive(Clone, Copy, Debug)]
-pub struct Preset {
-    /// `--preset` name.
-    pub name: &'static str,
-    /// What it is for.
-    pub description: &'static str,
-    /// Model name.
-    pub model: &'static str,
-    /// Data set name.
-    pub dataset: &'static str,
-    /// Epochs.
-    pub epochs: usize,
-    /// Mini-batch size.
-    pub batch_size: usize,
-    /// Optimiser.
-    pub optimizer: OptimizerKind,
-    /// Peak learning rate.
-    pub lr: f64,
-    /// Weight decay.
-    pub weight_decay: f64,
-    /// Schedule after the warm-up.
-    pub schedule: Schedule,
-    /// Warm-up epochs.
-    pub warmup: usize,
-    /// Augmentation preset name.
-    pub augment: &'static str,
-    /// Share of the training set held out for validation (0: validate on the test set).
-    pub valid_split: f64,
-}
-
-/// ResNet-20's recipe, also the base of its longer variant.
-const RESNET20_FASHION: Preset = Preset {
-    name: "resnet20-fashion",
-    description: "CIFAR-style ResNet-20 on Fashion-MNIST with crops and flips, 8 epochs (about 32 min on 2 cores)",
-    model: "resnet20",
-    dataset: "fashion-mnist",
-    epochs: 8,
-    batch_size: 128,
-    optimizer: OptimizerKind::Sgd,
-    lr: 0.1,
-    weight_decay: 5e-4,
-    schedule: Schedule::Cosine,
-    warmup: 1,
-    augment: "cifar",
-    valid_split: 0.1,
-};
-
-/// Every preset.
-pub const PRESETS: &[Preset] = &[
-    Preset {
-        name: "lenet5-mnist5k",
-        description: "the default: LeNet-5 on the embedded 5,000 digits (about 20 s on 2 cores)",
-        model: "lenet5",
-        dataset: "mnist-5k",
-        epochs: 10,
-        batch_size: 32,
-        optimizer: OptimizerKind::Adam,
-        lr: 1e-3,
-        weight_decay: 0.0,
-        schedule: Schedule::Constant,
-        warmup: 0,
-        augment: "none",
-        valid_split: 0.1,
-    },
-    Preset {
-        name: "lenet5-fashion",
-        description: "LeNet-5 (ReLU) on all 60,000 Fashion-MNIST images, 15 epochs (about 8 min on 2 cores)",
-        model: "lenet5_relu",
-        dataset: "fashion-mnist",
-        epochs: 15,
-        batch_size: 32,
-        optimizer: OptimizerKind::Adam,
-        lr: 1e-3,
-        weight_decay: 0.0,
-        schedule: Schedule::Cosine,
-        warmup: 0,
-        augment: "none",
-        valid_split: 0.0,
-    },
-    RESNET20_FASHION,
-    Preset {
-        name: "resnet20-fashion-long",
-        description: "resnet20-fashion for 30 epochs, the longer recipe behind the 0.94 goal (about 2 h on 2 cores)",
-        epochs: 30,
-        ..RESNET20_FASHION
-    },
+/// The built-in recipes: name and file. A new one is a file in `presets/` and a line here.
+const BUILT_IN: &[(&str, &str)] = &[
+    ("lenet5-mnist5k", include_str!("../../presets/lenet5-mnist5k.toml")),
+    ("lenet5-fashion", include_str!("../../presets/lenet5-fashion.toml")),
+    ("resnet20-fashion", include_str!("../../presets/resnet20-fashion.toml")),
+    (
+        "resnet20-fashion-long",
+        include_str!("../../presets/resnet20-fashion-long.toml"),
+    ),
 ];
 
-/// The config of preset `name` (momentum 0.9, seed 42, default workers).
+/// How deep presets may start from other presets (a loop is an error, not a hang).
+const MAX_CHAIN: usize = 8;
+
+/// A named recipe as read from its file.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    /// What it is for, and how long it takes.
+    pub description: String,
+    /// Its settings on top of the defaults (or of the preset it names).
+    pub settings: TrainOverrides,
+}
+
+impl Preset {
+    /// Reads a preset file's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text)
+            .map_err(|e| TrainError::Config(format!("preset {origin}: {}", e.to_string().replace('\n', " "))))
+    }
+}
+
+/// The built-in recipes, by name, in the README's order.
+pub fn built_in() -> Result<Vec<(&'static str, Preset)>> {
+    BUILT_IN
+        .iter()
+        .map(|(name, text)| Ok((*name, Preset::parse(text, name)?)))
+        .collect()
+}
+
+/// The config of preset `name`: a built-in recipe, or the path of a preset file.
 pub fn preset(name: &str) -> Result<TrainConfig> {
-    let p = PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {
-        let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
-        TrainError::Config(format!("unknown preset '{name}'; presets: {}", names.join(", ")))
-    })?;
-    Ok(TrainConfig {
-        epochs: p.epochs,
-        batch_size: p.batch_size,
-        optimizer: p.optimizer,
-        lr: p.lr,
-        weight_decay: p.weight_decay,
-        schedule: p.schedule,
-        warmup: p.warmup,
-        augment: Pipeline::preset(p.augment)?,
-        valid_split: p.valid_split,
-        ..TrainConfig::new(p.model, p.dataset)
-    })
+    resolve(name, 0)
+}
+
+fn resolve(name: &str, depth: usize) -> Result<TrainConfig> {
+    if depth >= MAX_CHAIN {
+        return Err(TrainError::Config(format!(
+            "preset {name}: presets start from each other more than {MAX_CHAIN} deep (a loop?)"
+        )));
+    }
+    let preset = match BUILT_IN.iter().find(|(n, _)| *n == name) {
+        Some((_, text)) => Preset::parse(text, name)?,
+        None if name.ends_with(".toml") => {
+            let text = std::fs::read_to_string(Path::new(name))
+                .map_err(|e| TrainError::Config(format!("preset {name}: {e}")))?;
+            Preset::parse(&text, name)?
+        }
+        None => {
+            let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
+            return Err(TrainError::Config(format!(
+                "unknown preset '{name}'; presets: {}, or the path of a .toml preset file",
+                names.join(", ")
+            )));
+        }
+    };
+    let base = match &preset.settings.preset {
+        Some(parent) => resolve(parent, depth + 1)?,
+        None => TrainConfig::default(),
+    };
+    preset.settings.apply_to(base)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{OptimizerKind, Schedule};
 
     #[test]
     fn every_preset_is_a_valid_config_and_unknown_names_list_them() {
-        for p in PRESETS {
-            let cfg = preset(p.name).unwrap();
+        for (name, p) in built_in().unwrap() {
+            let cfg = preset(name).unwrap();
             cfg.validate().unwrap();
             cnn_models::registry::lookup(&cfg.model).unwrap();
-            assert!(cnn_data_augment::datasets::NAMES.contains(&p.dataset), "{}", p.name);
+            assert!(
+                cnn_data_augment::datasets::NAMES.contains(&cfg.dataset.as_str()),
+                "{name}"
+            );
+            assert!(!p.description.is_empty(), "{name}");
         }
         assert_eq!(
             preset("lenet5-mnist5k").unwrap(),
@@ -133,8 +109,58 @@ mod tests {
         );
         let long = preset("resnet20-fashion-long").unwrap();
         assert_eq!(long.epochs, 30);
-        assert_eq!(long, TrainConfig { epochs: 30, ..preset("resnet20-fashion").unwrap() });
+        assert_eq!(
+            long,
+            TrainConfig {
+                epochs: 30,
+                ..preset("resnet20-fashion").unwrap()
+            }
+        );
         let err = preset("vgg-imagenet").unwrap_err().to_string();
         assert!(err.contains("resnet20-fashion"), "{err}");
+    }
+
+    /// The recipes behind the README's figures, as they were written before they became files.
+    #[test]
+    fn the_files_give_the_recipes_of_the_results() {
+        let resnet = TrainConfig {
+            epochs: 8,
+            batch_size: 128,
+            optimizer: OptimizerKind::Sgd,
+            lr: 0.1,
+            weight_decay: 5e-4,
+            schedule: Schedule::Cosine,
+            warmup: 1,
+            augment: cnn_data_augment::Pipeline::preset("cifar").unwrap(),
+            ..TrainConfig::new("resnet20", "fashion-mnist")
+        };
+        assert_eq!(preset("resnet20-fashion").unwrap(), resnet);
+        let lenet = TrainConfig {
+            epochs: 15,
+            schedule: Schedule::Cosine,
+            valid_split: 0.0,
+            ..TrainConfig::new("lenet5_relu", "fashion-mnist")
+        };
+        assert_eq!(preset("lenet5-fashion").unwrap(), lenet);
+    }
+
+    #[test]
+    fn a_preset_file_with_an_unknown_setting_or_a_loop_is_refused() {
+        let err = Preset::parse("description = \"x\"\n[settings]\nepochz = 3\n", "bad.toml").unwrap_err();
+        assert!(err.to_string().contains("epochz"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("loop.toml");
+        let text = format!("description = \"x\"\n[settings]\npreset = \"{}\"\n", file.display());
+        std::fs::write(&file, text).unwrap();
+        let err = preset(file.to_str().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("a loop?"), "{err}");
+        let mine = dir.path().join("mine.toml");
+        std::fs::write(
+            &mine,
+            "description = \"x\"\n[settings]\npreset = \"resnet20-fashion\"\nlr = 0.05\n",
+        )
+        .unwrap();
+        let cfg = preset(mine.to_str().unwrap()).unwrap();
+        assert_eq!((cfg.lr, cfg.epochs, cfg.model.as_str()), (0.05, 8, "resnet20"));
     }
 }

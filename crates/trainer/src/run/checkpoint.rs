@@ -22,9 +22,9 @@ use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::write_file;
 use crate::error::{Result, TrainError};
 use crate::fit::EpochMetrics;
-use crate::atomic::write_file;
 
 /// The pointer file of the newest complete checkpoint.
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";

@@ -36,8 +36,11 @@ impl LoadedData {
         };
         let count = self.class_names.len();
         let pick = |source: Arc<dyn Source>| -> Result<Arc<dyn Source>> {
-            let subset = cnn_data_augment::ClassSubset::new(source, classes, count)
-                .map_err(|e| TrainError::Config(format!("--classes: {e}")))?;
+            let subset =
+                cnn_data_augment::ClassSubset::new(source, classes, count).map_err(|e| TrainError::InvalidSetting {
+                    setting: "classes",
+                    reason: format!("cannot be used: {e}"),
+                })?;
             Ok(Arc::new(subset))
         };
         Ok(Self {
@@ -131,11 +134,17 @@ pub fn input_size(cfg: &TrainConfig, input: registry::InputSpec) -> (usize, Stri
         let torchvision = !weights.extension().is_some_and(|e| e.eq_ignore_ascii_case("bpk"));
         match recorded {
             Some(pre) => {
-                let why = format!("the size {} was trained at", weights.parent().unwrap_or(weights).display());
+                let why = format!(
+                    "the size {} was trained at",
+                    weights.parent().unwrap_or(weights).display()
+                );
                 return (pre.size, why);
             }
             None if torchvision && input.size > LARGE_MODEL_TRAIN_SIZE => {
-                return (input.size, "the size torchvision's weights were trained at; --input-size changes it".into());
+                return (
+                    input.size,
+                    "the size torchvision's weights were trained at; --input-size changes it".into(),
+                );
             }
             None => {}
         }

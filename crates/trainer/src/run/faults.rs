@@ -17,7 +17,10 @@ pub const KILL_IN_CHECKPOINT_VAR: &str = "CNN_FAULT_KILL_IN_CHECKPOINT";
 pub fn after_batch(rank: usize, epoch: usize, batch: usize) {
     #[cfg(feature = "fault-injection")]
     if let Ok(spec) = std::env::var(KILL_AT_VAR) {
-        let parts: Vec<usize> = spec.split(':').map(|p| p.trim().parse().unwrap_or(usize::MAX)).collect();
+        let parts: Vec<usize> = spec
+            .split(':')
+            .map(|p| p.trim().parse().unwrap_or(usize::MAX))
+            .collect();
         let target = match parts[..] {
             [e, b] if e != usize::MAX && b != usize::MAX => (None, e, b),
             [r, e, b] if r != usize::MAX && e != usize::MAX && b != usize::MAX => (Some(r), e, b),

@@ -104,9 +104,10 @@ pub fn train_run_across(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<RunReport> {
     if cfg.cache_features {
-        return Err(TrainError::Config(
-            "--cache-features trains in one process; leave it out of a distributed run".into(),
-        ));
+        return Err(TrainError::InvalidSetting {
+            setting: "cache_features",
+            reason: "trains in one process; leave it out of a distributed run".into(),
+        });
     }
     train_run_with(cfg, (devices, Some(group)), dir, resume, progress)
 }
@@ -180,9 +181,10 @@ fn check_settings<'a>(cfg: &TrainConfig, devices: &'a [Device]) -> Result<&'a De
         .first()
         .ok_or_else(|| TrainError::Config("no device to train on".into()))?;
     if devices.len() > 1 && cfg.cache_features {
-        return Err(TrainError::Config(
-            "--cache-features trains only the head, on one device: drop the extra --devices".into(),
-        ));
+        return Err(TrainError::InvalidSetting {
+            setting: "cache_features",
+            reason: "trains only the head, on one device: drop the extra --devices".into(),
+        });
     }
     Ok(device)
 }
@@ -212,7 +214,8 @@ impl RunData {
                 info.name, info.name
             )));
         }
-        let loaded = load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?.only_classes(cfg.classes.as_deref())?;
+        let loaded =
+            load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?.only_classes(cfg.classes.as_deref())?;
         if let Some((file, reason)) = loaded.skipped.first() {
             tracing::warn!(skipped = loaded.skipped.len(), dataset = %cfg.dataset, example = %file.display(), %reason, "unreadable image files skipped");
             progress(Progress::Warning(format!(
@@ -232,10 +235,10 @@ impl RunData {
             None => loaded.test.clone(),
         };
         if valid.is_empty() {
-            return Err(TrainError::Config(format!(
-                "--valid-split {} leaves no validation images",
-                cfg.valid_split
-            )));
+            return Err(TrainError::InvalidSetting {
+                setting: "valid_split",
+                reason: format!("{} leaves no validation images", cfg.valid_split),
+            });
         }
         Ok(Self {
             loaded,
@@ -309,10 +312,10 @@ fn build_model(
                 cnn_models::Model::ResNet(net.zero_init_residual())
             }
             _ => {
-                return Err(TrainError::Config(format!(
-                    "--zero-init-residual applies to networks with shortcuts (resnet*), not {}",
-                    info.name
-                )));
+                return Err(TrainError::InvalidSetting {
+                    setting: "zero_init_residual",
+                    reason: format!("applies to networks with shortcuts (resnet*), not {}", info.name),
+                });
             }
         };
     }
@@ -363,11 +366,14 @@ fn start_state(
         // A run stopped after its last checkpoint but before its weights were written resumes
         // to write them; a finished run has nothing left to do.
         if restored.history.len() >= cfg.epochs && dir.join("model.bpk").exists() {
-            return Err(TrainError::Config(format!(
-                "{} has already trained {} epochs: pass --epochs with a larger total to train on",
-                dir.display(),
-                restored.history.len()
-            )));
+            return Err(TrainError::InvalidSetting {
+                setting: "epochs",
+                reason: format!(
+                    "must be more than the {} epochs {} has already trained: pass a larger total to train on",
+                    restored.history.len(),
+                    dir.display()
+                ),
+            });
         }
         (restored.model, restored.optimizer, restored.history)
     } else {
