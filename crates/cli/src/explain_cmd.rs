@@ -1,5 +1,6 @@
 //! `cnn explain`: Grad-CAM heat maps of a trained run over image files.
 
+use cnn_models::Network;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};

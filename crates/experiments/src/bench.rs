@@ -222,17 +222,7 @@ fn time_training(case: &BenchCase, device: &Device, steps: Steps) -> Result<Vec<
 
 /// The convolutional part of AlexNet/VGG, pooled and flattened.
 fn features(model: &Model, images: Tensor<4>) -> Tensor<2> {
-    match model {
-        Model::AlexNet(m) => m
-            .avgpool
-            .forward(cnn_models::layers::forward_seq(&m.features, images))
-            .flatten(1, 3),
-        Model::Vgg(m) => m
-            .avgpool
-            .forward(cnn_models::layers::forward_seq(&m.features, images))
-            .flatten(1, 3),
-        _ => unreachable!("checked in run_bench"),
-    }
+    cnn_models::Network::conv_features(model, images).expect("checked in run_bench")
 }
 
 /// The CPU performance suite (issue #8), mirrored by `scripts/bench_pytorch.py`: each model at

@@ -21,7 +21,7 @@ use cnn_trainer::config::{Schedule, TrainConfig};
 use cnn_trainer::error::{Result, TrainError};
 use cnn_trainer::eval::{evaluate, image_batches};
 use cnn_trainer::fit::{Progress, TrainData, fit};
-use cnn_trainer::run::train::RunData;
+use cnn_trainer::run::RunData;
 
 /// What the identity experiment starts from and how long it fine-tunes.
 #[derive(Clone, Debug)]

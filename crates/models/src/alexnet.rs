@@ -1,15 +1,13 @@
 //! AlexNet (Krizhevsky, Sutskever & Hinton 2012) in torchvision's layout.
 
 use burn::config::Config;
-use burn::module::Module;
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::AdaptiveAvgPool2dConfig;
 use burn::nn::{DropoutConfig, LinearConfig, LocalResponseNormConfig, PaddingConfig2d, Relu};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 
-use crate::ImageClassifier;
-use crate::layers::{Dense, Layer, forward_features_head, forward_seq, max_pool, summarize_features_head};
-use crate::summary::{Shape3, Summary};
+use crate::features_net::FeaturesNet;
+use crate::layers::{Dense, Layer, max_pool};
 
 /// Configuration of [`AlexNet`]. The default is torchvision's `alexnet` (61,100,840 parameters at
 /// 1000 classes); the two options bring back details of the paper.
@@ -38,17 +36,11 @@ pub struct AlexNetConfig {
     pub two_gpu_groups: bool,
 }
 
-/// AlexNet: five convolutions (`features`), adaptive average pooling to 6×6 (`avgpool`) and three
-/// fully connected layers with dropout (`classifier`).
-#[derive(Module, Debug)]
-pub struct AlexNet {
-    /// Convolution, ReLU and max-pool layers (`features.0` … `features.12`).
-    pub features: Vec<Layer>,
-    /// Adaptive average pooling to 6×6, so any input size of at least 63 px works.
-    pub avgpool: burn::nn::pool::AdaptiveAvgPool2d,
-    /// Dropout, linear and ReLU layers (`classifier.1`, `classifier.4`, `classifier.6` hold weights).
-    pub classifier: Vec<Dense>,
-}
+/// AlexNet: five convolutions (`features.0` … `features.12`), adaptive average pooling to 6×6
+/// (`avgpool`, so any input of at least 63 px works) and three fully connected layers with
+/// dropout (`classifier.1`, `classifier.4`, `classifier.6`): the [`FeaturesNet`] it shares with
+/// VGG.
+pub type AlexNet = FeaturesNet;
 
 impl AlexNetConfig {
     /// The network of the 2012 paper: 96-256-384-384-256 filters, local response normalisation
@@ -120,26 +112,5 @@ impl AlexNet {
     #[allow(clippy::self_named_constructors)] // named constructors per variant, like ResNet::resnet50
     pub fn alexnet(num_classes: usize, device: &Device) -> Self {
         AlexNetConfig::new().with_num_classes(num_classes).init(device)
-    }
-
-    /// The convolutional part alone: `[B, C, H, W]` → `[B, 256, h, w]`.
-    pub fn forward_features(&self, x: Tensor<4>) -> Tensor<4> {
-        forward_seq(&self.features, x)
-    }
-
-    /// Class logits.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        forward_features_head(&self.features, &self.avgpool, &self.classifier, x)
-    }
-
-    /// Per-layer summary for one input of shape `input`.
-    pub fn summary(&self, input: Shape3) -> Summary {
-        summarize_features_head(&self.features, &self.avgpool, &self.classifier, input)
-    }
-}
-
-impl ImageClassifier for AlexNet {
-    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
-        self.forward(images)
     }
 }

@@ -338,3 +338,58 @@ impl ImageClassifier for GoogLeNet {
         self.forward_train(images)
     }
 }
+
+impl crate::network::Network for GoogLeNet {
+    /// The pooled 1024-d features, the input of `fc`.
+    fn backbone(&self, x: Tensor<4>) -> Option<Tensor<2>> {
+        Some(self.features(x))
+    }
+
+    fn head(&self, features: Tensor<2>) -> Tensor<2> {
+        self.fc.forward(features)
+    }
+
+    /// A fresh `fc`, and fresh `fc2` layers of the auxiliary classifiers.
+    fn with_num_classes(mut self, num_classes: usize, device: &Device) -> Self {
+        self.fc = crate::network::fresh_linear(&self.fc, num_classes, device);
+        for aux in [&mut self.aux1, &mut self.aux2].into_iter().flatten() {
+            aux.fc2 = crate::network::fresh_linear(&aux.fc2, num_classes, device);
+        }
+        self
+    }
+
+    fn stages(&self) -> Vec<crate::network::Stage> {
+        [
+            "conv1",
+            "conv2",
+            "conv3",
+            "inception3a",
+            "inception3b",
+            "inception4a",
+            "inception4b",
+            "inception4c",
+            "inception4d",
+            "inception4e",
+            "inception5a",
+            "inception5b",
+        ]
+        .map(crate::network::Stage::named)
+        .to_vec()
+    }
+
+    fn last_maps_layer(&self) -> Option<String> {
+        Some("inception5b".into())
+    }
+
+    fn last_maps(&self, x: Tensor<4>) -> Option<Tensor<4>> {
+        Some(self.forward_maps(x))
+    }
+
+    fn logits_from_maps(&self, maps: Tensor<4>) -> Option<Tensor<2>> {
+        Some(self.forward_from_maps(maps))
+    }
+
+    fn layer_summary(&self, input: Shape3) -> Summary {
+        self.summary(input)
+    }
+}

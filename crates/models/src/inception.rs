@@ -228,3 +228,19 @@ impl ImageClassifier for InceptionNet {
         self.forward(images)
     }
 }
+
+/// The course's single module: no backbone/head split, no stages.
+impl crate::network::Network for InceptionNet {
+    fn head(&self, features: Tensor<2>) -> Tensor<2> {
+        self.fc.forward(features)
+    }
+
+    fn with_num_classes(mut self, num_classes: usize, device: &Device) -> Self {
+        self.fc = crate::network::fresh_linear(&self.fc, num_classes, device);
+        self
+    }
+
+    fn layer_summary(&self, input: Shape3) -> Summary {
+        self.summary(input)
+    }
+}

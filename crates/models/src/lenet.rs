@@ -162,6 +162,45 @@ impl ImageClassifier for LeNet5 {
     }
 }
 
+impl crate::network::Network for LeNet5 {
+    /// The 84-d output of `fc2`, activated.
+    fn backbone(&self, x: Tensor<4>) -> Option<Tensor<2>> {
+        let act = self.activation;
+        let x: Tensor<2> = crate::fast_pool::avg_pool2d(&self.pool, self.forward_maps(x)).flatten(1, 3);
+        Some(act.apply(self.fc2.forward(act.apply(self.fc1.forward(x)))))
+    }
+
+    fn head(&self, features: Tensor<2>) -> Tensor<2> {
+        self.fc3.forward(features)
+    }
+
+    fn with_num_classes(mut self, num_classes: usize, device: &Device) -> Self {
+        self.fc3 = crate::network::fresh_linear(&self.fc3, num_classes, device);
+        self
+    }
+
+    fn stages(&self) -> Vec<crate::network::Stage> {
+        ["conv1", "conv2", "fc1", "fc2"].map(crate::network::Stage::named).to_vec()
+    }
+
+    fn last_maps_layer(&self) -> Option<String> {
+        Some("conv2".into())
+    }
+
+    fn last_maps(&self, x: Tensor<4>) -> Option<Tensor<4>> {
+        Some(self.forward_maps(x))
+    }
+
+    fn logits_from_maps(&self, maps: Tensor<4>) -> Option<Tensor<2>> {
+        Some(self.forward_from_maps(maps))
+    }
+
+    fn layer_summary(&self, input: Shape3) -> Summary {
+        self.summary(input)
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,11 @@
 //! | 1×1 convolutions | [`nin`] | (building block) |
 //! | Inception / GoogLeNet | [`inception`], [`googlenet`] | `inception_module`, `googlenet` |
 //!
+//! Every family answers the same questions through [`Network`] (backbone and head, a new head,
+//! stages for freezing, the last convolutional maps, the summary), implemented in the family's
+//! own file; [`Model`] holds any of them and delegates. AlexNet and VGG are one
+//! [`FeaturesNet`] type, built by their own configurations.
+//!
 //! Model code has no backend type parameter: build a model on any
 //! [`Device`](burn::tensor::Device) compiled into your build (`Device::flex()`,
 //! `Device::ndarray()`, `Device::wgpu(..)`). Module fields are named after torchvision's
@@ -37,12 +42,14 @@
 
 pub mod alexnet;
 pub mod constructors;
+pub mod error;
+pub mod features_net;
 pub mod googlenet;
 pub mod inception;
 pub mod keys;
 pub mod layers;
 pub mod lenet;
-pub mod maps;
+pub mod network;
 pub mod nin;
 pub mod registry;
 pub mod resnet;
@@ -58,12 +65,15 @@ pub const IMAGENET_MEAN_STD: ([f32; 3], [f32; 3]) = ([0.485, 0.456, 0.406], [0.2
 
 pub use alexnet::{AlexNet, AlexNetConfig};
 pub use constructors::*;
+pub use features_net::FeaturesNet;
 pub use googlenet::{GoogLeNet, GoogLeNetConfig};
 pub use inception::{Inception, InceptionConfig, InceptionNet};
 pub use keys::param_count;
 pub use lenet::{Activation, LeNet5, LeNet5Config};
+pub use network::{Network, Stage};
 pub use nin::{Conv1x1Net, NinBlock, NinBlockConfig};
-pub use registry::{BuildOptions, InputSpec, Model, ModelError, ModelInfo, build};
+pub use error::ModelError;
+pub use registry::{BuildOptions, InputSpec, Model, ModelInfo, build};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, ShortcutKind};
 pub use summary::Summary;
 pub use vgg::{Vgg, VggConfig, VggDepth};

@@ -128,6 +128,27 @@ impl ImageClassifier for Conv1x1Net {
     }
 }
 
+/// The course's 1×1 convolution example: features and head, no stages.
+impl crate::network::Network for Conv1x1Net {
+    fn backbone(&self, x: Tensor<4>) -> Option<Tensor<2>> {
+        Some(self.features(x))
+    }
+
+    fn head(&self, features: Tensor<2>) -> Tensor<2> {
+        self.fc.forward(features)
+    }
+
+    fn with_num_classes(mut self, num_classes: usize, device: &Device) -> Self {
+        self.fc = crate::network::fresh_linear(&self.fc, num_classes, device);
+        self
+    }
+
+    fn layer_summary(&self, input: Shape3) -> Summary {
+        self.summary(input)
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,6 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use thiserror::Error;
 
 use crate::alexnet::{AlexNet, AlexNetConfig};
 use crate::googlenet::{GoogLeNet, GoogLeNetConfig};
@@ -16,6 +15,8 @@ use crate::nin::Conv1x1Net;
 use crate::resnet::{ResNet, ResNetConfig, ShortcutKind, imagenet_depth};
 use crate::summary::{Shape3, Summary};
 use crate::vgg::{Vgg, VggConfig, VggDepth};
+use crate::network::{Network, Stage};
+use crate::error::{ModelError, nearest_name};
 use crate::{ImageClassifier, TrainOutput};
 
 /// What a model expects as input.
@@ -132,95 +133,74 @@ const fn entry(name: &'static str, family: Family, default_input: InputSpec) -> 
     }
 }
 
-/// Every model this crate builds, by name.
-pub const MODELS: &[ModelInfo] = &[
-    entry("lenet5", Family::LeNet, InputSpec { channels: 1, size: 32 }),
-    entry("lenet5_relu", Family::LeNetRelu, InputSpec { channels: 1, size: 32 }),
-    entry("lenet5_sigmoid", Family::LeNetSigmoid, InputSpec { channels: 1, size: 32 }),
-    entry("alexnet", Family::AlexNet, rgb(224)),
-    entry("alexnet_lrn", Family::AlexNetLrn, rgb(224)),
-    entry("alexnet_paper", Family::AlexNetPaper, rgb(224)),
-    entry("vgg11", Family::Vgg(VggDepth::Vgg11, false), rgb(224)),
-    entry("vgg11_bn", Family::Vgg(VggDepth::Vgg11, true), rgb(224)),
-    entry("vgg13", Family::Vgg(VggDepth::Vgg13, false), rgb(224)),
-    entry("vgg13_bn", Family::Vgg(VggDepth::Vgg13, true), rgb(224)),
-    entry("vgg16", Family::Vgg(VggDepth::Vgg16, false), rgb(224)),
-    entry("vgg16_bn", Family::Vgg(VggDepth::Vgg16, true), rgb(224)),
-    entry("vgg19", Family::Vgg(VggDepth::Vgg19, false), rgb(224)),
-    entry("vgg19_bn", Family::Vgg(VggDepth::Vgg19, true), rgb(224)),
-    entry("resnet18", Family::ResNet(18, true), rgb(224)),
-    entry("resnet34", Family::ResNet(34, true), rgb(224)),
-    entry("resnet50", Family::ResNet(50, true), rgb(224)),
-    entry("resnet101", Family::ResNet(101, true), rgb(224)),
-    entry("resnet152", Family::ResNet(152, true), rgb(224)),
-    entry("plain18", Family::ResNet(18, false), rgb(224)),
-    entry("plain34", Family::ResNet(34, false), rgb(224)),
-    entry("plain50", Family::ResNet(50, false), rgb(224)),
-    entry("plain101", Family::ResNet(101, false), rgb(224)),
-    entry("plain152", Family::ResNet(152, false), rgb(224)),
-    entry("resnet20", Family::CifarResNet(20, true), rgb(32)),
-    entry("resnet32", Family::CifarResNet(32, true), rgb(32)),
-    entry("resnet44", Family::CifarResNet(44, true), rgb(32)),
-    entry("resnet56", Family::CifarResNet(56, true), rgb(32)),
-    entry("resnet110", Family::CifarResNet(110, true), rgb(32)),
-    entry("plain20", Family::CifarResNet(20, false), rgb(32)),
-    entry("plain32", Family::CifarResNet(32, false), rgb(32)),
-    entry("plain44", Family::CifarResNet(44, false), rgb(32)),
-    entry("plain56", Family::CifarResNet(56, false), rgb(32)),
-    entry("plain110", Family::CifarResNet(110, false), rgb(32)),
-    entry("resnet20b", Family::CifarResNetB(20), rgb(32)),
-    entry("resnet32b", Family::CifarResNetB(32), rgb(32)),
-    entry("resnet44b", Family::CifarResNetB(44), rgb(32)),
-    entry("resnet56b", Family::CifarResNetB(56), rgb(32)),
-    entry("resnet110b", Family::CifarResNetB(110), rgb(32)),
-    entry("googlenet", Family::GoogLeNet, rgb(224)),
-    entry(
-        "inception_module",
-        Family::InceptionModule,
-        InputSpec {
-            channels: 192,
-            size: 28,
-        },
-    ),
-    entry(
-        "inception_naive",
-        Family::InceptionNaive,
-        InputSpec {
-            channels: 192,
-            size: 28,
-        },
-    ),
-    entry(
-        "conv1x1_example",
-        Family::Conv1x1Example,
-        InputSpec {
-            channels: 192,
-            size: 28,
-        },
-    ),
-];
+/// The zoo's one table: each line registers a name (with its family and default input) in
+/// [`MODELS`] and gives it a torchvision-style constructor (`cnn_models::resnet20(10, &device)`).
+macro_rules! zoo {
+    ($($name:ident: $family:expr, $input:expr;)*) => {
+        /// Every model this crate builds, by name.
+        pub const MODELS: &[ModelInfo] = &[$(entry(stringify!($name), $family, $input)),*];
 
-/// Errors of this crate.
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum ModelError {
-    /// The name is not in the registry.
-    #[error("unknown model '{name}'{}; known models: {known}", suggestion.map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
-    UnknownModel {
-        /// What the user typed.
-        name: String,
-        /// The closest registered name, if any is close.
-        suggestion: Option<&'static str>,
-        /// All registered names, comma separated.
-        known: String,
-    },
-    /// A build option does not fit the model.
-    #[error("{model}: {reason}")]
-    BadOption {
-        /// The model name.
-        model: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
+        /// One constructor per registered name (re-exported by the `constructors` module).
+        pub mod constructors {
+            use burn::tensor::Device;
+
+            use super::{BuildOptions, Model, build};
+
+            $(
+                #[doc = concat!("`", stringify!($name), "` with `num_classes` outputs on `device`.")]
+                pub fn $name(num_classes: usize, device: &Device) -> Model {
+                    build(stringify!($name), BuildOptions::classes(num_classes), device)
+                        .expect("every constructor's name is registered")
+                }
+            )*
+        }
+    };
+}
+
+zoo! {
+    lenet5: Family::LeNet, InputSpec { channels: 1, size: 32 };
+    lenet5_relu: Family::LeNetRelu, InputSpec { channels: 1, size: 32 };
+    lenet5_sigmoid: Family::LeNetSigmoid, InputSpec { channels: 1, size: 32 };
+    alexnet: Family::AlexNet, rgb(224);
+    alexnet_lrn: Family::AlexNetLrn, rgb(224);
+    alexnet_paper: Family::AlexNetPaper, rgb(224);
+    vgg11: Family::Vgg(VggDepth::Vgg11, false), rgb(224);
+    vgg11_bn: Family::Vgg(VggDepth::Vgg11, true), rgb(224);
+    vgg13: Family::Vgg(VggDepth::Vgg13, false), rgb(224);
+    vgg13_bn: Family::Vgg(VggDepth::Vgg13, true), rgb(224);
+    vgg16: Family::Vgg(VggDepth::Vgg16, false), rgb(224);
+    vgg16_bn: Family::Vgg(VggDepth::Vgg16, true), rgb(224);
+    vgg19: Family::Vgg(VggDepth::Vgg19, false), rgb(224);
+    vgg19_bn: Family::Vgg(VggDepth::Vgg19, true), rgb(224);
+    resnet18: Family::ResNet(18, true), rgb(224);
+    resnet34: Family::ResNet(34, true), rgb(224);
+    resnet50: Family::ResNet(50, true), rgb(224);
+    resnet101: Family::ResNet(101, true), rgb(224);
+    resnet152: Family::ResNet(152, true), rgb(224);
+    plain18: Family::ResNet(18, false), rgb(224);
+    plain34: Family::ResNet(34, false), rgb(224);
+    plain50: Family::ResNet(50, false), rgb(224);
+    plain101: Family::ResNet(101, false), rgb(224);
+    plain152: Family::ResNet(152, false), rgb(224);
+    resnet20: Family::CifarResNet(20, true), rgb(32);
+    resnet32: Family::CifarResNet(32, true), rgb(32);
+    resnet44: Family::CifarResNet(44, true), rgb(32);
+    resnet56: Family::CifarResNet(56, true), rgb(32);
+    resnet110: Family::CifarResNet(110, true), rgb(32);
+    plain20: Family::CifarResNet(20, false), rgb(32);
+    plain32: Family::CifarResNet(32, false), rgb(32);
+    plain44: Family::CifarResNet(44, false), rgb(32);
+    plain56: Family::CifarResNet(56, false), rgb(32);
+    plain110: Family::CifarResNet(110, false), rgb(32);
+    resnet20b: Family::CifarResNetB(20), rgb(32);
+    resnet32b: Family::CifarResNetB(32), rgb(32);
+    resnet44b: Family::CifarResNetB(44), rgb(32);
+    resnet56b: Family::CifarResNetB(56), rgb(32);
+    resnet110b: Family::CifarResNetB(110), rgb(32);
+    googlenet: Family::GoogLeNet, rgb(224);
+    inception_module: Family::InceptionModule, InputSpec { channels: 192, size: 28 };
+    inception_naive: Family::InceptionNaive, InputSpec { channels: 192, size: 28 };
+    conv1x1_example: Family::Conv1x1Example, InputSpec { channels: 192, size: 28 };
 }
 
 /// Looks a model up by name (case-insensitive).
@@ -230,7 +210,7 @@ pub fn lookup(name: &str) -> Result<&'static ModelInfo, ModelError> {
         .find(|m| m.name.eq_ignore_ascii_case(name))
         .ok_or_else(|| ModelError::UnknownModel {
             name: name.to_string(),
-            suggestion: nearest(name),
+            suggestion: nearest_name(name, MODELS.iter().map(|m| m.name)),
             known: MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
         })
 }
@@ -359,87 +339,76 @@ pub fn build(name: &str, options: BuildOptions, device: &Device) -> Result<Model
     })
 }
 
+/// `$e` for the network inside `$model`, bound as `$m`, whatever its family: the one place that
+/// lists the families (`rewrap` puts the result back into the same variant).
+macro_rules! each {
+    ($model:expr, $m:ident => $e:expr) => {
+        match $model {
+            Model::LeNet5($m) => $e,
+            Model::AlexNet($m) => $e,
+            Model::Vgg($m) => $e,
+            Model::ResNet($m) => $e,
+            Model::GoogLeNet($m) => $e,
+            Model::Inception($m) => $e,
+            Model::Conv1x1($m) => $e,
+        }
+    };
+    (rewrap $model:expr, $m:ident => $e:expr) => {
+        match $model {
+            Model::LeNet5($m) => Model::LeNet5($e),
+            Model::AlexNet($m) => Model::AlexNet($e),
+            Model::Vgg($m) => Model::Vgg($e),
+            Model::ResNet($m) => Model::ResNet($e),
+            Model::GoogLeNet($m) => Model::GoogLeNet($e),
+            Model::Inception($m) => Model::Inception($e),
+            Model::Conv1x1($m) => Model::Conv1x1($e),
+        }
+    };
+}
+
+/// Every question goes to the family's own answer.
+impl Network for Model {
+    fn backbone(&self, x: Tensor<4>) -> Option<Tensor<2>> {
+        each!(self, m => Network::backbone(m, x))
+    }
+
+    fn head(&self, features: Tensor<2>) -> Tensor<2> {
+        each!(self, m => Network::head(m, features))
+    }
+
+    fn with_num_classes(self, num_classes: usize, device: &Device) -> Model {
+        each!(rewrap self, m => Network::with_num_classes(m, num_classes, device))
+    }
+
+    fn stages(&self) -> Vec<Stage> {
+        each!(self, m => Network::stages(m))
+    }
+
+    fn last_maps_layer(&self) -> Option<String> {
+        each!(self, m => Network::last_maps_layer(m))
+    }
+
+    fn last_maps(&self, x: Tensor<4>) -> Option<Tensor<4>> {
+        each!(self, m => Network::last_maps(m, x))
+    }
+
+    fn logits_from_maps(&self, maps: Tensor<4>) -> Option<Tensor<2>> {
+        each!(self, m => Network::logits_from_maps(m, maps))
+    }
+
+    fn conv_features(&self, x: Tensor<4>) -> Option<Tensor<2>> {
+        each!(self, m => Network::conv_features(m, x))
+    }
+
+    fn layer_summary(&self, input: Shape3) -> Summary {
+        each!(self, m => Network::layer_summary(m, input))
+    }
+}
+
 impl Model {
-    /// The backbone: everything before the final classifier, `[B, C, H, W]` → `[B, D]` (ResNet and
-    /// GoogLeNet: the pooled features; AlexNet and VGG: the 4096-d input of `classifier.6`;
-    /// LeNet-5: the 84-d output of `fc2`). `None` for the Inception-module example.
-    pub fn backbone(&self, x: Tensor<4>) -> Option<Tensor<2>> {
-        Some(match self {
-            Model::LeNet5(m) => {
-                let act = m.activation;
-                let x = m.pool.forward(act.apply(crate::fast_conv::conv2d(&m.conv1, x)));
-                let x = m.pool.forward(act.apply(crate::fast_conv::conv2d(&m.conv2, x)));
-                act.apply(m.fc2.forward(act.apply(m.fc1.forward(x.flatten(1, 3)))))
-            }
-            Model::AlexNet(m) => crate::layers::forward_until_last(&m.features, &m.avgpool, &m.classifier, x),
-            Model::Vgg(m) => crate::layers::forward_until_last(&m.features, &m.avgpool, &m.classifier, x),
-            Model::ResNet(m) => m.avgpool.forward(m.forward_features(x)).flatten(1, 3),
-            Model::GoogLeNet(m) => m.features(x),
-            Model::Inception(_) => return None,
-            Model::Conv1x1(m) => m.features(x),
-        })
-    }
-
-    /// The same network with a fresh final classifier of `num_classes` outputs (torchvision's
-    /// names: `fc` for ResNet, GoogLeNet and the Inception example, `classifier.6` for AlexNet and
-    /// VGG, `fc3` for LeNet-5; GoogLeNet's auxiliary `fc2` layers too). Everything else keeps its
-    /// weights: drop their softmax, add yours.
-    pub fn with_num_classes(self, num_classes: usize, device: &Device) -> Model {
-        use burn::nn::{Linear, LinearConfig};
-        let fresh = |old: &Linear| {
-            let [inputs, _] = old.weight.dims();
-            LinearConfig::new(inputs, num_classes).init(device)
-        };
-        match self {
-            Model::LeNet5(mut m) => {
-                m.fc3 = fresh(&m.fc3);
-                Model::LeNet5(m)
-            }
-            Model::AlexNet(mut m) => {
-                if let Some(crate::layers::Dense::Linear(l)) = m.classifier.last_mut() {
-                    *l = fresh(l);
-                }
-                Model::AlexNet(m)
-            }
-            Model::Vgg(mut m) => {
-                if let Some(crate::layers::Dense::Linear(l)) = m.classifier.last_mut() {
-                    *l = fresh(l);
-                }
-                Model::Vgg(m)
-            }
-            Model::ResNet(mut m) => {
-                m.fc = fresh(&m.fc);
-                Model::ResNet(m)
-            }
-            Model::GoogLeNet(mut m) => {
-                m.fc = fresh(&m.fc);
-                for aux in [&mut m.aux1, &mut m.aux2].into_iter().flatten() {
-                    aux.fc2 = fresh(&aux.fc2);
-                }
-                Model::GoogLeNet(m)
-            }
-            Model::Inception(mut m) => {
-                m.fc = fresh(&m.fc);
-                Model::Inception(m)
-            }
-            Model::Conv1x1(mut m) => {
-                m.fc = fresh(&m.fc);
-                Model::Conv1x1(m)
-            }
-        }
-    }
-
-    /// The final classifier alone, applied to [`Model::backbone`]'s output.
-    pub fn head(&self, features: Tensor<2>) -> Tensor<2> {
-        match self {
-            Model::LeNet5(m) => m.fc3.forward(features),
-            Model::AlexNet(m) => m.classifier.last().map_or(features.clone(), |l| l.forward(features)),
-            Model::Vgg(m) => m.classifier.last().map_or(features.clone(), |l| l.forward(features)),
-            Model::ResNet(m) => m.fc.forward(features),
-            Model::GoogLeNet(m) => m.fc.forward(features),
-            Model::Inception(m) => m.fc.forward(features),
-            Model::Conv1x1(m) => m.fc.forward(features),
-        }
+    /// Per-layer summary for one input of shape `[C, H, W]` (inference path).
+    pub fn summary(&self, input: Shape3) -> Summary {
+        self.layer_summary(input)
     }
 
     /// Whether square `size`-pixel inputs of `channels` channels fit every layer: `Err` names
@@ -459,60 +428,16 @@ impl Model {
         };
         Err(format!("input {size} px does not fit layer {row}: {hint}"))
     }
-
-    /// Per-layer summary for one input of shape `[C, H, W]` (inference path).
-    pub fn summary(&self, input: Shape3) -> Summary {
-        match self {
-            Model::LeNet5(m) => m.summary(input),
-            Model::AlexNet(m) => m.summary(input),
-            Model::Vgg(m) => m.summary(input),
-            Model::ResNet(m) => m.summary(input),
-            Model::GoogLeNet(m) => m.summary(input),
-            Model::Inception(m) => m.summary(input),
-            Model::Conv1x1(m) => m.summary(input),
-        }
-    }
 }
 
 impl ImageClassifier for Model {
     fn logits(&self, images: Tensor<4>) -> Tensor<2> {
-        match self {
-            Model::LeNet5(m) => m.logits(images),
-            Model::AlexNet(m) => m.logits(images),
-            Model::Vgg(m) => m.logits(images),
-            Model::ResNet(m) => m.logits(images),
-            Model::GoogLeNet(m) => m.logits(images),
-            Model::Inception(m) => m.logits(images),
-            Model::Conv1x1(m) => m.logits(images),
-        }
+        each!(self, m => m.logits(images))
     }
 
     fn train_outputs(&self, images: Tensor<4>) -> TrainOutput {
-        match self {
-            Model::GoogLeNet(m) => m.train_outputs(images),
-            other => TrainOutput {
-                logits: other.logits(images),
-                aux: Vec::new(),
-            },
-        }
+        each!(self, m => m.train_outputs(images))
     }
-}
-
-/// The registered name with the smallest edit distance to `name`, if it is within 3 edits.
-fn nearest(name: &str) -> Option<&'static str> {
-    nearest_name(name, MODELS.iter().map(|m| m.name))
-}
-
-/// The candidate closest to `name` (case-insensitive edit distance, at most 3), for "did you
-/// mean" hints on any list of names.
-pub fn nearest_name<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let name = name.to_ascii_lowercase();
-    candidates
-        .into_iter()
-        .map(|c| (strsim::levenshtein(&name, &c.to_ascii_lowercase()), c))
-        .filter(|(d, _)| *d <= 3)
-        .min()
-        .map(|(_, n)| n)
 }
 
 #[cfg(test)]

@@ -2,15 +2,13 @@
 //! table and one builder, as torchvision's `cfgs` and `make_layers`.
 
 use burn::config::Config;
-use burn::module::Module;
-use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
+use burn::nn::pool::AdaptiveAvgPool2dConfig;
 use burn::nn::{DropoutConfig, LinearConfig, Relu};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::ImageClassifier;
-use crate::layers::{Dense, Layer, batch_norm, conv, forward_features_head, max_pool, summarize_features_head};
-use crate::summary::{Shape3, Summary};
+use crate::features_net::FeaturesNet;
+use crate::layers::{Dense, Layer, batch_norm, conv, max_pool};
 
 /// The depth of a VGG network (configurations A, B, D and E of the paper).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,17 +70,10 @@ pub struct VggConfig {
     pub dropout: f64,
 }
 
-/// VGG: `features` (3×3 convolutions and max pools), `avgpool` (adaptive, 7×7) and a three-layer
-/// `classifier`.
-#[derive(Module, Debug)]
-pub struct Vgg {
-    /// The convolutional layers, indexed as torchvision's `features`.
-    pub features: Vec<Layer>,
-    /// Adaptive average pooling to 7×7.
-    pub avgpool: AdaptiveAvgPool2d,
-    /// Linear, ReLU, dropout ×2, then the final linear layer (`classifier.6`).
-    pub classifier: Vec<Dense>,
-}
+/// VGG: `features` (3×3 convolutions and max pools, indexed as torchvision's), `avgpool`
+/// (adaptive, 7×7) and a three-layer `classifier` (`classifier.6` last): the [`FeaturesNet`] it
+/// shares with AlexNet.
+pub type Vgg = FeaturesNet;
 
 impl VggConfig {
     /// Builds the network on `device` (torchvision's `make_layers`).
@@ -137,22 +128,6 @@ impl Vgg {
     /// VGG-19 without batch normalisation.
     pub fn vgg19(num_classes: usize, device: &Device) -> Self {
         Self::new(VggDepth::Vgg19, false, num_classes, device)
-    }
-
-    /// Class logits.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        forward_features_head(&self.features, &self.avgpool, &self.classifier, x)
-    }
-
-    /// Per-layer summary for one input of shape `input`.
-    pub fn summary(&self, input: Shape3) -> Summary {
-        summarize_features_head(&self.features, &self.avgpool, &self.classifier, input)
-    }
-}
-
-impl ImageClassifier for Vgg {
-    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
-        self.forward(images)
     }
 }
 

@@ -2,6 +2,7 @@
 //! family's parameter counts match the papers; plain twins differ from residual nets only in the
 //! forward.
 
+use cnn_models::Network;
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use cnn_models::keys::tensor_shapes;

@@ -118,80 +118,13 @@ impl From<FreezePolicy> for String {
     }
 }
 
-/// One stage: its name and the key prefixes of its parameters.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stage {
-    /// Name used by `upto:<stage>`.
-    pub name: String,
-    /// Parameter path prefixes (torchvision names, ending in `.`).
-    pub prefixes: Vec<String>,
-}
+/// One stage: its name and the key prefixes of its parameters (each family declares its own,
+/// [`cnn_models::Network::stages`]).
+pub use cnn_models::Stage;
 
 /// The stages of `model`, in depth order (see the module docs).
 pub fn stages(model: &Model) -> Vec<Stage> {
-    let simple = |names: &[&str]| -> Vec<Stage> {
-        names
-            .iter()
-            .map(|n| Stage {
-                name: n.to_string(),
-                prefixes: vec![format!("{n}.")],
-            })
-            .collect()
-    };
-    match model {
-        Model::ResNet(r) => {
-            let mut v = vec![Stage {
-                name: "conv1".into(),
-                prefixes: vec!["conv1.".into(), "bn1.".into()],
-            }];
-            let layers = [&r.layer1, &r.layer2, &r.layer3, &r.layer4];
-            for (i, layer) in layers.iter().enumerate() {
-                if !layer.is_empty() {
-                    v.extend(simple(&[&format!("layer{}", i + 1)]));
-                }
-            }
-            v
-        }
-        Model::Vgg(v) => feature_stages(&v.features),
-        Model::AlexNet(a) => feature_stages(&a.features),
-        Model::GoogLeNet(_) => simple(&[
-            "conv1",
-            "conv2",
-            "conv3",
-            "inception3a",
-            "inception3b",
-            "inception4a",
-            "inception4b",
-            "inception4c",
-            "inception4d",
-            "inception4e",
-            "inception5a",
-            "inception5b",
-        ]),
-        Model::LeNet5(_) => simple(&["conv1", "conv2", "fc1", "fc2"]),
-        Model::Inception(_) | Model::Conv1x1(_) => Vec::new(),
-    }
-}
-
-/// One stage per convolution of a `features` list; a following BatchNorm joins its stage.
-fn feature_stages(features: &[cnn_models::layers::Layer]) -> Vec<Stage> {
-    use cnn_models::layers::Layer;
-    let mut out: Vec<Stage> = Vec::new();
-    for (i, layer) in features.iter().enumerate() {
-        match layer {
-            Layer::Conv(_) => out.push(Stage {
-                name: format!("features.{i}"),
-                prefixes: vec![format!("features.{i}.")],
-            }),
-            Layer::BatchNorm(_) => {
-                if let Some(last) = out.last_mut() {
-                    last.prefixes.push(format!("features.{i}."));
-                }
-            }
-            _ => {}
-        }
-    }
-    out
+    cnn_models::Network::stages(model)
 }
 
 /// What `policy` freezes (and, for `auto`, at which rate the backbone trains), given

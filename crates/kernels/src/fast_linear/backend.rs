@@ -63,7 +63,7 @@ impl FastLinearBackend for Flex {
             return <Flex as FloatTensorOps<Flex>>::float_matmul(x, weight);
         };
         let (x, weight) = (contiguous(&x), contiguous(&weight));
-        super::SWITCH.record(false);
+        crate::Kernel::FastLinear.record(false);
         flex_tensor(
             kernel::forward(sizes, elements(&x), elements(&weight)),
             [sizes[0], sizes[2]],
@@ -74,7 +74,7 @@ impl FastLinearBackend for Flex {
         let Some(sizes @ [rows, inputs, outputs]) = sizes(&x, &weight) else {
             return burn_backward::<Flex>(x, weight, grad, wrt_weight);
         };
-        super::SWITCH.record(true);
+        crate::Kernel::FastLinear.record(true);
         let grad = contiguous(&grad);
         if wrt_weight {
             let x = contiguous(&x);

@@ -63,7 +63,7 @@ impl PoolGeometry {
 /// `(values, indices)`: `values` `[planes, OH, OW]`, and when `with_indices` where each came
 /// from (`y·W + x` within its plane; −1 for a window entirely in the padding).
 pub fn forward(g: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Option<Vec<i64>>) {
-    super::SWITCH.record(false);
+    crate::Kernel::FastPool.record(false);
     let [oh, ow] = g.output().expect("pool geometry checked by the caller");
     let [h, w] = g.input;
     assert_eq!(x.len(), g.planes * h * w, "max pool: input of another size");
@@ -124,7 +124,7 @@ pub fn forward(g: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Op
 /// every window holds `KH·KW` values): each window summed in order, then divided — burn-flex's
 /// arithmetic exactly.
 pub fn average(g: &PoolGeometry, x: &[f32]) -> Vec<f32> {
-    super::SWITCH.record(false);
+    crate::Kernel::FastPool.record(false);
     let [oh, ow] = g.output().expect("pool geometry checked by the caller");
     let [h, w] = g.input;
     assert!(g.padding == [0, 0] && !g.ceil_mode, "average: unpadded windows only");

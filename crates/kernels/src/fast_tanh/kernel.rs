@@ -38,7 +38,7 @@ pub fn tanh(x: f32) -> f32 {
 
 /// `tanh` of every value, in parallel chunks.
 pub fn forward(x: &[f32]) -> Vec<f32> {
-    super::SWITCH.record(false);
+    crate::Kernel::FastTanh.record(false);
     let mut out = vec![0.0f32; x.len()];
     let run = |(o, x): (&mut [f32], &[f32])| o.iter_mut().zip(x).for_each(|(o, &v)| *o = tanh(v));
     if x.len() <= CHUNK {
@@ -51,7 +51,7 @@ pub fn forward(x: &[f32]) -> Vec<f32> {
 
 /// `grad · (1 − y²)` with `y` the forward's output.
 pub fn backward(y: &[f32], grad: &[f32]) -> Vec<f32> {
-    super::SWITCH.record(true);
+    crate::Kernel::FastTanh.record(true);
     assert_eq!(y.len(), grad.len(), "tanh backward: output and gradient differ in size");
     let mut out = vec![0.0f32; y.len()];
     let run = |((o, y), g): ((&mut [f32], &[f32]), &[f32])| {

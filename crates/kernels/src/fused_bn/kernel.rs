@@ -196,7 +196,7 @@ pub fn eval_calls() -> usize {
 
 /// `[forward, backward]` runs of this kernel in this process so far.
 pub fn calls() -> [usize; 2] {
-    super::SWITCH.calls()
+    crate::Kernel::FusedBn.calls()
 }
 
 /// The forward pass: `(out, mean, biased variance)`.
@@ -209,7 +209,7 @@ pub fn forward_train(
     apply_relu: bool,
     d: Dims,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    super::SWITCH.record(false);
+    crate::Kernel::FusedBn.record(false);
     let (mean, var) = statistics(x, d);
     let inv_std = inverse_std(&var, epsilon);
     let (scale, shift) = affine(gamma, beta, &mean, &inv_std);
@@ -241,7 +241,7 @@ pub fn backward_train(
     epsilon: f64,
     d: Dims,
 ) -> Gradients {
-    super::SWITCH.record(true);
+    crate::Kernel::FusedBn.record(true);
     let count = d.per_channel().max(1) as f64;
     let inv_std = inverse_std(var, epsilon);
     let sums: Vec<(f64, f64)> = map_channels(d, |c| {

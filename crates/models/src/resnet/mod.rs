@@ -311,3 +311,49 @@ impl ImageClassifier for ResNet {
         self.forward(images)
     }
 }
+
+impl crate::network::Network for ResNet {
+    /// The globally pooled features, the input of `fc`.
+    fn backbone(&self, x: Tensor<4>) -> Option<Tensor<2>> {
+        Some(self.avgpool.forward(self.forward_features(x)).flatten(1, 3))
+    }
+
+    fn head(&self, features: Tensor<2>) -> Tensor<2> {
+        self.fc.forward(features)
+    }
+
+    fn with_num_classes(mut self, num_classes: usize, device: &Device) -> Self {
+        self.fc = crate::network::fresh_linear(&self.fc, num_classes, device);
+        self
+    }
+
+    /// The stem (`conv1` with `bn1`), then each non-empty `layer1` … `layer4`.
+    fn stages(&self) -> Vec<crate::network::Stage> {
+        let stem = crate::network::Stage {
+            name: "conv1".into(),
+            prefixes: vec!["conv1.".into(), "bn1.".into()],
+        };
+        let layers = self.stages().into_iter().enumerate().filter(|(_, blocks)| !blocks.is_empty());
+        std::iter::once(stem)
+            .chain(layers.map(|(i, _)| crate::network::Stage::named(&format!("layer{}", i + 1))))
+            .collect()
+    }
+
+    /// The last non-empty stage (`layer4`, or `layer3` for the CIFAR ResNets).
+    fn last_maps_layer(&self) -> Option<String> {
+        let last = self.stages().iter().rposition(|blocks| !blocks.is_empty())?;
+        Some(format!("layer{}", last + 1))
+    }
+
+    fn last_maps(&self, x: Tensor<4>) -> Option<Tensor<4>> {
+        Some(self.forward_features(x))
+    }
+
+    fn logits_from_maps(&self, maps: Tensor<4>) -> Option<Tensor<2>> {
+        Some(self.fc.forward(self.avgpool.forward(maps).flatten(1, 3)))
+    }
+
+    fn layer_summary(&self, input: Shape3) -> Summary {
+        self.summary(input)
+    }
+}

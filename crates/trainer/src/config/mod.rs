@@ -1,69 +1,16 @@
 //! What a training run is asked to do.
 
 use cnn_models::registry;
-use serde::{Deserialize, Serialize};
 
+pub mod choices;
 pub mod overrides;
 pub mod presets;
 pub mod settings;
 
+pub use choices::{OptimizerKind, Schedule};
 pub use settings::{SETTINGS, SettingInfo, TrainConfig, TrainOverrides};
 
 use crate::error::{Result, TrainError};
-
-/// How the learning rate changes after the warm-up.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Schedule {
-    /// The same rate throughout.
-    #[default]
-    Constant,
-    /// ×0.1 after half of the epochs and again after three quarters (He et al. 2016's recipe,
-    /// scaled to the run's length).
-    Step,
-    /// Cosine annealing from the rate to 0 over the epochs after the warm-up (per batch).
-    Cosine,
-}
-
-impl std::str::FromStr for Schedule {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "constant" => Ok(Schedule::Constant),
-            "step" => Ok(Schedule::Step),
-            "cosine" => Ok(Schedule::Cosine),
-            other => Err(format!(
-                "unknown schedule '{other}' (expected constant, step or cosine)"
-            )),
-        }
-    }
-}
-
-/// The optimiser used for training.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimizerKind {
-    /// Stochastic gradient descent with (PyTorch-style, undampened) momentum.
-    Sgd,
-    /// Adam (Kingma & Ba 2015); `--weight-decay` adds L2 to the gradient.
-    Adam,
-    /// AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay.
-    AdamW,
-}
-
-impl std::str::FromStr for OptimizerKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "sgd" => Ok(OptimizerKind::Sgd),
-            "adam" => Ok(OptimizerKind::Adam),
-            "adamw" => Ok(OptimizerKind::AdamW),
-            other => Err(format!("unknown optimizer '{other}' (expected sgd, adam or adamw)")),
-        }
-    }
-}
 
 impl TrainConfig {
     /// The defaults for `model` on `dataset`: Adam, lr 1e-3 (constant, no warm-up, no weight

@@ -181,7 +181,7 @@ use std::path::PathBuf;
 use cnn_data_augment::Pipeline;
 use cnn_transfer::FreezePolicy;
 
-use super::{OptimizerKind, Schedule};
+use super::choices::{OptimizerKind, Schedule};
 
 /// Bounds beyond which a value is a typo, not a setting.
 const MAX_EPOCHS: usize = 100_000;

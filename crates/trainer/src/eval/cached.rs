@@ -2,6 +2,7 @@
 //! --cache-features`): the images pass through the frozen backbone once, then every epoch reads
 //! features only. The cache format and its key are [`cnn_transfer::cache`]'s.
 
+use cnn_models::Network;
 use std::path::Path;
 
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};

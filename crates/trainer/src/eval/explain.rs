@@ -6,6 +6,7 @@
 //! and passed through a ReLU: `ReLU(Σₖ mean(∂y_c/∂Aₖ) · Aₖ)`. Where that is large, the maps
 //! hold evidence for the class; upsampled to the image, it shows where.
 
+use cnn_models::Network;
 use burn::module::{Module, ParamGroup};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};

@@ -1,14 +1,17 @@
-//! Data sets by name, and the input rule: which size and normalisation a model is fed at.
+//! Data sets by name, the input rule (which size and normalisation a model is fed at), and the
+//! data a run trains and validates on ([`RunData`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cnn_data_augment::folder::ImageFolder;
-use cnn_data_augment::{ImageDataset, Preprocess, Source};
+use cnn_data_augment::seed::{derive, stream};
+use cnn_data_augment::{ImageDataset, Preprocess, Source, Subset, stratified_split};
 use cnn_models::registry;
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
+use crate::fit::Progress;
 
 /// Data sets the trainer can name.
 pub const DATASETS: &[&str] = &cnn_data_augment::datasets::NAMES;
@@ -98,7 +101,7 @@ pub fn load_dataset(name: &str, data_dir: Option<&Path>) -> Result<(ImageDataset
         .unwrap_or_else(cnn_data_augment::datasets::default_data_dir);
     let names = cnn_data_augment::datasets::NAMES;
     if !names.contains(&name) {
-        let hint = cnn_models::registry::nearest_name(name, names.iter().copied())
+        let hint = cnn_models::error::nearest_name(name, names.iter().copied())
             .map(|n| format!(" (did you mean '{n}'?)"))
             .unwrap_or_default();
         return Err(TrainError::Config(format!(
@@ -180,4 +183,87 @@ pub fn preprocess_for(input: registry::InputSpec, photos: bool, size: usize) -> 
         resize: photos,
         center_crop: photos,
     }
+}
+
+/// A run's data: the loaded set (test split, class names), the model's preprocessing and the
+/// training and validation images (after `--subset` and `--valid-split`).
+pub struct RunData {
+    /// The data set as loaded (its test split and class names).
+    pub loaded: LoadedData,
+    /// How images are fitted to the model.
+    pub pre: Preprocess,
+    /// The training images.
+    pub train: Arc<dyn Source>,
+    /// The validation images (the test split when `valid_split` is 0).
+    pub valid: Arc<dyn Source>,
+}
+
+impl RunData {
+    /// Loads `cfg`'s data set and splits it as the run will train on it.
+    pub fn load(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Self> {
+        let info = registry::lookup(&cfg.model)?;
+        if info.family.takes_feature_maps() {
+            let [c, h, w] = info.default_input.shape();
+            return Err(TrainError::Config(format!(
+                "{} is a course example on {c}×{h}×{w} feature maps, not a network that takes images: \
+                 `cnn summary --model {}` shows its costs; train googlenet (whose inception3a it is) instead",
+                info.name, info.name
+            )));
+        }
+        let loaded =
+            load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?.only_classes(cfg.classes.as_deref())?;
+        if let Some((file, reason)) = loaded.skipped.first() {
+            tracing::warn!(skipped = loaded.skipped.len(), dataset = %cfg.dataset, example = %file.display(), %reason, "unreadable image files skipped");
+            progress(Progress::Warning(format!(
+                "skipped {} unreadable image file(s) in {}, e.g. {}: {reason}",
+                loaded.skipped.len(),
+                cfg.dataset,
+                file.display()
+            )));
+        }
+        let (size, why) = input_size(cfg, info.default_input);
+        progress(Progress::Note(format!("input {size}×{size} px: {why}")));
+        let pre = preprocess_for(info.default_input, loaded.photos, size);
+        let (train, valid) = labelled_split(cfg, loaded.train.clone())?;
+        let train: Arc<dyn Source> = Arc::new(Subset::new(loaded.train.clone(), train)?);
+        let valid: Arc<dyn Source> = match valid {
+            Some(valid) => Arc::new(Subset::new(loaded.train.clone(), valid)?),
+            None => loaded.test.clone(),
+        };
+        if valid.is_empty() {
+            return Err(TrainError::InvalidSetting {
+                setting: "valid_split",
+                reason: format!("{} leaves no validation images", cfg.valid_split),
+            });
+        }
+        Ok(Self {
+            loaded,
+            pre,
+            train,
+            valid,
+        })
+    }
+}
+
+/// Which images of `all_train` (the training split, after `--classes`) a run with `cfg` trains
+/// on and which it validates on (`None`: the test split), as positions in `all_train`: a
+/// stratified, seeded sample of `--subset` images, then a stratified, seeded `--valid-split`
+/// share of it held out. The transfer experiment records them so that another framework can
+/// train on the same images.
+pub fn labelled_split(cfg: &TrainConfig, all_train: Arc<dyn Source>) -> Result<(Vec<usize>, Option<Vec<usize>>)> {
+    let labelled: Vec<usize> = match cfg.subset {
+        Some(n) if n < all_train.len() => {
+            let share = n as f64 / all_train.len() as f64;
+            let sample = stratified_split(all_train.clone(), share, derive(cfg.seed, &[stream::SUBSET]))?.1;
+            sample.indices().to_vec()
+        }
+        _ => (0..all_train.len()).collect(),
+    };
+    if cfg.valid_split <= 0.0 {
+        return Ok((labelled, None));
+    }
+    let sample: Arc<dyn Source> = Arc::new(Subset::new(all_train, labelled.clone())?);
+    let (train, valid) = stratified_split(sample, cfg.valid_split, derive(cfg.seed, &[stream::VALID_SPLIT]))?;
+    let outer = |part: &Subset| part.indices().iter().map(|&i| labelled[i]).collect();
+    Ok((outer(&train), Some(outer(&valid))))
 }

@@ -10,8 +10,8 @@ pub mod lock;
 pub mod train;
 
 pub use data::{
-    DATASETS, IMAGENET_MEAN_STD, LARGE_MODEL_TRAIN_SIZE, LoadedData, input_size, load_data, load_dataset,
-    preprocess_for,
+    DATASETS, IMAGENET_MEAN_STD, LARGE_MODEL_TRAIN_SIZE, LoadedData, RunData, input_size, labelled_split, load_data,
+    load_dataset, preprocess_for,
 };
 pub use folder::{RunFolder, RunReport};
-pub use train::{labelled_split, train_run, train_run_across, train_run_on};
+pub use train::{train_run, train_run_across, train_run_on};
