@@ -482,7 +482,7 @@ fn progress_printer(width: usize, epochs: usize) -> impl FnMut(&str, Progress<'_
             last = Instant::now();
         }
         Progress::Batch { .. } => {}
-        Progress::Warning(w) => eprintln!("warning: {w}"),
-        Progress::Note(n) => println!("{who:<width$} {n}"),
+        Progress::Warning(w) => eprintln!("warning: {}", crate::with_flags(&w)),
+        Progress::Note(n) => println!("{who:<width$} {}", crate::with_flags(&n)),
     }
 }

@@ -260,11 +260,19 @@ fn main() -> ExitCode {
 /// training setting the libraries name in backticks (`` `batch_size` ``) written as the flag
 /// that sets it (`--batch-size`).
 pub(crate) fn one_line(e: &anyhow::Error) -> String {
-    let mut text = format!("{e:#}").replace('\n', " ");
-    for setting in cnn_trainer::config::SETTINGS {
-        text = text.replace(&format!("`{}`", setting.name), &setting.flag());
-    }
-    text
+    with_flags(&format!("{e:#}").replace('\n', " "))
+}
+
+/// Options the libraries name (in backticks) that exist only on the command line.
+const COMMAND_OPTIONS: [&str; 6] = ["resume", "out", "devices", "class", "num_classes", "from"];
+
+/// `text` (an error, a warning or a note from the libraries) with every setting or command
+/// option named in backticks written as its flag: `` `input_size` `` → `--input-size`.
+pub(crate) fn with_flags(text: &str) -> String {
+    let settings = cnn_trainer::config::SETTINGS.iter().map(|s| s.name);
+    settings.chain(COMMAND_OPTIONS).fold(text.to_string(), |text, name| {
+        text.replace(&format!("`{name}`"), &format!("--{}", name.replace('_', "-")))
+    })
 }
 
 /// The first Ctrl-C asks training to stop after the current batch (the last checkpoint stays

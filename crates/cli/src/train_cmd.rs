@@ -215,11 +215,11 @@ impl EpochDisplay {
             }
             Progress::Warning(w) => {
                 self.finish();
-                eprintln!("warning: {w}");
+                eprintln!("warning: {}", crate::with_flags(&w));
             }
             Progress::Note(n) => {
                 self.finish();
-                println!("{n}");
+                println!("{}", crate::with_flags(&n));
             }
             Progress::Epoch(m) => {
                 self.finish();

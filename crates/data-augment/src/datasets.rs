@@ -111,7 +111,7 @@ fn require(path: &Path, name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(DataError::Invalid(format!(
-            "{name}: {} is missing (put the data set's files there, or point --data-dir at the folder holding '{name}/')",
+            "{name}: {} is missing (put the data set's files there, or point `data_dir` at the folder holding '{name}/')",
             path.display()
         )))
     }
@@ -126,7 +126,7 @@ fn find(dir: &Path, stem: &str, name: &str) -> Result<PathBuf> {
     let raw = dir.join(stem);
     require(&raw, name).map_err(|_| {
         DataError::Invalid(format!(
-            "{name}: neither {} nor {} exists (put the data set's files there, or point --data-dir at the folder holding '{name}/')",
+            "{name}: neither {} nor {} exists (put the data set's files there, or point `data_dir` at the folder holding '{name}/')",
             gz.display(),
             raw.display()
         ))

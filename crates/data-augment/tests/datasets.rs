@@ -52,7 +52,7 @@ fn missing_files_and_unknown_names_are_clear() {
     let empty = cnn_testkit::scratch("datasets", "empty");
     let err = datasets::load("mnist", &empty).unwrap_err().to_string();
     assert!(
-        err.contains("train-images-idx3-ubyte") && err.contains("--data-dir"),
+        err.contains("train-images-idx3-ubyte") && err.contains("`data_dir`"),
         "{err}"
     );
     let err = datasets::load("imagenet", &empty).unwrap_err().to_string();

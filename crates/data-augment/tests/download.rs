@@ -214,7 +214,7 @@ fn corrupted_or_cut_off_downloads_leave_no_file_behind() {
         "{err}"
     );
     assert!(err.contains(&format!("{base}/short")), "{err}");
-    assert!(err.contains("--from"), "{err}");
+    assert!(err.contains("`from`"), "{err}");
     assert!(
         entries(&data.join("cifar10")).is_empty(),
         "{:?}",

@@ -40,7 +40,7 @@ pub enum TrainError {
         reason: String,
     },
     /// The loss became NaN or infinite.
-    #[error("training diverged at epoch {epoch}, batch {batch}: loss is {loss} (try a smaller --lr)")]
+    #[error("training diverged at epoch {epoch}, batch {batch}: loss is {loss} (try a smaller `lr`)")]
     Diverged {
         /// 1-based epoch.
         epoch: usize,
@@ -100,7 +100,7 @@ fn resume_hint(dir: &std::path::Path, checkpoint_epoch: usize) -> String {
             dir.display()
         ),
         n => format!(
-            "resume with --resume {} (the checkpoint of epoch {n} is kept; epoch {} starts again)",
+            "resume with `resume` {} (the checkpoint of epoch {n} is kept; epoch {} starts again)",
             dir.display(),
             n + 1
         ),

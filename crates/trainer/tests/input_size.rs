@@ -130,7 +130,7 @@ fn a_size_too_small_is_one_clear_error_naming_the_layer_and_the_smallest_size() 
         input_size: Some(0),
         ..config("lenet5", &data)
     };
-    assert!(zero.validate().unwrap_err().to_string().contains("--input-size"));
+    assert!(zero.validate().unwrap_err().to_string().contains("`input_size`"));
 }
 
 #[test]

@@ -138,7 +138,7 @@ fn a_run_folder_has_its_files_and_readable_curves() {
     assert!(report.test.top5 >= report.test.accuracy);
     // Starting a new run over an existing one is refused.
     let err = train_run(&config("lenet5", &data, 1), &Device::flex(), &dir, false, &mut |_| {}).unwrap_err();
-    assert!(err.to_string().contains("--resume"), "{err}");
+    assert!(err.to_string().contains("`resume`"), "{err}");
     // Resuming a run that already has its epochs asks for a larger total.
     let err = train_run(&config("lenet5", &data, 3), &Device::flex(), &dir, true, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("the 3 epochs"), "{err}");
@@ -181,7 +181,7 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
     })
     .unwrap_err();
     assert!(matches!(err, TrainError::Diverged { epoch: 2, .. }), "{err}");
-    assert!(err.to_string().contains("try a smaller --lr"), "{err}");
+    assert!(err.to_string().contains("try a smaller `lr`"), "{err}");
     assert!(
         warnings.iter().any(|w| w.contains("last good checkpoint (epoch 1)")),
         "{warnings:?}"
@@ -331,7 +331,7 @@ fn head_training_from_cached_features_reuses_the_cache_and_notices_changes() {
         &mut |_| {},
     )
     .unwrap_err();
-    assert!(err.to_string().contains("--freeze all"), "{err}");
+    assert!(err.to_string().contains("needs `freeze` all"), "{err}");
     let augmented = TrainConfig {
         augment: cnn_data_augment::Pipeline::preset("flip").unwrap(),
         ..cfg.clone()
@@ -482,6 +482,6 @@ fn zero_init_residual_starts_resnets_as_identities_and_refuses_other_networks() 
             &mut |_| {},
         )
         .unwrap_err();
-        assert!(err.to_string().contains("--zero-init-residual"), "{model}: {err}");
+        assert!(err.to_string().contains("`zero_init_residual`"), "{model}: {err}");
     }
 }

@@ -154,14 +154,14 @@ pub fn resolve(model: &Model, policy: &FreezePolicy, images_per_class: usize) ->
             frozen: Vec::new(),
             rates: Some(AUTO_RATES),
             why: format!(
-                "--freeze auto: {images_per_class} labelled images per class (≤ {}): nothing frozen, the top stage at {} × the head's rate and each stage below at {} × the one above (within one standard deviation of the best method at every size measured)",
+                "`freeze` auto: {images_per_class} labelled images per class (≤ {}): nothing frozen, the top stage at {} × the head's rate and each stage below at {} × the one above (within one standard deviation of the best method at every size measured)",
                 t.large, AUTO_RATES.0, AUTO_RATES.1
             ),
         },
         FreezePolicy::Auto(t) => plan(
             Vec::new(),
             format!(
-                "--freeze auto: {images_per_class} labelled images per class (> {}): nothing frozen, one rate for all",
+                "`freeze` auto: {images_per_class} labelled images per class (> {}): nothing frozen, one rate for all",
                 t.large
             ),
         ),

@@ -164,7 +164,7 @@ fn load_fitting_burnpack(
 ) -> Result<(Model, LoadReport, HeadInfo)> {
     let classes = num_classes.ok_or_else(|| {
         TransferError::Weights(format!(
-            "{}: give the number of classes (--num-classes) to load a .bpk file",
+            "{}: give the number of classes (`num_classes`) to load a .bpk file",
             path.display()
         ))
     })?;

@@ -225,7 +225,7 @@ mod tests {
         );
         for bad in [0.0, -1.0, f64::NAN] {
             let err = LayerRates::for_model(&model, bad, 1.0).unwrap_err().to_string();
-            assert!(err.starts_with("backbone_lr_scale: must be a positive number"), "{err}");
+            assert!(err.starts_with("`backbone_lr_scale` must be a positive number"), "{err}");
         }
         let module = cnn_models::build("conv1x1_example", BuildOptions::classes(10), &device).unwrap();
         let err = LayerRates::for_model(&module, 1.0, 0.5).unwrap_err().to_string();

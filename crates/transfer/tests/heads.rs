@@ -117,7 +117,7 @@ fn our_own_burnpack_files_load_with_the_same_or_a_fresh_head() {
     let err = load_fitting("lenet5_relu", &file, None, &device)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("--num-classes"), "{err}");
+    assert!(err.contains("`num_classes`"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -251,7 +251,7 @@ fn import(file: &RemoteFile, from: &Path, target: &Path, progress: &mut dyn FnMu
     };
     if !source.is_file() {
         return Err(DataError::Download(format!(
-            "{} is missing: --from {} must hold {}",
+            "{} is missing: `from` {} must hold {}",
             source.display(),
             from.display(),
             file.name

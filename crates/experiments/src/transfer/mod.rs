@@ -296,7 +296,7 @@ fn run_or_reuse(
                 "{} was trained with other settings ({}): training it again",
                 dir.display(),
                 if changes.is_empty() {
-                    format!("--epochs {}", stored.epochs)
+                    format!("`epochs` {}", stored.epochs)
                 } else {
                     changes.join(", ")
                 }

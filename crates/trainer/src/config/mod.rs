@@ -59,7 +59,7 @@ impl TrainConfig {
     }
 
     /// What a resume of `run` with the settings `self` would change, one entry per setting as
-    /// `--flag value (the run's: value)`, leaving out the settings a resume may change (the
+    /// `` `name` value (the run's: value)``, leaving out the settings a resume may change (the
     /// total epochs and the data loader's threads: `changeable` in [`settings`]). Empty when
     /// `self` asks for the run's own settings, so the original command plus `--resume` passes.
     pub fn changes_for_resume(&self, run: &TrainConfig) -> Vec<String> {
@@ -88,8 +88,8 @@ impl TrainConfig {
             })
             .map(|(key, value)| {
                 format!(
-                    "--{} {} (the run's: {})",
-                    key.replace('_', "-"),
+                    "`{}` {} (the run's: {})",
+                    key,
                     show(Some(value)),
                     show(was.get(key.as_str()))
                 )
@@ -124,7 +124,7 @@ mod tests {
         };
         assert_eq!(
             changed.changes_for_resume(&run),
-            ["--model resnet20 (the run's: lenet5)", "--seed 12 (the run's: 11)"]
+            ["`model` resnet20 (the run's: lenet5)", "`seed` 12 (the run's: 11)"]
         );
         let more = TrainConfig {
             data_dir: Some("/data".into()),
@@ -136,7 +136,7 @@ mod tests {
             .iter()
             .map(|c| c.split(' ').next().unwrap().to_string())
             .collect();
-        assert_eq!(names, ["--augment", "--data-dir"]);
+        assert_eq!(names, ["`augment`", "`data_dir`"]);
     }
 
     #[test]

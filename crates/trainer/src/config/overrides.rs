@@ -47,7 +47,7 @@ impl TrainOverrides {
         let changes = self.apply(run.clone())?.changes_for_resume(run);
         if !changes.is_empty() {
             return Err(TrainError::Config(format!(
-                "--resume continues {} with its own settings (its config.json), and this command changes {}: drop those flags, or start a new run with --out",
+                "`resume` continues {} with its own settings (its config.json), and this command changes {}: drop those flags, or start a new run with `out`",
                 dir.display(),
                 changes.join(", ")
             )));
@@ -62,7 +62,7 @@ impl TrainOverrides {
         let plan = match (resume, out) {
             (Some(_), Some(_)) => {
                 return Err(TrainError::Config(
-                    "give either --resume (continue a run) or --out (a new run's folder), not both".into(),
+                    "give either `resume` (continue a run) or `out` (a new run's folder), not both".into(),
                 ));
             }
             (Some(dir), None) => RunPlan {
@@ -209,7 +209,7 @@ mod tests {
             ..TrainOverrides::default()
         };
         let err = changed.resumed(&run, dir).unwrap_err().to_string();
-        assert!(err.contains("--seed 12 (the run's: 11)"), "{err}");
+        assert!(err.contains("`seed` 12 (the run's: 11)"), "{err}");
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn grad_cam(
     let class = class.unwrap_or(predicted);
     if class >= classes {
         return Err(TrainError::Config(format!(
-            "--class {class} is out of range: the model has {classes} classes (0 to {})",
+            "`class` {class} is out of range: the model has {classes} classes (0 to {})",
             classes - 1
         )));
     }
@@ -340,7 +340,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("--class 2 is out of range: the model has 2 classes (0 to 1)"),
+            err.contains("`class` 2 is out of range: the model has 2 classes (0 to 1)"),
             "{err}"
         );
     }

@@ -127,7 +127,7 @@ pub use cnn_models::IMAGENET_MEAN_STD;
 ///   CIFAR ResNets: 32), and [`LARGE_MODEL_TRAIN_SIZE`] for ImageNet-sized networks.
 pub fn input_size(cfg: &TrainConfig, input: registry::InputSpec) -> (usize, String) {
     if let Some(size) = cfg.input_size {
-        return (size, "as asked (--input-size)".into());
+        return (size, "as asked (`input_size`)".into());
     }
     if let Some(weights) = &cfg.weights {
         let recorded = weights.parent().map(|dir| dir.join("preprocess.json"));
@@ -146,7 +146,7 @@ pub fn input_size(cfg: &TrainConfig, input: registry::InputSpec) -> (usize, Stri
             None if torchvision && input.size > LARGE_MODEL_TRAIN_SIZE => {
                 return (
                     input.size,
-                    "the size torchvision's weights were trained at; --input-size changes it".into(),
+                    "the size torchvision's weights were trained at; `input_size` changes it".into(),
                 );
             }
             None => {}
@@ -156,7 +156,7 @@ pub fn input_size(cfg: &TrainConfig, input: registry::InputSpec) -> (usize, Stri
         (input.size, "the model's own".into())
     } else {
         let why = format!(
-            "the default for training an ImageNet-sized network from scratch on a CPU ({} px in the paper); --input-size changes it",
+            "the default for training an ImageNet-sized network from scratch on a CPU ({} px in the paper); `input_size` changes it",
             input.size
         );
         (LARGE_MODEL_TRAIN_SIZE, why)

@@ -45,7 +45,7 @@ fn check_same_model(dir: &Path, cfg: &TrainConfig) -> Result<()> {
     );
     if was != now {
         return Err(TrainError::Config(format!(
-            "{} is a run of {was}; it cannot be resumed as {now} (resume it with its own settings, or start a new run with --out)",
+            "{} is a run of {was}; it cannot be resumed as {now} (resume it with its own settings, or start a new run with `out`)",
             dir.display()
         )));
     }
@@ -180,7 +180,7 @@ fn check_settings<'a>(cfg: &TrainConfig, devices: &'a [Device]) -> Result<&'a De
     if devices.len() > 1 && cfg.cache_features {
         return Err(TrainError::InvalidSetting {
             setting: "cache_features",
-            reason: "trains only the head, on one device: drop the extra --devices".into(),
+            reason: "trains only the head, on one device: drop the extra `devices`".into(),
         });
     }
     Ok(device)
@@ -193,7 +193,7 @@ fn check_folder(dir: &Path, resume: bool, cfg: &TrainConfig) -> Result<()> {
         check_same_model(dir, cfg)
     } else if dir.join(CHECKPOINT_FILE).exists() || dir.join("model.bpk").exists() {
         Err(TrainError::Config(format!(
-            "{} already holds a run: continue it with --resume {}, or pick another --out",
+            "{} already holds a run: continue it with `resume` {}, or pick another `out`",
             dir.display(),
             dir.display()
         )))
