@@ -230,12 +230,12 @@ fn main() -> ExitCode {
             match e.downcast_ref() {
                 Some(stop @ cnn_trainer::TrainError::Interrupted { .. }) => {
                     // Asked for, not a failure: say how to go on, with the shell's Ctrl-C status.
-                    eprintln!("{stop}");
+                    eprintln!("{}", with_flags(&stop.to_string()));
                     return ExitCode::from(130);
                 }
                 Some(busy @ cnn_trainer::TrainError::InUse { .. }) => {
                     // The folder is the whole story; what this process was about to do is not.
-                    eprintln!("error: {busy}");
+                    eprintln!("error: {}", with_flags(&busy.to_string()));
                     return ExitCode::FAILURE;
                 }
                 _ => {}

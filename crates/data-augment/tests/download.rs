@@ -239,7 +239,7 @@ fn without_network_the_error_names_the_url_and_suggests_from() {
     let data = scratch("offline");
     let spec = one_file("train-images-idx3-ubyte.gz", vec![url.clone()], "0".repeat(32), None);
     let err = Download::new(&data).run(&spec, &mut |_| {}).unwrap_err().to_string();
-    assert!(err.contains(&url) && err.contains("--from DIR"), "{err}");
+    assert!(err.contains(&url) && err.contains("`from` DIR"), "{err}");
     std::fs::remove_dir_all(&data).unwrap();
 }
 

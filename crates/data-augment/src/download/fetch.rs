@@ -182,7 +182,7 @@ impl Download {
         }
         Err(DataError::Download(format!(
             "could not download {}: {}. No network here? Fetch the files on another machine and \
-             import them with --from DIR",
+             import them with `from` DIR",
             file.name,
             failures.join("; ")
         )))
