@@ -16,7 +16,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::dataset::ImageDataset;
 use crate::error::{DataError, Result};
 use crate::image::Image;
-use crate::loader::Source;
+use crate::source::Source;
 
 /// Per-channel mean and standard deviation of MNIST's training pixels (in [0, 1]).
 pub const MNIST_MEAN_STD: (f32, f32) = (0.1307, 0.3081);

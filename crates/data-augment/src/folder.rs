@@ -20,7 +20,7 @@ use rand::seq::SliceRandom;
 
 use crate::error::{DataError, Result};
 use crate::image::{Image, has_image_extension, has_unsupported_image_extension, probe};
-use crate::loader::Source;
+use crate::source::Source;
 
 /// A folder of labelled image files.
 #[derive(Clone, Debug)]

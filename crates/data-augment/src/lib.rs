@@ -41,6 +41,7 @@ pub mod idx;
 pub mod image;
 pub mod loader;
 pub mod seed;
+pub mod source;
 pub mod subset;
 
 pub use augment::{Op, Pipeline};
@@ -49,5 +50,6 @@ pub use burn_dataset::{DatasetSource, Sample};
 pub use dataset::ImageDataset;
 pub use error::{DataError, Result};
 pub use image::Image;
-pub use loader::{EpochIter, Loader, LoaderConfig, Source};
+pub use loader::{EpochIter, Loader, LoaderConfig};
+pub use source::Source;
 pub use subset::{ClassSubset, Subset, stratified_split};

@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 
 use crate::error::{DataError, Result};
 use crate::image::Image;
-use crate::loader::Source;
+use crate::source::Source;
 
 /// The samples `indices` of another source, in that order.
 #[derive(Clone)]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::Pipeline;
+use super::pipeline::Pipeline;
 use crate::error::{DataError, Result};
 use crate::image::{Image, image_files};
 
