@@ -123,8 +123,4 @@ impl Network for FeaturesNet {
     fn conv_features(&self, x: Tensor<4>) -> Option<Tensor<2>> {
         Some(self.pooled(self.forward_features(x)))
     }
-
-    fn layer_summary(&self, input: Shape3) -> Summary {
-        self.summary(input)
-    }
 }

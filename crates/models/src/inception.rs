@@ -239,8 +239,4 @@ impl crate::network::Network for InceptionNet {
         self.fc = crate::network::fresh_linear(&self.fc, num_classes, device);
         self
     }
-
-    fn layer_summary(&self, input: Shape3) -> Summary {
-        self.summary(input)
-    }
 }

@@ -194,10 +194,6 @@ impl crate::network::Network for LeNet5 {
     fn logits_from_maps(&self, maps: Tensor<4>) -> Option<Tensor<2>> {
         Some(self.forward_from_maps(maps))
     }
-
-    fn layer_summary(&self, input: Shape3) -> Summary {
-        self.summary(input)
-    }
 }
 
 

@@ -1,12 +1,12 @@
 //! What every family of the zoo answers, one implementation in each family's own file: its
 //! backbone and head (transfer learning, cached features), a new head, its stages (freezing and
-//! rates per stage), its last convolutional maps (Grad-CAM) and its summary.
+//! rates per stage), its last convolutional maps (Grad-CAM); each family's inherent `summary` gives its per-layer
+//! summary.
 //! [`Model`](crate::Model) answers the same by delegating to the family it holds.
 
 use burn::tensor::{Device, Tensor};
 
 use crate::ImageClassifier;
-use crate::summary::{Shape3, Summary};
 
 /// One stage of a backbone, in depth order: its name (`--freeze upto:<name>`) and the key
 /// prefixes of its parameters (torchvision's names, ending in `.`).
@@ -70,9 +70,6 @@ pub trait Network: ImageClassifier + Sized {
     fn conv_features(&self, _x: Tensor<4>) -> Option<Tensor<2>> {
         None
     }
-
-    /// Per-layer summary for one input of shape `[C, H, W]` (inference path).
-    fn layer_summary(&self, input: Shape3) -> Summary;
 }
 
 /// A fresh linear layer with `old`'s inputs and `num_classes` outputs.

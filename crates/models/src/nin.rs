@@ -142,10 +142,6 @@ impl crate::network::Network for Conv1x1Net {
         self.fc = crate::network::fresh_linear(&self.fc, num_classes, device);
         self
     }
-
-    fn layer_summary(&self, input: Shape3) -> Summary {
-        self.summary(input)
-    }
 }
 
 

@@ -399,16 +399,12 @@ impl Network for Model {
     fn conv_features(&self, x: Tensor<4>) -> Option<Tensor<2>> {
         each!(self, m => Network::conv_features(m, x))
     }
-
-    fn layer_summary(&self, input: Shape3) -> Summary {
-        each!(self, m => Network::layer_summary(m, input))
-    }
 }
 
 impl Model {
     /// Per-layer summary for one input of shape `[C, H, W]` (inference path).
     pub fn summary(&self, input: Shape3) -> Summary {
-        self.layer_summary(input)
+        each!(self, m => m.summary(input))
     }
 
     /// Whether square `size`-pixel inputs of `channels` channels fit every layer: `Err` names

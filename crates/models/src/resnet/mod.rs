@@ -352,8 +352,4 @@ impl crate::network::Network for ResNet {
     fn logits_from_maps(&self, maps: Tensor<4>) -> Option<Tensor<2>> {
         Some(self.fc.forward(self.avgpool.forward(maps).flatten(1, 3)))
     }
-
-    fn layer_summary(&self, input: Shape3) -> Summary {
-        self.summary(input)
-    }
 }
