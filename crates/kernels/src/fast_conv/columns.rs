@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::kernel::ConvGeometry;
+use super::geometry::{ConvGeometry, padded};
 
 /// `$body!(W)` with `W` a constant for the common widths, else with `W` the runtime width.
 macro_rules! by_width {
@@ -27,11 +27,6 @@ macro_rules! by_width {
             cols => $body!(cols),
         }
     };
-}
-
-/// Sizes of a padded image plane: `(rows, row length)`.
-pub(super) fn padded(g: &ConvGeometry) -> (usize, usize) {
-    (g.input[0] + 2 * g.padding[0], g.input[1] + 2 * g.padding[1])
 }
 
 /// Copies images `[images, C, H, W]` into `dst` (`[images, C, Hp, Wp]`) with zero borders.
@@ -194,4 +189,28 @@ impl Block {
         }
         by_width!(cols, add)
     }
+}
+
+/// The column matrix `[K, images·P]` of `xs` (images `[images, C, H, W]`): `xs` itself for a
+/// pointwise convolution of one image, else built in `col_buf` (through `xpad` when padded).
+pub(super) fn columns<'a>(
+    g: &ConvGeometry,
+    xs: &'a [f32],
+    images: usize,
+    col_buf: &'a mut [f32],
+    xpad: &mut [f32],
+) -> &'a [f32] {
+    if g.is_pointwise() && images == 1 {
+        return xs;
+    }
+    let xp = if g.is_padded() {
+        let xp = &mut xpad[..images * g.padded_plane()];
+        pad(g, xs, xp);
+        &*xp
+    } else {
+        xs
+    };
+    let col = &mut col_buf[..g.rows() * images * g.pixels_out()];
+    im2col(g, xp, images, col);
+    col
 }

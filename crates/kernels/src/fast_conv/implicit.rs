@@ -25,7 +25,8 @@
 
 use rayon::prelude::*;
 
-use super::kernel::{ConvGeometry, with_scratch};
+use super::geometry::ConvGeometry;
+use super::scratch::{with_scratch, with_turned};
 use super::microkernel::PixelsKernel;
 use super::matmul;
 
@@ -295,7 +296,7 @@ fn pixel_product(
 /// dX (`[N, C, H, W]`, overwritten) from dY: the stride-1 convolution of dY, padded by
 /// `K − 1 − pad`, with the kernel turned 180° and its channel axes swapped.
 pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx: &mut [f32]) {
-    super::kernel::with_turned(g, weight, |turned, turned_weight| forward(turned, grad, turned_weight, None, dx));
+    with_turned(g, weight, |turned, turned_weight| forward(turned, grad, turned_weight, None, dx));
 }
 
 /// `dW += Σ dY · colᵀ` (`acc`: add to `dw`, else overwrite) over the images of `x`, group by
@@ -403,14 +404,14 @@ mod tests {
                 ..geometry(batch, c, hw, o)
             };
             assert!(applies(&g), "{g:?}");
-            let x = super::super::test_values(batch * c * hw * hw, 1);
-            let w = super::super::test_values(o * g.rows(), 2);
-            let b = super::super::test_values(o, 3);
+            let x = super::super::testing::test_values(batch * c * hw * hw, 1);
+            let w = super::super::testing::test_values(o * g.rows(), 2);
+            let b = super::super::testing::test_values(o, 3);
             let run = |pixels: bool| {
                 let mut y = vec![f32::NAN; g.batch * o * g.pixels_out()];
-                super::super::PIXELS_KERNEL.with(pixels, || forward(&g, &x, &w, Some(&b), &mut y));
+                crate::Kernel::PixelsKernel.with(pixels, || forward(&g, &x, &w, Some(&b), &mut y));
                 let mut dx = vec![f32::NAN; x.len()];
-                super::super::PIXELS_KERNEL.with(pixels, || input_gradient(&g, &w, &y, &mut dx));
+                crate::Kernel::PixelsKernel.with(pixels, || input_gradient(&g, &w, &y, &mut dx));
                 (y, dx)
             };
             let (want, got) = (run(false), run(true));

@@ -411,7 +411,7 @@ fn multiply(
 mod tests {
     use super::*;
 
-    use super::super::test_values as values;
+    use super::super::testing::test_values as values;
 
     /// Every edge case of the tiling: shapes below, at and above MR, NR and KC (both loop
     /// orders), `A` in place or transposed, `B` rows scattered through their table, accumulating

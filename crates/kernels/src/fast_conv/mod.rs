@@ -35,6 +35,10 @@ mod backend;
 #[cfg(feature = "flex")]
 mod columns;
 #[cfg(feature = "flex")]
+mod crate_gemm;
+#[cfg(feature = "flex")]
+mod geometry;
+#[cfg(feature = "flex")]
 mod implicit;
 #[cfg(feature = "flex")]
 pub mod kernel;
@@ -45,7 +49,11 @@ pub(crate) mod microkernel;
 #[cfg(feature = "flex")]
 mod passes;
 #[cfg(feature = "flex")]
+mod scratch;
+#[cfg(feature = "flex")]
 mod tapwise;
+#[cfg(all(test, feature = "flex"))]
+pub(crate) mod testing;
 #[cfg(feature = "flex")]
 mod winograd;
 
@@ -53,20 +61,6 @@ mod winograd;
 pub use backend::FastConvBackend;
 
 const SWITCH: Kernel = Kernel::FastConv;
-// The convolution's paths, each with its own switch (see [`Kernel`] for what each does).
-#[cfg(feature = "flex")]
-const OWN_GEMM: Kernel = Kernel::OwnGemm;
-#[cfg(feature = "flex")]
-const WINOGRAD: Kernel = Kernel::Winograd;
-#[cfg(feature = "flex")]
-const ROWS_KERNEL: Kernel = Kernel::RowsKernel;
-#[cfg(feature = "flex")]
-const TURNED_DX: Kernel = Kernel::TurnedDx;
-#[cfg(feature = "flex")]
-const TAPWISE: Kernel = Kernel::Tapwise;
-#[cfg(feature = "flex")]
-const PIXELS_KERNEL: Kernel = Kernel::PixelsKernel;
-
 /// Whether [`conv2d`] uses the fast kernel on flex on this thread (on unless `CNN_FAST_CONV=0`,
 /// [`set_enabled`] or [`with_fast_conv`] say otherwise).
 pub fn enabled() -> bool {
@@ -155,41 +149,4 @@ fn padding_pairs(conv: &Conv2d, height: usize, width: usize) -> ((usize, usize),
         ),
         PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
     }
-}
-
-/// Deterministic values in [−1, 1] for the kernels' tests, different for each seed.
-#[cfg(all(test, feature = "flex"))]
-pub(crate) fn test_values(len: usize, seed: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0)
-        .collect()
-}
-
-/// A path's three passes: forward (`x`, weight, bias → output), input gradient (weight, dY →
-/// dX) and weight gradient (`x`, dY → dW, zeros on entry).
-#[cfg(all(test, feature = "flex"))]
-type Passes = (
-    fn(&kernel::ConvGeometry, &[f32], &[f32], Option<&[f32]>, &mut [f32]),
-    fn(&kernel::ConvGeometry, &[f32], &[f32], &mut [f32]),
-    fn(&kernel::ConvGeometry, &[f32], &[f32], &mut [f32]),
-);
-
-/// Asserts that a path's three passes give the same bits at `g` on 1 and on 3 threads (what
-/// bit-identical resume needs).
-#[cfg(all(test, feature = "flex"))]
-fn assert_same_on_any_number_of_threads(g: &kernel::ConvGeometry, (forward, input_gradient, weight_gradient): Passes) {
-    let x = test_values(g.batch * g.channels_in * g.pixels_in(), 1);
-    let w = test_values(g.channels_out * g.rows(), 2);
-    let dy = test_values(g.batch * g.channels_out * g.pixels_out(), 3);
-    let on = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
-        pool.install(|| {
-            forward(g, &x, &w, None, &mut y);
-            input_gradient(g, &w, &dy, &mut dx);
-            weight_gradient(g, &x, &dy, &mut dw);
-        });
-        (y, dx, dw)
-    };
-    assert!(on(1) == on(3), "{g:?}: results differ between 1 and 3 threads");
 }

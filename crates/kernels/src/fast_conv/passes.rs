@@ -11,8 +11,10 @@
 
 use rayon::prelude::*;
 
-use super::columns::{col2im, crop};
-use super::kernel::{ConvGeometry, Lhs, columns, with_scratch, with_turned};
+use super::columns::{col2im, columns, crop};
+use super::crate_gemm::Lhs;
+use super::geometry::ConvGeometry;
+use super::scratch::{with_scratch, with_turned};
 use super::matmul::{gemm_nt, gemm_rows, untranspose};
 use super::{implicit, tapwise, winograd};
 
@@ -39,23 +41,23 @@ fn scratch_lens(g: &ConvGeometry, chunk: usize) -> [usize; 3] {
 
 /// Whether `g` runs without a column matrix ([`implicit`]; our own product only).
 fn implicit(g: &ConvGeometry) -> bool {
-    super::OWN_GEMM.enabled() && implicit::applies(g)
+    crate::Kernel::OwnGemm.enabled() && implicit::applies(g)
 }
 
 /// Whether `g` runs as Winograd F(2×2, 3×3) ([`winograd`]).
 fn winograd(g: &ConvGeometry) -> bool {
-    super::WINOGRAD.enabled() && winograd::applies(g)
+    crate::Kernel::Winograd.enabled() && winograd::applies(g)
 }
 
 /// Whether `g` runs one product per kernel tap over the pixels it reaches ([`tapwise`]).
 fn tapwise(g: &ConvGeometry) -> bool {
-    super::TAPWISE.enabled() && tapwise::applies(g)
+    crate::Kernel::Tapwise.enabled() && tapwise::applies(g)
 }
 
 /// Whether `g`'s input gradient runs as the forward pass of its turned convolution (a 1×1 one
 /// is a plain product already).
 fn turned_input_gradient(g: &ConvGeometry) -> bool {
-    super::TURNED_DX.enabled() && g.is_turnable() && !g.is_pointwise()
+    crate::Kernel::TurnedDx.enabled() && g.is_turnable() && !g.is_pointwise()
 }
 
 /// Whether [`input_gradient`] writes every element of `dx` whatever it held (else it adds into
@@ -268,7 +270,7 @@ fn weight_gradient_of(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32],
             let dy = grad_columns(g, dy, grad_buf);
             let col = columns(g, xs, images, col_buf, pad_buf);
             let acc = i > 0;
-            if super::OWN_GEMM.enabled() && cols >= DOT_COLUMNS {
+            if crate::Kernel::OwnGemm.enabled() && cols >= DOT_COLUMNS {
                 let col_rows: Vec<usize> = (0..rows).map(|r| r * cols).collect();
                 gemm_nt(
                     [out_ch, rows, cols],
@@ -343,7 +345,7 @@ fn weight_gradient_rows(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32
 mod tests {
     use super::*;
 
-    use super::super::test_values as values;
+    use super::super::testing::test_values as values;
 
     fn geometry(batch: usize) -> ConvGeometry {
         ConvGeometry {
@@ -396,7 +398,7 @@ mod tests {
             let (_, dy) = inputs(&g);
             let dx = |turned: bool| {
                 let mut dx = vec![0.0f32; g.batch * g.channels_in * g.pixels_in()];
-                super::super::TURNED_DX.with(turned, || input_gradient(&g, &w, &dy, &mut dx));
+                crate::Kernel::TurnedDx.with(turned, || input_gradient(&g, &w, &dy, &mut dx));
                 dx
             };
             let (turned, col2im) = (dx(true), dx(false));
@@ -426,7 +428,7 @@ mod tests {
             let (x, dy) = inputs(&g);
             for parallel in [false, true] {
                 let mut want = vec![f32::NAN; g.channels_out * g.rows()];
-                super::super::ROWS_KERNEL.with(false, || weight_gradient_of(&g, &x, &dy, &mut want, parallel));
+                crate::Kernel::RowsKernel.with(false, || weight_gradient_of(&g, &x, &dy, &mut want, parallel));
                 let mut got = vec![f32::NAN; want.len()];
                 if weight_gradient_rows(&g, &x, &dy, &mut got, parallel).is_none() {
                     // No AVX-512 (not a declined shape): nothing was done, the dot products serve.

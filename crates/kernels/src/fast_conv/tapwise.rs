@@ -17,7 +17,9 @@
 
 use rayon::prelude::*;
 
-use super::kernel::{ConvGeometry, crate_gemm, with_scratch};
+use super::crate_gemm::crate_gemm;
+use super::geometry::ConvGeometry;
+use super::scratch::with_scratch;
 
 /// The largest share of (tap, output pixel) pairs inside the image at which this path is taken:
 /// ResNet-18's 2×2 maps have 44%, GoogLeNet's 5×5 kernels on 3×3 maps 36%; 3×3 kernels on 4×4
@@ -283,7 +285,7 @@ mod tests {
             ..geometry([3, 3], [5, 5], [2, 2])
         };
         assert!(applies(&g));
-        super::super::assert_same_on_any_number_of_threads(&g, (forward, input_gradient, weight_gradient));
+        super::super::testing::assert_same_on_any_number_of_threads(&g, (forward, input_gradient, weight_gradient));
     }
 
     #[test]

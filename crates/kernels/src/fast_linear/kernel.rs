@@ -198,7 +198,7 @@ fn transposed(m: &[f32], [rows, cols]: [usize; 2], width: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fast_conv::test_values as values;
+    use crate::fast_conv::testing::test_values as values;
 
     /// `a [m, k] · b [k, n]` in f64, both row-major.
     fn product(a: &[f32], b: &[f32], [m, k, n]: [usize; 3]) -> Vec<f64> {

@@ -4,7 +4,7 @@
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
-use super::{SWITCH, SgdHyper};
+use super::formula::{SgdHyper, burn_step};
 use crate::flex_tensors::{all_f32, contiguous, elements, flex_tensor};
 
 
@@ -22,7 +22,7 @@ pub trait FusedSgdBackend: Backend {
         fresh: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let old = (!fresh).then_some(velocity.clone());
-        let (param, v) = super::burn_step::<Self>(param, grad, old, hyper);
+        let (param, v) = burn_step::<Self>(param, grad, old, hyper);
         (param, v.unwrap_or(velocity))
     }
 }
@@ -43,10 +43,10 @@ impl FusedSgdBackend for Flex {
         let same = |t: &FlexTensor| t.shape() == param.shape() && all_f32(&[t]);
         if h.nesterov || h.momentum.is_none() || !same(&param) || !same(&grad) || !same(&velocity) {
             let old = (!fresh).then_some(velocity.clone());
-            let (param, v) = super::burn_step::<Flex>(param, grad, old, h);
+            let (param, v) = burn_step::<Flex>(param, grad, old, h);
             return (param, v.unwrap_or(velocity));
         }
-        SWITCH.record(false);
+        crate::Kernel::FusedSgd.record(false);
         let n = param.shape().num_elements();
         let grad = contiguous(&grad);
         let (mut param, mut velocity) = (unique(param), unique(velocity));
@@ -87,7 +87,7 @@ fn update(p: &mut [f32], v: &mut [f32], g: &[f32], h: SgdHyper, has_old: bool) {
         .for_each(|((p, v), g)| update_chunk(p, v, g, h, has_old));
 }
 
-/// The same f32 operations as [`super::burn_step`], element by element (no fused multiply-add,
+/// The same f32 operations as [`burn_step`], element by element (no fused multiply-add,
 /// so the rounding is burn's).
 fn update_chunk(p: &mut [f32], v: &mut [f32], g: &[f32], h: SgdHyper, has_old: bool) {
     let penalty = h.penalty.unwrap_or(0.0);

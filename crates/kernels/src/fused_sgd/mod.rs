@@ -12,17 +12,19 @@
 
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink, StateSource, join_path};
-use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch};
-use burn::tensor::{Device, Scalar, Tensor};
+use burn::backend::Dispatch;
+use burn::tensor::{Device, Tensor};
 
 use crate::switch::Kernel;
 
 #[cfg(feature = "flex")]
 mod backend;
+mod formula;
 
 #[cfg(feature = "flex")]
 pub use backend::FusedSgdBackend;
+pub use formula::SgdHyper;
+use formula::burn_step;
 
 const SWITCH: Kernel = Kernel::FusedSgd;
 
@@ -133,49 +135,6 @@ impl Optimizer for FusedSgd {
             velocity: state.velocity.map(|v| v.to_device(device)),
         }
     }
-}
-
-/// One step's settings, as the f32 values burn's `Sgd` multiplies by.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdHyper {
-    /// Learning rate.
-    pub lr: f32,
-    /// L2 penalty `λ` (`g ← λ·p + g`).
-    pub penalty: Option<f32>,
-    /// `(μ, 1 − dampening)` of the momentum update.
-    pub momentum: Option<(f32, f32)>,
-    /// Nesterov momentum (taken through burn's operations, also on flex).
-    pub nesterov: bool,
-}
-
-/// The step as burn's `Sgd` computes it, operation by operation.
-fn burn_step<B: Backend>(
-    param: FloatTensor<B>,
-    grad: FloatTensor<B>,
-    velocity: Option<FloatTensor<B>>,
-    h: SgdHyper,
-) -> (FloatTensor<B>, Option<FloatTensor<B>>) {
-    let scale = |t: FloatTensor<B>, s: f32| B::float_mul_scalar(t, Scalar::Float(f64::from(s)));
-    let grad = match h.penalty {
-        Some(penalty) => B::float_add(scale(param.clone(), penalty), grad),
-        None => grad,
-    };
-    let (direction, velocity) = match h.momentum {
-        Some((momentum, keep)) => {
-            let v = match velocity {
-                Some(v) => B::float_add(scale(grad.clone(), keep), scale(v, momentum)),
-                None => grad.clone(),
-            };
-            let direction = if h.nesterov {
-                B::float_add(scale(v.clone(), momentum), grad)
-            } else {
-                v.clone()
-            };
-            (direction, Some(v))
-        }
-        None => (grad, None),
-    };
-    (B::float_sub(param, scale(direction, h.lr)), velocity)
 }
 
 /// One step of `tensor`: the kernel on flex when `fused` (momentum without Nesterov), burn's

@@ -88,7 +88,7 @@ pub(crate) fn rows_kernel() -> Option<&'static RowsKernel> {
             wide: x86::avx512_rows_tile::<2>,
         };
         static HAS_AVX512: OnceLock<bool> = OnceLock::new();
-        if super::ROWS_KERNEL.enabled() && *HAS_AVX512.get_or_init(|| is_x86_feature_detected!("avx512f")) {
+        if crate::Kernel::RowsKernel.enabled() && *HAS_AVX512.get_or_init(|| is_x86_feature_detected!("avx512f")) {
             return Some(&AVX512);
         }
     }
@@ -129,7 +129,7 @@ pub(super) fn pixels_kernel(out_ch: usize) -> Option<&'static PixelsKernel> {
             tile: x86::avx512_pixels_tile::<2, 12>,
         };
         static HAS_AVX512: OnceLock<bool> = OnceLock::new();
-        if super::PIXELS_KERNEL.enabled() && *HAS_AVX512.get_or_init(|| is_x86_feature_detected!("avx512f")) {
+        if crate::Kernel::PixelsKernel.enabled() && *HAS_AVX512.get_or_init(|| is_x86_feature_detected!("avx512f")) {
             if out_ch % 64 == 0 {
                 return Some(&WIDE);
             }

@@ -28,7 +28,9 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::kernel::{ConvGeometry, Lhs, with_scratch};
+use super::crate_gemm::Lhs;
+use super::geometry::ConvGeometry;
+use super::scratch::{with_scratch, with_turned};
 
 mod tile;
 
@@ -359,7 +361,7 @@ fn transform_output(
 /// dX (`[N, C, H, W]`, overwritten) from dY: the convolution of dY with the kernel turned 180°
 /// and its channel axes swapped (padding 1 again, as `3 − 1 − 1`).
 pub(super) fn input_gradient(g: &ConvGeometry, weight: &[f32], grad: &[f32], dx: &mut [f32]) {
-    super::kernel::with_turned(g, weight, |turned, turned_weight| {
+    with_turned(g, weight, |turned, turned_weight| {
         forward(turned, grad, turned_weight, None, dx)
     });
 }
@@ -450,7 +452,7 @@ mod tests {
         assert!(applies(&blocks) && Tiles::new(&blocks).chunk(&blocks) < blocks.batch && !batch_wide(&blocks));
         assert!(applies(&whole) && batch_wide(&whole));
         for g in [blocks, whole] {
-            super::super::assert_same_on_any_number_of_threads(&g, (forward, input_gradient, weight_gradient));
+            super::super::testing::assert_same_on_any_number_of_threads(&g, (forward, input_gradient, weight_gradient));
         }
     }
 }
