@@ -264,7 +264,20 @@ pub(crate) fn one_line(e: &anyhow::Error) -> String {
 }
 
 /// Options the libraries name (in backticks) that exist only on the command line.
-const COMMAND_OPTIONS: [&str; 6] = ["resume", "out", "devices", "class", "num_classes", "from"];
+const COMMAND_OPTIONS: [&str; 12] = [
+    "resume",
+    "out",
+    "devices",
+    "class",
+    "num_classes",
+    "from",
+    "members",
+    "batch",
+    "reps",
+    "seeds",
+    "methods",
+    "per_class",
+];
 
 /// `text` (an error, a warning or a note from the libraries) with every setting or command
 /// option named in backticks written as its flag: `` `input_size` `` → `--input-size`.

@@ -97,7 +97,10 @@ pub struct BenchResult {
 /// Runs `case` on `device`: `warmup` untimed steps, then `repetitions` timed ones.
 pub fn run_bench(case: &BenchCase, device: &Device, warmup: usize, repetitions: usize) -> Result<BenchResult> {
     if case.batch == 0 || repetitions == 0 {
-        return Err(TrainError::Config("batch and repetitions must be at least 1".into()));
+        return Err(TrainError::InvalidOption {
+            option: if case.batch == 0 { "batch" } else { "reps" },
+            reason: "must be at least 1".into(),
+        });
     }
     let macs = mult_adds(case, device)?;
     let steps = Steps { warmup, repetitions };
@@ -164,7 +167,10 @@ fn mult_adds(case: &BenchCase, device: &Device) -> Result<u64> {
         .iter()
         .any(|r| matches!(r.output, cnn_models::summary::OutShape::Map([_, 0, _] | [_, _, 0])))
     {
-        return Err(TrainError::Config(format!("input {size}px is too small for {name}")));
+        return Err(TrainError::Unsupported {
+            model: name.to_string(),
+            reason: format!("input {size}px is too small"),
+        });
     }
     match case.part {
         BenchPart::Whole => Ok(summary.total_mult_adds()),
@@ -174,9 +180,10 @@ fn mult_adds(case: &BenchCase, device: &Device) -> Result<u64> {
             .filter(|r| r.name.starts_with("features") || r.name.starts_with("avgpool"))
             .map(|r| r.mult_adds)
             .sum()),
-        BenchPart::Features => Err(TrainError::Config(format!(
-            "{name}: only AlexNet and VGG have a separate convolutional part to time"
-        ))),
+        BenchPart::Features => Err(TrainError::Unsupported {
+            model: name.to_string(),
+            reason: "only AlexNet and VGG have a separate convolutional part to time".into(),
+        }),
     }
 }
 

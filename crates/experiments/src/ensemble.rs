@@ -73,10 +73,10 @@ impl EnsembleOptions {
     /// Checks the member count and every member's config before any training starts.
     pub fn validate(&self) -> Result<()> {
         if self.members < 2 {
-            return Err(TrainError::Config(format!(
-                "an ensemble needs at least 2 members, not {}",
-                self.members
-            )));
+            return Err(TrainError::InvalidOption {
+                option: "members",
+                reason: format!("must be at least 2 for an ensemble, not {}", self.members),
+            });
         }
         (0..self.members).try_for_each(|k| self.config(k)?.validate())
     }

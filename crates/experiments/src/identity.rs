@@ -103,11 +103,13 @@ pub fn identity(
     // statistics, which fine-tuning one of them would change under the others.
     let trained = || match run.load_model(&train_device)? {
         Model::ResNet(net) => Ok(net),
-        _ => Err(TrainError::Config(format!(
-            "{} is a {} run; the identity experiment appends residual blocks to a ResNet",
-            opts.run.display(),
-            run.config.model
-        ))),
+        _ => Err(TrainError::Unsupported {
+            model: run.config.model.clone(),
+            reason: format!(
+                "{} is not a ResNet run; the identity experiment appends residual blocks to a ResNet",
+                opts.run.display()
+            ),
+        }),
     };
     let base = trained()?;
     let data = RunData::load(&cfg, &mut |p| progress("data", p))?;
@@ -163,7 +165,7 @@ fn logits<M: ImageClassifier>(model: &M, data: &RunData, device: &Device) -> Res
         let (images, _) = batch?;
         let out: Tensor<2> = model.logits(images);
         let values = out.into_data().convert::<f32>().try_to_vec::<f32>();
-        all.extend(values.map_err(|e| TrainError::Config(format!("reading the logits back: {e:?}")))?);
+        all.extend(values.map_err(|e| TrainError::Backend(format!("reading the logits back: {e:?}")))?);
     }
     Ok(all)
 }

@@ -6,9 +6,71 @@ use thiserror::Error;
 /// Everything that can stop a training or evaluation run.
 #[derive(Debug, Error)]
 pub enum TrainError {
-    /// A configuration value is out of range or inconsistent.
-    #[error("invalid setting: {0}")]
-    Config(String),
+    /// Options of one command cannot be used together or have a bad value (`resume` with `out`,
+    /// a `class` out of range, an experiment's counts). `option` is named in backticks in
+    /// `reason` where it is not the first word; the CLI turns names into flags.
+    #[error("invalid option: `{option}` {reason}")]
+    InvalidOption {
+        /// The option's name.
+        option: &'static str,
+        /// Why its value cannot be used.
+        reason: String,
+    },
+    /// A preset cannot be found or read.
+    #[error("preset {preset}: {reason}")]
+    Preset {
+        /// The preset's name or file.
+        preset: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The data set is unknown or cannot be trained on as it is.
+    #[error("data set {dataset}: {reason}")]
+    Dataset {
+        /// The data set's name or folder.
+        dataset: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No data set of that name is known (and no folder has that path).
+    #[error("unknown dataset '{name}'{}; known datasets: {}, or the path of an image folder",
+        suggestion.as_ref().map(|n| format!(" (did you mean '{n}'?)")).unwrap_or_default(), known.join(", "))]
+    UnknownDataset {
+        /// The name given.
+        name: String,
+        /// The nearest known name, if one is near.
+        suggestion: Option<String>,
+        /// Every known name.
+        known: Vec<&'static str>,
+    },
+    /// The model cannot do what was asked of it (no convolutional stage, too small an input, …).
+    #[error("{model}: {reason}")]
+    Unsupported {
+        /// The model's name.
+        model: String,
+        /// What it cannot do, and what to do instead.
+        reason: String,
+    },
+    /// The members of an ensemble do not fit together.
+    #[error("ensemble: {0}")]
+    Ensemble(String),
+    /// A data label the model has no output for.
+    #[error("the data has label {label} but the model has {classes} classes")]
+    LabelOutOfRange {
+        /// The label.
+        label: usize,
+        /// The model's number of classes.
+        classes: usize,
+    },
+    /// No device was given to train on.
+    #[error("no device to train on")]
+    NoDevice,
+    /// A data-parallel worker or MPI failed.
+    #[error("{0}")]
+    Distributed(String),
+    /// A tensor could not be read back from its device, or a gradient is missing.
+    #[error("backend: {0}")]
+    Backend(String),
     /// A setting's value is out of range or does not fit the others. `setting` is its name in
     /// `config.json` and in [`crate::config::SETTINGS`] (the CLI turns it into its flag); the
     /// reason names other settings in backticks the same way.

@@ -172,10 +172,10 @@ fn top_freeze(model: &str) -> Result<String> {
     let net = cnn_models::build(model, cnn_models::BuildOptions::classes(2), &device)?;
     let stages = cnn_transfer::stages(&net);
     match stages.len() {
-        0 | 1 => Err(TrainError::Config(format!(
-            "{model} has {} stage(s): fine-tuning the last stage needs at least two",
-            stages.len()
-        ))),
+        0 | 1 => Err(TrainError::Unsupported {
+            model: model.to_string(),
+            reason: format!("{} stage(s), and fine-tuning the last stage needs at least two", stages.len()),
+        }),
         n => Ok(stages[n - 2].name.clone()),
     }
 }
@@ -188,9 +188,16 @@ pub fn transfer(
     progress: &mut dyn FnMut(&str, Progress<'_>),
 ) -> Result<Vec<TransferRow>> {
     if opts.seeds == 0 || opts.methods.is_empty() || opts.per_class.is_empty() {
-        return Err(TrainError::Config(
-            "the transfer experiment needs at least one seed, one method and one size".into(),
-        ));
+        return Err(TrainError::InvalidOption {
+            option: if opts.seeds == 0 {
+                "seeds"
+            } else if opts.methods.is_empty() {
+                "methods"
+            } else {
+                "per_class"
+            },
+            reason: "must be at least one (the transfer experiment needs a seed, a method and a size)".into(),
+        });
     }
     let data = cnn_trainer::load_data(&opts.dataset, opts.data_dir.as_deref(), opts.seed)?
         .only_classes(opts.classes.as_deref())?;

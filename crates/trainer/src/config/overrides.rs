@@ -46,11 +46,14 @@ impl TrainOverrides {
     pub fn resumed(&self, run: &TrainConfig, dir: &Path) -> Result<TrainConfig> {
         let changes = self.apply(run.clone())?.changes_for_resume(run);
         if !changes.is_empty() {
-            return Err(TrainError::Config(format!(
-                "`resume` continues {} with its own settings (its config.json), and this command changes {}: drop those flags, or start a new run with `out`",
-                dir.display(),
-                changes.join(", ")
-            )));
+            return Err(TrainError::InvalidOption {
+                option: "resume",
+                reason: format!(
+                    "continues {} with its own settings (its config.json), and this command changes {}: drop those flags, or start a new run with `out`",
+                    dir.display(),
+                    changes.join(", ")
+                ),
+            });
         }
         self.apply_changeable(run.clone())
     }
@@ -61,9 +64,10 @@ impl TrainOverrides {
     pub fn plan(&self, out: Option<&Path>, resume: Option<&Path>) -> Result<RunPlan> {
         let plan = match (resume, out) {
             (Some(_), Some(_)) => {
-                return Err(TrainError::Config(
-                    "give either `resume` (continue a run) or `out` (a new run's folder), not both".into(),
-                ));
+                return Err(TrainError::InvalidOption {
+                    option: "resume",
+                    reason: "continues a run and `out` names a new run's folder: give one of them, not both".into(),
+                });
             }
             (Some(dir), None) => RunPlan {
                 config: self.resumed(&RunFolder::open(dir)?.config, dir)?,

@@ -41,7 +41,10 @@ impl Preset {
     /// Reads a preset file's text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         toml::from_str(text)
-            .map_err(|e| TrainError::Config(format!("preset {origin}: {}", e.to_string().replace('\n', " "))))
+            .map_err(|e| TrainError::Preset {
+            preset: origin.to_string(),
+            reason: e.to_string().replace('\n', " "),
+        })
     }
 }
 
@@ -60,23 +63,30 @@ pub fn preset(name: &str) -> Result<TrainConfig> {
 
 fn resolve(name: &str, depth: usize) -> Result<TrainConfig> {
     if depth >= MAX_CHAIN {
-        return Err(TrainError::Config(format!(
-            "preset {name}: presets start from each other more than {MAX_CHAIN} deep (a loop?)"
-        )));
+        return Err(TrainError::Preset {
+            preset: name.to_string(),
+            reason: format!("presets start from each other more than {MAX_CHAIN} deep (a loop?)"),
+        });
     }
     let preset = match BUILT_IN.iter().find(|(n, _)| *n == name) {
         Some((_, text)) => Preset::parse(text, name)?,
         None if name.ends_with(".toml") => {
             let text = std::fs::read_to_string(Path::new(name))
-                .map_err(|e| TrainError::Config(format!("preset {name}: {e}")))?;
+                .map_err(|e| TrainError::Preset {
+                    preset: name.to_string(),
+                    reason: e.to_string(),
+                })?;
             Preset::parse(&text, name)?
         }
         None => {
             let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
-            return Err(TrainError::Config(format!(
-                "unknown preset '{name}'; presets: {}, or the path of a .toml preset file",
-                names.join(", ")
-            )));
+            return Err(TrainError::Preset {
+                preset: name.to_string(),
+                reason: format!(
+                    "unknown; presets: {}, or the path of a .toml preset file",
+                    names.join(", ")
+                ),
+            });
         }
     };
     let base = match &preset.settings.preset {

@@ -26,7 +26,7 @@ impl Mpi {
     /// a job of one.
     pub fn init() -> Result<Self> {
         let universe = mpi::initialize()
-            .ok_or_else(|| TrainError::Config("MPI was already started in this process".into()))?;
+            .ok_or_else(|| TrainError::Distributed("MPI was already started in this process".into()))?;
         Ok(Self {
             world: universe.world(),
             _universe: universe,

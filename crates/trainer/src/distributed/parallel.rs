@@ -74,7 +74,7 @@ impl<M: ImageClassifier + Send + 'static> DataParallel<M> {
                         }
                     }
                 })
-                .map_err(|e| TrainError::Config(format!("cannot start a thread for device {worker}: {e}")))?;
+                .map_err(|e| TrainError::Distributed(format!("cannot start a thread for device {worker}: {e}")))?;
             senders.push(tx);
             handles.push(handle);
         }
@@ -110,7 +110,7 @@ impl<M: ImageClassifier + Send + 'static> Step<M> for DataParallel<M> {
             start += size;
             sender
                 .send(job)
-                .map_err(|_| TrainError::Config("a data-parallel worker has stopped".into()))?;
+                .map_err(|_| TrainError::Distributed("a data-parallel worker has stopped".into()))?;
             sent += 1;
         }
         let main = &self.devices[0];
@@ -119,11 +119,11 @@ impl<M: ImageClassifier + Send + 'static> Step<M> for DataParallel<M> {
             let done = self
                 .results
                 .recv()
-                .map_err(|_| TrainError::Config("a data-parallel worker has stopped".into()))?;
+                .map_err(|_| TrainError::Distributed("a data-parallel worker has stopped".into()))?;
             match done.outcome {
                 Ok(part) => parts.push((done.worker, part)),
                 Err(reason) => {
-                    return Err(TrainError::Config(format!(
+                    return Err(TrainError::Distributed(format!(
                         "the training step on device {} ({:?}) failed: {reason}",
                         done.worker, self.devices[done.worker]
                     )));

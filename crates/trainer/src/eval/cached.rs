@@ -65,12 +65,15 @@ pub fn cached_features(
         let (images, _) = batch.to_device(device);
         let features = model
             .backbone(images)
-            .ok_or_else(|| TrainError::Config("this model has no backbone/head split to cache".into()))?;
+            .ok_or_else(|| TrainError::Unsupported {
+                model: "the model".into(),
+                reason: "it has no backbone/head split to cache".into(),
+            })?;
         let values = features
             .into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()
-            .map_err(|e| TrainError::Config(format!("feature read-back: {e:?}")))?;
+            .map_err(|e| TrainError::Backend(format!("feature read-back: {e:?}")))?;
         writer.push(&values, &labels)?;
     }
     Ok((writer.finish()?, true))

@@ -48,13 +48,13 @@ impl Probabilities {
     pub fn mean(members: &[Probabilities]) -> Result<Self> {
         let first = members
             .first()
-            .ok_or_else(|| TrainError::Config("an ensemble needs at least one member".into()))?;
+            .ok_or_else(|| TrainError::Ensemble("an ensemble needs at least one member".into()))?;
         if members
             .iter()
             .any(|m| (m.classes, m.rows.len()) != (first.classes, first.rows.len()))
         {
-            return Err(TrainError::Config(
-                "ensemble members gave probabilities of different shapes".into(),
+            return Err(TrainError::Ensemble(
+                "members gave probabilities of different shapes".into(),
             ));
         }
         let share = 1.0 / members.len() as f32;
@@ -75,7 +75,7 @@ impl Probabilities {
     pub fn evaluate(&self, labels: &[usize], device: &Device) -> Result<DetailedEvaluation> {
         let c = self.classes;
         if self.rows.len() != labels.len() * c {
-            return Err(TrainError::Config(format!(
+            return Err(TrainError::Ensemble(format!(
                 "{} probabilities for {} images of {c} classes",
                 self.rows.len(),
                 labels.len()
@@ -133,11 +133,11 @@ pub struct EnsembleEvaluation {
 pub fn check_same_classes(runs: &[RunFolder]) -> Result<()> {
     let first = runs
         .first()
-        .ok_or_else(|| TrainError::Config("name at least one run folder".into()))?;
+        .ok_or_else(|| TrainError::Ensemble("name at least one run folder".into()))?;
     for other in &runs[1..] {
         if other.class_names != first.class_names {
-            return Err(TrainError::Config(format!(
-                "ensemble members must agree on the classes: {} has {} ({}…) but {} has {} ({}…)",
+            return Err(TrainError::Ensemble(format!(
+                "members must agree on the classes: {} has {} ({}…) but {} has {} ({}…)",
                 first.dir.display(),
                 first.class_names.len(),
                 first.class_names.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
@@ -212,7 +212,7 @@ pub fn test_data(run: &RunFolder, dataset: Option<&str>, data_dir: Option<&Path>
         .flatten();
     let data = load_data(dataset, data_dir, run.config.seed)?.only_classes(classes)?;
     if data.class_names.len() != run.class_names.len() {
-        return Err(TrainError::Config(format!(
+        return Err(TrainError::Ensemble(format!(
             "{dataset} has {} classes but the run's model has {}",
             data.class_names.len(),
             run.class_names.len()
@@ -227,7 +227,7 @@ fn check_one_test_split(runs: &[RunFolder], dataset: &str) -> Result<()> {
     let path = Path::new(dataset);
     let split_by_seed = path.is_dir() && !(path.join("train").is_dir() && path.join("val").is_dir());
     if split_by_seed && runs.iter().any(|r| r.config.seed != runs[0].config.seed) {
-        return Err(TrainError::Config(format!(
+        return Err(TrainError::Ensemble(format!(
             "{dataset} is split into training and test images by each run's seed, and these runs \
              have different seeds: give the folder train/ and val/ subfolders so that every member \
              is tested on images it never trained on"

@@ -48,7 +48,10 @@ pub fn grad_cam(
     // Frozen: every layer behaves as in inference, and no weight asks for a gradient.
     let model = model.clone().fork(&autodiff).freeze_group(ParamGroup::all());
     let (images, _) = Batch::from_images(&[(pre.fit(image), 0)], pre)?.to_device(&autodiff);
-    let no_maps = || TrainError::Config("this model has no convolutional stage to explain".into());
+    let no_maps = || TrainError::Unsupported {
+        model: "the model".into(),
+        reason: "it has no convolutional stage to explain".into(),
+    };
     let maps = model.last_maps(images).ok_or_else(no_maps)?.detach().require_grad();
     let logits = model.logits_from_maps(maps.clone()).ok_or_else(no_maps)?;
     let classes = logits.dims()[1];
@@ -56,15 +59,15 @@ pub fn grad_cam(
     let predicted = argmax(&probs);
     let class = class.unwrap_or(predicted);
     if class >= classes {
-        return Err(TrainError::Config(format!(
-            "`class` {class} is out of range: the model has {classes} classes (0 to {})",
-            classes - 1
-        )));
+        return Err(TrainError::InvalidOption {
+            option: "class",
+            reason: format!("{class} is out of range: the model has {classes} classes (0 to {})", classes - 1),
+        });
     }
     let grads = logits.narrow(1, class, 1).sum().backward();
     let gradient = maps
         .grad(&grads)
-        .ok_or_else(|| TrainError::Config("no gradient reached the maps".into()))?;
+        .ok_or_else(|| TrainError::Backend("no gradient reached the maps".into()))?;
     let [_, channels, h, w] = gradient.dims();
     let weights = gradient.mean_dim(3).mean_dim(2).reshape([channels, 1]);
     let activations = maps.detach().inner().reshape([channels, h * w]);

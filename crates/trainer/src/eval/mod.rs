@@ -96,9 +96,7 @@ fn add_to_confusion(confusion: &mut [Vec<usize>], logits: Tensor<2>, labels: Ten
     for (truth, p) in as_vec(labels).into_iter().zip(predicted) {
         let truth = usize::try_from(truth).unwrap_or(usize::MAX);
         if truth >= classes {
-            return Err(TrainError::Config(format!(
-                "the data has label {truth} but the model has {classes} classes"
-            )));
+            return Err(TrainError::LabelOutOfRange { label: truth, classes });
         }
         confusion[truth][p as usize] += 1;
     }
@@ -249,8 +247,8 @@ pub fn predict<M: ImageClassifier>(
                 mean = vec![0.0; probs.len()];
             }
             if probs.len() != mean.len() {
-                return Err(TrainError::Config(format!(
-                    "ensemble members disagree on the number of classes ({} and {})",
+                return Err(TrainError::Ensemble(format!(
+                    "members disagree on the number of classes ({} and {})",
                     mean.len(),
                     probs.len()
                 )));

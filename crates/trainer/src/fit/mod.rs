@@ -55,9 +55,10 @@ pub fn fit<M: ImageClassifier + Send + 'static>(
     if cfg.backbone_lr_scale != 1.0 || cfg.stage_lr_decay != 1.0 {
         // Rates per stage need to know the model's stages: a `cnn_models::Model`, through
         // `train_run` or a `TrainState` whose `rates` come from `LayerRates::for_model`.
-        return Err(TrainError::Config(
-            "fit trains any model at one rate; for rates per stage (backbone_lr_scale, stage_lr_decay) build a TrainState with LayerRates::for_model and call fit_from".into(),
-        ));
+        return Err(TrainError::InvalidSetting {
+            setting: if cfg.backbone_lr_scale != 1.0 { "backbone_lr_scale" } else { "stage_lr_decay" },
+            reason: "needs the model's stages, which fit does not know (it trains any model at one rate): build a TrainState with LayerRates::for_model and call fit_from".into(),
+        });
     }
     let state = TrainState {
         model,
@@ -103,9 +104,12 @@ pub(crate) fn fit_across<M: ImageClassifier + Send + 'static>(
     cfg.validate()?;
     let device = devices
         .first()
-        .ok_or_else(|| TrainError::Config("no device to train on".into()))?;
+        .ok_or(TrainError::NoDevice)?;
     if data.train.is_empty() {
-        return Err(TrainError::Config("the training set is empty".into()));
+        return Err(TrainError::Dataset {
+            dataset: cfg.dataset.clone(),
+            reason: "the training set is empty".into(),
+        });
     }
     let loader_config = LoaderConfig {
         batch_size: cfg.batch_size,

@@ -67,12 +67,10 @@ pub fn load_data(name: &str, data_dir: Option<&Path>, seed: u64) -> Result<Loade
             ImageFolder::open(path)?.stratified_split(0.2, seed)
         };
         if train.is_empty() || test.is_empty() {
-            return Err(TrainError::Config(format!(
-                "{} gives {} training and {} test images: too few to train on",
-                path.display(),
-                train.len(),
-                test.len()
-            )));
+            return Err(TrainError::Dataset {
+                dataset: path.display().to_string(),
+                reason: format!("gives {} training and {} test images: too few to train on", train.len(), test.len()),
+            });
         }
         let skipped = train.skipped.iter().chain(&test.skipped).cloned().collect();
         let class_names = train.classes.clone();
@@ -101,13 +99,11 @@ pub fn load_dataset(name: &str, data_dir: Option<&Path>) -> Result<(ImageDataset
         .unwrap_or_else(cnn_data_augment::datasets::default_data_dir);
     let names = cnn_data_augment::datasets::NAMES;
     if !names.contains(&name) {
-        let hint = cnn_models::error::nearest_name(name, names.iter().copied())
-            .map(|n| format!(" (did you mean '{n}'?)"))
-            .unwrap_or_default();
-        return Err(TrainError::Config(format!(
-            "unknown dataset '{name}'{hint}; known datasets: {}, or the path of an image folder",
-            names.join(", ")
-        )));
+        return Err(TrainError::UnknownDataset {
+            name: name.to_string(),
+            suggestion: cnn_models::error::nearest_name(name, names.iter().copied()).map(str::to_string),
+            known: names.to_vec(),
+        });
     }
     Ok(cnn_data_augment::datasets::load(name, &dir)?)
 }
@@ -204,11 +200,14 @@ impl RunData {
         let info = registry::lookup(&cfg.model)?;
         if info.family.takes_feature_maps() {
             let [c, h, w] = info.default_input.shape();
-            return Err(TrainError::Config(format!(
-                "{} is a course example on {c}×{h}×{w} feature maps, not a network that takes images: \
-                 `cnn summary --model {}` shows its costs; train googlenet (whose inception3a it is) instead",
-                info.name, info.name
-            )));
+            return Err(TrainError::Unsupported {
+                model: info.name.to_string(),
+                reason: format!(
+                    "a course example on {c}×{h}×{w} feature maps, not a network that takes images: \
+                     `cnn summary --model {}` shows its costs; train googlenet (whose inception3a it is) instead",
+                    info.name
+                ),
+            });
         }
         let loaded =
             load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?.only_classes(cfg.classes.as_deref())?;

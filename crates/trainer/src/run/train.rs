@@ -44,7 +44,7 @@ fn check_same_model(dir: &Path, cfg: &TrainConfig) -> Result<()> {
         registry::lookup(&cfg.model)?.name,
     );
     if was != now {
-        return Err(TrainError::Config(format!(
+        return Err(TrainError::Checkpoint(format!(
             "{} is a run of {was}; it cannot be resumed as {now} (resume it with its own settings, or start a new run with `out`)",
             dir.display()
         )));
@@ -176,7 +176,7 @@ fn check_settings<'a>(cfg: &TrainConfig, devices: &'a [Device]) -> Result<&'a De
     cfg.validate()?;
     let device = devices
         .first()
-        .ok_or_else(|| TrainError::Config("no device to train on".into()))?;
+        .ok_or(TrainError::NoDevice)?;
     if devices.len() > 1 && cfg.cache_features {
         return Err(TrainError::InvalidSetting {
             setting: "cache_features",
@@ -192,7 +192,7 @@ fn check_folder(dir: &Path, resume: bool, cfg: &TrainConfig) -> Result<()> {
         checkpoint::info(dir)?;
         check_same_model(dir, cfg)
     } else if dir.join(CHECKPOINT_FILE).exists() || dir.join("model.bpk").exists() {
-        Err(TrainError::Config(format!(
+        Err(TrainError::Checkpoint(format!(
             "{} already holds a run: continue it with `resume` {}, or pick another `out`",
             dir.display(),
             dir.display()
@@ -219,7 +219,10 @@ fn build_model(
     let mut model = registry::build(info.name, options, autodiff)?;
     model
         .check_input_size(data.pre.channels, data.pre.size)
-        .map_err(|e| TrainError::Config(format!("{}: {e}", info.name)))?;
+        .map_err(|e| TrainError::Unsupported {
+            model: info.name.to_string(),
+            reason: e.to_string(),
+        })?;
     if cfg.zero_init_residual {
         model = match model {
             cnn_models::Model::ResNet(net) if net.layer1.iter().all(|b| b.residual) => {
