@@ -6,11 +6,14 @@
 //! cargo xtask bench [--device flex|ndarray|wgpu] [--features F] [--release] [cnn bench flags…]
 //! cargo xtask download <mnist|fashion-mnist|cifar10|cifar100> [--from DIR] [--data-dir DIR]
 //! cargo xtask test [cargo test arguments…]
+//! cargo xtask cycles [WORKSPACE]
 //! cargo xtask experiment degradation [--release] [--subset N] [--epochs N] [--out DIR] …
 //! ```
 //!
 //! `test` is the README's test command (see [`test_cmd`]): system packages, then
 //! `cargo test --workspace --features wgpu,mpi,fault-injection` (the last turns on the crash-safety tests' fault points), then the list of tests that could not run.
+//!
+//! `cycles` lists the files of any crate that import each other in a circle (see [`cycles`]).
 //!
 //! `train --preset NAME` runs a recipe from `crates/trainer/presets/*.toml` (`lenet5-mnist5k`,
 //! `lenet5-fashion`, `resnet20-fashion`); `experiment degradation` trains plain-20/56 and
@@ -27,6 +30,7 @@
 //! dev profile, whose dependencies are fully optimised (see the workspace `Cargo.toml`), so it
 //! shares burn's build with `cargo test`; `--release` uses the release profile instead.
 
+mod cycles;
 mod test_cmd;
 
 use std::process::{Command, ExitCode};
@@ -38,6 +42,7 @@ const USAGE: &str = "usage: cargo xtask train [--device flex|ndarray|wgpu] [--fe
 [--json FILE] [--compare PYTORCH.json]
        cargo xtask download <mnist|fashion-mnist|cifar10|cifar100> [--from DIR] [--data-dir DIR]
        cargo xtask test [cargo test arguments…]
+       cargo xtask cycles [WORKSPACE]
        cargo xtask experiment degradation [--subset N] [--epochs N] [--batch-size N] [--lr F] [--nets a,b] [--out DIR]";
 
 fn main() -> ExitCode {
@@ -48,6 +53,12 @@ fn main() -> ExitCode {
         Some("download") => run_cnn("download", &args[1..]),
         Some("experiment") => run_cnn("experiment", &args[1..]),
         Some("test") => test_cmd::run(&args[1..]),
+        Some("cycles") => {
+            let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap_or(std::path::Path::new("."));
+            cycles::run(args.get(1).map_or(workspace, std::path::Path::new))
+        }
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             ExitCode::SUCCESS

@@ -45,7 +45,11 @@ pub const PACKAGES: [SystemPackage; 5] = [
     SystemPackage {
         name: "libclang-dev",
         why: "libclang, with which the mpi crate reads mpi.h",
-        present: || any_entry("/usr/lib", |name, path| name.starts_with("llvm-") && path.join("lib/libclang.so").exists()),
+        present: || {
+            any_entry("/usr/lib", |name, path| {
+                name.starts_with("llvm-") && path.join("lib/libclang.so").exists()
+            })
+        },
     },
 ];
 

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use cnn_data_augment::augment::{Pipeline, preview};
 use cnn_data_augment::Image;
+use cnn_data_augment::augment::{Pipeline, preview};
 
 /// The `cnn augment` subcommands.
 #[derive(clap::Subcommand)]

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use cnn_experiments::{BenchCase, BenchPhase, ReferenceFile};
 
-
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Model to measure (repeat for several) instead of a suite.
@@ -100,10 +99,13 @@ pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
         runs.push((backend, results));
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&cnn_experiments::bench::report_json(
-            &runs.iter().map(|(b, r)| (b.name(), r.as_slice())).collect::<Vec<_>>()
-        ))?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&cnn_experiments::bench::report_json(
+                &runs.iter().map(|(b, r)| (b.name(), r.as_slice())).collect::<Vec<_>>(),
+            ))?,
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -116,5 +118,10 @@ fn cases(args: &BenchArgs, phases: &[BenchPhase]) -> Result<Vec<BenchCase>> {
             _ => cnn_experiments::bench::family_suite_at(args.batch, phases),
         });
     }
-    Ok(cnn_experiments::bench::model_cases(&args.models, args.size, args.batch, phases)?)
+    Ok(cnn_experiments::bench::model_cases(
+        &args.models,
+        args.size,
+        args.batch,
+        phases,
+    )?)
 }

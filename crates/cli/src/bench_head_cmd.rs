@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use cnn_trainer::TrainConfig;
 
 use crate::train_cmd::TrainArgs;
 
@@ -16,31 +15,31 @@ pub struct BenchHeadArgs {
 
 /// Runs both epochs in temporary run folders and prints their times.
 pub fn run(device: Option<&str>, args: BenchHeadArgs) -> Result<()> {
-    let base = TrainConfig {
-        epochs: 1,
-        freeze: cnn_transfer::FreezePolicy::All,
-        ..args.train.config()?
-    };
+    let base = args
+        .train
+        .config()?
+        .with_epochs(1)
+        .with_freeze(cnn_transfer::FreezePolicy::All);
     let (backend, device) = crate::open_device(device)?;
     // Removed with everything in it when the command ends, however it ends.
     let scratch = tempfile::Builder::new().prefix("cnn-bench-head-").tempdir()?;
     let cache_dir = scratch.path().join("features");
     println!(
         "one head-training epoch of {} on {} (frozen backbone{}) on {backend}",
-        base.model,
-        base.dataset,
-        base.weights
+        base.task.model,
+        base.task.dataset,
+        base.transfer
+            .weights
             .as_ref()
             .map(|w| format!(", weights {}", w.display()))
             .unwrap_or_default()
     );
     let mut seconds = Vec::new();
     for (label, cached) in [("through the frozen backbone", false), ("from cached features", true)] {
-        let cfg = TrainConfig {
-            cache_features: cached,
-            cache_dir: Some(cache_dir.clone()),
-            ..base.clone()
-        };
+        let cfg = base
+            .clone()
+            .with_cache_features(cached)
+            .with_cache_dir(Some(cache_dir.clone()));
         let started = Instant::now();
         let report = cnn_trainer::train_run(
             &cfg,

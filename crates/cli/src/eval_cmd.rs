@@ -70,7 +70,7 @@ pub fn eval(device: Option<&str>, args: EvalArgs) -> Result<()> {
     .with_context(|| format!("evaluating {}", args.run[0].display()))?;
     let dataset = &result.dataset;
     let s = &result.single.summary;
-    let models: Vec<&str> = runs.iter().map(|r| r.config.model.as_str()).collect();
+    let models: Vec<&str> = runs.iter().map(|r| r.config.task.model.as_str()).collect();
     println!(
         "{} on the {} test images of {dataset}: accuracy {:.4}  top-5 {:.4}  loss {:.4}",
         if runs.len() == 1 {
@@ -117,17 +117,28 @@ fn write_worst(runs: &[RunFolder], args: &EvalArgs, result: &cnn_trainer::Ensemb
     if n == 0 {
         anyhow::bail!("--worst needs at least 1 image");
     }
-    let (_, data) = cnn_trainer::eval::ensemble::test_data(&runs[0], args.dataset.as_deref(), args.data_dir.as_deref())?;
+    let (_, data) =
+        cnn_trainer::eval::ensemble::test_data(&runs[0], args.dataset.as_deref(), args.data_dir.as_deref())?;
     let worst = cnn_trainer::eval::explain::worst(&result.probabilities, &result.labels, n);
-    let tiles = cnn_trainer::eval::explain::mistake_tiles(&*data.test, &worst, &runs[0].preprocess, &runs[0].class_names)?;
+    let tiles =
+        cnn_trainer::eval::explain::mistake_tiles(&*data.test, &worst, &runs[0].preprocess, &runs[0].class_names)?;
     let png = match runs.len() {
         1 => args.run[0].join("worst.png"),
         _ => PathBuf::from("worst-ensemble.png"),
     };
-    let title = format!("the {} test images of {} with the highest loss (true → predicted, probability)", worst.len(), result.dataset);
+    let title = format!(
+        "the {} test images of {} with the highest loss (true → predicted, probability)",
+        worst.len(),
+        result.dataset
+    );
     cnn_trainer::report::plot::tile_grid(&png, &title, &tiles, 6)?;
-    println!("wrote {} ({} images, losses {:.2} to {:.2})", png.display(), worst.len(),
-        worst.first().map_or(0.0, |m| m.loss), worst.last().map_or(0.0, |m| m.loss));
+    println!(
+        "wrote {} ({} images, losses {:.2} to {:.2})",
+        png.display(),
+        worst.len(),
+        worst.first().map_or(0.0, |m| m.loss),
+        worst.last().map_or(0.0, |m| m.loss)
+    );
     Ok(())
 }
 

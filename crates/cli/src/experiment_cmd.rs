@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use cnn_trainer::Progress;
+use cnn_experiments::degradation::{DegradationOptions, degradation};
 use cnn_experiments::ensemble::{EnsembleOptions, ensemble, table_markdown};
 use cnn_experiments::identity::{IdentityOptions, identity};
-use cnn_experiments::degradation::{DegradationOptions, degradation};
+use cnn_trainer::Progress;
 
 /// The experiments.
 #[derive(clap::Subcommand)]
@@ -268,14 +268,10 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         let seed = seed.unwrap_or(d.seed);
         let pretrain = pretrain_preset
             .map(|name| -> Result<cnn_trainer::TrainConfig> {
-                let base = cnn_trainer::config::presets::preset(&name)?;
-                Ok(cnn_trainer::TrainConfig {
-                    classes: pretrain_classes,
-                    epochs: pretrain_epochs.unwrap_or(base.epochs),
-                    data_dir: data_dir.clone(),
-                    seed,
-                    ..base
-                })
+                let mut cfg = cnn_trainer::config::presets::preset(&name)?;
+                (cfg.task.classes, cfg.task.data_dir, cfg.task.seed) = (pretrain_classes, data_dir.clone(), seed);
+                cfg.optim.epochs = pretrain_epochs.unwrap_or(cfg.optim.epochs);
+                Ok(cfg)
             })
             .transpose()?;
         let opts = cnn_experiments::transfer::TransferOptions {
@@ -365,7 +361,11 @@ pub fn run(device: Option<&str>, cmd: ExperimentCommand) -> Result<()> {
         "wrote {} and {}{} in {:.0} s",
         opts.out.join("degradation.csv").display(),
         opts.out.join("degradation.png").display(),
-        if depth_plot.is_file() { format!(" and {}", depth_plot.display()) } else { String::new() },
+        if depth_plot.is_file() {
+            format!(" and {}", depth_plot.display())
+        } else {
+            String::new()
+        },
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -391,7 +391,7 @@ fn transfer(device: Option<&str>, opts: &cnn_experiments::transfer::TransferOpti
     );
     let started = Instant::now();
     // The cells are short: only the pretraining run reports its epochs.
-    let pretrain_epochs = opts.pretrain.as_ref().map_or(0, |cfg| cfg.epochs);
+    let pretrain_epochs = opts.pretrain.as_ref().map_or(0, |cfg| cfg.optim.epochs);
     let mut print = progress_printer(18, pretrain_epochs);
     let rows = cnn_experiments::transfer::transfer(opts, &device, &mut |label, p| match p {
         Progress::Epoch(_) | Progress::Batch { .. } if label != "pretrain" => {}
@@ -425,12 +425,19 @@ fn ensemble_cmd(device: Option<&str>, opts: &EnsembleOptions) -> Result<()> {
         opts.preset,
         opts.seed,
         opts.seed + opts.members as u64 - 1,
-        if opts.ten_crop { ", evaluated with and without ten crops" } else { "" },
+        if opts.ten_crop {
+            ", evaluated with and without ten crops"
+        } else {
+            ""
+        },
         opts.out.display()
     );
     let started = Instant::now();
-    let result = ensemble(opts, &device, &mut progress_printer(9, opts.config(0)?.epochs))?;
-    println!("\ntest accuracy on the {} test images of {}:\n", result.single.summary.images, result.dataset);
+    let result = ensemble(opts, &device, &mut progress_printer(9, opts.config(0)?.optim.epochs))?;
+    println!(
+        "\ntest accuracy on the {} test images of {}:\n",
+        result.single.summary.images, result.dataset
+    );
     print!("{}", table_markdown(&result));
     println!(
         "\nwrote {} and {} in {:.0} s",

@@ -32,10 +32,10 @@ pub fn explain(device: Option<&str>, args: ExplainArgs) -> Result<()> {
     let model = run.load_model(&device)?;
     let layer = model
         .last_maps_layer()
-        .ok_or_else(|| anyhow::anyhow!("{} has no convolutional stage to explain", run.config.model))?;
+        .ok_or_else(|| anyhow::anyhow!("{} has no convolutional stage to explain", run.config.task.model))?;
     let out = args.out.clone().unwrap_or_else(|| run.dir.join("explain"));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let title = format!("Grad-CAM of {} at {layer}", run.config.model);
+    let title = format!("Grad-CAM of {} at {layer}", run.config.task.model);
     let mut tiles = Vec::new();
     for path in &args.images {
         let (heat, tile) = cnn_trainer::eval::explain::explain_file(&run, &model, path, args.class, &device)?;

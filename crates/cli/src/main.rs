@@ -17,9 +17,9 @@ mod weights_cmd;
 
 use std::process::ExitCode;
 
+use crate::device as backend;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use crate::device as backend;
 
 #[derive(Parser)]
 #[command(
@@ -359,7 +359,9 @@ fn run(cli: Cli) -> Result<()> {
             let model = cnn_models::build(info.name, options, &device)?;
             let summary = model.summary(input);
             if input[1] == input[2] {
-                model.check_input_size(input[0], input[1]).map_err(|e| anyhow::anyhow!("{}: {e}", info.name))?;
+                model
+                    .check_input_size(input[0], input[1])
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", info.name))?;
             } else if let Some(row) = summary.first_misfit() {
                 anyhow::bail!(
                     "input {}x{}x{} does not fit {}: layer {} has no output left or takes another width",
@@ -442,9 +444,9 @@ pub(crate) fn open_device(requested: Option<&str>) -> Result<(backend::Backend, 
 fn bench_loader(device: Option<&str>, args: BenchLoaderArgs) -> Result<()> {
     let cfg = args.train.config()?;
     cfg.validate()?;
-    let info = cnn_models::registry::lookup(&cfg.model)?;
+    let info = cnn_models::registry::lookup(&cfg.task.model)?;
     let (backend, device) = open_device(device)?;
-    let data = cnn_trainer::load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?;
+    let data = cnn_trainer::load_data(&cfg.task.dataset, cfg.task.data_dir.as_deref(), cfg.task.seed)?;
     let train: std::sync::Arc<dyn cnn_data_augment::Source> = match args.limit {
         Some(len) => std::sync::Arc::new(cnn_data_augment::Subset::prefix(data.train, len)),
         None => data.train,
@@ -453,13 +455,13 @@ fn bench_loader(device: Option<&str>, args: BenchLoaderArgs) -> Result<()> {
     let pre = cnn_trainer::preprocess_for(info.default_input, data.photos, size);
     println!(
         "one epoch of {} on {} images of {} ({} px, batch {}, {} augmentation ops, {} workers, prefetch {}) on {backend}",
-        cfg.model,
+        cfg.task.model,
         train.len(),
-        cfg.dataset,
+        cfg.task.dataset,
         pre.size,
-        cfg.batch_size,
-        cfg.augment.ops.len(),
-        cfg.workers,
+        cfg.optim.batch_size,
+        cfg.augmentation.augment.ops.len(),
+        cfg.loader.workers,
         cfg.prefetch_batches()
     );
     for t in cnn_experiments::bench_pipeline(&cfg, train, data.class_names.len(), &pre, &device)? {

@@ -93,7 +93,9 @@ fn run_distributed(device: Option<&str>, args: TrainArgs) -> Result<()> {
             train(plan, &backend, train_here)
         } else {
             let RunPlan { config, dir, resume } = plan;
-            train_here(&config, &dir, resume, &mut |_| {}).map(drop).map_err(anyhow::Error::from)
+            train_here(&config, &dir, resume, &mut |_| {})
+                .map(drop)
+                .map_err(anyhow::Error::from)
         }
     })();
     if let Err(e) = outcome {
@@ -110,7 +112,12 @@ fn run_distributed(device: Option<&str>, args: TrainArgs) -> Result<()> {
 fn train(
     plan: RunPlan,
     backend: &str,
-    train_run: impl FnOnce(&TrainConfig, &std::path::Path, bool, &mut dyn FnMut(Progress<'_>)) -> cnn_trainer::Result<cnn_trainer::RunReport>,
+    train_run: impl FnOnce(
+        &TrainConfig,
+        &std::path::Path,
+        bool,
+        &mut dyn FnMut(Progress<'_>),
+    ) -> cnn_trainer::Result<cnn_trainer::RunReport>,
 ) -> Result<()> {
     let RunPlan {
         config: cfg,
@@ -120,32 +127,32 @@ fn train(
     println!(
         "{} {} on {} for {} epochs (batch {}, {:?} lr {} {:?}{}{}, seed {}, {} augmentation ops, {} data workers) on {backend}",
         if resume { "resuming" } else { "training" },
-        cfg.model,
-        cfg.dataset,
-        cfg.epochs,
-        cfg.batch_size,
-        cfg.optimizer,
-        cfg.lr,
-        cfg.schedule,
-        if cfg.warmup > 0 {
-            format!(", warm-up {}", cfg.warmup)
+        cfg.task.model,
+        cfg.task.dataset,
+        cfg.optim.epochs,
+        cfg.optim.batch_size,
+        cfg.optim.optimizer,
+        cfg.optim.lr,
+        cfg.optim.schedule,
+        if cfg.optim.warmup > 0 {
+            format!(", warm-up {}", cfg.optim.warmup)
         } else {
             String::new()
         },
-        if cfg.weight_decay > 0.0 {
-            format!(", weight decay {}", cfg.weight_decay)
+        if cfg.optim.weight_decay > 0.0 {
+            format!(", weight decay {}", cfg.optim.weight_decay)
         } else {
             String::new()
         },
-        cfg.seed,
-        cfg.augment.ops.len(),
-        cfg.workers
+        cfg.task.seed,
+        cfg.augmentation.augment.ops.len(),
+        cfg.loader.workers
     );
     println!("run folder: {}", dir.display());
     let started = Instant::now();
-    let mut display = EpochDisplay::new(cfg.epochs);
+    let mut display = EpochDisplay::new(cfg.optim.epochs);
     let report = train_run(&cfg, &dir, resume, &mut |p| display.show(p))
-        .with_context(|| format!("training {} on {}", cfg.model, cfg.dataset))?;
+        .with_context(|| format!("training {} on {}", cfg.task.model, cfg.task.dataset))?;
     display.finish();
     if let Stop::EarlyStopped { best_epoch } = report.stop {
         println!(

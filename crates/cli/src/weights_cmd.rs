@@ -74,16 +74,22 @@ pub fn run(device: Option<&str>, cmd: WeightsCommand) -> Result<()> {
     }
     if let WeightsCommand::Export { run, out, io } = cmd {
         let folder = cnn_trainer::RunFolder::open(&run)?;
-        let tensors = folder.export(&out).with_context(|| format!("exporting {}", run.display()))?;
+        let tensors = folder
+            .export(&out)
+            .with_context(|| format!("exporting {}", run.display()))?;
         println!(
             "wrote {} ({tensors} tensors of {} under torchvision's keys, {} classes)",
             out.display(),
-            folder.config.model,
+            folder.config.task.model,
             folder.class_names.len()
         );
         if let Some(io) = io {
             folder.write_reference_io(&io)?;
-            println!("wrote {} (input and logits at {} px)", io.display(), folder.preprocess.size);
+            println!(
+                "wrote {} (input and logits at {} px)",
+                io.display(),
+                folder.preprocess.size
+            );
         }
         return Ok(());
     }

@@ -37,13 +37,13 @@ pub fn bench_pipeline(
 ) -> Result<Vec<PipelineTiming>> {
     let loader = |workers: usize| {
         let config = LoaderConfig {
-            batch_size: cfg.batch_size,
+            batch_size: cfg.optim.batch_size,
             workers,
-            prefetch: TrainConfig { workers, ..cfg.clone() }.prefetch_batches(),
+            prefetch: cfg.clone().with_workers(workers).prefetch_batches(),
             shuffle: true,
-            seed: cfg.seed,
+            seed: cfg.task.seed,
         };
-        Loader::new(train.clone(), cfg.augment.clone(), pre.clone(), config)
+        Loader::new(train.clone(), cfg.augmentation.augment.clone(), pre.clone(), config)
     };
     let timing = |what: String, started: Instant, data_wait_share| PipelineTiming {
         what,
@@ -54,12 +54,16 @@ pub fn bench_pipeline(
     let started = Instant::now();
     let batches: Vec<Batch> = loader(0)?.epoch(1).collect::<cnn_data_augment::Result<_>>()?;
     out.push(timing("loading only, 1 thread".into(), started, None));
-    if cfg.workers > 0 {
+    if cfg.loader.workers > 0 {
         let started = Instant::now();
-        for b in loader(cfg.workers)?.epoch(1) {
+        for b in loader(cfg.loader.workers)?.epoch(1) {
             drop(b?);
         }
-        out.push(timing(format!("loading only, {} workers", cfg.workers), started, None));
+        out.push(timing(
+            format!("loading only, {} workers", cfg.loader.workers),
+            started,
+            None,
+        ));
     }
 
     let training = Training::new(cfg, num_classes, pre, device)?;
@@ -71,8 +75,8 @@ pub fn bench_pipeline(
     out.push(timing("compute only (pre-built batches)".into(), started, None));
 
     let mut worker_counts = vec![0];
-    if cfg.workers > 0 {
-        worker_counts.push(cfg.workers);
+    if cfg.loader.workers > 0 {
+        worker_counts.push(cfg.loader.workers);
     }
     for workers in worker_counts {
         let started = Instant::now();
@@ -96,7 +100,7 @@ impl<'a> Training<'a> {
     fn new(cfg: &'a TrainConfig, num_classes: usize, pre: &Preprocess, device: &Device) -> Result<Self> {
         Ok(Self {
             cfg,
-            name: registry::lookup(&cfg.model)?.name,
+            name: registry::lookup(&cfg.task.model)?.name,
             options: BuildOptions {
                 num_classes,
                 in_channels: Some(pre.channels),
@@ -112,7 +116,7 @@ impl<'a> Training<'a> {
         let step = OneDevice::new(&self.autodiff);
         for batch in batches {
             let grads = step.step(&model, batch?.to_device(&self.autodiff))?.grads;
-            model = optimizer.step(self.cfg.lr, model, grads);
+            model = optimizer.step(self.cfg.optim.lr, model, grads);
         }
         Ok(())
     }

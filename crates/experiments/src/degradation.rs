@@ -61,7 +61,7 @@ impl Default for DegradationOptions {
             batch_size: 64,
             lr: 0.05,
             seed: 42,
-            workers: TrainConfig::new("x", "y").workers,
+            workers: TrainConfig::new("x", "y").loader.workers,
             input_size: None,
             out: PathBuf::from("runs/degradation"),
         }
@@ -71,22 +71,20 @@ impl Default for DegradationOptions {
 impl DegradationOptions {
     /// The training config of one network.
     pub fn config(&self, net: &str) -> TrainConfig {
-        TrainConfig {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            optimizer: OptimizerKind::Sgd,
-            lr: self.lr,
-            momentum: 0.9,
-            weight_decay: 1e-4,
-            schedule: Schedule::Cosine,
-            warmup: 1.min(self.epochs.saturating_sub(1)),
-            seed: self.seed,
-            subset: Some(self.subset),
-            data_dir: self.data_dir.clone(),
-            workers: self.workers,
-            input_size: self.input_size,
-            ..TrainConfig::new(net, &self.dataset)
-        }
+        TrainConfig::new(net, &self.dataset)
+            .with_seed(self.seed)
+            .with_subset(Some(self.subset))
+            .with_data_dir(self.data_dir.clone())
+            .with_input_size(self.input_size)
+            .with_epochs(self.epochs)
+            .with_batch_size(self.batch_size)
+            .with_optimizer(OptimizerKind::Sgd)
+            .with_lr(self.lr)
+            .with_momentum(0.9)
+            .with_weight_decay(1e-4)
+            .with_schedule(Schedule::Cosine)
+            .with_warmup(1.min(self.epochs.saturating_sub(1)))
+            .with_workers(self.workers)
     }
 
     /// The plain and residual CIFAR twins of each depth (`plain20`, `resnet20`, `plain32`, …):

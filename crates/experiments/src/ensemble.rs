@@ -49,7 +49,7 @@ impl EnsembleOptions {
             epochs: None,
             subset: None,
             data_dir: None,
-            workers: TrainConfig::new("x", "y").workers,
+            workers: TrainConfig::new("x", "y").loader.workers,
             input_size: None,
             ten_crop: true,
             out: PathBuf::from(format!("runs/ensemble-{preset}")),
@@ -58,16 +58,14 @@ impl EnsembleOptions {
 
     /// The training config of member `k` (from 0).
     pub fn config(&self, k: usize) -> Result<TrainConfig> {
-        let base = cnn_trainer::config::presets::preset(&self.preset)?;
-        Ok(TrainConfig {
-            seed: self.seed + k as u64,
-            epochs: self.epochs.unwrap_or(base.epochs),
-            subset: self.subset.or(base.subset),
-            data_dir: self.data_dir.clone(),
-            workers: self.workers,
-            input_size: self.input_size.or(base.input_size),
-            ..base
-        })
+        let mut cfg = cnn_trainer::config::presets::preset(&self.preset)?;
+        cfg.task.seed = self.seed + k as u64;
+        cfg.task.subset = self.subset.or(cfg.task.subset);
+        cfg.task.data_dir = self.data_dir.clone();
+        cfg.task.input_size = self.input_size.or(cfg.task.input_size);
+        cfg.optim.epochs = self.epochs.unwrap_or(cfg.optim.epochs);
+        cfg.loader.workers = self.workers;
+        Ok(cfg)
     }
 
     /// Checks the member count and every member's config before any training starts.

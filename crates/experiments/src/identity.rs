@@ -58,17 +58,15 @@ impl IdentityOptions {
 
     /// The fine-tuning configuration: the run's, with these epochs, rate and images.
     fn config(&self, run: &TrainConfig) -> TrainConfig {
-        TrainConfig {
-            epochs: self.epochs,
-            lr: self.lr,
-            schedule: Schedule::Constant,
-            warmup: 0,
-            subset: self.subset.or(run.subset),
-            data_dir: self.data_dir.clone().or_else(|| run.data_dir.clone()),
-            weights: None,
-            zero_init_residual: false,
-            ..run.clone()
-        }
+        run.clone()
+            .with_subset(self.subset.or(run.task.subset))
+            .with_data_dir(self.data_dir.clone().or_else(|| run.task.data_dir.clone()))
+            .with_zero_init_residual(false)
+            .with_epochs(self.epochs)
+            .with_lr(self.lr)
+            .with_schedule(Schedule::Constant)
+            .with_warmup(0)
+            .with_weights(None)
     }
 }
 
@@ -104,7 +102,7 @@ pub fn identity(
     let trained = || match run.load_model(&train_device)? {
         Model::ResNet(net) => Ok(net),
         _ => Err(TrainError::Unsupported {
-            model: run.config.model.clone(),
+            model: run.config.task.model.clone(),
             reason: format!(
                 "{} is not a ResNet run; the identity experiment appends residual blocks to a ResNet",
                 opts.run.display()
@@ -117,7 +115,7 @@ pub fn identity(
     let base_logits = logits(&Model::ResNet(base.clone()).valid(), &data, device)?;
     let k = opts.blocks;
     let nets = [
-        (format!("{} (trained)", run.config.model), base),
+        (format!("{} (trained)", run.config.task.model), base),
         (
             format!("+ {k} identity blocks"),
             trained()?.append_blocks(k, AppendedBlock::Identity, &train_device),

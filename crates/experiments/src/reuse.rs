@@ -31,7 +31,8 @@ pub(crate) fn train_or_reuse(
     device: &Device,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<NetResult> {
-    let finished = dir.join("summary.json").is_file() && checkpoint::info(dir).is_ok_and(|i| i.epoch == cfg.epochs);
+    let finished =
+        dir.join("summary.json").is_file() && checkpoint::info(dir).is_ok_and(|i| i.epoch == cfg.optim.epochs);
     if finished {
         progress(Progress::Warning(format!("{} is finished: reusing it", dir.display())));
         return finished_result(net, dir);

@@ -14,16 +14,14 @@ fn scratch(tag: &str) -> common::Scratch {
 #[test]
 fn identity_blocks_keep_every_logit_and_plain_blocks_do_not() {
     let root = scratch("run");
-    let cfg = TrainConfig {
-        epochs: 1,
-        batch_size: 32,
-        optimizer: OptimizerKind::Sgd,
-        lr: 0.05,
-        subset: Some(256),
-        valid_split: 0.0,
-        workers: 1,
-        ..TrainConfig::new("resnet20", "mnist-5k")
-    };
+    let cfg = TrainConfig::new("resnet20", "mnist-5k")
+        .with_subset(Some(256))
+        .with_valid_split(0.0)
+        .with_epochs(1)
+        .with_batch_size(32)
+        .with_optimizer(OptimizerKind::Sgd)
+        .with_lr(0.05)
+        .with_workers(1);
     let run = root.join("resnet20");
     train_run(&cfg, &Device::flex(), &run, false, &mut |_| {}).unwrap();
     let opts = IdentityOptions {
@@ -66,13 +64,11 @@ fn identity_blocks_keep_every_logit_and_plain_blocks_do_not() {
 #[test]
 fn a_run_that_is_not_a_resnet_is_refused_in_one_line() {
     let root = scratch("lenet");
-    let cfg = TrainConfig {
-        epochs: 1,
-        subset: Some(64),
-        valid_split: 0.0,
-        workers: 1,
-        ..TrainConfig::new("lenet5", "mnist-5k")
-    };
+    let cfg = TrainConfig::new("lenet5", "mnist-5k")
+        .with_subset(Some(64))
+        .with_valid_split(0.0)
+        .with_epochs(1)
+        .with_workers(1);
     train_run(&cfg, &Device::flex(), &root.join("lenet5"), false, &mut |_| {}).unwrap();
     let err = identity(
         &IdentityOptions::new(root.join("lenet5")),

@@ -10,7 +10,7 @@
 //! - [`config`]: what a run is asked to do — [`TrainConfig`], [`TrainOverrides`] (settings on
 //!   top of a preset, the defaults or a resumed run: the rules `cnn train`'s flags follow) and
 //!   the named [`presets`](config::presets);
-//! - [`fit`]: the training loop itself, generic over any
+//! - [`fit`](mod@fit): the training loop itself, generic over any
 //!   [`ImageClassifier`](cnn_models::ImageClassifier): [`fit()`], the one epoch loop, the ways of
 //!   stepping, schedules and optimisers;
 //! - [`distributed`]: data-parallel steps over several devices and several processes (MPI);
@@ -40,7 +40,8 @@
 //!     valid: &test,
 //!     pre: &Preprocess::mnist(32),
 //! };
-//! let cfg = TrainConfig { epochs: 1, batch_size: 16, ..TrainConfig::new("lenet5", "mnist-5k") };
+//! let mut cfg = TrainConfig::new("lenet5", "mnist-5k");
+//! (cfg.optim.epochs, cfg.optim.batch_size) = (1, 16);
 //! let (_model, history) = fit(cnn_models::lenet5(10, &device), data, &cfg, &device, &mut |_| {})?;
 //! assert_eq!(history.len(), 1);
 //! assert!(history[0].valid_accuracy > 0.0);
@@ -57,7 +58,10 @@ pub mod report;
 pub mod run;
 
 pub use config::overrides::RunPlan;
-pub use config::{OptimizerKind, Schedule, TrainConfig, TrainOverrides};
+pub use config::{
+    AugmentSettings, LoaderSettings, OptimSettings, OptimizerKind, Schedule, TaskSettings, TrainConfig, TrainOverrides,
+    TransferSettings,
+};
 pub use distributed::collective::Collective;
 pub use error::{Result, TrainError};
 pub use eval::ensemble::{EnsembleEvaluation, MemberEvaluation, Probabilities, evaluate_runs};

@@ -20,17 +20,15 @@ fn scratch(tag: &str) -> common::Scratch {
 /// A LeNet-5 run on 300 embedded digits, one epoch, with `seed`.
 fn tiny_run(dir: &Path, seed: u64) -> RunFolder {
     let _rng = RNG.lock().unwrap_or_else(|p| p.into_inner());
-    let cfg = TrainConfig {
-        epochs: 1,
-        batch_size: 16,
-        optimizer: OptimizerKind::Adam,
-        lr: 1e-3,
-        seed,
-        subset: Some(300),
-        valid_split: 0.0,
-        workers: 1,
-        ..TrainConfig::new("lenet5", "mnist-5k")
-    };
+    let cfg = TrainConfig::new("lenet5", "mnist-5k")
+        .with_seed(seed)
+        .with_subset(Some(300))
+        .with_valid_split(0.0)
+        .with_epochs(1)
+        .with_batch_size(16)
+        .with_optimizer(OptimizerKind::Adam)
+        .with_lr(1e-3)
+        .with_workers(1);
     train_run(&cfg, &Device::flex(), dir, false, &mut |_| {}).unwrap();
     RunFolder::open(dir).unwrap()
 }
@@ -148,29 +146,24 @@ fn members_that_disagree_on_the_classes_are_refused() {
 fn a_run_on_some_classes_trains_tests_and_evaluates_on_those_alone() {
     let root = scratch("classes-subset");
     let _rng = RNG.lock().unwrap_or_else(|p| p.into_inner());
-    let cfg = TrainConfig {
-        epochs: 1,
-        batch_size: 16,
-        subset: Some(90),
-        valid_split: 0.0,
-        workers: 1,
-        classes: Some(vec![7, 3, 5]),
-        ..TrainConfig::new("lenet5", "mnist-5k")
-    };
+    let cfg = TrainConfig::new("lenet5", "mnist-5k")
+        .with_subset(Some(90))
+        .with_valid_split(0.0)
+        .with_classes(Some(vec![7, 3, 5]))
+        .with_epochs(1)
+        .with_batch_size(16)
+        .with_workers(1);
     let report = train_run(&cfg, &Device::flex(), &root.join("run"), false, &mut |_| {}).unwrap();
     // mnist-5k's test split has 100 digits of each class.
     assert_eq!(report.test.images, 300);
     let run = RunFolder::open(&root.join("run")).unwrap();
     assert_eq!(run.class_names, ["7", "3", "5"]);
-    assert_eq!(run.config.classes, Some(vec![7, 3, 5]));
+    assert_eq!(run.config.task.classes, Some(vec![7, 3, 5]));
     let eval = run.evaluate_on(None, None, &Device::flex()).unwrap();
     assert_eq!(eval.summary.images, 300);
     assert_eq!(eval.confusion.len(), 3);
     assert!(eval.confusion.iter().all(|row| row.iter().sum::<usize>() == 100));
-    let bad = TrainConfig {
-        classes: Some(vec![3, 10]),
-        ..cfg
-    };
+    let bad = cfg.with_classes(Some(vec![3, 10]));
     let err = train_run(&bad, &Device::flex(), &root.join("bad"), false, &mut |_| {})
         .unwrap_err()
         .to_string();

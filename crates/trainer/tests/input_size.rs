@@ -33,15 +33,13 @@ fn photo_folder(root: &Path) {
 }
 
 fn config(model: &str, data: &Path) -> TrainConfig {
-    TrainConfig {
-        epochs: 1,
-        batch_size: 8,
-        optimizer: OptimizerKind::Sgd,
-        lr: 0.01,
-        workers: 1,
-        valid_split: 0.0,
-        ..TrainConfig::new(model, data.to_str().unwrap())
-    }
+    TrainConfig::new(model, data.to_str().unwrap())
+        .with_valid_split(0.0)
+        .with_epochs(1)
+        .with_batch_size(8)
+        .with_optimizer(OptimizerKind::Sgd)
+        .with_lr(0.01)
+        .with_workers(1)
 }
 
 fn train(cfg: &TrainConfig, dir: &Path, resume: bool) -> cnn_trainer::Result<Vec<String>> {
@@ -61,10 +59,7 @@ fn a_chosen_size_is_trained_recorded_and_reused_by_eval_resume_and_later_runs() 
     let data = root.join("photos");
     photo_folder(&data);
     let run = root.join("resnet18-96");
-    let cfg = TrainConfig {
-        input_size: Some(96),
-        ..config("resnet18", &data)
-    };
+    let cfg = config("resnet18", &data).with_input_size(Some(96));
     let notes = train(&cfg, &run, false).unwrap();
     assert!(
         notes.iter().any(|n| n.starts_with("input 96×96 px: as asked")),
@@ -76,22 +71,16 @@ fn a_chosen_size_is_trained_recorded_and_reused_by_eval_resume_and_later_runs() 
         folder.preprocess.center_crop,
         "photos are fitted by their centre square"
     );
-    assert_eq!(folder.config.input_size, Some(96));
+    assert_eq!(folder.config.task.input_size, Some(96));
     // Evaluation takes the size from the folder.
     let eval = folder.evaluate_on(None, None, &Device::flex()).unwrap();
     assert!(eval.summary.images > 0);
     // Resuming with the run's own settings continues at 96.
-    let more = TrainConfig {
-        epochs: 2,
-        ..folder.config.clone()
-    };
+    let more = folder.config.clone().with_epochs(2);
     let notes = train(&more, &run, true).unwrap();
     assert!(notes.iter().any(|n| n.starts_with("input 96×96 px")), "{notes:?}");
     // A later run from this run's weights trains at its size without being told.
-    let later = TrainConfig {
-        weights: Some(run.join("model.bpk")),
-        ..config("resnet18", &data)
-    };
+    let later = config("resnet18", &data).with_weights(Some(run.join("model.bpk")));
     let notes = train(&later, &root.join("from-run"), false).unwrap();
     assert!(
         notes
@@ -113,10 +102,7 @@ fn a_size_too_small_is_one_clear_error_naming_the_layer_and_the_smallest_size() 
     let root = scratch("small");
     let data = root.join("photos");
     photo_folder(&data);
-    let cfg = TrainConfig {
-        input_size: Some(32),
-        ..config("alexnet", &data)
-    };
+    let cfg = config("alexnet", &data).with_input_size(Some(32));
     let err = train(&cfg, &root.join("run"), false).unwrap_err().to_string();
     assert!(
         err.contains("alexnet") && err.contains("does not fit layer features."),
@@ -126,10 +112,7 @@ fn a_size_too_small_is_one_clear_error_naming_the_layer_and_the_smallest_size() 
     assert!(!err.contains('\n'), "{err}");
     // Nothing was written.
     assert!(!root.join("run").join("config.json").exists());
-    let zero = TrainConfig {
-        input_size: Some(0),
-        ..config("lenet5", &data)
-    };
+    let zero = config("lenet5", &data).with_input_size(Some(0));
     assert!(zero.validate().unwrap_err().to_string().contains("`input_size`"));
 }
 
@@ -143,12 +126,10 @@ fn torchvision_weights_train_at_their_own_224_px_unless_told_otherwise() {
     let model = cnn_models::build("resnet18", cnn_models::BuildOptions::classes(1000), &Device::flex()).unwrap();
     let (bytes, _) = cnn_transfer::export_bytes(&model, &weights).unwrap();
     std::fs::write(&weights, bytes).unwrap();
-    let cfg = TrainConfig {
-        weights: Some(weights),
-        freeze: cnn_transfer::FreezePolicy::All,
-        batch_size: 12,
-        ..config("resnet18", &data)
-    };
+    let cfg = config("resnet18", &data)
+        .with_batch_size(12)
+        .with_weights(Some(weights))
+        .with_freeze(cnn_transfer::FreezePolicy::All);
     let notes = train(&cfg, &root.join("r18-224"), false).unwrap();
     assert!(
         notes
@@ -157,10 +138,7 @@ fn torchvision_weights_train_at_their_own_224_px_unless_told_otherwise() {
         "{notes:?}"
     );
     assert_eq!(RunFolder::open(&root.join("r18-224")).unwrap().preprocess.size, 224);
-    let smaller = TrainConfig {
-        input_size: Some(96),
-        ..cfg
-    };
+    let smaller = cfg.with_input_size(Some(96));
     train(&smaller, &root.join("r18-96"), false).unwrap();
     assert_eq!(RunFolder::open(&root.join("r18-96")).unwrap().preprocess.size, 96);
 }
@@ -171,7 +149,10 @@ fn the_course_examples_on_feature_maps_are_refused_in_one_line() {
     for name in ["inception_module", "inception_naive", "conv1x1_example"] {
         let cfg = TrainConfig::new(name, "mnist-5k");
         let err = train(&cfg, &root.join(name), false).unwrap_err().to_string();
-        assert!(err.contains("course example on 192×28×28 feature maps") && err.contains("train googlenet"), "{err}");
+        assert!(
+            err.contains("course example on 192×28×28 feature maps") && err.contains("train googlenet"),
+            "{err}"
+        );
         assert!(!err.contains('\n'), "{err}");
         assert!(!root.join(name).exists());
     }

@@ -31,15 +31,13 @@ fn digit_folder(root: &Path) {
 }
 
 fn config(model: &str, data: &Path, epochs: usize) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch_size: 8,
-        optimizer: OptimizerKind::Sgd,
-        lr: 0.01,
-        workers: 2,
-        valid_split: 0.25,
-        ..TrainConfig::new(model, data.to_str().unwrap())
-    }
+    TrainConfig::new(model, data.to_str().unwrap())
+        .with_valid_split(0.25)
+        .with_epochs(epochs)
+        .with_batch_size(8)
+        .with_optimizer(OptimizerKind::Sgd)
+        .with_lr(0.01)
+        .with_workers(2)
 }
 
 fn scratch(tag: &str) -> common::Scratch {
@@ -69,18 +67,21 @@ fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
     // LeNet-5 (plain), AlexNet (dropout: the generator must be restored), ResNet-20
     // (BatchNorm statistics, SGD momentum), and ResNet-20 again with a rate per stage
     // (`--backbone-lr-scale 0.3 --stage-lr-decay 0.5`).
-    for (model, rates) in [("lenet5", None), ("alexnet", None), ("resnet20", None), ("resnet20", Some((0.3, 0.5)))] {
+    for (model, rates) in [
+        ("lenet5", None),
+        ("alexnet", None),
+        ("resnet20", None),
+        ("resnet20", Some((0.3, 0.5))),
+    ] {
         let (straight, split) = (
             root.join(format!("{model}-{rates:?}-straight")),
             root.join(format!("{model}-{rates:?}-split")),
         );
         let config = |epochs| {
             let (backbone_lr_scale, stage_lr_decay) = rates.unwrap_or((1.0, 1.0));
-            TrainConfig {
-                backbone_lr_scale,
-                stage_lr_decay,
-                ..config(model, &data, epochs)
-            }
+            config(model, &data, epochs)
+                .with_backbone_lr_scale(backbone_lr_scale)
+                .with_stage_lr_decay(stage_lr_decay)
         };
         train_run(&config(2), &device, &straight, false, &mut |_| {}).unwrap();
         train_run(&config(1), &device, &split, false, &mut |_| {}).unwrap();
@@ -169,10 +170,7 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
     let before = std::fs::read(&saved).unwrap();
     // AlexNet's ReLUs do not saturate the way LeNet-5's tanh does: at the largest rate the
     // settings accept, the loss overflows.
-    let absurd = TrainConfig {
-        lr: 10.0,
-        ..config("alexnet", &data, 3)
-    };
+    let absurd = config("alexnet", &data, 3).with_lr(10.0);
     let mut warnings = Vec::new();
     let err = train_run(&absurd, &device, &dir, true, &mut |p| {
         if let Progress::Warning(w) = p {
@@ -202,12 +200,10 @@ fn frozen_stages_are_bit_identical_after_training_and_their_batchnorm_keeps_its_
     digit_folder(&data);
     let dir = root.join("run");
     let device = Device::flex();
-    let cfg = TrainConfig {
-        freeze: "upto:layer1".parse().unwrap(),
-        // Weight decay too: the optimiser must not decay frozen weights either.
-        weight_decay: 0.01,
-        ..config("resnet20", &data, 2)
-    };
+    let mut cfg = config("resnet20", &data, 2);
+    cfg.transfer.freeze = "upto:layer1".parse().unwrap();
+    // Weight decay too: the optimiser must not decay frozen weights either.
+    cfg.optim.weight_decay = 0.01;
     let mut notes = Vec::new();
     train_run(&cfg, &device, &dir, false, &mut |p| {
         if let Progress::Note(n) = p {
@@ -220,7 +216,7 @@ fn frozen_stages_are_bit_identical_after_training_and_their_batchnorm_keeps_its_
         "{notes:?}"
     );
     // The same initial weights as the run: seed, then build on the autodiff device.
-    device.seed(cfg.seed);
+    device.seed(cfg.task.seed);
     let options = BuildOptions {
         num_classes: 3,
         in_channels: Some(3),
@@ -266,14 +262,12 @@ fn head_training_from_cached_features_reuses_the_cache_and_notices_changes() {
     digit_folder(&data);
     let cache_dir = root.join("features");
     let device = Device::flex();
-    let cfg = TrainConfig {
-        freeze: cnn_transfer::FreezePolicy::All,
-        cache_features: true,
-        cache_dir: Some(cache_dir.clone()),
-        optimizer: OptimizerKind::Adam,
-        lr: 0.01,
-        ..config("lenet5", &data, 3)
-    };
+    let cfg = config("lenet5", &data, 3)
+        .with_optimizer(OptimizerKind::Adam)
+        .with_lr(0.01)
+        .with_freeze(cnn_transfer::FreezePolicy::All)
+        .with_cache_features(true)
+        .with_cache_dir(Some(cache_dir.clone()));
     let run = |cfg: &TrainConfig, name: &str| {
         let mut notes = Vec::new();
         let report = train_run(cfg, &device, &root.join(name), false, &mut |p| {
@@ -297,7 +291,7 @@ fn head_training_from_cached_features_reuses_the_cache_and_notices_changes() {
     assert_eq!(learning_figures(&root.join("a")), learning_figures(&root.join("b")));
     assert_eq!(first.test, second.test);
     // Another backbone (seed) gives other keys; a changed image invalidates its split only.
-    let (_, notes) = run(&TrainConfig { seed: 7, ..cfg.clone() }, "c");
+    let (_, notes) = run(&cfg.clone().with_seed(7), "c");
     assert_eq!(count(&notes, "computed into"), 3, "{notes:?}");
     let victim = data.join("digit7/15.png");
     let mut img = cnn_data_augment::Image::open(&victim).unwrap();
@@ -309,7 +303,7 @@ fn head_training_from_cached_features_reuses_the_cache_and_notices_changes() {
     // The run folder's model (frozen backbone + trained head) gives the test accuracy reported.
     let run = RunFolder::open(&root.join("a")).unwrap();
     let model = run.load_model(&device).unwrap();
-    let test = cnn_trainer::load_data(data.to_str().unwrap(), None, cfg.seed)
+    let test = cnn_trainer::load_data(data.to_str().unwrap(), None, cfg.task.seed)
         .unwrap()
         .test;
     let again = cnn_trainer::evaluate(&model, &*test, &run.preprocess, &device).unwrap();
@@ -321,10 +315,7 @@ fn head_training_from_cached_features_reuses_the_cache_and_notices_changes() {
 
     // Mis-uses are clear errors.
     let err = train_run(
-        &TrainConfig {
-            freeze: cnn_transfer::FreezePolicy::None,
-            ..cfg.clone()
-        },
+        &cfg.clone().with_freeze(cnn_transfer::FreezePolicy::None),
         &device,
         &root.join("e"),
         false,
@@ -332,10 +323,9 @@ fn head_training_from_cached_features_reuses_the_cache_and_notices_changes() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("needs `freeze` all"), "{err}");
-    let augmented = TrainConfig {
-        augment: cnn_data_augment::Pipeline::preset("flip").unwrap(),
-        ..cfg.clone()
-    };
+    let augmented = cfg
+        .clone()
+        .with_augment(cnn_data_augment::Pipeline::preset("flip").unwrap());
     let err = train_run(&augmented, &device, &root.join("f"), false, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("augmentation cannot apply"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
@@ -349,12 +339,10 @@ fn early_stopping_ends_the_run_when_the_validation_loss_stops_improving() {
     digit_folder(&data);
     // A learning rate far below f32 resolution: the weights never change, so the validation loss
     // never improves on epoch 1 and patience 1 stops the run after epoch 2.
-    let cfg = TrainConfig {
-        lr: 1e-30,
-        momentum: 0.0,
-        early_stop: Some(1),
-        ..config("lenet5", &data, 5)
-    };
+    let cfg = config("lenet5", &data, 5)
+        .with_lr(1e-30)
+        .with_momentum(0.0)
+        .with_early_stop(Some(1));
     let report = train_run(&cfg, &Device::flex(), &root.join("run"), false, &mut |_| {}).unwrap();
     assert_eq!(report.history.len(), 2);
     assert_eq!(report.stop, cnn_trainer::Stop::EarlyStopped { best_epoch: 1 });
@@ -454,14 +442,10 @@ fn zero_init_residual_starts_resnets_as_identities_and_refuses_other_networks() 
     let _lock = rng_lock();
     let (data, dir) = (scratch("zero-init-data"), scratch("zero-init"));
     digit_folder(&data);
-    let cfg = TrainConfig {
-        zero_init_residual: true,
-        lr: 1e-9,
-        ..config("resnet20", &data, 1)
-    };
+    let cfg = config("resnet20", &data, 1).with_zero_init_residual(true).with_lr(1e-9);
     train_run(&cfg, &Device::flex(), &dir, false, &mut |_| {}).unwrap();
     let run = RunFolder::open(&dir).unwrap();
-    assert!(run.config.zero_init_residual);
+    assert!(run.config.task.zero_init_residual);
     let cnn_models::Model::ResNet(net) = run.load_model(&Device::flex()).unwrap() else {
         panic!("not a ResNet")
     };
@@ -472,10 +456,7 @@ fn zero_init_residual_starts_resnets_as_identities_and_refuses_other_networks() 
     }
     for model in ["lenet5", "plain20"] {
         let err = train_run(
-            &TrainConfig {
-                zero_init_residual: true,
-                ..config(model, &data, 1)
-            },
+            &config(model, &data, 1).with_zero_init_residual(true),
             &Device::flex(),
             &scratch("zero-init-refused"),
             false,

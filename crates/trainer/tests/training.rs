@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use cnn_data_augment::{Preprocess, embedded::mnist_5k};
 use cnn_models::LeNet5;
-use cnn_trainer::{OptimizerKind, Progress, TrainConfig, TrainData, evaluate, fit};
+use cnn_trainer::{OptimSettings, OptimizerKind, Progress, TrainConfig, TrainData, evaluate, fit};
 
 /// burn's random generator is global per backend: tests that seed it and then draw from it
 /// (weight initialisation) must not interleave with each other.
@@ -22,14 +22,12 @@ fn short_run_on_200_digits_lowers_the_loss() {
     let (train, _) = mnist_5k().unwrap();
     let small = train.subset(&(0..200).collect::<Vec<_>>()).unwrap();
     let pre = Preprocess::mnist(32);
-    let cfg = TrainConfig {
-        epochs: 4,
-        batch_size: 20,
-        seed: 7,
-        ..TrainConfig::new("lenet5", "mnist-5k")
-    };
+    let cfg = TrainConfig::new("lenet5", "mnist-5k")
+        .with_seed(7)
+        .with_epochs(4)
+        .with_batch_size(20);
 
-    device.seed(cfg.seed);
+    device.seed(cfg.task.seed);
     let model = LeNet5::new(10, &autodiff);
     let before = evaluate(&model.valid(), &small, &pre, &device).unwrap();
     let mut batches = 0;
@@ -76,13 +74,11 @@ fn same_seed_gives_the_same_run() {
     let (train, _) = mnist_5k().unwrap();
     let small = train.subset(&(0..64).collect::<Vec<_>>()).unwrap();
     let pre = Preprocess::mnist(32);
-    let cfg = TrainConfig {
-        epochs: 2,
-        batch_size: 16,
-        optimizer: OptimizerKind::Sgd,
-        lr: 0.05,
-        ..TrainConfig::new("lenet5", "x")
-    };
+    let cfg = TrainConfig::new("lenet5", "x")
+        .with_epochs(2)
+        .with_batch_size(16)
+        .with_optimizer(OptimizerKind::Sgd)
+        .with_lr(0.05);
     let run = || {
         device.seed(3);
         let model = LeNet5::new(10, &autodiff);
@@ -117,14 +113,15 @@ fn absurd_learning_rate_is_reported_as_divergence() {
     // fail as one.
     let mut diverged = 0;
     for seed in 0..6 {
-        let cfg = TrainConfig {
+        let mut cfg = TrainConfig::new("lenet5", "x");
+        cfg.optim = OptimSettings {
             epochs: 3,
             batch_size: 16,
             optimizer: OptimizerKind::Sgd,
             lr: 10.0, // the largest rate the settings accept
-            seed,
-            ..TrainConfig::new("lenet5", "x")
+            ..cfg.optim
         };
+        cfg.task.seed = seed;
         device.seed(seed);
         let model = cnn_models::LeNet5Config::new()
             .with_activation(cnn_models::Activation::Relu)

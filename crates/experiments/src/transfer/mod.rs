@@ -114,49 +114,33 @@ impl TransferOptions {
 
     /// The config of one run; `top_freeze` is the stage [`Method::FinetuneTop`] freezes up to.
     pub fn config(&self, method: Method, per_class: usize, classes: usize, seed: u64, top_freeze: &str) -> TrainConfig {
-        let base = TrainConfig {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            lr: self.lr,
-            schedule: self.schedule,
-            seed,
-            subset: Some(per_class * classes),
-            valid_split: self.valid_split,
-            input_size: self.input_size,
-            classes: self.classes.clone(),
-            data_dir: self.data_dir.clone(),
-            ..TrainConfig::new(&self.model, &self.dataset)
-        };
-        let transferred = TrainConfig {
-            weights: Some(self.pretrained.clone()),
-            new_head: true,
-            ..base.clone()
-        };
+        let base = TrainConfig::new(&self.model, &self.dataset)
+            .with_seed(seed)
+            .with_subset(Some(per_class * classes))
+            .with_valid_split(self.valid_split)
+            .with_input_size(self.input_size)
+            .with_classes(self.classes.clone())
+            .with_data_dir(self.data_dir.clone())
+            .with_epochs(self.epochs)
+            .with_batch_size(self.batch_size)
+            .with_lr(self.lr)
+            .with_schedule(self.schedule);
+        let transferred = base
+            .clone()
+            .with_weights(Some(self.pretrained.clone()))
+            .with_new_head(true);
         match method {
-            Method::Scratch => TrainConfig {
-                lr: self.scratch_lr,
-                ..base
-            },
-            Method::FrozenCached => TrainConfig {
-                lr: self.head_only_lr,
-                freeze: FreezePolicy::All,
-                cache_features: true,
-                cache_dir: Some(self.out.join("features")),
-                ..transferred
-            },
-            Method::FinetuneTop => TrainConfig {
-                freeze: FreezePolicy::UpTo(top_freeze.to_string()),
-                ..transferred
-            },
-            Method::FinetuneAll => TrainConfig {
-                backbone_lr_scale: self.backbone_lr_scale,
-                ..transferred
-            },
-            Method::Discriminative => TrainConfig {
-                backbone_lr_scale: self.backbone_lr_scale,
-                stage_lr_decay: self.stage_lr_decay,
-                ..transferred
-            },
+            Method::Scratch => base.with_lr(self.scratch_lr),
+            Method::FrozenCached => transferred
+                .with_lr(self.head_only_lr)
+                .with_freeze(FreezePolicy::All)
+                .with_cache_features(true)
+                .with_cache_dir(Some(self.out.join("features"))),
+            Method::FinetuneTop => transferred.with_freeze(FreezePolicy::UpTo(top_freeze.to_string())),
+            Method::FinetuneAll => transferred.with_backbone_lr_scale(self.backbone_lr_scale),
+            Method::Discriminative => transferred
+                .with_backbone_lr_scale(self.backbone_lr_scale)
+                .with_stage_lr_decay(self.stage_lr_decay),
         }
     }
 
@@ -174,7 +158,10 @@ fn top_freeze(model: &str) -> Result<String> {
     match stages.len() {
         0 | 1 => Err(TrainError::Unsupported {
             model: model.to_string(),
-            reason: format!("{} stage(s), and fine-tuning the last stage needs at least two", stages.len()),
+            reason: format!(
+                "{} stage(s), and fine-tuning the last stage needs at least two",
+                stages.len()
+            ),
         }),
         n => Ok(stages[n - 2].name.clone()),
     }
@@ -284,12 +271,11 @@ fn run_or_reuse(
         // Reused only when it was trained with these very settings.
         let stored = cnn_trainer::RunFolder::open(dir)?.config;
         // A run records the input size it chose when none was asked for.
-        let wanted = TrainConfig {
-            input_size: cfg.input_size.or(stored.input_size),
-            ..cfg.clone()
-        };
+        let wanted = cfg
+            .clone()
+            .with_input_size(cfg.task.input_size.or(stored.task.input_size));
         let changes = wanted.changes_for_resume(&stored);
-        if changes.is_empty() && stored.epochs == cfg.epochs {
+        if changes.is_empty() && stored.optim.epochs == cfg.optim.epochs {
             progress(
                 label,
                 Progress::Warning(format!("{} is finished: reusing it", dir.display())),
@@ -303,7 +289,7 @@ fn run_or_reuse(
                 "{} was trained with other settings ({}): training it again",
                 dir.display(),
                 if changes.is_empty() {
-                    format!("`epochs` {}", stored.epochs)
+                    format!("`epochs` {}", stored.optim.epochs)
                 } else {
                     changes.join(", ")
                 }

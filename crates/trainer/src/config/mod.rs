@@ -3,12 +3,17 @@
 use cnn_models::registry;
 
 pub mod choices;
+#[macro_use]
+mod declare;
 pub mod overrides;
 pub mod presets;
 pub mod settings;
 
 pub use choices::{OptimizerKind, Schedule};
-pub use settings::{SETTINGS, SettingInfo, TrainConfig, TrainOverrides};
+pub use settings::{
+    AugmentSettings, LoaderSettings, OptimSettings, SETTINGS, SettingInfo, TaskSettings, TrainConfig, TrainOverrides,
+    TransferSettings,
+};
 
 use crate::error::{Result, TrainError};
 
@@ -17,16 +22,15 @@ impl TrainConfig {
     /// decay), batch 32, 10 epochs, seed 42, no augmentation, 10% of the training set held out
     /// for validation, no early stopping, cores − 1 data workers (at least 1).
     pub fn new(model: impl Into<String>, dataset: impl Into<String>) -> Self {
-        Self {
-            model: model.into(),
-            dataset: dataset.into(),
-            ..Self::default()
-        }
+        let mut cfg = Self::default();
+        cfg.task.model = model.into();
+        cfg.task.dataset = dataset.into();
+        cfg
     }
 
     /// Batches the loader may keep ready: `prefetch`, or two per worker.
     pub fn prefetch_batches(&self) -> usize {
-        self.prefetch.unwrap_or(2 * self.workers.max(1))
+        self.loader.prefetch.unwrap_or(2 * self.loader.workers.max(1))
     }
 
     /// Checks that every value is usable, naming the first bad one: each setting's own check
@@ -34,22 +38,28 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         self.check_each()?;
         let bad = |setting: &'static str, reason: String| Err(TrainError::InvalidSetting { setting, reason });
-        if self.warmup >= self.epochs && self.warmup > 0 {
-            return bad("warmup", format!("{} must be shorter than `epochs` {}", self.warmup, self.epochs));
+        if self.optim.warmup >= self.optim.epochs && self.optim.warmup > 0 {
+            return bad(
+                "warmup",
+                format!(
+                    "{} must be shorter than `epochs` {}",
+                    self.optim.warmup, self.optim.epochs
+                ),
+            );
         }
-        if self.cache_features && self.freeze != cnn_transfer::FreezePolicy::All {
+        if self.transfer.cache_features && self.transfer.freeze != cnn_transfer::FreezePolicy::All {
             return bad(
                 "cache_features",
                 "needs `freeze` all: the cache replaces a backbone that does not train".into(),
             );
         }
-        if self.cache_features && !self.augment.ops.is_empty() {
+        if self.transfer.cache_features && !self.augmentation.augment.ops.is_empty() {
             return bad(
                 "cache_features",
                 "and `augment` do not mix: the backbone sees each image once, so augmentation cannot apply".into(),
             );
         }
-        if self.zero_init_residual && self.weights.is_some() {
+        if self.task.zero_init_residual && self.transfer.weights.is_some() {
             return bad(
                 "zero_init_residual",
                 "initialises a network from scratch; it cannot apply to `weights`".into(),
@@ -65,10 +75,10 @@ impl TrainConfig {
     pub fn changes_for_resume(&self, run: &TrainConfig) -> Vec<String> {
         let mut wanted = self.clone();
         // A model alias names the same network.
-        if let (Ok(a), Ok(b)) = (registry::lookup(&wanted.model), registry::lookup(&run.model))
+        if let (Ok(a), Ok(b)) = (registry::lookup(&wanted.task.model), registry::lookup(&run.task.model))
             && a.name == b.name
         {
-            wanted.model = run.model.clone();
+            wanted.task.model = run.task.model.clone();
         }
         let (serde_json::Value::Object(wanted), serde_json::Value::Object(was)) =
             (serde_json::json!(wanted), serde_json::json!(run))
@@ -83,7 +93,9 @@ impl TrainConfig {
         wanted
             .iter()
             .filter(|(key, value)| {
-                !SETTINGS.iter().any(|s| s.name == key.as_str() && s.changeable_on_resume)
+                !SETTINGS
+                    .iter()
+                    .any(|s| s.name == key.as_str() && s.changeable_on_resume)
                     && was.get(key.as_str()) != Some(value)
             })
             .map(|(key, value)| {
@@ -104,33 +116,25 @@ mod tests {
 
     #[test]
     fn a_resume_accepts_the_runs_own_settings_and_names_each_change() {
-        let run = TrainConfig {
-            seed: 11,
-            batch_size: 64,
-            epochs: 2,
-            ..TrainConfig::new("lenet5", "mnist-5k")
-        };
-        let same = TrainConfig {
-            epochs: 5,
-            workers: run.workers + 3,
-            prefetch: Some(9),
-            ..run.clone()
-        };
+        let run = TrainConfig::new("lenet5", "mnist-5k")
+            .with_seed(11)
+            .with_batch_size(64)
+            .with_epochs(2);
+        let same = run
+            .clone()
+            .with_epochs(5)
+            .with_workers(run.loader.workers + 3)
+            .with_prefetch(Some(9));
         assert!(same.changes_for_resume(&run).is_empty());
-        let changed = TrainConfig {
-            seed: 12,
-            model: "resnet20".into(),
-            ..run.clone()
-        };
+        let changed = run.clone().with_seed(12).with_model("resnet20".into());
         assert_eq!(
             changed.changes_for_resume(&run),
             ["`model` resnet20 (the run's: lenet5)", "`seed` 12 (the run's: 11)"]
         );
-        let more = TrainConfig {
-            data_dir: Some("/data".into()),
-            augment: cnn_data_augment::Pipeline::from_arg("flip").unwrap(),
-            ..run.clone()
-        };
+        let more = run
+            .clone()
+            .with_data_dir(Some("/data".into()))
+            .with_augment(cnn_data_augment::Pipeline::from_arg("flip").unwrap());
         let names: Vec<String> = more
             .changes_for_resume(&run)
             .iter()
@@ -144,63 +148,15 @@ mod tests {
         let ok = TrainConfig::new("lenet5", "mnist-5k");
         assert!(ok.validate().is_ok());
         for (cfg, flag) in [
-            (
-                TrainConfig {
-                    epochs: 0,
-                    ..ok.clone()
-                },
-                "epochs",
-            ),
-            (
-                TrainConfig {
-                    batch_size: 0,
-                    ..ok.clone()
-                },
-                "batch_size",
-            ),
-            (TrainConfig { lr: -1.0, ..ok.clone() }, "lr"),
-            (
-                TrainConfig {
-                    lr: f64::NAN,
-                    ..ok.clone()
-                },
-                "lr",
-            ),
-            (
-                TrainConfig {
-                    momentum: 1.5,
-                    ..ok.clone()
-                },
-                "momentum",
-            ),
-            (
-                TrainConfig {
-                    weight_decay: -0.1,
-                    ..ok.clone()
-                },
-                "weight_decay",
-            ),
-            (
-                TrainConfig {
-                    warmup: 10,
-                    ..ok.clone()
-                },
-                "warmup",
-            ),
-            (
-                TrainConfig {
-                    early_stop: Some(0),
-                    ..ok.clone()
-                },
-                "early_stop",
-            ),
-            (
-                TrainConfig {
-                    valid_split: 0.95,
-                    ..ok.clone()
-                },
-                "valid_split",
-            ),
+            (ok.clone().with_epochs(0), "epochs"),
+            (ok.clone().with_batch_size(0), "batch_size"),
+            (ok.clone().with_lr(-1.0), "lr"),
+            (ok.clone().with_lr(f64::NAN), "lr"),
+            (ok.clone().with_momentum(1.5), "momentum"),
+            (ok.clone().with_weight_decay(-0.1), "weight_decay"),
+            (ok.clone().with_warmup(10), "warmup"),
+            (ok.clone().with_early_stop(Some(0)), "early_stop"),
+            (ok.clone().with_valid_split(0.95), "valid_split"),
         ] {
             match cfg.validate().unwrap_err() {
                 TrainError::InvalidSetting { setting, .. } => assert_eq!(setting, flag),
@@ -222,7 +178,7 @@ mod tests {
             "optimizer":"adam","momentum":0.9,"seed":1}"#;
         let cfg: TrainConfig = serde_json::from_str(old).unwrap();
         assert_eq!(
-            (cfg.schedule, cfg.warmup, cfg.valid_split),
+            (cfg.optim.schedule, cfg.optim.warmup, cfg.task.valid_split),
             (Schedule::Constant, 0, 0.1)
         );
     }

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{TrainConfig, TrainOverrides};
-use crate::run::RunFolder;
 use crate::error::{Result, TrainError};
+use crate::run::RunFolder;
 
 /// A run to start or continue: its settings, its folder and whether it resumes.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,7 +41,7 @@ impl TrainOverrides {
     }
 
     /// The settings for continuing `run`: its own, with the few a resume may change
-    /// ([`TrainConfig::CHANGEABLE_ON_RESUME`]). Repeating the run's own values is accepted, so
+    /// (those whose [`crate::config::SettingInfo::changeable_on_resume`] is set). Repeating the run's own values is accepted, so
     /// the original command plus `--resume` works; any other change is refused and named.
     pub fn resumed(&self, run: &TrainConfig, dir: &Path) -> Result<TrainConfig> {
         let changes = self.apply(run.clone())?.changes_for_resume(run);
@@ -85,17 +85,17 @@ impl TrainOverrides {
             }
         };
         plan.config.validate()?;
-        cnn_models::registry::lookup(&plan.config.model)?;
+        cnn_models::registry::lookup(&plan.config.task.model)?;
         Ok(plan)
     }
 }
 
 /// `runs/<model>-<data set's last path part>-<local date>-<hour and minute>`.
 fn default_run_dir(cfg: &TrainConfig) -> PathBuf {
-    let data = Path::new(&cfg.dataset)
+    let data = Path::new(&cfg.task.dataset)
         .file_name()
-        .map_or(cfg.dataset.clone(), |n| n.to_string_lossy().into_owned());
-    let base = format!("{}-{data}-{}", cfg.model, local_timestamp());
+        .map_or(cfg.task.dataset.clone(), |n| n.to_string_lossy().into_owned());
+    let base = format!("{}-{data}-{}", cfg.task.model, local_timestamp());
     // Two runs started in the same minute get `-2`, `-3`, … rather than one folder.
     let mut dir = PathBuf::from("runs").join(&base);
     for n in 2.. {
@@ -150,7 +150,10 @@ mod tests {
         assert!(date.len() == 8 && time.len() == 4, "{name}");
         assert!(date.chars().chain(time.chars()).all(|c| c.is_ascii_digit()), "{name}");
         let (year, month, hour) = (&date[..4], &date[4..6], &time[..2]);
-        assert!(year >= "2024" && ("01"..="12").contains(&month) && hour < "24", "{name}");
+        assert!(
+            year >= "2024" && ("01"..="12").contains(&month) && hour < "24",
+            "{name}"
+        );
     }
 
     #[test]
@@ -163,35 +166,34 @@ mod tests {
         };
         let cfg = asked.config().unwrap();
         let preset = crate::config::presets::preset("resnet20-fashion").unwrap();
-        assert_eq!(cfg.epochs, 3);
-        assert_eq!(cfg.augment, cnn_data_augment::Pipeline::from_arg("flip").unwrap());
+        assert_eq!(cfg.optim.epochs, 3);
         assert_eq!(
-            TrainConfig {
-                epochs: preset.epochs,
-                augment: preset.augment.clone(),
-                ..cfg
-            },
+            cfg.augmentation.augment,
+            cnn_data_augment::Pipeline::from_arg("flip").unwrap()
+        );
+        assert_eq!(
+            cfg.with_epochs(preset.optim.epochs)
+                .with_augment(preset.augmentation.augment.clone()),
             preset
         );
-        assert_eq!(TrainOverrides::default().config().unwrap(), TrainConfig::new("lenet5", "mnist-5k"));
+        assert_eq!(
+            TrainOverrides::default().config().unwrap(),
+            TrainConfig::new("lenet5", "mnist-5k")
+        );
     }
 
     #[test]
     fn overrides_read_from_json_and_refuse_unknown_keys() {
         let asked: TrainOverrides = serde_json::from_str(r#"{"model": "resnet20", "lr": 0.1}"#).unwrap();
         let cfg = asked.config().unwrap();
-        assert_eq!((cfg.model.as_str(), cfg.lr), ("resnet20", 0.1));
+        assert_eq!((cfg.task.model.as_str(), cfg.optim.lr), ("resnet20", 0.1));
         let typo = serde_json::from_str::<TrainOverrides>(r#"{"learning_rate": 0.1}"#).unwrap_err();
         assert!(typo.to_string().contains("learning_rate"), "{typo}");
     }
 
     #[test]
     fn a_resume_keeps_the_runs_settings_and_names_changes() {
-        let run = TrainConfig {
-            seed: 11,
-            epochs: 4,
-            ..TrainConfig::new("lenet5", "mnist-5k")
-        };
+        let run = TrainConfig::new("lenet5", "mnist-5k").with_seed(11).with_epochs(4);
         let dir = Path::new("runs/x");
         let more = TrainOverrides {
             epochs: Some(8),
@@ -200,14 +202,7 @@ mod tests {
             ..TrainOverrides::default()
         };
         let cfg = more.resumed(&run, dir).unwrap();
-        assert_eq!(
-            cfg,
-            TrainConfig {
-                epochs: 8,
-                workers: 3,
-                ..run.clone()
-            }
-        );
+        assert_eq!(cfg, run.clone().with_epochs(8).with_workers(3));
         let changed = TrainOverrides {
             seed: Some(12),
             ..TrainOverrides::default()
@@ -232,6 +227,10 @@ mod tests {
         assert_eq!((plan.dir.as_path(), plan.resume), (Path::new("out/a"), false));
         let fresh = TrainOverrides::default().plan(None, None).unwrap();
         assert!(fresh.dir.starts_with("runs"), "{}", fresh.dir.display());
-        assert!(TrainOverrides::default().plan(Some(Path::new("a")), Some(Path::new("b"))).is_err());
+        assert!(
+            TrainOverrides::default()
+                .plan(Some(Path::new("a")), Some(Path::new("b")))
+                .is_err()
+        );
     }
 }

@@ -40,8 +40,7 @@ pub struct Preset {
 impl Preset {
     /// Reads a preset file's text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
-        toml::from_str(text)
-            .map_err(|e| TrainError::Preset {
+        toml::from_str(text).map_err(|e| TrainError::Preset {
             preset: origin.to_string(),
             reason: e.to_string().replace('\n', " "),
         })
@@ -71,11 +70,10 @@ fn resolve(name: &str, depth: usize) -> Result<TrainConfig> {
     let preset = match BUILT_IN.iter().find(|(n, _)| *n == name) {
         Some((_, text)) => Preset::parse(text, name)?,
         None if name.ends_with(".toml") => {
-            let text = std::fs::read_to_string(Path::new(name))
-                .map_err(|e| TrainError::Preset {
-                    preset: name.to_string(),
-                    reason: e.to_string(),
-                })?;
+            let text = std::fs::read_to_string(Path::new(name)).map_err(|e| TrainError::Preset {
+                preset: name.to_string(),
+                reason: e.to_string(),
+            })?;
             Preset::parse(&text, name)?
         }
         None => {
@@ -106,9 +104,9 @@ mod tests {
         for (name, p) in built_in().unwrap() {
             let cfg = preset(name).unwrap();
             cfg.validate().unwrap();
-            cnn_models::registry::lookup(&cfg.model).unwrap();
+            cnn_models::registry::lookup(&cfg.task.model).unwrap();
             assert!(
-                cnn_data_augment::datasets::NAMES.contains(&cfg.dataset.as_str()),
+                cnn_data_augment::datasets::NAMES.contains(&cfg.task.dataset.as_str()),
                 "{name}"
             );
             assert!(!p.description.is_empty(), "{name}");
@@ -118,14 +116,8 @@ mod tests {
             TrainConfig::new("lenet5", "mnist-5k")
         );
         let long = preset("resnet20-fashion-long").unwrap();
-        assert_eq!(long.epochs, 30);
-        assert_eq!(
-            long,
-            TrainConfig {
-                epochs: 30,
-                ..preset("resnet20-fashion").unwrap()
-            }
-        );
+        assert_eq!(long.optim.epochs, 30);
+        assert_eq!(long, preset("resnet20-fashion").unwrap().with_epochs(30));
         let err = preset("vgg-imagenet").unwrap_err().to_string();
         assert!(err.contains("resnet20-fashion"), "{err}");
     }
@@ -133,24 +125,20 @@ mod tests {
     /// The recipes behind the README's figures, as they were written before they became files.
     #[test]
     fn the_files_give_the_recipes_of_the_results() {
-        let resnet = TrainConfig {
-            epochs: 8,
-            batch_size: 128,
-            optimizer: OptimizerKind::Sgd,
-            lr: 0.1,
-            weight_decay: 5e-4,
-            schedule: Schedule::Cosine,
-            warmup: 1,
-            augment: cnn_data_augment::Pipeline::preset("cifar").unwrap(),
-            ..TrainConfig::new("resnet20", "fashion-mnist")
-        };
+        let resnet = TrainConfig::new("resnet20", "fashion-mnist")
+            .with_epochs(8)
+            .with_batch_size(128)
+            .with_optimizer(OptimizerKind::Sgd)
+            .with_lr(0.1)
+            .with_weight_decay(5e-4)
+            .with_schedule(Schedule::Cosine)
+            .with_warmup(1)
+            .with_augment(cnn_data_augment::Pipeline::preset("cifar").unwrap());
         assert_eq!(preset("resnet20-fashion").unwrap(), resnet);
-        let lenet = TrainConfig {
-            epochs: 15,
-            schedule: Schedule::Cosine,
-            valid_split: 0.0,
-            ..TrainConfig::new("lenet5_relu", "fashion-mnist")
-        };
+        let lenet = TrainConfig::new("lenet5_relu", "fashion-mnist")
+            .with_valid_split(0.0)
+            .with_epochs(15)
+            .with_schedule(Schedule::Cosine);
         assert_eq!(preset("lenet5-fashion").unwrap(), lenet);
     }
 
@@ -171,6 +159,9 @@ mod tests {
         )
         .unwrap();
         let cfg = preset(mine.to_str().unwrap()).unwrap();
-        assert_eq!((cfg.lr, cfg.epochs, cfg.model.as_str()), (0.05, 8, "resnet20"));
+        assert_eq!(
+            (cfg.optim.lr, cfg.optim.epochs, cfg.task.model.as_str()),
+            (0.05, 8, "resnet20")
+        );
     }
 }

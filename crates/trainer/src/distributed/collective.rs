@@ -149,7 +149,10 @@ fn sum_gradients<M: Module>(
 }
 
 fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32")
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("converted to f32")
 }
 
 /// Replaces batch norm's running statistics (the float tensors that take no gradient) by their

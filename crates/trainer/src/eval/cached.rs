@@ -14,10 +14,10 @@ use cnn_transfer::{CacheKey, CacheWriter, FeatureCache};
 use sha2::{Digest, Sha256};
 
 use crate::config::TrainConfig;
-use crate::fit::epochs::{Batches, EpochLoop, Hooks, TrainState};
-use crate::fit::metrics::Fitted;
 use crate::error::{Result, TrainError};
 use crate::eval::{Evaluation, evaluate_batches};
+use crate::fit::epochs::{Batches, EpochLoop, Hooks, TrainState};
+use crate::fit::metrics::Fitted;
 use crate::fit::step::{Step, StepResult, finish_step};
 
 /// Images per backbone batch when filling a cache.
@@ -63,12 +63,10 @@ pub fn cached_features(
         let batch = Batch::from_images(&samples, pre)?;
         let labels: Vec<u32> = batch.labels.iter().map(|&l| l as u32).collect();
         let (images, _) = batch.to_device(device);
-        let features = model
-            .backbone(images)
-            .ok_or_else(|| TrainError::Unsupported {
-                model: "the model".into(),
-                reason: "it has no backbone/head split to cache".into(),
-            })?;
+        let features = model.backbone(images).ok_or_else(|| TrainError::Unsupported {
+            model: "the model".into(),
+            reason: "it has no backbone/head split to cache".into(),
+        })?;
         let values = features
             .into_data()
             .convert::<f32>()
@@ -192,8 +190,8 @@ pub fn fit_head(
         batches: |epoch: usize| {
             Ok(FeatureBatches {
                 features: train,
-                order: epoch_order(train.len(), cfg.seed, epoch as u64),
-                batch_size: cfg.batch_size,
+                order: epoch_order(train.len(), cfg.task.seed, epoch as u64),
+                batch_size: cfg.optim.batch_size,
                 next: 0,
                 device,
             })

@@ -204,13 +204,13 @@ pub fn evaluate_runs(
 /// the run's own), with the run's classes when it is the run's own data set. Returns the data
 /// set's name with it. A data set with another number of classes than the run is an error.
 pub fn test_data(run: &RunFolder, dataset: Option<&str>, data_dir: Option<&Path>) -> Result<(String, LoadedData)> {
-    let dataset = dataset.unwrap_or(&run.config.dataset);
-    let data_dir = data_dir.or(run.config.data_dir.as_deref());
+    let dataset = dataset.unwrap_or(&run.config.task.dataset);
+    let data_dir = data_dir.or(run.config.task.data_dir.as_deref());
     // The run's own task keeps its classes (`--classes`); another data set is taken whole.
-    let classes = (dataset == run.config.dataset)
-        .then_some(run.config.classes.as_deref())
+    let classes = (dataset == run.config.task.dataset)
+        .then_some(run.config.task.classes.as_deref())
         .flatten();
-    let data = load_data(dataset, data_dir, run.config.seed)?.only_classes(classes)?;
+    let data = load_data(dataset, data_dir, run.config.task.seed)?.only_classes(classes)?;
     if data.class_names.len() != run.class_names.len() {
         return Err(TrainError::Ensemble(format!(
             "{dataset} has {} classes but the run's model has {}",
@@ -226,7 +226,7 @@ pub fn test_data(run: &RunFolder, dataset: Option<&str>, data_dir: Option<&Path>
 fn check_one_test_split(runs: &[RunFolder], dataset: &str) -> Result<()> {
     let path = Path::new(dataset);
     let split_by_seed = path.is_dir() && !(path.join("train").is_dir() && path.join("val").is_dir());
-    if split_by_seed && runs.iter().any(|r| r.config.seed != runs[0].config.seed) {
+    if split_by_seed && runs.iter().any(|r| r.config.task.seed != runs[0].config.task.seed) {
         return Err(TrainError::Ensemble(format!(
             "{dataset} is split into training and test images by each run's seed, and these runs \
              have different seeds: give the folder train/ and val/ subfolders so that every member \

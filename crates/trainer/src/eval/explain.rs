@@ -6,12 +6,12 @@
 //! and passed through a ReLU: `ReLU(Σₖ mean(∂y_c/∂Aₖ) · Aₖ)`. Where that is large, the maps
 //! hold evidence for the class; upsampled to the image, it shows where.
 
-use cnn_models::Network;
 use burn::module::{Module, ParamGroup};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use cnn_data_augment::{Batch, Image, Preprocess, Source};
 use cnn_models::Model;
+use cnn_models::Network;
 
 use crate::error::{Result, TrainError};
 use crate::report::plot::Tile;
@@ -61,7 +61,10 @@ pub fn grad_cam(
     if class >= classes {
         return Err(TrainError::InvalidOption {
             option: "class",
-            reason: format!("{class} is out of range: the model has {classes} classes (0 to {})", classes - 1),
+            reason: format!(
+                "{class} is out of range: the model has {classes} classes (0 to {})",
+                classes - 1
+            ),
         });
     }
     let grads = logits.narrow(1, class, 1).sum().backward();

@@ -178,7 +178,11 @@ pub fn ten_crops(img: &Image, size: usize) -> Vec<Image> {
 /// and with `ten_crop` AlexNet's [`ten_crops`] of that fitted image.
 pub fn views(img: &Image, pre: &Preprocess, ten_crop: bool) -> Vec<Image> {
     let fitted = pre.fit(img);
-    if ten_crop { ten_crops(&fitted, pre.size) } else { vec![fitted] }
+    if ten_crop {
+        ten_crops(&fitted, pre.size)
+    } else {
+        vec![fitted]
+    }
 }
 
 /// Images per evaluation batch for inputs of `size` px shown in `views` views: [`EVAL_BATCH`]
@@ -211,7 +215,11 @@ pub fn probabilities<M: ImageClassifier>(
     let probs = softmax(model.logits(batch), 1);
     let classes = probs.dims()[1];
     let probs = probs.reshape([images.len(), per_image, classes]).mean_dim(1);
-    Ok(probs.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default())
+    Ok(probs
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default())
 }
 
 /// `pre` for an image from outside the data set: one larger than the input of a run trained

@@ -9,12 +9,12 @@ use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
 use cnn_data_augment::seed::{derive, stream};
 
-use crate::config::TrainConfig;
-use crate::error::{Result, TrainError};
-use crate::eval::Evaluation;
 use super::metrics::{EpochHook, EpochMetrics, Fitted, Progress, early_stop};
 use super::schedule::learning_rate;
 use super::step::Step;
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::eval::Evaluation;
 
 /// One epoch's batches, each ready for a step (which reports how many images it covered).
 pub(crate) trait Batches: Iterator<Item = Result<Self::Input>> {
@@ -86,8 +86,8 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
             mut history,
             rates,
         } = state;
-        for epoch in history.len() + 1..=self.cfg.epochs {
-            if early_stop(&history, self.cfg.early_stop).is_some() {
+        for epoch in history.len() + 1..=self.cfg.optim.epochs {
+            if early_stop(&history, self.cfg.optim.early_stop).is_some() {
                 break;
             }
             let (trained, metrics) = self.run_epoch(model, (&mut optimizer, &rates), epoch, hooks.progress)?;
@@ -124,11 +124,12 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
         E: FnMut(&M) -> Result<Evaluation>,
     {
         let cfg = self.cfg;
-        self.device.seed(derive(cfg.seed, &[stream::BACKEND, epoch as u64]));
+        self.device
+            .seed(derive(cfg.task.seed, &[stream::BACKEND, epoch as u64]));
         let started = Instant::now();
         let mut batches = (self.batches)(epoch)?;
         let total = batches.total();
-        let (mut loss_sum, mut correct, mut top5, mut images, mut lr) = (0f64, 0usize, 0usize, 0usize, cfg.lr);
+        let (mut loss_sum, mut correct, mut top5, mut images, mut lr) = (0f64, 0usize, 0usize, 0usize, cfg.optim.lr);
         for (b, batch) in batches.by_ref().enumerate() {
             if crate::run::interrupt::stop_requested() {
                 tracing::info!(epoch, batches = b, "stopped on request");

@@ -85,8 +85,8 @@ impl<M> Fitted<M> {
     /// The end of training after `history`: early-stopped if `cfg.early_stop` says so before
     /// `cfg.epochs`, else completed.
     pub(crate) fn new(model: M, optimizer: ModuleOptimizer, history: Vec<EpochMetrics>, cfg: &TrainConfig) -> Self {
-        let stop = match early_stop(&history, cfg.early_stop) {
-            Some(best_epoch) if history.len() < cfg.epochs => Stop::EarlyStopped { best_epoch },
+        let stop = match early_stop(&history, cfg.optim.early_stop) {
+            Some(best_epoch) if history.len() < cfg.optim.epochs => Stop::EarlyStopped { best_epoch },
             _ => Stop::Completed,
         };
         Self {

@@ -52,11 +52,11 @@ pub fn fit<M: ImageClassifier + Send + 'static>(
     device: &Device,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(M, Vec<EpochMetrics>)> {
-    if cfg.backbone_lr_scale != 1.0 || cfg.stage_lr_decay != 1.0 {
+    if cfg.transfer.backbone_lr_scale != 1.0 || cfg.transfer.stage_lr_decay != 1.0 {
         // Rates per stage need to know the model's stages: a `cnn_models::Model`, through
         // `train_run` or a `TrainState` whose `rates` come from `LayerRates::for_model`.
         return Err(TrainError::InvalidSetting {
-            setting: if cfg.backbone_lr_scale != 1.0 { "backbone_lr_scale" } else { "stage_lr_decay" },
+            setting: if cfg.transfer.backbone_lr_scale != 1.0 { "backbone_lr_scale" } else { "stage_lr_decay" },
             reason: "needs the model's stages, which fit does not know (it trains any model at one rate): build a TrainState with LayerRates::for_model and call fit_from".into(),
         });
     }
@@ -102,23 +102,26 @@ pub(crate) fn fit_across<M: ImageClassifier + Send + 'static>(
     hooks: Hooks<'_, M>,
 ) -> Result<Fitted<M>> {
     cfg.validate()?;
-    let device = devices
-        .first()
-        .ok_or(TrainError::NoDevice)?;
+    let device = devices.first().ok_or(TrainError::NoDevice)?;
     if data.train.is_empty() {
         return Err(TrainError::Dataset {
-            dataset: cfg.dataset.clone(),
+            dataset: cfg.task.dataset.clone(),
             reason: "the training set is empty".into(),
         });
     }
     let loader_config = LoaderConfig {
-        batch_size: cfg.batch_size,
-        workers: cfg.workers,
+        batch_size: cfg.optim.batch_size,
+        workers: cfg.loader.workers,
         prefetch: cfg.prefetch_batches(),
         shuffle: true,
-        seed: cfg.seed,
+        seed: cfg.task.seed,
     };
-    let loader = Loader::new(data.train, cfg.augment.clone(), data.pre.for_pipeline(&cfg.augment), loader_config)?;
+    let loader = Loader::new(
+        data.train,
+        cfg.augmentation.augment.clone(),
+        data.pre.for_pipeline(&cfg.augmentation.augment),
+        loader_config,
+    )?;
     let (valid, pre) = (data.valid, data.pre);
     let (rank, ranks) = group.map_or((0, 1), |g| (g.rank(), g.size()));
     let epochs = EpochLoop {
@@ -153,7 +156,11 @@ impl Iterator for DeviceBatches<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let batch = self.epoch.next()?;
-        Some(batch.map_err(TrainError::from).map(|batch| batch.to_device(self.device)))
+        Some(
+            batch
+                .map_err(TrainError::from)
+                .map(|batch| batch.to_device(self.device)),
+        )
     }
 }
 

@@ -9,12 +9,14 @@ use crate::config::{OptimizerKind, TrainConfig};
 
 /// The optimiser `cfg` asks for.
 pub fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
-    let decay = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
-    match cfg.optimizer {
+    let decay = (cfg.optim.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.optim.weight_decay as f32));
+    match cfg.optim.optimizer {
         OptimizerKind::Adam => AdamConfig::new().with_weight_decay(decay).init(),
-        OptimizerKind::AdamW => AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32).init(),
+        OptimizerKind::AdamW => AdamWConfig::new()
+            .with_weight_decay(cfg.optim.weight_decay as f32)
+            .init(),
         // burn's `Sgd`, computed in one pass per parameter on flex (bit-identical).
-        OptimizerKind::Sgd => sgd_momentum(cfg.momentum, decay.map(|d| d.penalty)),
+        OptimizerKind::Sgd => sgd_momentum(cfg.optim.momentum, decay.map(|d| d.penalty)),
     }
 }
 

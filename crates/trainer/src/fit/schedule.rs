@@ -14,21 +14,21 @@ pub use crate::config::Schedule;
 pub fn learning_rate(cfg: &TrainConfig, epoch: usize, batch: usize, batches: usize) -> f64 {
     let batches = batches.max(1);
     let step = (epoch - 1) * batches + batch;
-    let warmup_steps = cfg.warmup * batches;
+    let warmup_steps = cfg.optim.warmup * batches;
     if step < warmup_steps {
-        return cfg.lr * (step + 1) as f64 / warmup_steps as f64;
+        return cfg.optim.lr * (step + 1) as f64 / warmup_steps as f64;
     }
-    match cfg.schedule {
-        Schedule::Constant => cfg.lr,
+    match cfg.optim.schedule {
+        Schedule::Constant => cfg.optim.lr,
         Schedule::Step => {
-            let done = (epoch - 1) as f64 / cfg.epochs as f64;
+            let done = (epoch - 1) as f64 / cfg.optim.epochs as f64;
             let drops = [0.5, 0.75].iter().filter(|&&at| done >= at).count();
-            cfg.lr * 0.1f64.powi(drops as i32)
+            cfg.optim.lr * 0.1f64.powi(drops as i32)
         }
         Schedule::Cosine => {
-            let total = (cfg.epochs * batches).saturating_sub(warmup_steps).max(1);
+            let total = (cfg.optim.epochs * batches).saturating_sub(warmup_steps).max(1);
             let t = (step - warmup_steps) as f64 / total as f64;
-            0.5 * cfg.lr * (1.0 + (std::f64::consts::PI * t).cos())
+            0.5 * cfg.optim.lr * (1.0 + (std::f64::consts::PI * t).cos())
         }
     }
 }
@@ -38,13 +38,11 @@ mod tests {
     use super::*;
 
     fn cfg(schedule: Schedule, warmup: usize) -> TrainConfig {
-        TrainConfig {
-            epochs: 8,
-            lr: 0.1,
-            schedule,
-            warmup,
-            ..TrainConfig::new("lenet5", "mnist-5k")
-        }
+        TrainConfig::new("lenet5", "mnist-5k")
+            .with_epochs(8)
+            .with_lr(0.1)
+            .with_schedule(schedule)
+            .with_warmup(warmup)
     }
 
     #[test]

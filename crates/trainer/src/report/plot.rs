@@ -8,9 +8,9 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
+use crate::atomic::write_file;
 use crate::error::{Result, TrainError};
 use crate::fit::EpochMetrics;
-use crate::atomic::write_file;
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
@@ -139,9 +139,15 @@ fn draw_lines<DB: DrawingBackend>(
         chart
             .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(|e| e.to_string())?;
-        let bars = s.points.iter().zip(&s.spread).filter(|((_, y), e)| y.is_finite() && e.is_finite());
+        let bars = s
+            .points
+            .iter()
+            .zip(&s.spread)
+            .filter(|((_, y), e)| y.is_finite() && e.is_finite());
         chart
-            .draw_series(bars.map(|(&(x, y), &e)| ErrorBar::new_vertical(x, y - e, y, y + e, color.stroke_width(2), 10)))
+            .draw_series(
+                bars.map(|(&(x, y), &e)| ErrorBar::new_vertical(x, y - e, y, y + e, color.stroke_width(2), 10)),
+            )
             .map_err(|e| e.to_string())?;
     }
     chart
@@ -277,7 +283,8 @@ pub fn tile_grid(path: &Path, title: &str, tiles: &[Tile], columns: usize) -> Re
             for (p, px) in tile.rgb.chunks_exact(3).enumerate() {
                 let (px_x, px_y) = (p as u32 % tile.width, p as u32 / tile.width);
                 let at = ((x + px_x) as i32, (y + CAPTION + px_y) as i32);
-                root.draw_pixel(at, &RGBColor(px[0], px[1], px[2])).map_err(|e| e.to_string())?;
+                root.draw_pixel(at, &RGBColor(px[0], px[1], px[2]))
+                    .map_err(|e| e.to_string())?;
             }
         }
         Ok(())

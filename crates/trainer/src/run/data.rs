@@ -69,7 +69,11 @@ pub fn load_data(name: &str, data_dir: Option<&Path>, seed: u64) -> Result<Loade
         if train.is_empty() || test.is_empty() {
             return Err(TrainError::Dataset {
                 dataset: path.display().to_string(),
-                reason: format!("gives {} training and {} test images: too few to train on", train.len(), test.len()),
+                reason: format!(
+                    "gives {} training and {} test images: too few to train on",
+                    train.len(),
+                    test.len()
+                ),
             });
         }
         let skipped = train.skipped.iter().chain(&test.skipped).cloned().collect();
@@ -122,10 +126,10 @@ pub use cnn_models::IMAGENET_MEAN_STD;
 /// - otherwise the model's own size when it is at most [`LARGE_MODEL_TRAIN_SIZE`] (LeNet-5: 32,
 ///   CIFAR ResNets: 32), and [`LARGE_MODEL_TRAIN_SIZE`] for ImageNet-sized networks.
 pub fn input_size(cfg: &TrainConfig, input: registry::InputSpec) -> (usize, String) {
-    if let Some(size) = cfg.input_size {
+    if let Some(size) = cfg.task.input_size {
         return (size, "as asked (`input_size`)".into());
     }
-    if let Some(weights) = &cfg.weights {
+    if let Some(weights) = &cfg.transfer.weights {
         let recorded = weights.parent().map(|dir| dir.join("preprocess.json"));
         let recorded = recorded
             .and_then(|p| std::fs::read_to_string(p).ok())
@@ -197,7 +201,7 @@ pub struct RunData {
 impl RunData {
     /// Loads `cfg`'s data set and splits it as the run will train on it.
     pub fn load(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Self> {
-        let info = registry::lookup(&cfg.model)?;
+        let info = registry::lookup(&cfg.task.model)?;
         if info.family.takes_feature_maps() {
             let [c, h, w] = info.default_input.shape();
             return Err(TrainError::Unsupported {
@@ -209,14 +213,14 @@ impl RunData {
                 ),
             });
         }
-        let loaded =
-            load_data(&cfg.dataset, cfg.data_dir.as_deref(), cfg.seed)?.only_classes(cfg.classes.as_deref())?;
+        let loaded = load_data(&cfg.task.dataset, cfg.task.data_dir.as_deref(), cfg.task.seed)?
+            .only_classes(cfg.task.classes.as_deref())?;
         if let Some((file, reason)) = loaded.skipped.first() {
-            tracing::warn!(skipped = loaded.skipped.len(), dataset = %cfg.dataset, example = %file.display(), %reason, "unreadable image files skipped");
+            tracing::warn!(skipped = loaded.skipped.len(), dataset = %cfg.task.dataset, example = %file.display(), %reason, "unreadable image files skipped");
             progress(Progress::Warning(format!(
                 "skipped {} unreadable image file(s) in {}, e.g. {}: {reason}",
                 loaded.skipped.len(),
-                cfg.dataset,
+                cfg.task.dataset,
                 file.display()
             )));
         }
@@ -232,7 +236,7 @@ impl RunData {
         if valid.is_empty() {
             return Err(TrainError::InvalidSetting {
                 setting: "valid_split",
-                reason: format!("{} leaves no validation images", cfg.valid_split),
+                reason: format!("{} leaves no validation images", cfg.task.valid_split),
             });
         }
         Ok(Self {
@@ -250,19 +254,23 @@ impl RunData {
 /// share of it held out. The transfer experiment records them so that another framework can
 /// train on the same images.
 pub fn labelled_split(cfg: &TrainConfig, all_train: Arc<dyn Source>) -> Result<(Vec<usize>, Option<Vec<usize>>)> {
-    let labelled: Vec<usize> = match cfg.subset {
+    let labelled: Vec<usize> = match cfg.task.subset {
         Some(n) if n < all_train.len() => {
             let share = n as f64 / all_train.len() as f64;
-            let sample = stratified_split(all_train.clone(), share, derive(cfg.seed, &[stream::SUBSET]))?.1;
+            let sample = stratified_split(all_train.clone(), share, derive(cfg.task.seed, &[stream::SUBSET]))?.1;
             sample.indices().to_vec()
         }
         _ => (0..all_train.len()).collect(),
     };
-    if cfg.valid_split <= 0.0 {
+    if cfg.task.valid_split <= 0.0 {
         return Ok((labelled, None));
     }
     let sample: Arc<dyn Source> = Arc::new(Subset::new(all_train, labelled.clone())?);
-    let (train, valid) = stratified_split(sample, cfg.valid_split, derive(cfg.seed, &[stream::VALID_SPLIT]))?;
+    let (train, valid) = stratified_split(
+        sample,
+        cfg.task.valid_split,
+        derive(cfg.task.seed, &[stream::VALID_SPLIT]),
+    )?;
     let outer = |part: &Subset| part.indices().iter().map(|&i| labelled[i]).collect();
     Ok((outer(&train), Some(outer(&valid))))
 }

@@ -74,7 +74,7 @@ impl RunFolder {
             num_classes: self.class_names.len(),
             in_channels: Some(self.preprocess.channels),
         };
-        let model = registry::build(&self.config.model, options, device)?;
+        let model = registry::build(&self.config.task.model, options, device)?;
         checkpoint::load_weights(&checkpoint::run_weights(&self.dir)?, model)
     }
 
@@ -95,7 +95,7 @@ impl RunFolder {
         let device = Device::flex();
         let model = self.load_model(&device)?;
         let shape = [2, self.preprocess.channels, self.preprocess.size, self.preprocess.size];
-        device.seed(self.config.seed);
+        device.seed(self.config.task.seed);
         let input = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
         let logits = cnn_models::ImageClassifier::logits(&model, input.clone());
         let dims = logits.dims();

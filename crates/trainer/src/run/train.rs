@@ -41,7 +41,7 @@ fn check_same_model(dir: &Path, cfg: &TrainConfig) -> Result<()> {
     };
     let (was, now) = (
         registry::lookup(trained).map(|m| m.name).unwrap_or(trained),
-        registry::lookup(&cfg.model)?.name,
+        registry::lookup(&cfg.task.model)?.name,
     );
     if was != now {
         return Err(TrainError::Checkpoint(format!(
@@ -68,7 +68,7 @@ pub fn train_run(
 }
 
 /// [`train_run`] on several devices: the model lives on the first, and every training batch is
-/// split over all of them (data-parallel, see [`crate::parallel`]). Evaluation, feature caching
+/// split over all of them (data-parallel, see [`crate::distributed::parallel`]). Evaluation, feature caching
 /// and checkpoints use the first device.
 ///
 /// The stages: data → model (and weights, freezing) → the run folder's settings → optimiser
@@ -85,7 +85,7 @@ pub fn train_run_on(
 }
 
 /// [`train_run_on`] as one process of `group`, a group of processes that train one model
-/// together (data-parallel, see [`crate::collective`]): every process calls it with the same
+/// together (data-parallel, see [`crate::distributed::collective`]): every process calls it with the same
 /// settings. Each trains on its slice of every batch (split again over its `devices` when it has
 /// several) and evaluates its share of the images; rank 0 alone
 /// writes the run folder. Batch norm's running statistics are averaged over the processes
@@ -100,7 +100,7 @@ pub fn train_run_across(
     resume: bool,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<RunReport> {
-    if cfg.cache_features {
+    if cfg.transfer.cache_features {
         return Err(TrainError::InvalidSetting {
             setting: "cache_features",
             reason: "trains in one process; leave it out of a distributed run".into(),
@@ -120,7 +120,7 @@ fn train_run_with(
     let started = Instant::now();
     let device = check_settings(cfg, devices)?;
     let root = group.is_none_or(|g| g.rank() == 0);
-    tracing::info!(model = %cfg.model, dataset = %cfg.dataset, dir = %dir.display(), resume, devices = devices.len(), "training run");
+    tracing::info!(model = %cfg.task.model, dataset = %cfg.task.dataset, dir = %dir.display(), resume, devices = devices.len(), "training run");
     // An existing folder is claimed at once, so a second process stops before doing any work.
     let mut lock = (root && dir.is_dir()).then(|| FolderLock::acquire(dir)).transpose()?;
     let data = RunData::load(cfg, progress)?;
@@ -134,10 +134,8 @@ fn train_run_with(
         lock = Some(FolderLock::acquire(dir)?);
     }
     // The size is recorded as trained, so a resume or a later run from these weights uses it.
-    let recorded = TrainConfig {
-        input_size: Some(data.pre.size),
-        ..cfg.clone()
-    };
+    let mut recorded = cfg.clone();
+    recorded.task.input_size = Some(data.pre.size);
     if root {
         write_file(&dir.join("config.json"), pretty(&recorded).as_bytes())?;
         write_file(&dir.join("preprocess.json"), pretty(&data.pre).as_bytes())?;
@@ -174,10 +172,8 @@ fn train_run_with(
 /// The first device, once the settings are consistent with the devices.
 fn check_settings<'a>(cfg: &TrainConfig, devices: &'a [Device]) -> Result<&'a Device> {
     cfg.validate()?;
-    let device = devices
-        .first()
-        .ok_or(TrainError::NoDevice)?;
-    if devices.len() > 1 && cfg.cache_features {
+    let device = devices.first().ok_or(TrainError::NoDevice)?;
+    if devices.len() > 1 && cfg.transfer.cache_features {
         return Err(TrainError::InvalidSetting {
             setting: "cache_features",
             reason: "trains only the head, on one device: drop the extra `devices`".into(),
@@ -210,8 +206,8 @@ fn build_model(
     autodiff: &Device,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(Model, Vec<Stage>, cnn_transfer::LayerRates)> {
-    let info = registry::lookup(&cfg.model)?;
-    autodiff.seed(cfg.seed);
+    let info = registry::lookup(&cfg.task.model)?;
+    autodiff.seed(cfg.task.seed);
     let options = BuildOptions {
         num_classes: data.loaded.class_names.len(),
         in_channels: Some(data.pre.channels),
@@ -223,7 +219,7 @@ fn build_model(
             model: info.name.to_string(),
             reason: e.to_string(),
         })?;
-    if cfg.zero_init_residual {
+    if cfg.task.zero_init_residual {
         model = match model {
             cnn_models::Model::ResNet(net) if net.layer1.iter().all(|b| b.residual) => {
                 cnn_models::Model::ResNet(net.zero_init_residual())
@@ -237,8 +233,8 @@ fn build_model(
         };
     }
     checkpoint::materialize(&model);
-    if let Some(weights) = &cfg.weights {
-        let (loaded, report, _) = if cfg.new_head {
+    if let Some(weights) = &cfg.transfer.weights {
+        let (loaded, report, _) = if cfg.transfer.new_head {
             cnn_transfer::load_with_new_head(info.name, weights, options.num_classes, autodiff)?
         } else {
             cnn_transfer::load_fitting(info.name, weights, Some(options.num_classes), autodiff)?
@@ -248,20 +244,20 @@ fn build_model(
         model = loaded;
     }
     let images_per_class = data.train.len() / options.num_classes.max(1);
-    let plan = cnn_transfer::resolve(&model, &cfg.freeze, images_per_class)?;
-    if cfg.freeze != cnn_transfer::FreezePolicy::None {
-        tracing::info!(policy = ?cfg.freeze, frozen = plan.frozen.len(), why = %plan.why, "freeze");
+    let plan = cnn_transfer::resolve(&model, &cfg.transfer.freeze, images_per_class)?;
+    if cfg.transfer.freeze != cnn_transfer::FreezePolicy::None {
+        tracing::info!(policy = ?cfg.transfer.freeze, frozen = plan.frozen.len(), why = %plan.why, "freeze");
         progress(Progress::Note(format!("freeze: {}", plan.why)));
     }
     // `--freeze auto` picks the backbone's rate too, unless the run sets rates of its own.
-    let own_rates = cfg.backbone_lr_scale != 1.0 || cfg.stage_lr_decay != 1.0;
+    let own_rates = cfg.transfer.backbone_lr_scale != 1.0 || cfg.transfer.stage_lr_decay != 1.0;
     let (scale, decay) = match plan.rates {
         Some(rates) if !own_rates => rates,
-        _ => (cfg.backbone_lr_scale, cfg.stage_lr_decay),
+        _ => (cfg.transfer.backbone_lr_scale, cfg.transfer.stage_lr_decay),
     };
     let rates = cnn_transfer::LayerRates::for_model(&model, scale, decay)?;
     if !rates.is_uniform() {
-        let described = rates.describe(cfg.lr);
+        let described = rates.describe(cfg.optim.lr);
         tracing::info!(rates = %described, "learning rates per stage");
         progress(Progress::Note(format!("learning rates (peak): {described}")));
     }
@@ -282,7 +278,7 @@ fn start_state(
         let restored = checkpoint::restore(dir, model, optimizer)?;
         // A run stopped after its last checkpoint but before its weights were written resumes
         // to write them; a finished run has nothing left to do.
-        if restored.history.len() >= cfg.epochs && dir.join("model.bpk").exists() {
+        if restored.history.len() >= cfg.optim.epochs && dir.join("model.bpk").exists() {
             return Err(TrainError::InvalidSetting {
                 setting: "epochs",
                 reason: format!(
@@ -314,7 +310,7 @@ fn fit_run(
     (dir, devices, group): (&Path, &[Device], Option<&dyn Collective>),
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(Fitted<Model>, Option<Features>)> {
-    let title = format!("{} on {}", cfg.model, cfg.dataset);
+    let title = format!("{} on {}", cfg.task.model, cfg.task.dataset);
     let mut after_epoch = |model: &Model, optim: &ModuleOptimizer, history: &[EpochMetrics]| {
         if let Some(group) = group {
             // Every rank takes part; the last epoch's average is also the final weights'.
@@ -327,7 +323,7 @@ fn fit_run(
         write_file(&dir.join("metrics.csv"), metrics_csv(history).as_bytes())?;
         plot::training_curves(&dir.join("curves.png"), &title, history)
     };
-    if cfg.cache_features {
+    if cfg.transfer.cache_features {
         let [train, valid, test] = split_features(cfg, data, &state.model, &devices[0], progress)?;
         let autodiff = devices[0].clone().autodiff();
         let hooks = Hooks {
@@ -359,18 +355,19 @@ fn split_features(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<[Features; 3]> {
     let root = cfg
+        .transfer
         .cache_dir
         .clone()
         .unwrap_or_else(|| cnn_data_augment::datasets::default_data_dir().join("features"));
-    let weights_id = match &cfg.weights {
+    let weights_id = match &cfg.transfer.weights {
         Some(w) => format!("sha256 {}", cnn_transfer::cache::file_sha256(w)?),
-        None => format!("random initialisation, seed {}", cfg.seed),
+        None => format!("random initialisation, seed {}", cfg.task.seed),
     };
     let base = CacheKey::default()
-        .with("model", registry::lookup(&cfg.model)?.name)
+        .with("model", registry::lookup(&cfg.task.model)?.name)
         .with("weights", weights_id)
         .with("preprocess", pretty(&data.pre))
-        .with("dataset", cfg.dataset.clone());
+        .with("dataset", cfg.task.dataset.clone());
     let inference = model.valid();
     let splits = [
         ("train", &data.train),
