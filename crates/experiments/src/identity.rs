@@ -104,8 +104,9 @@ pub fn identity(
         _ => Err(TrainError::Unsupported {
             model: run.config.task.model.clone(),
             reason: format!(
-                "{} is not a ResNet run; the identity experiment appends residual blocks to a ResNet",
-                opts.run.display()
+                "{} is a {} run; the identity experiment appends residual blocks to a ResNet",
+                opts.run.display(),
+                run.config.task.model
             ),
         }),
     };
