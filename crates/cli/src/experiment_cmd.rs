@@ -108,7 +108,7 @@ pub enum ExperimentCommand {
         /// backbone's features [default: 0.3].
         #[arg(long)]
         head_only_lr: Option<f64>,
-        /// Learning-rate schedule of every run: constant, step or cosine [default: cosine].
+        /// Learning-rate schedule of every run: constant, step, cosine or onecycle [default: cosine].
         #[arg(long)]
         schedule: Option<cnn_trainer::Schedule>,
         /// The backbone's share of --lr when fine-tuning everything (finetune-all; the top

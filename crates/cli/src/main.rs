@@ -12,6 +12,7 @@ mod eval_cmd;
 mod experiment_cmd;
 mod explain_cmd;
 mod kernels_cmd;
+mod lr_find_cmd;
 mod train_cmd;
 mod weights_cmd;
 
@@ -46,6 +47,8 @@ struct Cli {
 enum Command {
     /// Train a model on a data set and write a run folder.
     Train(train_cmd::TrainArgs),
+    /// Sweep the learning rate over a few hundred updates and suggest one (lr-find.csv, .png).
+    LrFind(lr_find_cmd::LrFindArgs),
     /// Download a data set (mnist, fashion-mnist, cifar10, cifar100) with checksums, or import
     /// local copies with --from.
     Download(download_cmd::DownloadArgs),
@@ -264,7 +267,7 @@ pub(crate) fn one_line(e: &anyhow::Error) -> String {
 }
 
 /// Options the libraries name (in backticks) that exist only on the command line.
-const COMMAND_OPTIONS: [&str; 12] = [
+const COMMAND_OPTIONS: [&str; 13] = [
     "resume",
     "out",
     "devices",
@@ -277,6 +280,7 @@ const COMMAND_OPTIONS: [&str; 12] = [
     "seeds",
     "methods",
     "per_class",
+    "steps",
 ];
 
 /// `text` (an error, a warning or a note from the libraries) with every setting or command
@@ -424,6 +428,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train(args) => train_cmd::run(cli.device.as_deref(), args),
+        Command::LrFind(args) => lr_find_cmd::run(cli.device.as_deref(), args),
         Command::Download(args) => download_cmd::run(args),
         Command::Experiment(cmd) => experiment_cmd::run(cli.device.as_deref(), cmd),
         Command::Weights(cmd) => weights_cmd::run(cli.device.as_deref(), cmd),

@@ -752,14 +752,33 @@ fn ensembles_ten_crops_and_export_from_the_command_line() {
 }
 
 #[test]
+fn lr_find_writes_the_sweep_and_suggests_a_rate() {
+    let out = cnn_testkit::scratch("cli", "lr-find");
+    let stdout = assert_success(&cnn(&[
+        "--device", "flex", "lr-find", "--model", "lenet5", "--subset", "500", "--optimizer", "sgd", "--steps", "40",
+        "--start", "1e-4", "--end", "1", "--out", out.to_str().unwrap(),
+    ]));
+    assert!(stdout.contains("suggested peak rate: ") || stdout.contains("no suggestion"), "{stdout}");
+    assert!(out.join("lr-find.csv").is_file() && out.join("lr-find.png").is_file(), "{stdout}");
+    let msg = assert_clean_failure(&cnn(&["lr-find", "--steps", "3"]));
+    assert!(msg.contains("--steps must be at least 10"), "{msg}");
+}
+
+#[test]
 fn bad_training_settings_are_clear_errors() {
     for (args, needle) in [
-        (vec!["train", "--schedule", "linear"], "constant, step or cosine"),
+        (vec!["train", "--schedule", "linear"], "constant, step, cosine or onecycle"),
         (vec!["train", "--optimizer", "rmsprop"], "sgd, adam or adamw"),
         (vec!["train", "--epochs", "2", "--warmup", "2"], "--warmup"),
         (vec!["train", "--valid-split", "1.5"], "--valid-split"),
         (vec!["train", "--weight-decay=-1"], "--weight-decay"),
         (vec!["train", "--early-stop", "0"], "--early-stop"),
+        (vec!["train", "--label-smoothing=-0.1"], "--label-smoothing must be in [0, 1), got -0.1"),
+        (vec!["train", "--mixup", "0"], "--mixup α must be in (0, 100], got 0"),
+        (vec!["train", "--cutmix=-1"], "--cutmix α must be in (0, 100], got -1"),
+        (vec!["train", "--accumulate", "0"], "--accumulate must be at least 1 batch"),
+        (vec!["train", "--ema", "1.5"], "--ema decay must be in (0, 1), got 1.5"),
+        (vec!["train", "--mix-switch", "2"], "--mix-switch must be in [0, 1], got 2"),
         (vec!["train", "--resume", "/nonexistent/run"], "config.json"),
     ] {
         let msg = assert_clean_failure(&cnn(&args));

@@ -33,6 +33,8 @@ pub mod stream {
     pub const VALID_SPLIT: u64 = (1 << 62) + 2;
     /// The training subset of `--subset`.
     pub const SUBSET: u64 = (1 << 62) + 3;
+    /// A batch's mixup or cutmix draws.
+    pub const MIX: u64 = (1 << 62) + 4;
 }
 
 /// `0..len` shuffled for `epoch` of a run seeded `seed`.

@@ -13,6 +13,7 @@ use cnn_models::{BuildOptions, ImageClassifier, Model, registry};
 use serde::{Deserialize, Serialize};
 
 use cnn_trainer::error::{Result, TrainError};
+use cnn_trainer::fit::Targets;
 use cnn_trainer::fit::step::{OneDevice, Step};
 
 /// What is timed.
@@ -212,11 +213,12 @@ fn time_training(case: &BenchCase, device: &Device, steps: Steps) -> Result<Vec<
     let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [case.batch]), &autodiff);
     let mut model = Some(registry::build(name, options, &autodiff)?);
     let mut optim = cnn_trainer::fit::sgd_momentum(0.9, None);
-    let step = OneDevice::new(&autodiff);
+    let step = OneDevice::new(&autodiff, 0.0);
+    let targets = Targets::plain(labels);
     steps.time(|| {
         let current = model.take().expect("put back after every step");
         let grads = match case.part {
-            BenchPart::Whole => step.step(&current, (images.clone(), labels.clone()))?.grads,
+            BenchPart::Whole => step.step(&current, (images.clone(), targets.clone()), 1.0)?.grads,
             BenchPart::Features => {
                 let loss = features(&current, images.clone()).mean();
                 GradientsParams::from_grads(loss.backward(), &current)

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use cnn_trainer::config::TrainConfig;
 use cnn_trainer::error::Result;
+use cnn_trainer::fit::Targets;
 use cnn_trainer::fit::build_optimizer;
 use cnn_trainer::fit::step::{OneDevice, Step};
 
@@ -113,9 +114,10 @@ impl<'a> Training<'a> {
     fn epoch(&self, batches: impl Iterator<Item = Result<Batch>>) -> Result<()> {
         let mut model = registry::build(self.name, self.options, &self.autodiff)?;
         let mut optimizer = build_optimizer(self.cfg);
-        let step = OneDevice::new(&self.autodiff);
+        let step = OneDevice::new(&self.autodiff, self.cfg.optim.label_smoothing);
         for batch in batches {
-            let grads = step.step(&model, batch?.to_device(&self.autodiff))?.grads;
+            let (images, labels) = batch?.to_device(&self.autodiff);
+            let grads = step.step(&model, (images, Targets::plain(labels)), 1.0)?.grads;
             model = optimizer.step(self.cfg.optim.lr, model, grads);
         }
         Ok(())

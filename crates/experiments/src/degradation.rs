@@ -244,6 +244,8 @@ mod tests {
             train_seconds: 1.0,
             images_per_second: 1.0,
             data_wait_share: 0.0,
+            ema_valid_loss: None,
+            ema_valid_accuracy: None,
         };
         NetResult {
             net: net.into(),

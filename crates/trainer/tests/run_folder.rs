@@ -65,23 +65,35 @@ fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
     digit_folder(&data);
     let device = Device::flex();
     // LeNet-5 (plain), AlexNet (dropout: the generator must be restored), ResNet-20
-    // (BatchNorm statistics, SGD momentum), and ResNet-20 again with a rate per stage
-    // (`--backbone-lr-scale 0.3 --stage-lr-decay 0.5`).
-    for (model, rates) in [
-        ("lenet5", None),
-        ("alexnet", None),
-        ("resnet20", None),
-        ("resnet20", Some((0.3, 0.5))),
+    // (BatchNorm statistics, SGD momentum), ResNet-20 again with a rate per stage
+    // (`--backbone-lr-scale 0.3 --stage-lr-decay 0.5`), and with the modern recipe's parts
+    // (label smoothing, mixup and cutmix drawn per batch, accumulation).
+    for (model, rates, recipe) in [
+        ("lenet5", None, false),
+        ("alexnet", None, false),
+        ("resnet20", None, false),
+        ("resnet20", Some((0.3, 0.5)), false),
+        ("resnet20", None, true),
     ] {
         let (straight, split) = (
-            root.join(format!("{model}-{rates:?}-straight")),
-            root.join(format!("{model}-{rates:?}-split")),
+            root.join(format!("{model}-{rates:?}-{recipe}-straight")),
+            root.join(format!("{model}-{rates:?}-{recipe}-split")),
         );
         let config = |epochs| {
             let (backbone_lr_scale, stage_lr_decay) = rates.unwrap_or((1.0, 1.0));
-            config(model, &data, epochs)
+            let cfg = config(model, &data, epochs)
                 .with_backbone_lr_scale(backbone_lr_scale)
-                .with_stage_lr_decay(stage_lr_decay)
+                .with_stage_lr_decay(stage_lr_decay);
+            match recipe {
+                true => cfg
+                    .with_label_smoothing(0.1)
+                    .with_mixup(Some(0.2))
+                    .with_cutmix(Some(1.0))
+                    .with_accumulate(2)
+                    .with_ema(Some(0.9))
+                    .with_ema_every(2),
+                false => cfg,
+            }
         };
         train_run(&config(2), &device, &straight, false, &mut |_| {}).unwrap();
         train_run(&config(1), &device, &split, false, &mut |_| {}).unwrap();
@@ -93,6 +105,28 @@ fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
         assert_eq!(report.history.len(), 2);
         assert_eq!(learning_figures(&straight), learning_figures(&split), "{model}");
         assert_eq!(weights(&straight), weights(&split), "{model}: final weights differ");
+        if recipe {
+            let file = |dir: &Path, file: &str| {
+                let model = RunFolder::open(dir).unwrap().load_model(&Device::flex()).unwrap();
+                parameter_values(&checkpoint::load_weights(&dir.join(file), model).unwrap())
+            };
+            let (ema, raw) = (checkpoint::EMA_FILE, "model.bpk");
+            assert_eq!(
+                file(&straight, ema),
+                file(&split, ema),
+                "{model}: the averaged weights differ"
+            );
+            assert_eq!(
+                file(&straight, raw),
+                file(&split, raw),
+                "{model}: the trained weights differ"
+            );
+            assert_ne!(
+                file(&straight, ema),
+                file(&straight, raw),
+                "{model}: the average is the weights"
+            );
+        }
         assert_eq!(checkpoint::info(&split).unwrap().epoch, 2);
         assert!(!split.join("checkpoint-0001").exists(), "old checkpoint kept");
     }

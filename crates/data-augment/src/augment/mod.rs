@@ -11,11 +11,14 @@
 //! | `color_shift`, `color_jitter` | per-channel offsets; brightness/contrast/saturation |
 //! | `pca_color` | AlexNet's PCA colour augmentation; fit with [`PcaFit`] |
 //!
+//! Mixup and CutMix blend whole batches ([`mix`], [`BatchMix`]), after the per-image pipeline.
+//!
 //! Normalisation to a float tensor is the batch's job ([`crate::Preprocess`]).
 
 pub mod color;
 pub mod elastic;
 pub mod geometry;
+pub mod mix;
 pub mod ops;
 pub mod pca_fit;
 pub mod pipeline;
@@ -23,6 +26,7 @@ pub mod preview;
 pub mod throughput;
 
 pub use color::{PcaColor, PcaFit};
+pub use mix::{BatchMix, Mixed};
 pub use ops::{Op, ShiftDistribution, Size};
 pub use pca_fit::{FittedPca, fit_pca};
 pub use pipeline::{PRESETS, Pipeline, sample_rng};

@@ -14,6 +14,11 @@ pub enum Schedule {
     Step,
     /// Cosine annealing from the rate to 0 over the epochs after the warm-up (per batch).
     Cosine,
+    /// One cycle (Smith and Topin 2019), as PyTorch's `OneCycleLR` with its defaults: from
+    /// `lr`/25 up to `lr` over the first 30% of the updates, then down to `lr`/250,000, both
+    /// halves cosine-shaped (per batch; it warms up by itself).
+    #[serde(rename = "onecycle")]
+    OneCycle,
 }
 
 impl std::str::FromStr for Schedule {
@@ -24,8 +29,9 @@ impl std::str::FromStr for Schedule {
             "constant" => Ok(Schedule::Constant),
             "step" => Ok(Schedule::Step),
             "cosine" => Ok(Schedule::Cosine),
+            "onecycle" => Ok(Schedule::OneCycle),
             other => Err(format!(
-                "unknown schedule '{other}' (expected constant, step or cosine)"
+                "unknown schedule '{other}' (expected constant, step, cosine or onecycle)"
             )),
         }
     }

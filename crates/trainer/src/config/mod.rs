@@ -18,6 +18,14 @@ pub use settings::{
 use crate::error::{Result, TrainError};
 
 impl TrainConfig {
+    /// The data set's name for a folder name: the name, or an image folder's last component.
+    pub fn dataset_tag(&self) -> String {
+        let dataset = &self.task.dataset;
+        std::path::Path::new(dataset)
+            .file_name()
+            .map_or_else(|| dataset.clone(), |n| n.to_string_lossy().into_owned())
+    }
+
     /// The defaults for `model` on `dataset`: Adam, lr 1e-3 (constant, no warm-up, no weight
     /// decay), batch 32, 10 epochs, seed 42, no augmentation, 10% of the training set held out
     /// for validation, no early stopping, cores − 1 data workers (at least 1).
@@ -47,6 +55,12 @@ impl TrainConfig {
                 ),
             );
         }
+        if self.optim.schedule == Schedule::OneCycle && self.optim.warmup > 0 {
+            return bad(
+                "warmup",
+                "does not combine with `schedule` onecycle, which warms up by itself".into(),
+            );
+        }
         if self.transfer.cache_features && self.transfer.freeze != cnn_transfer::FreezePolicy::All {
             return bad(
                 "cache_features",
@@ -57,6 +71,13 @@ impl TrainConfig {
             return bad(
                 "cache_features",
                 "and `augment` do not mix: the backbone sees each image once, so augmentation cannot apply".into(),
+            );
+        }
+        let mixes = self.augmentation.mixup.is_some() || self.augmentation.cutmix.is_some();
+        if self.transfer.cache_features && mixes {
+            return bad(
+                "cache_features",
+                "and `mixup`/`cutmix` do not mix: the head trains on features computed once per image".into(),
             );
         }
         if self.task.zero_init_residual && self.transfer.weights.is_some() {
@@ -157,6 +178,20 @@ mod tests {
             (ok.clone().with_warmup(10), "warmup"),
             (ok.clone().with_early_stop(Some(0)), "early_stop"),
             (ok.clone().with_valid_split(0.95), "valid_split"),
+            (ok.clone().with_label_smoothing(1.0), "label_smoothing"),
+            (ok.clone().with_accumulate(0), "accumulate"),
+            (ok.clone().with_ema(Some(1.0)), "ema"),
+            (ok.clone().with_ema_every(0), "ema_every"),
+            (ok.clone().with_mixup(Some(0.0)), "mixup"),
+            (ok.clone().with_cutmix(Some(f64::INFINITY)), "cutmix"),
+            (ok.clone().with_mix_switch(-0.5), "mix_switch"),
+            (
+                ok.clone()
+                    .with_freeze(cnn_transfer::FreezePolicy::All)
+                    .with_cache_features(true)
+                    .with_cutmix(Some(1.0)),
+                "cache_features",
+            ),
         ] {
             match cfg.validate().unwrap_err() {
                 TrainError::InvalidSetting { setting, .. } => assert_eq!(setting, flag),

@@ -92,10 +92,7 @@ impl TrainOverrides {
 
 /// `runs/<model>-<data set's last path part>-<local date>-<hour and minute>`.
 fn default_run_dir(cfg: &TrainConfig) -> PathBuf {
-    let data = Path::new(&cfg.task.dataset)
-        .file_name()
-        .map_or(cfg.task.dataset.clone(), |n| n.to_string_lossy().into_owned());
-    let base = format!("{}-{data}-{}", cfg.task.model, local_timestamp());
+    let base = format!("{}-{}-{}", cfg.task.model, cfg.dataset_tag(), local_timestamp());
     // Two runs started in the same minute get `-2`, `-3`, … rather than one folder.
     let mut dir = PathBuf::from("runs").join(&base);
     for n in 2.. {

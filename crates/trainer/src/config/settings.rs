@@ -29,6 +29,11 @@ fn positive_up_to(value: f64, max: f64) -> Option<String> {
         .then(|| format!("must be a number in (0, {max}], got {value}"))
 }
 
+/// `Some(reason)` unless `alpha` is a usable Beta(α, α) parameter for mixup or cutmix.
+fn mix_alpha(alpha: f64) -> Option<String> {
+    (!(alpha.is_finite() && alpha > 0.0 && alpha <= 100.0)).then(|| format!("α must be in (0, 100], got {alpha}"))
+}
+
 /// `Some(reason)` when an optional count is given as 0.
 fn at_least_one(value: &Option<usize>, unit: &str) -> Option<String> {
     (*value == Some(0)).then(|| format!("must be at least 1 {unit}"))
@@ -103,12 +108,33 @@ settings! {
         weight_decay: f64 = 0.0, flag(Option<f64>), fixed, clap(allow_negative_numbers = true),
             check |v| (!(v.is_finite() && *v >= 0.0)).then(|| format!("must be 0 or more, got {v}"));
         /// Learning-rate schedule after the warm-up: constant, step (x0.1 at 50% and 75% of the
-        /// epochs) or cosine [default: constant].
+        /// epochs), cosine, or onecycle (PyTorch's OneCycleLR: up from lr/25 to lr over 30% of the
+        /// updates, then down; no --warmup) [default: constant].
         schedule: Schedule = Schedule::Constant, flag(Option<Schedule>), fixed;
         /// Epochs of linear learning-rate warm-up (per batch, from lr/steps to lr) [default: 0].
         warmup: usize = 0, flag(Option<usize>), fixed;
         /// Stop when the validation loss has not improved for N epochs [default: off].
         early_stop: Option<usize> = None, flag(Option<usize>), fixed, check |v| at_least_one(v, "epoch");
+        /// Label smoothing of the training loss: each target puts 1 - s on its label and s spread
+        /// evenly over all classes, as PyTorch's label_smoothing (e.g. 0.1) [default: 0].
+        label_smoothing: f64 = 0.0, flag(Option<f64>), fixed, clap(allow_negative_numbers = true),
+            check |v| (!(0.0..1.0).contains(v)).then(|| format!("must be in [0, 1), got {v}"));
+        /// Keep an exponential moving average of the weights with this decay (e.g. 0.999): after
+        /// an update, average = decay × average + (1 - decay) × weights. It is validated after
+        /// every epoch, saved as model-ema.bpk, and tested instead of the trained weights when
+        /// better on validation [default: off].
+        ema: Option<f64> = None, flag(Option<f64>), fixed, clap(allow_negative_numbers = true),
+            check |v| v.and_then(|d| (!(d > 0.0 && d < 1.0)).then(|| format!("decay must be in (0, 1), got {d}")));
+        /// With --ema: average after every N updates only [default: 1].
+        ema_every: usize = 1, flag(Option<usize>), fixed,
+            check |v| (*v == 0).then(|| "must be at least 1 update".into());
+        /// Sum the gradients of K batches before each update: the update of a K times larger
+        /// batch (batch-norm statistics aside) in the memory of one [default: 1].
+        accumulate: usize = 1, flag(Option<usize>), fixed, check |v| match *v {
+            0 => Some("must be at least 1 batch".into()),
+            n if n > MAX_BATCH => Some(format!("{n} is absurd (at most {MAX_BATCH})")),
+            _ => None,
+        };
     }
     /// Starting from trained weights: which, what is frozen, the rates per stage, cached features.
     transfer: TransferSettings, "Transfer" {
@@ -141,6 +167,18 @@ settings! {
         /// .toml/.json pipeline file [default: none].
         augment: Pipeline = Pipeline::default(), flag(Option<String>), fixed,
             check |v| v.validate().err().map(|e| format!("is not a valid pipeline: {e}"));
+        /// Mixup: blend each training image with another of its batch, and their labels, by
+        /// λ ~ Beta(α, α); the value is α (e.g. 0.2) [default: off].
+        mixup: Option<f64> = None, flag(Option<f64>), fixed, clap(allow_negative_numbers = true),
+            check |v| v.and_then(|a| mix_alpha(a));
+        /// CutMix: paste a box of another image of the batch into each training image, the labels
+        /// weighted by area, λ ~ Beta(α, α); the value is α (e.g. 1.0) [default: off].
+        cutmix: Option<f64> = None, flag(Option<f64>), fixed, clap(allow_negative_numbers = true),
+            check |v| v.and_then(|a| mix_alpha(a));
+        /// With both --mixup and --cutmix: the probability that a batch takes cutmix rather than
+        /// mixup [default: 0.5].
+        mix_switch: f64 = 0.5, flag(Option<f64>), fixed,
+            check |v| (!(0.0..=1.0).contains(v)).then(|| format!("must be in [0, 1], got {v}"));
     }
     /// The background threads that prepare the batches.
     loader: LoaderSettings, "Data loader" {
@@ -222,8 +260,12 @@ mod tests {
             .with_input_size(Some(32))
             .with_workers(1);
         assert_eq!(cfg, expected);
+        // Every key written back as it was (settings added since come on top).
         let written = serde_json::to_value(&cfg).unwrap();
-        assert_eq!(written, serde_json::from_str::<serde_json::Value>(old).unwrap());
+        let old: serde_json::Value = serde_json::from_str(old).unwrap();
+        for (key, value) in old.as_object().unwrap() {
+            assert_eq!(&written[key], value, "{key}");
+        }
     }
 
     #[test]

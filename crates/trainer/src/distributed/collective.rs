@@ -55,7 +55,7 @@ impl<'a, S> AcrossStep<'a, S> {
 impl<M: ImageClassifier, S: Step<M, Input = ImageBatch>> Step<M> for AcrossStep<'_, S> {
     type Input = ImageBatch;
 
-    fn step(&self, model: &M, (images, labels): ImageBatch) -> Result<StepResult> {
+    fn step(&self, model: &M, (images, targets): ImageBatch, weight: f32) -> Result<StepResult> {
         let local = images.dims()[0];
         // An empty slice (a last batch smaller than the ranks) adds zeros.
         let result = if local == 0 {
@@ -67,7 +67,7 @@ impl<M: ImageClassifier, S: Step<M, Input = ImageBatch>> Step<M> for AcrossStep<
                 images: 0,
             }
         } else {
-            self.local.step(model, (images, labels))?
+            self.local.step(model, (images, targets), weight)?
         };
         // One all-reduce a step: the slice's gradients and loss times its images (sums over
         // them), its counts and its images, in one buffer; then divided by the batch's images.

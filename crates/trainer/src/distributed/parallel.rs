@@ -19,20 +19,23 @@
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsAccumulator;
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Tensor};
 use cnn_models::ImageClassifier;
 
 use crate::error::{Result, TrainError};
-use crate::fit::step::{ImageBatch, Step, StepResult, finish_step, training_loss};
+use crate::fit::loss::{Loss, Targets};
+use crate::fit::step::{ImageBatch, Step, StepResult, finish_step};
 
 /// What a worker gets: the model to fork, its shard and the shard's share of the batch.
 struct Job<M> {
     model: M,
     images: Tensor<4>,
-    labels: Tensor<1, Int>,
+    targets: Targets,
+    /// The shard's share of the batch's images.
     share: f32,
+    /// The batch's share of an accumulated update.
+    weight: f32,
 }
 
 /// What a worker sends back: its shard's gradients (on its own device), its weighted loss and
@@ -52,7 +55,7 @@ pub(crate) struct DataParallel<M> {
 
 impl<M: ImageClassifier + Send + 'static> DataParallel<M> {
     /// Starts one worker per device (autodiff devices; the first is where the model lives).
-    pub fn new(devices: &[Device]) -> Result<Self> {
+    pub fn new(devices: &[Device], smoothing: f64) -> Result<Self> {
         let (done_tx, results) = channel::<Done>();
         let mut senders = Vec::new();
         let mut handles = Vec::new();
@@ -63,12 +66,11 @@ impl<M: ImageClassifier + Send + 'static> DataParallel<M> {
             let handle = std::thread::Builder::new()
                 .name(format!("cnn-replica-{worker}"))
                 .spawn(move || {
-                    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+                    let loss = Loss::new(smoothing, &device);
                     while let Ok(job) = rx.recv() {
-                        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            shard_step(job, &device, &loss_fn)
-                        }))
-                        .map_err(|p| panic_text(p.as_ref()));
+                        let outcome =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard_step(job, &device, &loss)))
+                                .map_err(|p| panic_text(p.as_ref()));
                         if done.send(Done { worker, outcome }).is_err() {
                             break;
                         }
@@ -92,7 +94,7 @@ impl<M: ImageClassifier + Send + 'static> Step<M> for DataParallel<M> {
 
     /// One step over `images`/`labels` (on the main device): shards, runs every worker and sums
     /// the gradients on the main device.
-    fn step(&self, model: &M, (images, labels): ImageBatch) -> Result<StepResult> {
+    fn step(&self, model: &M, (images, targets): ImageBatch, weight: f32) -> Result<StepResult> {
         let batch = images.dims()[0];
         let shards = shard_sizes(batch, self.devices.len());
         let mut start = 0;
@@ -104,8 +106,9 @@ impl<M: ImageClassifier + Send + 'static> Step<M> for DataParallel<M> {
             let job = Job {
                 model: model.clone(),
                 images: images.clone().narrow(0, start, size),
-                labels: labels.clone().narrow(0, start, size),
+                targets: targets.narrow(start, size),
                 share: size as f32 / batch as f32,
+                weight,
             };
             start += size;
             sender
@@ -161,18 +164,14 @@ impl<M> Drop for DataParallel<M> {
 }
 
 /// Forward and backward of one shard on `device`.
-fn shard_step<M: ImageClassifier>(
-    job: Job<M>,
-    device: &Device,
-    loss_fn: &burn::nn::loss::CrossEntropyLoss,
-) -> StepResult {
+fn shard_step<M: ImageClassifier>(job: Job<M>, device: &Device, loss: &Loss) -> StepResult {
     let model = job.model.fork(device);
     let images = job.images.to_device(device);
-    let labels = job.labels.to_device(device);
+    let targets = job.targets.to_device(device);
     let out = model.train_outputs(images);
     let logits = out.logits.clone();
-    finish_step(&model, (logits, labels), |labels| {
-        training_loss(out, labels, loss_fn).mul_scalar(job.share)
+    finish_step(&model, (logits, targets), job.weight, |targets| {
+        loss.of_outputs(out, targets).mul_scalar(job.share)
     })
 }
 

@@ -5,7 +5,6 @@
 use cnn_models::Network;
 use std::path::Path;
 
-use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use cnn_data_augment::seed::epoch_order;
 use cnn_data_augment::{Batch, Preprocess, Source};
@@ -17,6 +16,7 @@ use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::eval::{Evaluation, evaluate_batches};
 use crate::fit::epochs::{Batches, EpochLoop, Hooks, TrainState};
+use crate::fit::loss::{Loss, Targets};
 use crate::fit::metrics::Fitted;
 use crate::fit::step::{Step, StepResult, finish_step};
 
@@ -130,17 +130,20 @@ pub fn evaluate_head(model: &Model, data: &Features, device: &Device) -> Result<
 
 /// The head's training step: forward through the head only, from a batch of feature rows.
 pub(crate) struct HeadStep {
-    loss_fn: CrossEntropyLoss,
+    loss: Loss,
 }
 
 impl Step<Model> for HeadStep {
     type Input = (Tensor<2>, Tensor<1, Int>);
 
-    fn step(&self, model: &Model, (x, labels): Self::Input) -> Result<StepResult> {
+    fn step(&self, model: &Model, (x, labels): Self::Input, weight: f32) -> Result<StepResult> {
         let logits = model.head(x);
-        Ok(finish_step(model, (logits.clone(), labels), |labels| {
-            self.loss_fn.forward(logits, labels)
-        }))
+        Ok(finish_step(
+            model,
+            (logits.clone(), Targets::plain(labels)),
+            weight,
+            |targets| self.loss.of(logits, targets),
+        ))
     }
 }
 
@@ -185,7 +188,7 @@ pub fn fit_head(
         cfg,
         device,
         step: HeadStep {
-            loss_fn: CrossEntropyLossConfig::new().init(device),
+            loss: Loss::new(cfg.optim.label_smoothing, device),
         },
         batches: |epoch: usize| {
             Ok(FeatureBatches {

@@ -5,10 +5,11 @@
 use std::time::{Duration, Instant};
 
 use burn::module::Module;
-use burn::optim::ModuleOptimizer;
+use burn::optim::{GradientsAccumulator, ModuleOptimizer};
 use burn::tensor::Device;
 use cnn_data_augment::seed::{derive, stream};
 
+use super::ema::Ema;
 use super::metrics::{EpochHook, EpochMetrics, Fitted, Progress, early_stop};
 use super::schedule::learning_rate;
 use super::step::Step;
@@ -42,6 +43,8 @@ pub struct TrainState<M> {
     /// The learning rate of each part of the model, relative to the scheduled rate
     /// (`--backbone-lr-scale`, `--stage-lr-decay`; uniform by default).
     pub rates: cnn_transfer::LayerRates,
+    /// With `ema`: the average of the model's weights so far.
+    pub ema: Option<Ema<M>>,
 }
 
 /// Who hears of a run's progress: `progress` after every batch and epoch, `after_epoch` (e.g. to
@@ -85,12 +88,14 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
             mut optimizer,
             mut history,
             rates,
+            mut ema,
         } = state;
         for epoch in history.len() + 1..=self.cfg.optim.epochs {
             if early_stop(&history, self.cfg.optim.early_stop).is_some() {
                 break;
             }
-            let (trained, metrics) = self.run_epoch(model, (&mut optimizer, &rates), epoch, hooks.progress)?;
+            let (trained, metrics) =
+                self.run_epoch(model, (&mut optimizer, &rates, &mut ema), epoch, hooks.progress)?;
             tracing::info!(
                 epoch,
                 train_loss = metrics.train_loss,
@@ -101,10 +106,10 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
             );
             model = trained;
             history.push(metrics);
-            (hooks.after_epoch)(&model, &optimizer, &history)?;
+            (hooks.after_epoch)(&model, ema.as_ref().map(|e| &e.model), &optimizer, &history)?;
             (hooks.progress)(Progress::Epoch(history.last().expect("just pushed")));
         }
-        Ok(Fitted::new(model, optimizer, history, self.cfg))
+        Ok(Fitted::new((model, ema.map(|e| e.model)), optimizer, history, self.cfg))
     }
 
     /// One epoch (1-based `epoch`, after `epoch − 1` trained ones): every batch through the step
@@ -112,7 +117,7 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
     fn run_epoch<M, D>(
         &mut self,
         mut model: M,
-        (optimizer, rates): (&mut ModuleOptimizer, &cnn_transfer::LayerRates),
+        (optimizer, rates, ema): (&mut ModuleOptimizer, &cnn_transfer::LayerRates, &mut Option<Ema<M>>),
         epoch: usize,
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<(M, EpochMetrics)>
@@ -129,14 +134,21 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
         let started = Instant::now();
         let mut batches = (self.batches)(epoch)?;
         let total = batches.total();
+        // With accumulation, every `k` batches (the epoch's last group perhaps fewer) make one
+        // update; each batch's loss is weighted by its share of the group, so the update is
+        // that of one batch of the group's images.
+        let k = cfg.optim.accumulate.max(1);
+        let updates_before = (epoch - 1) * total.div_ceil(k);
+        let mut accumulated = GradientsAccumulator::new();
         let (mut loss_sum, mut correct, mut top5, mut images, mut lr) = (0f64, 0usize, 0usize, 0usize, cfg.optim.lr);
         for (b, batch) in batches.by_ref().enumerate() {
             if crate::run::interrupt::stop_requested() {
                 tracing::info!(epoch, batches = b, "stopped on request");
                 return Err(interrupted(epoch, b));
             }
+            let group = k.min(total.max(b + 1) - (b - b % k));
             // The step's own count: across processes, the batch is more than this slice.
-            let step = self.step.step(&model, batch?)?;
+            let step = self.step.step(&model, batch?, 1.0 / group as f32)?;
             let n = step.images;
             if !step.loss.is_finite() {
                 tracing::warn!(epoch, batch = b + 1, loss = step.loss, "training diverged");
@@ -146,9 +158,20 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
                     loss: step.loss,
                 });
             }
-            lr = learning_rate(cfg, epoch, b, total);
+            lr = learning_rate(cfg, epoch, b / k, total.div_ceil(k));
             tracing::trace!(epoch, batch = b + 1, loss = step.loss, lr, "batch");
-            model = optimizer.step(rates.at(lr), model, step.grads);
+            let update = if k == 1 {
+                Some(step.grads)
+            } else {
+                accumulated.accumulate(&model, step.grads);
+                ((b + 1) % k == 0 || b + 1 >= total).then(|| accumulated.grads())
+            };
+            if let Some(grads) = update {
+                model = optimizer.step(rates.at(lr), model, grads);
+                if let Some(average) = ema.take() {
+                    *ema = Some(average.after_update(&model, updates_before + b / k + 1));
+                }
+            }
             (loss_sum, correct, top5, images) = (
                 loss_sum + f64::from(step.loss) * n as f64,
                 correct + step.correct,
@@ -167,6 +190,7 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
         let waited = batches.waited().as_secs_f64();
         drop(batches);
         let eval = (self.evaluate)(&model)?;
+        let ema_eval = ema.as_ref().map(|e| (self.evaluate)(&e.model)).transpose()?;
         let seen = images.max(1) as f64;
         let metrics = EpochMetrics {
             epoch,
@@ -180,6 +204,8 @@ impl<S, B, E> EpochLoop<'_, S, B, E> {
             train_seconds,
             images_per_second: images as f64 / train_seconds.max(1e-9),
             data_wait_share: waited / train_seconds.max(1e-9),
+            ema_valid_loss: ema_eval.as_ref().map(|e| e.loss),
+            ema_valid_accuracy: ema_eval.as_ref().map(|e| e.accuracy),
         };
         Ok((model, metrics))
     }

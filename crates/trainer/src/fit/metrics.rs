@@ -31,6 +31,12 @@ pub struct EpochMetrics {
     pub images_per_second: f64,
     /// Share of the epoch's training time spent waiting for batches (0 = never starved).
     pub data_wait_share: f64,
+    /// With `ema`: the averaged weights' validation loss after the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_valid_loss: Option<f64>,
+    /// With `ema`: the averaged weights' top-1 validation accuracy after the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_valid_accuracy: Option<f64>,
 }
 
 /// Progress reports while training runs.
@@ -73,6 +79,8 @@ pub enum Stop {
 pub struct Fitted<M> {
     /// The trained model (still on the autodiff device).
     pub model: M,
+    /// With `ema`: the average of its weights.
+    pub ema: Option<M>,
     /// Its optimiser, with its state.
     pub optimizer: ModuleOptimizer,
     /// Metrics of every epoch, including those before a resume.
@@ -84,13 +92,19 @@ pub struct Fitted<M> {
 impl<M> Fitted<M> {
     /// The end of training after `history`: early-stopped if `cfg.early_stop` says so before
     /// `cfg.epochs`, else completed.
-    pub(crate) fn new(model: M, optimizer: ModuleOptimizer, history: Vec<EpochMetrics>, cfg: &TrainConfig) -> Self {
+    pub(crate) fn new(
+        (model, ema): (M, Option<M>),
+        optimizer: ModuleOptimizer,
+        history: Vec<EpochMetrics>,
+        cfg: &TrainConfig,
+    ) -> Self {
         let stop = match early_stop(&history, cfg.optim.early_stop) {
             Some(best_epoch) if history.len() < cfg.optim.epochs => Stop::EarlyStopped { best_epoch },
             _ => Stop::Completed,
         };
         Self {
             model,
+            ema,
             optimizer,
             history,
             stop,
@@ -98,9 +112,9 @@ impl<M> Fitted<M> {
     }
 }
 
-/// Called after every epoch with the model, the optimiser and the history so far (e.g. to write
-/// a checkpoint); an error stops training.
-pub type EpochHook<'a, M> = dyn FnMut(&M, &ModuleOptimizer, &[EpochMetrics]) -> Result<()> + 'a;
+/// Called after every epoch with the model, the average of its weights (with `ema`), the
+/// optimiser and the history so far (e.g. to write a checkpoint); an error stops training.
+pub type EpochHook<'a, M> = dyn FnMut(&M, Option<&M>, &ModuleOptimizer, &[EpochMetrics]) -> Result<()> + 'a;
 
 /// `Some(best epoch)` when the validation loss has not improved for `patience` epochs.
 pub fn early_stop(history: &[EpochMetrics], patience: Option<usize>) -> Option<usize> {
@@ -126,6 +140,8 @@ mod tests {
             train_seconds: 1.0,
             images_per_second: 1.0,
             data_wait_share: 0.0,
+            ema_valid_loss: None,
+            ema_valid_accuracy: None,
         }
     }
 

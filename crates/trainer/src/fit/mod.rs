@@ -2,7 +2,9 @@
 //! epoch loop ([`epochs`]) with the way of stepping ([`step`], [`strategy`]) the devices and
 //! process group call for.
 
+pub mod ema;
 pub mod epochs;
+pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod schedule;
@@ -13,6 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burn::tensor::Device;
+use cnn_data_augment::augment::BatchMix;
+use cnn_data_augment::seed::{derive, stream};
 use cnn_data_augment::{EpochIter, Loader, LoaderConfig, Preprocess, Source};
 use cnn_models::ImageClassifier;
 
@@ -20,12 +24,14 @@ use crate::config::TrainConfig;
 use crate::distributed::collective::{Collective, evaluate_sharded};
 use crate::error::{Result, TrainError};
 use crate::eval::evaluate;
+use ema::Ema;
 
 pub(crate) use epochs::{Batches, EpochLoop};
 pub use epochs::{Hooks, TrainState};
+pub use loss::{AUX_LOSS_WEIGHT, Loss, Targets};
 pub use metrics::{EpochHook, EpochMetrics, Fitted, Progress, Stop, early_stop};
 pub use optim::{build_optimizer, sgd_momentum};
-pub use step::{AUX_LOSS_WEIGHT, ImageBatch};
+pub use step::ImageBatch;
 use strategy::ImageStep;
 
 /// What a run trains and validates on: the training images (augmented by the loader), the
@@ -61,6 +67,7 @@ pub fn fit<M: ImageClassifier + Send + 'static>(
         });
     }
     let state = TrainState {
+        ema: cfg.optim.ema.map(|decay| Ema::new(&model, decay, cfg.optim.ema_every)),
         model,
         optimizer: build_optimizer(cfg),
         history: Vec::new(),
@@ -68,7 +75,7 @@ pub fn fit<M: ImageClassifier + Send + 'static>(
     };
     let hooks = Hooks {
         progress,
-        after_epoch: &mut |_, _, _| Ok(()),
+        after_epoch: &mut |_, _, _, _| Ok(()),
     };
     let fitted = fit_from(state, data, cfg, std::slice::from_ref(device), hooks)?;
     Ok((fitted.model, fitted.history))
@@ -109,31 +116,14 @@ pub(crate) fn fit_across<M: ImageClassifier + Send + 'static>(
             reason: "the training set is empty".into(),
         });
     }
-    let loader_config = LoaderConfig {
-        batch_size: cfg.optim.batch_size,
-        workers: cfg.loader.workers,
-        prefetch: cfg.prefetch_batches(),
-        shuffle: true,
-        seed: cfg.task.seed,
-    };
-    let loader = Loader::new(
-        data.train,
-        cfg.augmentation.augment.clone(),
-        data.pre.for_pipeline(&cfg.augmentation.augment),
-        loader_config,
-    )?;
+    let batches = TrainBatches::new(cfg, data.train.clone(), data.pre)?;
     let (valid, pre) = (data.valid, data.pre);
     let (rank, ranks) = group.map_or((0, 1), |g| (g.rank(), g.size()));
     let epochs = EpochLoop {
         cfg,
         device,
-        step: ImageStep::new(devices, group)?,
-        batches: |epoch: usize| {
-            Ok(DeviceBatches {
-                epoch: loader.shard_epoch(epoch as u64, rank, ranks),
-                device,
-            })
-        },
+        step: ImageStep::new(devices, group, cfg.optim.label_smoothing)?,
+        batches: |epoch: usize| Ok(batches.epoch(epoch, (rank, ranks), device)),
         evaluate: |model: &M| {
             let model = model.valid();
             match group {
@@ -145,22 +135,79 @@ pub(crate) fn fit_across<M: ImageClassifier + Send + 'static>(
     epochs.run(state, hooks)
 }
 
-/// An epoch of the loader's batches, moved to the main device as they come.
-struct DeviceBatches<'a> {
+/// Where a run's training batches come from: the loader (shuffled, augmented per image in the
+/// background) and the batch mixing (mixup, cutmix) of the run's settings.
+pub(crate) struct TrainBatches {
+    loader: Loader<dyn Source>,
+    mix: Option<BatchMix>,
+    seed: u64,
+}
+
+impl TrainBatches {
+    /// The batches of `cfg` over `train`, fitted with `pre`.
+    pub fn new(cfg: &TrainConfig, train: Arc<dyn Source>, pre: &Preprocess) -> Result<Self> {
+        let loader_config = LoaderConfig {
+            batch_size: cfg.optim.batch_size,
+            workers: cfg.loader.workers,
+            prefetch: cfg.prefetch_batches(),
+            shuffle: true,
+            seed: cfg.task.seed,
+        };
+        let augment = &cfg.augmentation;
+        let loader = Loader::new(
+            train,
+            augment.augment.clone(),
+            pre.for_pipeline(&augment.augment),
+            loader_config,
+        )?;
+        Ok(Self {
+            loader,
+            mix: BatchMix::new(augment.mixup, augment.cutmix, augment.mix_switch),
+            seed: cfg.task.seed,
+        })
+    }
+
+    /// Epoch `epoch` (1-based) of process `rank` of `ranks` (its slice of every batch), moved
+    /// to `device` batch by batch.
+    pub fn epoch<'a>(&self, epoch: usize, (rank, ranks): (usize, usize), device: &'a Device) -> DeviceBatches<'a> {
+        DeviceBatches {
+            epoch: self.loader.shard_epoch(epoch as u64, rank, ranks),
+            device,
+            mix: self.mix.map(|mix| (mix, [stream::MIX, epoch as u64, rank as u64])),
+            seed: self.seed,
+            next: 0,
+        }
+    }
+}
+
+/// An epoch of the loader's batches, mixed (mixup, cutmix) when the run asks for it and moved
+/// to the main device as they come.
+pub(crate) struct DeviceBatches<'a> {
     epoch: EpochIter,
     device: &'a Device,
+    /// The batch mixing and the seed path of this epoch (and process) that each batch's draws
+    /// extend with its index.
+    mix: Option<(BatchMix, [u64; 3])>,
+    seed: u64,
+    /// The index of the next batch.
+    next: u64,
 }
 
 impl Iterator for DeviceBatches<'_> {
     type Item = Result<ImageBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let batch = self.epoch.next()?;
-        Some(
-            batch
-                .map_err(TrainError::from)
-                .map(|batch| batch.to_device(self.device)),
-        )
+        let mut batch = match self.epoch.next()? {
+            Ok(batch) => batch,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let index = self.next;
+        self.next += 1;
+        let mixed = self.mix.and_then(|(mix, [stream, epoch, rank])| {
+            mix.apply(&mut batch, derive(self.seed, &[stream, epoch, rank, index]))
+        });
+        let (images, labels) = batch.to_device(self.device);
+        Some(Ok((images, Targets::new(labels, mixed, self.device))))
     }
 }
 

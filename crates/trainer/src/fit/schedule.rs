@@ -30,6 +30,21 @@ pub fn learning_rate(cfg: &TrainConfig, epoch: usize, batch: usize, batches: usi
             let t = (step - warmup_steps) as f64 / total as f64;
             0.5 * cfg.optim.lr * (1.0 + (std::f64::consts::PI * t).cos())
         }
+        Schedule::OneCycle => one_cycle(cfg.optim.lr, step, cfg.optim.epochs * batches),
+    }
+}
+
+/// PyTorch's `OneCycleLR(max_lr, total_steps)` at update `step` (0-based) with its defaults:
+/// `pct_start` 0.3, `div_factor` 25, `final_div_factor` 1e4, cosine annealing.
+fn one_cycle(max_lr: f64, step: usize, total: usize) -> f64 {
+    let (initial, peak_at) = (max_lr / 25.0, 0.3 * total as f64 - 1.0);
+    let (last, minimum) = ((total as f64 - 1.0).max(peak_at + 1.0), initial / 1e4);
+    let anneal = |from: f64, to: f64, pct: f64| to + (from - to) / 2.0 * (1.0 + (std::f64::consts::PI * pct).cos());
+    let step = step as f64;
+    if step <= peak_at {
+        anneal(initial, max_lr, step / peak_at.max(f64::MIN_POSITIVE))
+    } else {
+        anneal(max_lr, minimum, (step - peak_at) / (last - peak_at))
     }
 }
 
@@ -76,7 +91,32 @@ mod tests {
             "linear"
                 .parse::<Schedule>()
                 .unwrap_err()
-                .contains("constant, step or cosine")
+                .contains("constant, step, cosine or onecycle")
         );
+    }
+
+    #[test]
+    fn one_cycle_is_pytorchs_one_cycle_lr() {
+        let c = cfg(Schedule::OneCycle, 0);
+        // 8 epochs of 10 batches; PyTorch: OneCycleLR(SGD(lr), max_lr=0.1, total_steps=80),
+        // the rate of updates 0, 1, 12, 23, 24, 40, 79.
+        let want = [
+            (0, 0.004_000_000_000_000_003_6),
+            (1, 0.004_447_074_590_256_131),
+            (12, 0.055_275_635_841_504_2),
+            (23, 0.1),
+            (24, 0.099_921_341_065_527_83),
+            (40, 0.078_933_649_074_731_06),
+            (79, 4e-7),
+        ];
+        for (step, rate) in want {
+            let got = learning_rate(&c, step / 10 + 1, step % 10, 10);
+            assert!(
+                (got - rate).abs() < 1e-9 * rate.max(1e-3),
+                "update {step}: {got} vs {rate}"
+            );
+        }
+        assert_eq!("OneCycle".parse::<Schedule>(), Ok(Schedule::OneCycle));
+        assert_eq!(serde_json::to_string(&Schedule::OneCycle).unwrap(), "\"onecycle\"");
     }
 }

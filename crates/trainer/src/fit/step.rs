@@ -5,16 +5,13 @@
 //! ([`crate::eval::cached`]) are steps too, chosen in [`super::strategy`].
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Int, Tensor};
-use cnn_models::{ImageClassifier, TrainOutput};
+use burn::tensor::{Device, Tensor};
+use cnn_models::ImageClassifier;
 
+use super::loss::{Loss, Targets};
 use crate::error::Result;
 use crate::eval::count_correct;
-
-/// Weight of each auxiliary classifier's loss (Szegedy et al. 2015).
-pub const AUX_LOSS_WEIGHT: f32 = 0.3;
 
 /// What one step hands back to the loop.
 pub struct StepResult {
@@ -22,7 +19,7 @@ pub struct StepResult {
     pub grads: GradientsParams,
     /// The batch's mean loss.
     pub loss: f32,
-    /// Top-1 correct predictions in the batch.
+    /// Top-1 correct predictions in the batch (against each image's own label).
     pub correct: usize,
     /// Top-5 correct predictions in the batch.
     pub top5: usize,
@@ -33,38 +30,33 @@ pub struct StepResult {
 
 /// One way of turning a batch into gradients for `M`.
 pub trait Step<M> {
-    /// One batch as the step takes it, on the main device: images and labels, or feature rows
-    /// and labels.
+    /// One batch as the step takes it, on the main device: images and targets, or feature rows
+    /// and targets.
     type Input;
 
-    /// Forward and backward over `input`.
-    fn step(&self, model: &M, input: Self::Input) -> Result<StepResult>;
+    /// Forward and backward over `input`, the loss scaled by `weight` (1, or a batch's share
+    /// of the update when gradients are accumulated over several).
+    fn step(&self, model: &M, input: Self::Input, weight: f32) -> Result<StepResult>;
 }
 
-/// Images and their labels on a device.
-pub type ImageBatch = (Tensor<4>, Tensor<1, Int>);
-
-/// Cross-entropy of the logits, plus each auxiliary classifier's weighted by
-/// [`AUX_LOSS_WEIGHT`] (GoogLeNet's, as in the paper).
-pub(crate) fn training_loss(out: TrainOutput, labels: Tensor<1, Int>, loss_fn: &CrossEntropyLoss) -> Tensor<1> {
-    let mut loss = loss_fn.forward(out.logits, labels.clone());
-    for aux in out.aux {
-        loss = loss + loss_fn.forward(aux, labels.clone()).mul_scalar(AUX_LOSS_WEIGHT);
-    }
-    loss
-}
+/// Images and what they are trained to predict, on a device.
+pub type ImageBatch = (Tensor<4>, Targets);
 
 /// The end of every step: the batch's statistics from its logits, then the backward pass of
-/// `loss` (already weighted, e.g. by a shard's share of the batch).
+/// `loss` (a shard's already weighted by its share of the batch) times `weight` (a batch's share
+/// of an accumulated update; the reported loss leaves it out).
 pub(crate) fn finish_step<M: Module>(
     model: &M,
-    (logits, labels): (Tensor<2>, Tensor<1, Int>),
-    loss: impl FnOnce(Tensor<1, Int>) -> Tensor<1>,
+    (logits, targets): (Tensor<2>, Targets),
+    weight: f32,
+    loss: impl FnOnce(&Targets) -> Tensor<1>,
 ) -> StepResult {
     let images = logits.dims()[0];
-    let (correct, top5) = count_correct(logits, labels.clone());
-    let loss = loss(labels);
+    let (correct, top5) = count_correct(logits, targets.labels.clone());
+    let loss = loss(&targets);
     let value = loss.clone().into_scalar::<f32>();
+    // Times 1 is exact, but skipped: one operation less in every unaccumulated step.
+    let loss = if weight == 1.0 { loss } else { loss.mul_scalar(weight) };
     StepResult {
         grads: GradientsParams::from_grads(loss.backward(), model),
         loss: value,
@@ -76,13 +68,14 @@ pub(crate) fn finish_step<M: Module>(
 
 /// Forward and backward of a whole batch on the model's device.
 pub struct OneDevice {
-    loss_fn: CrossEntropyLoss,
+    loss: Loss,
 }
 
 impl OneDevice {
-    pub fn new(device: &Device) -> Self {
+    /// The step on `device` with label smoothing `smoothing` (0: none).
+    pub fn new(device: &Device, smoothing: f64) -> Self {
         Self {
-            loss_fn: burn::nn::loss::CrossEntropyLossConfig::new().init(device),
+            loss: Loss::new(smoothing, device),
         }
     }
 }
@@ -90,11 +83,11 @@ impl OneDevice {
 impl<M: ImageClassifier> Step<M> for OneDevice {
     type Input = ImageBatch;
 
-    fn step(&self, model: &M, (images, labels): ImageBatch) -> Result<StepResult> {
+    fn step(&self, model: &M, (images, targets): ImageBatch, weight: f32) -> Result<StepResult> {
         let out = model.train_outputs(images);
         let logits = out.logits.clone();
-        Ok(finish_step(model, (logits, labels), |labels| {
-            training_loss(out, labels, &self.loss_fn)
+        Ok(finish_step(model, (logits, targets), weight, |targets| {
+            self.loss.of_outputs(out, targets)
         }))
     }
 }

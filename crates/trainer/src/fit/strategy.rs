@@ -20,10 +20,11 @@ pub(crate) enum ImageStep<'a, M> {
 impl<'a, M: ImageClassifier + Send + 'static> ImageStep<'a, M> {
     /// One device for one, data-parallel over several (autodiff devices; the model lives on the
     /// first); with `group`, either of them on this process's slices of the batches.
-    pub fn new(devices: &[Device], group: Option<&'a dyn Collective>) -> Result<Self> {
+    /// `smoothing` is the loss's label smoothing.
+    pub fn new(devices: &[Device], group: Option<&'a dyn Collective>, smoothing: f64) -> Result<Self> {
         let local = match devices {
-            [device] => Self::One(OneDevice::new(device)),
-            _ => Self::Parallel(DataParallel::new(devices)?),
+            [device] => Self::One(OneDevice::new(device, smoothing)),
+            _ => Self::Parallel(DataParallel::new(devices, smoothing)?),
         };
         Ok(match group {
             Some(group) => Self::Across(AcrossStep::new(local, group)),
@@ -35,11 +36,11 @@ impl<'a, M: ImageClassifier + Send + 'static> ImageStep<'a, M> {
 impl<M: ImageClassifier + Send + 'static> Step<M> for ImageStep<'_, M> {
     type Input = ImageBatch;
 
-    fn step(&self, model: &M, input: ImageBatch) -> Result<StepResult> {
+    fn step(&self, model: &M, input: ImageBatch, weight: f32) -> Result<StepResult> {
         match self {
-            Self::One(one) => one.step(model, input),
-            Self::Parallel(parallel) => parallel.step(model, input),
-            Self::Across(across) => across.step(model, input),
+            Self::One(one) => one.step(model, input, weight),
+            Self::Parallel(parallel) => parallel.step(model, input, weight),
+            Self::Across(across) => across.step(model, input, weight),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! run/checkpoint.json          {"epoch": 3, "folder": "checkpoint-0003", "history": [...]}
 //! run/checkpoint-0003/model.bpk       weights and BatchNorm statistics (burnpack)
 //! run/checkpoint-0003/optimizer.bpk   optimiser state (momenta, Adam moments)
+//! run/checkpoint-0003/model-ema.bpk   with `ema`: the average of the weights
 //! run/best.bpk                 weights of the epoch with the lowest validation loss
 //! ```
 //!
@@ -29,6 +30,9 @@ use crate::fit::EpochMetrics;
 /// The pointer file of the newest complete checkpoint.
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
 
+/// The average of the weights (`ema`), in a checkpoint and beside a run's `model.bpk`.
+pub const EMA_FILE: &str = "model-ema.bpk";
+
 /// What `checkpoint.json` holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointInfo {
@@ -44,6 +48,8 @@ pub struct CheckpointInfo {
 pub struct Restored<M> {
     /// The model with the checkpoint's weights.
     pub model: M,
+    /// The average of its weights, when the run keeps one (`model-ema.bpk`).
+    pub ema: Option<M>,
     /// The optimiser with the checkpoint's state.
     pub optimizer: ModuleOptimizer,
     /// Metrics of the completed epochs.
@@ -63,7 +69,12 @@ fn read_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
 
 /// Writes the checkpoint of the last epoch in `history` into `dir` (see the module docs), and
 /// `best.bpk` when that epoch has the lowest validation loss so far.
-pub fn save<M: Module>(dir: &Path, model: &M, optimizer: &ModuleOptimizer, history: &[EpochMetrics]) -> Result<()> {
+pub fn save<M: Module>(
+    dir: &Path,
+    (model, ema): (&M, Option<&M>),
+    optimizer: &ModuleOptimizer,
+    history: &[EpochMetrics],
+) -> Result<()> {
     tracing::debug!(dir = %dir.display(), epoch = history.len(), "checkpoint");
     let epoch = history.last().map_or(0, |m| m.epoch);
     let folder = format!("checkpoint-{epoch:04}");
@@ -76,11 +87,18 @@ pub fn save<M: Module>(dir: &Path, model: &M, optimizer: &ModuleOptimizer, histo
         .into_bytes()
         .map_err(|e| write_err(&tmp, e))?;
     let optim_bytes = optimizer.to_record().into_bytes().map_err(|e| write_err(&tmp, e))?;
+    let ema_bytes = ema
+        .map(|ema| ema.clone().into_record().into_bytes().map_err(|e| write_err(&tmp, e)))
+        .transpose()?;
     let staged = std::fs::create_dir_all(&tmp)
         .map_err(|e| write_err(&tmp, e))
         .and_then(|()| write_file(&tmp.join("model.bpk"), &model_bytes))
         .map(|()| super::faults::in_checkpoint(epoch))
-        .and_then(|()| write_file(&tmp.join("optimizer.bpk"), &optim_bytes));
+        .and_then(|()| write_file(&tmp.join("optimizer.bpk"), &optim_bytes))
+        .and_then(|()| match &ema_bytes {
+            Some(bytes) => write_file(&tmp.join(EMA_FILE), bytes),
+            None => Ok(()),
+        });
     if let Err(e) = staged {
         // The previous checkpoint stays the current one; free what this attempt took.
         let _ = std::fs::remove_dir_all(&tmp);
@@ -144,12 +162,19 @@ pub fn info(dir: &Path) -> Result<CheckpointInfo> {
 pub fn restore<M: Module>(dir: &Path, model: M, optimizer: ModuleOptimizer) -> Result<Restored<M>> {
     let info = info(dir)?;
     let folder = dir.join(&info.folder);
+    let ema_path = folder.join(EMA_FILE);
+    let ema = ema_path
+        .is_file()
+        // Into an evaluation copy: a clone would share the model's batch-norm statistics.
+        .then(|| load_weights(&ema_path, model.valid()))
+        .transpose()?;
     let model = load_weights(&folder.join("model.bpk"), model)?;
     let optim_path = folder.join("optimizer.bpk");
     let bytes = std::fs::read(&optim_path).map_err(|e| read_err(&optim_path, e))?;
     let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| read_err(&optim_path, e))?;
     Ok(Restored {
         model,
+        ema,
         optimizer: optimizer.load_record(record),
         history: info.history,
     })
@@ -173,10 +198,21 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// The weights file a finished or interrupted run offers for evaluation: `model.bpk` (final),
-/// else the newest checkpoint's.
+/// The weights file a finished or interrupted run offers for evaluation: `model.bpk` (final;
+/// `model-ema.bpk` when the run's test chose the average of the weights), else the newest
+/// checkpoint's.
 pub fn run_weights(dir: &Path) -> Result<PathBuf> {
-    let final_weights = dir.join("model.bpk");
+    // A run with `ema` names the weights its test used (the average when it validated better).
+    let chosen = std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|summary| summary["final_weights"].as_str().map(str::to_string));
+    let name = if chosen.as_deref() == Some(EMA_FILE) {
+        EMA_FILE
+    } else {
+        "model.bpk"
+    };
+    let final_weights = dir.join(name);
     if final_weights.is_file() {
         return Ok(final_weights);
     }

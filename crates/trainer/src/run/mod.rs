@@ -7,6 +7,7 @@ pub mod faults;
 pub mod folder;
 pub mod interrupt;
 pub mod lock;
+pub mod lr_find;
 pub mod train;
 
 pub use data::{

@@ -23,6 +23,7 @@ use crate::distributed::collective::{Collective, average_running_statistics, eva
 use crate::error::{Result, TrainError};
 use crate::eval::cached::{Features, cached_features, evaluate_head, fingerprint, fit_head};
 use crate::eval::evaluate;
+use crate::fit::ema::Ema;
 use crate::fit::{EpochMetrics, Fitted, Hooks, Progress, Stop, TrainData, TrainState, build_optimizer, fit_across};
 use crate::report::csv::metrics_csv;
 use crate::report::plot;
@@ -156,7 +157,13 @@ fn train_run_with(
         }
         Err(e) => return Err(e.in_run_folder(dir)),
     };
-    let inference = fitted.model.valid();
+    // The average of the weights is tested instead when it validated better after the last epoch.
+    let last = fitted.history.last();
+    let ema_better = last.and_then(|m| m.ema_valid_accuracy.map(|a| a > m.valid_accuracy)) == Some(true);
+    let (inference, tested) = match &fitted.ema {
+        Some(ema) if ema_better => (ema.valid(), checkpoint::EMA_FILE),
+        _ => (fitted.model.valid(), "model.bpk"),
+    };
     let test = match (&test_features, group) {
         (Some(f), _) => evaluate_head(&inference, f, device)?,
         (None, Some(group)) => evaluate_sharded(group, &*data.loaded.test, |shard| {
@@ -164,7 +171,7 @@ fn train_run_with(
         })?,
         (None, None) => evaluate(&inference, &*data.loaded.test, &data.pre, device)?,
     };
-    let report = finish_run(dir, inference, fitted, test, (started, root))?;
+    let report = finish_run(dir, fitted, (test, tested), (started, root))?;
     drop(lock);
     Ok(report)
 }
@@ -200,7 +207,7 @@ fn check_folder(dir: &Path, resume: bool, cfg: &TrainConfig) -> Result<()> {
 
 /// The model on `autodiff`, seeded by `cfg.seed`, with `--weights` loaded, the stages that
 /// `--freeze` freezes and the learning rate of each part.
-fn build_model(
+pub(crate) fn build_model(
     cfg: &TrainConfig,
     data: &RunData,
     autodiff: &Device,
@@ -274,7 +281,7 @@ fn start_state(
     (frozen, rates): (&[Stage], cnn_transfer::LayerRates),
 ) -> Result<TrainState<Model>> {
     let optimizer = build_optimizer(cfg);
-    let (model, optimizer, history) = if resume {
+    let (model, optimizer, history, ema) = if resume {
         let restored = checkpoint::restore(dir, model, optimizer)?;
         // A run stopped after its last checkpoint but before its weights were written resumes
         // to write them; a finished run has nothing left to do.
@@ -288,15 +295,26 @@ fn start_state(
                 ),
             });
         }
-        (restored.model, restored.optimizer, restored.history)
+        (restored.model, restored.optimizer, restored.history, restored.ema)
     } else {
-        (model, optimizer, Vec::new())
+        (model, optimizer, Vec::new(), None)
     };
+    let model = cnn_transfer::freeze(model, frozen)?;
+    // A fresh average starts at the starting weights; a resumed one continues from its file.
+    let ema = cfg.optim.ema.map(|decay| match ema {
+        Some(average) => Ema {
+            model: average,
+            decay,
+            every: cfg.optim.ema_every,
+        },
+        None => Ema::new(&model, decay, cfg.optim.ema_every),
+    });
     Ok(TrainState {
-        model: cnn_transfer::freeze(model, frozen)?,
+        model,
         optimizer,
         history,
         rates,
+        ema,
     })
 }
 
@@ -311,7 +329,7 @@ fn fit_run(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(Fitted<Model>, Option<Features>)> {
     let title = format!("{} on {}", cfg.task.model, cfg.task.dataset);
-    let mut after_epoch = |model: &Model, optim: &ModuleOptimizer, history: &[EpochMetrics]| {
+    let mut after_epoch = |model: &Model, ema: Option<&Model>, optim: &ModuleOptimizer, history: &[EpochMetrics]| {
         if let Some(group) = group {
             // Every rank takes part; the last epoch's average is also the final weights'.
             average_running_statistics(group, model);
@@ -319,7 +337,7 @@ fn fit_run(
                 return Ok(());
             }
         }
-        checkpoint::save(dir, model, optim, history)?;
+        checkpoint::save(dir, (model, ema), optim, history)?;
         write_file(&dir.join("metrics.csv"), metrics_csv(history).as_bytes())?;
         plot::training_curves(&dir.join("curves.png"), &title, history)
     };
@@ -396,12 +414,12 @@ fn split_features(
     Ok([next()?, next()?, next()?])
 }
 
-/// Writes the trained weights (`model.bpk`) and `summary.json`, and reports the run.
+/// Writes the trained weights (`model.bpk`), their average (`model-ema.bpk`, with `ema`) and
+/// `summary.json` (`final_weights`: the file `test` evaluated), and reports the run.
 fn finish_run(
     dir: &Path,
-    inference: Model,
     fitted: Fitted<Model>,
-    test: crate::eval::Evaluation,
+    (test, tested): (crate::eval::Evaluation, &str),
     (started, root): (Instant, bool),
 ) -> Result<RunReport> {
     let report = RunReport {
@@ -413,17 +431,28 @@ fn finish_run(
     if !root {
         return Ok(report);
     }
-    let weights = inference.into_record().into_bytes().map_err(|e| TrainError::Write {
-        path: dir.join("model.bpk"),
-        reason: e.to_string(),
-    })?;
-    write_file(&dir.join("model.bpk"), &weights)?;
+    let models = [
+        ("model.bpk", Some(&fitted.model)),
+        (checkpoint::EMA_FILE, fitted.ema.as_ref()),
+    ];
+    for (file, model) in models {
+        let Some(model) = model else { continue };
+        let weights = model
+            .valid()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| TrainError::Write {
+                path: dir.join(file),
+                reason: e.to_string(),
+            })?;
+        write_file(&dir.join(file), &weights)?;
+    }
     let best = fitted
         .history
         .iter()
         .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
         .map(|m| m.epoch);
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "test_accuracy": test.accuracy,
         "test_top5": test.top5,
         "test_loss": test.loss,
@@ -437,6 +466,9 @@ fn finish_run(
         "seconds_this_session": started.elapsed().as_secs_f64(),
         "training_seconds_all_epochs": fitted.history.iter().map(|m| m.train_seconds).sum::<f64>(),
     });
+    if fitted.ema.is_some() {
+        summary["final_weights"] = tested.into();
+    }
     write_file(&dir.join("summary.json"), pretty(&summary).as_bytes())?;
     tracing::info!(dir = %dir.display(), test_accuracy = test.accuracy, epochs = fitted.history.len(), "run finished");
     Ok(report)
