@@ -95,7 +95,7 @@ impl Preprocess {
     /// How training images that went through `pipeline` are fitted: a pipeline that crops
     /// (random crop, random-resized crop) has already chosen the window, so its output is
     /// resized whole rather than centre-cropped a second time.
-    pub fn for_pipeline(&self, pipeline: &crate::augment::Pipeline) -> Self {
+    pub fn for_pipeline(&self, pipeline: &crate::augment::pipeline::Pipeline) -> Self {
         Self {
             center_crop: self.center_crop && !pipeline.crops(),
             ..self.clone()
@@ -298,8 +298,8 @@ mod tests {
         assert!(pre.fit(&img).data.contains(&0));
         // A pipeline that crops has chosen its window: its output is resized whole.
         pre.center_crop = true;
-        let cifar = crate::augment::Pipeline::preset("cifar").unwrap();
-        let flip = crate::augment::Pipeline::preset("flip").unwrap();
+        let cifar = crate::augment::pipeline::Pipeline::preset("cifar").unwrap();
+        let flip = crate::augment::pipeline::Pipeline::preset("flip").unwrap();
         assert!(!pre.for_pipeline(&cifar).center_crop);
         assert!(pre.for_pipeline(&flip).center_crop);
         // The batch writes exactly the fitted image.

@@ -89,7 +89,15 @@ mod tests {
 
     #[test]
     fn the_average_moves_one_minus_decay_of_the_way_on_its_updates_only() {
-        use crate::run::checkpoint::parameter_values;
+        // Every tensor's values, in the order of their ids.
+        fn parameter_values<M: Module>(model: &M) -> Vec<Vec<f32>> {
+            let mut values: Vec<_> = flat_values(model).into_iter().collect();
+            values.sort_by_key(|(id, _)| id.to_string());
+            values
+                .into_iter()
+                .map(|(_, t)| t.into_data().convert::<f32>().try_into_vec().unwrap())
+                .collect()
+        }
         let device = Device::flex().autodiff();
         device.seed(1);
         let model = cnn_models::resnet20(10, &device);
