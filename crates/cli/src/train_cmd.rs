@@ -160,14 +160,25 @@ fn train(
             report.history.len()
         );
     }
+    let ema = cfg.optim.ema.is_some();
     println!(
-        "wrote {} (curves.png, metrics.csv, checkpoint, best.bpk, model.bpk, summary.json) in {:.1} s",
+        "wrote {} (curves.png, metrics.csv, checkpoint, best.bpk, model.bpk, {}summary.json) in {:.1} s",
         report.dir.display(),
+        if ema { "model-ema.bpk, " } else { "" },
         started.elapsed().as_secs_f64()
     );
     println!(
-        "test accuracy {:.4} on {} images",
-        report.test.accuracy, report.test.images
+        "test accuracy {:.4} on {} images{}",
+        report.test.accuracy,
+        report.test.images,
+        match (
+            ema,
+            cnn_trainer::run::checkpoint::run_weights(&report.dir).ok() == Some(report.dir.join("model-ema.bpk"))
+        ) {
+            (true, true) => " (the average of the weights: it validated better)",
+            (true, false) => " (the trained weights: they validated at least as well as their average)",
+            _ => "",
+        }
     );
     Ok(())
 }
@@ -243,6 +254,9 @@ impl EpochDisplay {
                     m.images_per_second,
                     100.0 * m.data_wait_share
                 );
+                if let (Some(loss), Some(accuracy)) = (m.ema_valid_loss, m.ema_valid_accuracy) {
+                    println!("             average of the weights (--ema): valid loss {loss:.4} acc {accuracy:.4}");
+                }
                 self.last_line = Instant::now();
             }
         }

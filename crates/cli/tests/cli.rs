@@ -752,6 +752,25 @@ fn ensembles_ten_crops_and_export_from_the_command_line() {
 }
 
 #[test]
+fn a_run_with_a_moving_average_prints_it_and_evaluates_the_weights_its_test_chose() {
+    let out = cnn_testkit::scratch("cli", "ema");
+    let run = out.join("run");
+    let stdout = assert_success(&cnn(&[
+        "--device", "flex", "train", "--model", "lenet5", "--subset", "300", "--epochs", "2", "--ema", "0.9",
+        "--label-smoothing", "0.1", "--mixup", "0.2", "--out", run.to_str().unwrap(),
+    ]));
+    assert!(stdout.contains("average of the weights (--ema): valid loss"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let chosen = summary["final_weights"].as_str().unwrap().to_string();
+    assert!(chosen == "model.bpk" || chosen == "model-ema.bpk", "{chosen}");
+    // `cnn eval` tests the same weights as the run's own test: the same accuracy.
+    let eval = assert_success(&cnn(&["--device", "flex", "eval", "--run", run.to_str().unwrap()]));
+    let accuracy = format!("{:.4}", summary["test_accuracy"].as_f64().unwrap());
+    assert!(eval.contains(&accuracy), "{chosen}, {accuracy}: {eval}");
+}
+
+#[test]
 fn lr_find_writes_the_sweep_and_suggests_a_rate() {
     let out = cnn_testkit::scratch("cli", "lr-find");
     let stdout = assert_success(&cnn(&[

@@ -50,7 +50,8 @@ pub struct TrainData<'a> {
 ///
 /// Batches come from a background [`Loader`] with `cfg.workers` threads, augmented with
 /// `cfg.augment`; their order and contents depend only on `(cfg.seed, epoch)`, so the same seed
-/// gives the same run whatever the number of workers.
+/// gives the same run whatever the number of workers. With `cfg.optim.ema` the average of the
+/// weights is validated every epoch (in the metrics); [`fit_from`]'s [`Fitted::ema`] returns it.
 pub fn fit<M: ImageClassifier + Send + 'static>(
     model: M,
     data: TrainData<'_>,
