@@ -4,19 +4,14 @@
 
 mod common;
 
+use common::rng_lock;
+
 use burn::tensor::Device;
 use cnn_data_augment::{Preprocess, embedded::mnist_5k};
 use cnn_models::LeNet5;
 use cnn_trainer::run::checkpoint::parameter_values;
 use cnn_trainer::run::lr_find::{LrSweep, lr_find, write_finding};
 use cnn_trainer::{OptimizerKind, Progress, TrainConfig, TrainData, fit, train_run};
-
-/// burn's random generator is global per backend: tests that seed it must not interleave.
-static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 #[test]
 fn accumulating_k_batches_makes_the_update_of_one_k_times_larger_batch() {

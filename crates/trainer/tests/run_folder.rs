@@ -2,19 +2,14 @@
 
 mod common;
 
+use common::rng_lock;
+
 use std::path::Path;
 
 use burn::tensor::Device;
 use cnn_data_augment::Source;
 use cnn_trainer::run::checkpoint::{self, parameter_values};
 use cnn_trainer::{OptimizerKind, Progress, RunFolder, TrainConfig, TrainError, train_run, train_run_on};
-
-/// burn's random generator is global per backend: runs that seed it must not interleave.
-static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// An image folder of real digits: 16 each of 0, 1 and 7 from the embedded MNIST-5k.
 fn digit_folder(root: &Path) {

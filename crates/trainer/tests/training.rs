@@ -1,18 +1,14 @@
 //! Training actually learns, and a run folder holds what it promises.
 
+mod common;
+
+use common::rng_lock;
+
 use burn::module::Module;
 use burn::tensor::Device;
 use cnn_data_augment::{Preprocess, embedded::mnist_5k};
 use cnn_models::LeNet5;
 use cnn_trainer::{OptimSettings, OptimizerKind, Progress, TrainConfig, TrainData, evaluate, fit};
-
-/// burn's random generator is global per backend: tests that seed it and then draw from it
-/// (weight initialisation) must not interleave with each other.
-static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 #[test]
 fn short_run_on_200_digits_lowers_the_loss() {
