@@ -320,6 +320,65 @@ fn augment_preview_writes_a_grid_png_of_a_real_photo() {
 }
 
 #[test]
+fn augment_preview_shows_the_automatic_policies_and_random_erasing() {
+    let out_dir = cnn_testkit::scratch("cli", "preview-auto");
+    let erasing = out_dir.join("erase.toml");
+    std::fs::write(&erasing, "[[ops]]\nop = \"random_erasing\"\np = 1.0\nvalue = 128\n").unwrap();
+    let photo = repo_path("datasets/photos/chelsea.png");
+    for augment in ["randaugment", "trivialaugment", erasing.to_str().unwrap()] {
+        let out = out_dir.join("preview.png");
+        let run = cnn(&[
+            "augment",
+            "preview",
+            "--image",
+            &photo,
+            "--augment",
+            augment,
+            "--n",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            run.status.success(),
+            "{augment}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let grid = cnn_data_augment::Image::open(&out).unwrap();
+        // 4 tiles in 2 columns, each the photo scaled to 256 px high (385x256) in a 3 px frame.
+        assert_eq!((grid.width, grid.height), (2 * (385 + 6), 2 * (256 + 6)), "{augment}");
+        // The three augmented tiles differ from the original tile.
+        let tile = |col: usize, row: usize| -> Vec<u8> {
+            let (x0, y0) = (col * 391 + 3, row * 262 + 3);
+            let row = |y: usize| (x0..x0 + 385).flat_map(move |x| (0..3).map(move |c| (x, y, c)));
+            (y0..y0 + 256)
+                .flat_map(row)
+                .map(|(x, y, c)| grid.get(x, y, c))
+                .collect()
+        };
+        for (col, row) in [(1, 0), (0, 1), (1, 1)] {
+            assert_ne!(
+                tile(col, row),
+                tile(0, 0),
+                "{augment}: tile {col},{row} is the original"
+            );
+        }
+        std::fs::remove_file(out).unwrap();
+    }
+    let msg = assert_clean_failure(&cnn(&[
+        "augment",
+        "preview",
+        "--image",
+        &photo,
+        "--augment",
+        "randaugmnt",
+        "--out",
+        "/tmp/x.png",
+    ]));
+    assert!(msg.contains("randaugment"), "{msg}");
+}
+
+#[test]
 fn augment_fit_pca_on_digits_and_on_photos() {
     let out_dir = cnn_testkit::scratch("cli", "pca");
     let out = out_dir.join("pca.json");

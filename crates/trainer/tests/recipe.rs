@@ -1,5 +1,6 @@
 //! The modern recipe's parts: gradient accumulation against a larger batch, label smoothing,
-//! mixup, cutmix and accumulation together on every family the recipe is meant for, and the
+//! mixup, cutmix, accumulation, RandAugment and random erasing together on every family the
+//! recipe is meant for, and the
 //! learning-rate finder.
 
 mod common;
@@ -82,6 +83,12 @@ fn every_part_of_the_recipe_trains_lenet5_resnet20_resnet18_and_googlenet() {
             .with_cutmix(Some(1.0))
             .with_accumulate(2)
             .with_ema(Some(0.9))
+            .with_augment(
+                cnn_data_augment::Pipeline::from_toml(
+                    "[[ops]]\nop = \"rand_augment\"\n\n[[ops]]\nop = \"random_erasing\"\np = 1.0\n",
+                )
+                .unwrap(),
+            )
             .with_workers(1);
         let dir = root.join(model);
         let report = train_run(&cfg, &Device::flex(), &dir, false, &mut |_| {}).unwrap();

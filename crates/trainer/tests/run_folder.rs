@@ -35,6 +35,12 @@ fn config(model: &str, data: &Path, epochs: usize) -> TrainConfig {
         .with_workers(2)
 }
 
+/// TrivialAugmentWide, then random erasing with noise: the pipeline ops of the modern recipe.
+fn automatic_augmentation() -> cnn_data_augment::Pipeline {
+    let text = "[[ops]]\nop = \"trivial_augment_wide\"\n\n[[ops]]\nop = \"random_erasing\"\nvalue = \"random\"\n";
+    cnn_data_augment::Pipeline::from_toml(text).unwrap()
+}
+
 fn scratch(tag: &str) -> common::Scratch {
     common::scratch("run", tag)
 }
@@ -62,7 +68,8 @@ fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
     // LeNet-5 (plain), AlexNet (dropout: the generator must be restored), ResNet-20
     // (BatchNorm statistics, SGD momentum), ResNet-20 again with a rate per stage
     // (`--backbone-lr-scale 0.3 --stage-lr-decay 0.5`), and with the modern recipe's parts
-    // (label smoothing, mixup and cutmix drawn per batch, accumulation).
+    // (label smoothing, mixup and cutmix drawn per batch, accumulation, TrivialAugmentWide and
+    // random erasing).
     for (model, rates, recipe) in [
         ("lenet5", None, false),
         ("alexnet", None, false),
@@ -86,7 +93,8 @@ fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
                     .with_cutmix(Some(1.0))
                     .with_accumulate(2)
                     .with_ema(Some(0.9))
-                    .with_ema_every(2),
+                    .with_ema_every(2)
+                    .with_augment(automatic_augmentation()),
                 false => cfg,
             }
         };

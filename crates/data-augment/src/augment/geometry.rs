@@ -1,8 +1,10 @@
 //! Geometric transforms: mirroring, crops, padding, resizing and affine warps (rotation, shear,
 //! scale, translation) with bilinear sampling. Coordinates are pixel centres at integers.
 
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::draw::area_and_aspect;
 use crate::image::Image;
 
 /// Mirror left–right.
@@ -221,6 +223,49 @@ pub fn warp(img: &Image, map: &Affine, fill: u8) -> Image {
     })
 }
 
+/// torchvision's affine warp of a uint8 image with nearest sampling, to the bit: `theta` maps
+/// an output point to its source in pixel coordinates centred on the image (torchvision's
+/// `_get_inverse_affine_matrix`), evaluated in f32 as `_gen_affine_grid` and
+/// `grid_sample(mode="nearest", align_corners=False)` do (halves round to even). Points outside
+/// the image get `fill`.
+pub fn affine_nearest(img: &Image, theta: [f64; 6], fill: u8) -> Image {
+    let (w, h, c) = (img.width, img.height, img.channels);
+    let (half_w, half_h) = (0.5 * w as f32, 0.5 * h as f32);
+    let theta = theta.map(|v| v as f32);
+    // theta transposed and divided by (w/2, h/2): output grid in [-1, 1] coordinates.
+    let gx = [theta[0] / half_w, theta[1] / half_w, theta[2] / half_w];
+    let gy = [theta[3] / half_h, theta[4] / half_h, theta[5] / half_h];
+    let mut data = vec![fill; w * h * c];
+    for y in 0..h {
+        let by = linspace_f32(-half_h + 0.5, half_h - 0.5, h, y);
+        for x in 0..w {
+            let bx = linspace_f32(-half_w + 0.5, half_w - 0.5, w, x);
+            let nx = bx * gx[0] + by * gx[1] + gx[2];
+            let ny = bx * gy[0] + by * gy[1] + gy[2];
+            let u = ((nx + 1.0) * half_w - 0.5).round_ties_even();
+            let v = ((ny + 1.0) * half_h - 0.5).round_ties_even();
+            if u >= 0.0 && v >= 0.0 && u < w as f32 && v < h as f32 {
+                let (src, dst) = (((v as usize) * w + u as usize) * c, (y * w + x) * c);
+                data[dst..dst + c].copy_from_slice(&img.data[src..src + c]);
+            }
+        }
+    }
+    Image { data, ..*img }
+}
+
+/// `torch.linspace(start, end, steps)[i]` in f32, with PyTorch's two-sided stepping.
+pub fn linspace_f32(start: f32, end: f32, steps: usize, i: usize) -> f32 {
+    if steps < 2 {
+        return start;
+    }
+    let step = (end - start) / (steps - 1) as f32;
+    if i < steps / 2 {
+        start + step * i as f32
+    } else {
+        end - step * (steps - 1 - i) as f32
+    }
+}
+
 /// Samples `img` at `source(x, y)` for every output pixel (same size), bilinearly.
 pub fn remap(img: &Image, fill: u8, source: impl Fn(f64, f64) -> (f64, f64)) -> Image {
     let (w, h, c) = (img.width, img.height, img.channels);
@@ -279,6 +324,37 @@ fn sample(img: &Image, u: f64, v: f64, fill: u8, out: &mut [u8]) {
         };
         *o = value.round().clamp(0.0, 255.0) as u8;
     }
+}
+
+/// torchvision's RandomResizedCrop window: 10 tries at a random area and log-uniform aspect
+/// ratio, then a centre crop with the ratio clamped into range. Returns `(top, left, h, w)`.
+pub fn resized_crop_window(
+    height: usize,
+    width: usize,
+    scale: [f64; 2],
+    ratio: [f64; 2],
+    rng: &mut impl Rng,
+) -> (usize, usize, usize, usize) {
+    let area = (height * width) as f64;
+    for _ in 0..10 {
+        let (target, aspect) = area_and_aspect(rng, area, scale, ratio);
+        let w = (target * aspect).sqrt().round() as usize;
+        let h = (target / aspect).sqrt().round() as usize;
+        if (1..=width).contains(&w) && (1..=height).contains(&h) {
+            let top = rng.random_range(0..=height - h);
+            let left = rng.random_range(0..=width - w);
+            return (top, left, h, w);
+        }
+    }
+    let in_ratio = width as f64 / height as f64;
+    let (w, h) = if in_ratio < ratio[0] {
+        (width, ((width as f64 / ratio[0]).round() as usize).clamp(1, height))
+    } else if in_ratio > ratio[1] {
+        (((height as f64 * ratio[1]).round() as usize).clamp(1, width), height)
+    } else {
+        (width, height)
+    };
+    ((height - h) / 2, (width - w) / 2, h, w)
 }
 
 #[cfg(test)]

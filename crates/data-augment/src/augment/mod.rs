@@ -10,13 +10,18 @@
 //! | `elastic` | local warping (Simard et al. 2003) |
 //! | `color_shift`, `color_jitter` | per-channel offsets; brightness/contrast/saturation |
 //! | `pca_color` | AlexNet's PCA colour augmentation; fit with [`PcaFit`] |
+//! | `rand_augment`, `trivial_augment_wide` | torchvision's automatic policies ([`auto`]) |
+//! | `random_erasing` | a random rectangle set to a value or noise ([`erase`]) |
 //!
 //! Mixup and CutMix blend whole batches ([`mix`], [`BatchMix`]), after the per-image pipeline.
 //!
 //! Normalisation to a float tensor is the batch's job ([`crate::Preprocess`]).
 
+pub mod auto;
 pub mod color;
+pub mod draw;
 pub mod elastic;
+pub mod erase;
 pub mod geometry;
 pub mod mix;
 pub mod ops;
@@ -26,6 +31,7 @@ pub mod preview;
 pub mod throughput;
 
 pub use color::{PcaColor, PcaFit};
+pub use erase::EraseValue;
 pub use mix::{BatchMix, Mixed};
 pub use ops::{Op, ShiftDistribution, Size};
 pub use pca_fit::{FittedPca, fit_pca};

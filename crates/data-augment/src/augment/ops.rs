@@ -3,8 +3,11 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::auto;
 use super::color::{self, PcaColor};
+use super::draw::uniform;
 use super::elastic::elastic;
+use super::erase::{self, EraseValue};
 use super::geometry::{self, PadMode};
 use crate::image::Image;
 
@@ -53,6 +56,21 @@ fn rrc_ratio() -> [f64; 2] {
 }
 fn unit_scale() -> [f64; 2] {
     [1.0, 1.0]
+}
+fn two() -> usize {
+    2
+}
+fn nine() -> usize {
+    9
+}
+fn bins() -> usize {
+    31
+}
+fn erase_scale() -> [f64; 2] {
+    [0.02, 0.33]
+}
+fn erase_ratio() -> [f64; 2] {
+    [0.3, 3.3]
 }
 fn pca_sigma() -> f64 {
     0.1
@@ -199,6 +217,47 @@ pub enum Op {
         #[serde(default = "imagenet_vectors")]
         eigenvectors: [[f64; 3]; 3],
     },
+    /// torchvision's RandAugment: `num_ops` ops drawn from its 14, each at bin `magnitude` of
+    /// `num_magnitude_bins` (see [`super::auto`]).
+    RandAugment {
+        /// Ops per image.
+        #[serde(default = "two")]
+        num_ops: usize,
+        /// The magnitude bin, below `num_magnitude_bins`.
+        #[serde(default = "nine")]
+        magnitude: usize,
+        /// Bins of the magnitude tables.
+        #[serde(default = "bins")]
+        num_magnitude_bins: usize,
+        /// Value of pixels that come from outside the image.
+        #[serde(default)]
+        fill: u8,
+    },
+    /// torchvision's TrivialAugmentWide: one op of the 14 at a random bin of its wide tables.
+    TrivialAugmentWide {
+        /// Bins of the magnitude tables.
+        #[serde(default = "bins")]
+        num_magnitude_bins: usize,
+        /// Value of pixels that come from outside the image.
+        #[serde(default)]
+        fill: u8,
+    },
+    /// torchvision's RandomErasing: with probability `p`, a rectangle of area fraction in `scale`
+    /// and height/width ratio in `ratio` set to `value` (a number, or `"random"` for noise).
+    RandomErasing {
+        /// Probability.
+        #[serde(default = "half")]
+        p: f64,
+        /// Range of the rectangle's area as a fraction of the image.
+        #[serde(default = "erase_scale")]
+        scale: [f64; 2],
+        /// Range of the rectangle's height / width.
+        #[serde(default = "erase_ratio")]
+        ratio: [f64; 2],
+        /// The value written, or `"random"`.
+        #[serde(default)]
+        value: EraseValue,
+    },
 }
 
 /// Standard normal draw (Box–Muller).
@@ -206,10 +265,6 @@ pub fn standard_normal(rng: &mut impl Rng) -> f64 {
     let u1: f64 = 1.0 - rng.random::<f64>();
     let u2: f64 = rng.random::<f64>();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
-
-fn uniform(rng: &mut impl Rng, [lo, hi]: [f64; 2]) -> f64 {
-    if hi > lo { rng.random_range(lo..hi) } else { lo }
 }
 
 fn jitter_factor(rng: &mut impl Rng, spread: f64) -> f64 {
@@ -233,6 +288,9 @@ impl Op {
             Op::ColorShift { .. } => "color_shift",
             Op::ColorJitter { .. } => "color_jitter",
             Op::PcaColor { .. } => "pca_color",
+            Op::RandAugment { .. } => "rand_augment",
+            Op::TrivialAugmentWide { .. } => "trivial_augment_wide",
+            Op::RandomErasing { .. } => "random_erasing",
         }
     }
 
@@ -282,7 +340,7 @@ impl Op {
                 geometry::crop(img, (img.height - h) / 2, (img.width - w) / 2, h, w)
             }
             Op::RandomResizedCrop { size, scale, ratio } => {
-                let (top, left, h, w) = resized_crop_window(img.height, img.width, scale, ratio, rng);
+                let (top, left, h, w) = geometry::resized_crop_window(img.height, img.width, scale, ratio, rng);
                 let (oh, ow) = size.hw();
                 geometry::resize_window(img, [top, left, h, w], oh, ow)
             }
@@ -369,6 +427,19 @@ impl Op {
                     alphas,
                 )
             }
+            Op::RandAugment {
+                num_ops,
+                magnitude,
+                num_magnitude_bins,
+                fill,
+            } => auto::rand_augment(img, num_ops, magnitude, num_magnitude_bins, fill, rng),
+            Op::TrivialAugmentWide {
+                num_magnitude_bins,
+                fill,
+            } => auto::trivial_augment_wide(img, num_magnitude_bins, fill, rng),
+            Op::RandomErasing { p, scale, ratio, value } => {
+                erase::random_erasing(img.clone(), p, scale, ratio, value, rng)
+            }
         })
     }
 
@@ -385,6 +456,7 @@ impl Op {
                     _ => geometry::flip_vertical(&img),
                 })
             }
+            Op::RandomErasing { p, scale, ratio, value } => Ok(erase::random_erasing(img, p, scale, ratio, value, rng)),
             _ => self.apply(&img, rng),
         }
     }
@@ -422,37 +494,4 @@ impl Op {
             &pca.channel_offsets(alphas, img.channels),
         ))
     }
-}
-
-/// torchvision's RandomResizedCrop window: 10 tries at a random area and log-uniform aspect
-/// ratio, then a centre crop with the ratio clamped into range. Returns `(top, left, h, w)`.
-pub fn resized_crop_window(
-    height: usize,
-    width: usize,
-    scale: [f64; 2],
-    ratio: [f64; 2],
-    rng: &mut impl Rng,
-) -> (usize, usize, usize, usize) {
-    let area = (height * width) as f64;
-    let log_ratio = [ratio[0].ln(), ratio[1].ln()];
-    for _ in 0..10 {
-        let target = area * uniform(rng, scale);
-        let aspect = uniform(rng, log_ratio).exp();
-        let w = (target * aspect).sqrt().round() as usize;
-        let h = (target / aspect).sqrt().round() as usize;
-        if (1..=width).contains(&w) && (1..=height).contains(&h) {
-            let top = rng.random_range(0..=height - h);
-            let left = rng.random_range(0..=width - w);
-            return (top, left, h, w);
-        }
-    }
-    let in_ratio = width as f64 / height as f64;
-    let (w, h) = if in_ratio < ratio[0] {
-        (width, ((width as f64 / ratio[0]).round() as usize).clamp(1, height))
-    } else if in_ratio > ratio[1] {
-        (((height as f64 * ratio[1]).round() as usize).clamp(1, width), height)
-    } else {
-        (width, height)
-    };
-    ((height - h) / 2, (width - w) / 2, h, w)
 }

@@ -28,7 +28,15 @@ use crate::error::{DataError, Result};
 use crate::image::Image;
 
 /// Names of the built-in pipelines.
-pub const PRESETS: [&str; 5] = ["none", "flip", "mnist", "cifar", "imagenet"];
+pub const PRESETS: [&str; 7] = [
+    "none",
+    "flip",
+    "mnist",
+    "cifar",
+    "imagenet",
+    "randaugment",
+    "trivialaugment",
+];
 
 /// An ordered list of augmentation ops.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -47,7 +55,9 @@ pub fn sample_rng(seed: u64, epoch: u64, index: u64) -> StdRng {
 impl Pipeline {
     /// A built-in pipeline by name: `none`; `flip` (horizontal mirroring, e.g. for clothes);
     /// `mnist` (small affine + elastic); `cifar` (pad-4 crop
-    /// + flip); `imagenet` (random-resized crop to 224 + flip + colour jitter + PCA colour).
+    /// + flip); `imagenet` (random-resized crop to 224 + flip + colour jitter + PCA colour);
+    /// `randaugment` and `trivialaugment` (torchvision's RandAugment and TrivialAugmentWide with
+    /// their defaults).
     pub fn preset(name: &str) -> Result<Self> {
         let ops = match name {
             "none" => vec![],
@@ -93,6 +103,16 @@ impl Pipeline {
                     eigenvectors: super::color::PcaColor::imagenet().eigenvectors,
                 },
             ],
+            "randaugment" => vec![Op::RandAugment {
+                num_ops: 2,
+                magnitude: 9,
+                num_magnitude_bins: 31,
+                fill: 0,
+            }],
+            "trivialaugment" => vec![Op::TrivialAugmentWide {
+                num_magnitude_bins: 31,
+                fill: 0,
+            }],
             other => {
                 return Err(DataError::Invalid(format!(
                     "unknown augmentation preset '{other}' (presets: {})",
@@ -198,6 +218,13 @@ impl Pipeline {
                     Err(bad("size", "must be positive".into()))
                 }
             };
+            let bins = |n: usize| {
+                if (2..=256).contains(&n) {
+                    Ok(())
+                } else {
+                    Err(bad("num_magnitude_bins", format!("must be in 2..=256, got {n}")))
+                }
+            };
             match op {
                 Op::HorizontalFlip { p } | Op::VerticalFlip { p } => prob("p", *p)?,
                 Op::RandomCrop { size: s, .. } | Op::CenterCrop { size: s } | Op::Resize { size: s } => size(*s)?,
@@ -270,6 +297,35 @@ impl Pipeline {
                         if !(v.is_finite() && *v >= 0.0) {
                             return Err(bad(field, format!("must be >= 0, got {v}")));
                         }
+                    }
+                }
+                Op::RandAugment {
+                    num_ops,
+                    magnitude,
+                    num_magnitude_bins,
+                    ..
+                } => {
+                    bins(*num_magnitude_bins)?;
+                    if magnitude >= num_magnitude_bins {
+                        return Err(bad(
+                            "magnitude",
+                            format!("must be below num_magnitude_bins ({num_magnitude_bins}), got {magnitude}"),
+                        ));
+                    }
+                    if *num_ops > 16 {
+                        return Err(bad("num_ops", format!("must be at most 16, got {num_ops}")));
+                    }
+                }
+                Op::TrivialAugmentWide { num_magnitude_bins, .. } => bins(*num_magnitude_bins)?,
+                Op::RandomErasing { p, scale, ratio, .. } => {
+                    prob("p", *p)?;
+                    range("scale", *scale)?;
+                    range("ratio", *ratio)?;
+                    if !(scale[0] >= 0.0 && scale[1] <= 1.0) {
+                        return Err(bad("scale", format!("must lie in [0, 1], got {scale:?}")));
+                    }
+                    if ratio[0] <= 0.0 {
+                        return Err(bad("ratio", format!("must be positive, got {ratio:?}")));
                     }
                 }
                 Op::PcaColor { sigma, eigenvalues, .. } => {
