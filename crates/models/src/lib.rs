@@ -9,6 +9,7 @@
 //! | AlexNet | [`alexnet`] | `alexnet` (options: LRN, two-GPU grouped convolutions) |
 //! | VGG | [`vgg`] | `vgg11` … `vgg19_bn` |
 //! | ResNet | [`resnet`] | `resnet18` … `resnet152`, CIFAR `resnet20` … `resnet110`, plain twins `plain18` …, `plain20` … |
+//! | ResNet-9 (fast training) | [`resnet9`] | `resnet9`, `resnet9_w32`, `resnet9_w16` |
 //! | 1×1 convolutions | [`nin`] | (building block) |
 //! | Inception / GoogLeNet | [`inception`], [`googlenet`] | `inception_module`, `googlenet` |
 //!
@@ -53,6 +54,7 @@ pub mod network;
 pub mod nin;
 pub mod registry;
 pub mod resnet;
+pub mod resnet9;
 pub mod small_map;
 pub mod summary;
 pub mod vgg;
@@ -75,6 +77,7 @@ pub use nin::{Conv1x1Net, NinBlock, NinBlockConfig};
 pub use error::ModelError;
 pub use registry::{BuildOptions, InputSpec, Model, ModelInfo, build};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, ShortcutKind};
+pub use resnet9::{ResNet9, ResNet9Config};
 pub use summary::Summary;
 pub use vgg::{Vgg, VggConfig, VggDepth};
 

@@ -2,7 +2,8 @@
 //!
 //! Names follow torchvision (`alexnet`, `vgg11` … `vgg19_bn`, `resnet18` … `resnet152`,
 //! `googlenet`), plus `lenet5`, the CIFAR ResNets (`resnet20/32/44/56/110`), the plain twins
-//! (`plain18` … `plain152`, `plain20` … `plain110`) and `inception_module`.
+//! (`plain18` … `plain152`, `plain20` … `plain110`), ResNet-9 (`resnet9`, `resnet9_w32`,
+//! `resnet9_w16`) and `inception_module`.
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -13,6 +14,7 @@ use crate::inception::{InceptionConfig, InceptionNet};
 use crate::lenet::{LeNet5, LeNet5Config};
 use crate::nin::Conv1x1Net;
 use crate::resnet::{ResNet, ResNetConfig, ShortcutKind, imagenet_depth};
+use crate::resnet9::{ResNet9, ResNet9Config};
 use crate::summary::{Shape3, Summary};
 use crate::vgg::{Vgg, VggConfig, VggDepth};
 use crate::network::{Network, Stage};
@@ -59,6 +61,8 @@ pub enum Family {
     /// CIFAR ResNet (6n+2) of this depth with projection shortcuts (option B) where the shape
     /// changes.
     CifarResNetB(usize),
+    /// ResNet-9 (Page 2018, the fast CIFAR-10 records) of this base width.
+    ResNet9(usize),
     /// GoogLeNet.
     GoogLeNet,
     /// The standalone Inception module of the course (28×28×192 input).
@@ -113,6 +117,7 @@ impl ModelInfo {
             Family::CifarResNet(d, true) => format!("CIFAR ResNet-{d} (6n+2, option-A shortcuts)"),
             Family::CifarResNet(d, false) => format!("plain twin of CIFAR ResNet-{d} (no shortcuts)"),
             Family::CifarResNetB(d) => format!("CIFAR ResNet-{d} with projection shortcuts (option B)"),
+            Family::ResNet9(w) => format!("ResNet-9 (Page 2018, fast CIFAR-10 training), width {w}"),
             Family::GoogLeNet => "GoogLeNet (Szegedy et al. 2015), torchvision layout, aux heads".into(),
             Family::InceptionModule => "one Inception module (28x28x192 in) + global pool + linear".into(),
             Family::InceptionNaive => "the naive Inception module (no 1x1 reductions; 28x28x192 in)".into(),
@@ -197,6 +202,9 @@ zoo! {
     resnet44b: Family::CifarResNetB(44), rgb(32);
     resnet56b: Family::CifarResNetB(56), rgb(32);
     resnet110b: Family::CifarResNetB(110), rgb(32);
+    resnet9: Family::ResNet9(64), rgb(32);
+    resnet9_w32: Family::ResNet9(32), rgb(32);
+    resnet9_w16: Family::ResNet9(16), rgb(32);
     googlenet: Family::GoogLeNet, rgb(224);
     inception_module: Family::InceptionModule, InputSpec { channels: 192, size: 28 };
     inception_naive: Family::InceptionNaive, InputSpec { channels: 192, size: 28 };
@@ -246,6 +254,8 @@ pub enum Model {
     Vgg(Vgg),
     /// ResNet (ImageNet or CIFAR, residual or plain).
     ResNet(ResNet),
+    /// ResNet-9.
+    ResNet9(ResNet9),
     /// GoogLeNet.
     GoogLeNet(GoogLeNet),
     /// The standalone Inception module classifier.
@@ -317,6 +327,12 @@ pub fn build(name: &str, options: BuildOptions, device: &Device) -> Result<Model
                 .with_in_channels(in_c)
                 .init(device),
         ),
+        Family::ResNet9(width) => Model::ResNet9(
+            ResNet9Config::new(width)
+                .with_num_classes(n)
+                .with_in_channels(in_c)
+                .init(device),
+        ),
         Family::GoogLeNet => Model::GoogLeNet(
             GoogLeNetConfig::new()
                 .with_num_classes(n)
@@ -348,6 +364,7 @@ macro_rules! each {
             Model::AlexNet($m) => $e,
             Model::Vgg($m) => $e,
             Model::ResNet($m) => $e,
+            Model::ResNet9($m) => $e,
             Model::GoogLeNet($m) => $e,
             Model::Inception($m) => $e,
             Model::Conv1x1($m) => $e,
@@ -359,6 +376,7 @@ macro_rules! each {
             Model::AlexNet($m) => Model::AlexNet($e),
             Model::Vgg($m) => Model::Vgg($e),
             Model::ResNet($m) => Model::ResNet($e),
+            Model::ResNet9($m) => Model::ResNet9($e),
             Model::GoogLeNet($m) => Model::GoogLeNet($e),
             Model::Inception($m) => Model::Inception($e),
             Model::Conv1x1($m) => Model::Conv1x1($e),

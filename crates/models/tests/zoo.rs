@@ -16,7 +16,11 @@ fn small_input(family: Family, channels: usize) -> [usize; 3] {
         Family::AlexNet | Family::AlexNetLrn | Family::AlexNetPaper => [channels, 64, 64],
         Family::GoogLeNet => [channels, 96, 96],
         Family::InceptionModule | Family::InceptionNaive | Family::Conv1x1Example => [channels, 28, 28],
-        Family::Vgg(..) | Family::ResNet(..) | Family::CifarResNet(..) | Family::CifarResNetB(..) => {
+        Family::Vgg(..)
+        | Family::ResNet(..)
+        | Family::CifarResNet(..)
+        | Family::CifarResNetB(..)
+        | Family::ResNet9(..) => {
             [channels, 32, 32]
         }
     }

@@ -65,7 +65,10 @@ pub use config::{
 pub use distributed::collective::Collective;
 pub use error::{Result, TrainError};
 pub use eval::ensemble::{EnsembleEvaluation, MemberEvaluation, Probabilities, evaluate_runs};
-pub use eval::{DetailedEvaluation, Evaluation, evaluate, evaluate_detailed, predict, probabilities, ten_crops, views};
+pub use eval::{
+    DetailedEvaluation, Evaluation, evaluate, evaluate_detailed, evaluate_views, mirrored_logits, predict, probabilities,
+    ten_crops, views,
+};
 pub use fit::{EpochMetrics, Fitted, Hooks, Progress, Stop, TrainData, TrainState, fit, fit_from};
 pub use run::lock::FolderLock;
 pub use run::{DATASETS, LoadedData, RunFolder, RunReport, load_data, load_dataset, preprocess_for};

@@ -8,11 +8,11 @@ mod common;
 use common::rng_lock;
 
 use burn::tensor::Device;
-use cnn_data_augment::{Preprocess, embedded::mnist_5k};
-use cnn_models::LeNet5;
+use cnn_data_augment::{Preprocess, Source, embedded::mnist_5k};
+use cnn_models::{ImageClassifier, LeNet5, LeNet5Config};
 use cnn_trainer::run::checkpoint::parameter_values;
 use cnn_trainer::run::lr_find::{LrSweep, lr_find, write_finding};
-use cnn_trainer::{OptimizerKind, Progress, TrainConfig, TrainData, fit, train_run};
+use cnn_trainer::{OptimizerKind, Progress, TrainConfig, TrainData, fit, mirrored_logits, train_run};
 
 #[test]
 fn accumulating_k_batches_makes_the_update_of_one_k_times_larger_batch() {
@@ -150,4 +150,53 @@ fn the_lr_finder_sweeps_until_the_loss_explodes_and_suggests_a_rate_where_it_fal
     assert_eq!(csv.lines().count(), finding.points.len() + 1);
     let png = image::open(root.join("lr-find.png")).unwrap();
     assert_eq!((png.width(), png.height()), (900, 560));
+}
+
+#[test]
+fn test_flipping_averages_each_image_with_its_mirror_in_training_and_in_cnn_eval() {
+    let _rng = rng_lock();
+    let root: common::Scratch = common::scratch("recipe", "test-flip");
+    let device = Device::flex();
+    // mirrored_logits: softmax of the result is the mean of the two predictions' probabilities.
+    let model = LeNet5Config::new().init(&device);
+    let (train, _) = mnist_5k().unwrap();
+    let pre = Preprocess::mnist(32);
+    let samples: Vec<_> = (0..6).map(|i| train.get(i).unwrap()).collect();
+    let (images, _) = cnn_data_augment::Batch::from_images(&samples, &pre).unwrap().to_device(&device);
+    let probs = |logits: burn::tensor::Tensor<2>| burn::tensor::activation::softmax(logits, 1);
+    let averaged = probs(mirrored_logits(&model, images.clone(), true));
+    let expected = (probs(model.logits(images.clone())) + probs(model.logits(images.clone().flip([3])))) / 2.0;
+    let diff = (averaged - expected).abs().max().into_scalar::<f32>();
+    assert!(diff < 1e-6, "{diff}");
+    assert_eq!(
+        mirrored_logits(&model, images.clone(), false).into_data(),
+        model.logits(images).into_data()
+    );
+    // A run with --test-flip validates and tests that way, and `cnn eval` reports its figure.
+    let cfg = TrainConfig::new("lenet5", "mnist-5k")
+        .with_subset(Some(300))
+        .with_epochs(1)
+        .with_optimizer(OptimizerKind::Sgd)
+        .with_lr(0.05)
+        .with_test_flip(true)
+        .with_workers(1);
+    let dir = root.join("run");
+    let report = train_run(&cfg, &device, &dir, false, &mut |_| {}).unwrap();
+    let run = cnn_trainer::RunFolder::open(&dir).unwrap();
+    let eval = cnn_trainer::evaluate_runs(std::slice::from_ref(&run), None, None, false, &device).unwrap();
+    assert_eq!(eval.single.summary.accuracy, report.test.accuracy);
+    let model = run.load_model(&device).unwrap();
+    let plain = cnn_trainer::evaluate(&model, &*test_set(), &run.preprocess, &device).unwrap();
+    let flipped = cnn_trainer::evaluate_views(&model, &*test_set(), &run.preprocess, true, &device).unwrap();
+    assert_eq!(flipped.accuracy, report.test.accuracy);
+    assert_ne!(plain.loss, flipped.loss, "the mirrors changed nothing");
+    // Cached features are of the unflipped images: the two do not mix.
+    let cached = cfg.clone().with_cache_features(true).with_freeze(cnn_transfer::FreezePolicy::All);
+    let err = cached.validate().unwrap_err().to_string();
+    assert!(err.contains("test_flip"), "{err}");
+}
+
+fn test_set() -> Box<dyn cnn_data_augment::Source> {
+    let (_, test) = mnist_5k().unwrap();
+    Box::new(test)
 }

@@ -201,6 +201,7 @@ pub(crate) fn variant_name(model: &Model) -> &'static str {
         Model::AlexNet(_) => "AlexNet",
         Model::Vgg(_) => "Vgg",
         Model::ResNet(_) => "ResNet",
+        Model::ResNet9(_) => "ResNet9",
         Model::GoogLeNet(_) => "GoogLeNet",
         Model::Inception(_) => "Inception",
         Model::Conv1x1(_) => "Conv1x1",

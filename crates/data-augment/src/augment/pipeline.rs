@@ -28,11 +28,12 @@ use crate::error::{DataError, Result};
 use crate::image::Image;
 
 /// Names of the built-in pipelines.
-pub const PRESETS: [&str; 7] = [
+pub const PRESETS: [&str; 8] = [
     "none",
     "flip",
     "mnist",
     "cifar",
+    "fashion",
     "imagenet",
     "randaugment",
     "trivialaugment",
@@ -55,7 +56,7 @@ pub fn sample_rng(seed: u64, epoch: u64, index: u64) -> StdRng {
 impl Pipeline {
     /// A built-in pipeline by name: `none`; `flip` (horizontal mirroring, e.g. for clothes);
     /// `mnist` (small affine + elastic); `cifar` (pad-4 crop
-    /// + flip); `imagenet` (random-resized crop to 224 + flip + colour jitter + PCA colour);
+    /// + flip); `fashion` (pad-2 crop of 28 + flip, for Fashion-MNIST at its own size); `imagenet` (random-resized crop to 224 + flip + colour jitter + PCA colour);
     /// `randaugment` and `trivialaugment` (torchvision's RandAugment and TrivialAugmentWide with
     /// their defaults).
     pub fn preset(name: &str) -> Result<Self> {
@@ -81,6 +82,14 @@ impl Pipeline {
                 Op::RandomCrop {
                     size: Size::Square(32),
                     padding: 4,
+                    padding_mode: PadMode::Zero,
+                },
+                Op::HorizontalFlip { p: 0.5 },
+            ],
+            "fashion" => vec![
+                Op::RandomCrop {
+                    size: Size::Square(28),
+                    padding: 2,
                     padding_mode: PadMode::Zero,
                 },
                 Op::HorizontalFlip { p: 0.5 },

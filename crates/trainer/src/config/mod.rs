@@ -73,6 +73,12 @@ impl TrainConfig {
                 "and `augment` do not mix: the backbone sees each image once, so augmentation cannot apply".into(),
             );
         }
+        if self.transfer.cache_features && self.task.test_flip {
+            return bad(
+                "cache_features",
+                "and `test_flip` do not mix: the cached features are of the unflipped images".into(),
+            );
+        }
         let mixes = self.augmentation.mixup.is_some() || self.augmentation.cutmix.is_some();
         if self.transfer.cache_features && mixes {
             return bad(

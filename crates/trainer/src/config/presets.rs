@@ -22,6 +22,7 @@ const BUILT_IN: &[(&str, &str)] = &[
         "resnet20-fashion-long",
         include_str!("../../presets/resnet20-fashion-long.toml"),
     ),
+    ("speedrun", include_str!("../../presets/speedrun.toml")),
 ];
 
 /// How deep presets may start from other presets (a loop is an error, not a hang).
@@ -140,6 +141,18 @@ mod tests {
             .with_epochs(15)
             .with_schedule(Schedule::Cosine);
         assert_eq!(preset("lenet5-fashion").unwrap(), lenet);
+        let speedrun = TrainConfig::new("resnet9_w16", "fashion-mnist")
+            .with_input_size(Some(28))
+            .with_epochs(10)
+            .with_batch_size(256)
+            .with_optimizer(OptimizerKind::Sgd)
+            .with_lr(0.2)
+            .with_weight_decay(5e-4)
+            .with_schedule(Schedule::OneCycle)
+            .with_label_smoothing(0.1)
+            .with_augment(cnn_data_augment::Pipeline::preset("fashion").unwrap())
+            .with_test_flip(true);
+        assert_eq!(preset("speedrun").unwrap(), speedrun);
     }
 
     #[test]

@@ -72,6 +72,10 @@ settings! {
             Some(size) if !(1..=4096).contains(&size) => Some(format!("must be between 1 and 4096 pixels, not {size}")),
             _ => None,
         };
+        /// Validate and test each image together with its left-right mirror, averaging the two
+        /// predictions' class probabilities (test-time flipping, for classes that look the same
+        /// mirrored, as clothes do; `cnn eval` does the same for the run) [default: off].
+        test_flip: bool = false, flag(bool), fixed;
     }
     /// How the weights are updated: epochs, batches, rate, optimiser, schedule, early stop.
     optim: OptimSettings, "Optimiser" {

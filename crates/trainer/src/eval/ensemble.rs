@@ -30,13 +30,15 @@ impl Probabilities {
     pub fn of_run(run: &RunFolder, data: &dyn Source, ten_crop: bool, device: &Device) -> Result<Self> {
         let model = run.load_model(device)?;
         let pre = &run.preprocess;
-        let step = eval_batch(pre.size, if ten_crop { 10 } else { 1 });
+        // A run trained with --test-flip is tested on each image and its mirror.
+        let mirror = run.config.task.test_flip;
+        let step = eval_batch(pre.size, if ten_crop { 10 } else { 1 + usize::from(mirror) });
         let mut rows = Vec::new();
         for first in (0..data.len()).step_by(step) {
             let images = (first..(first + step).min(data.len()))
                 .map(|i| data.get(i).map(|(img, _)| img))
                 .collect::<cnn_data_augment::Result<Vec<_>>>()?;
-            rows.extend(probabilities(&model, &images, pre, ten_crop, device)?);
+            rows.extend(probabilities(&model, &images, pre, (ten_crop, mirror), device)?);
         }
         Ok(Self {
             classes: run.class_names.len(),

@@ -125,8 +125,35 @@ pub fn evaluate<M: ImageClassifier>(
     pre: &Preprocess,
     device: &Device,
 ) -> Result<Evaluation> {
+    evaluate_views(model, data, pre, false, device)
+}
+
+/// [`evaluate`], with `mirror` on each image and its left–right mirror ([`mirrored_logits`]):
+/// the evaluation of a run trained with `--test-flip`.
+pub fn evaluate_views<M: ImageClassifier>(
+    model: &M,
+    data: &dyn Source,
+    pre: &Preprocess,
+    mirror: bool,
+    device: &Device,
+) -> Result<Evaluation> {
     let batches = image_batches(data, pre, device);
-    Ok(evaluate_batches(batches, |images| model.logits(images), None, device)?.summary)
+    let forward = |images| mirrored_logits(model, images, mirror);
+    Ok(evaluate_batches(batches, forward, None, device)?.summary)
+}
+
+/// `model`'s logits for `images`; with `mirror`, the logarithm of the mean of the class
+/// probabilities of each image and its left–right mirror (test-time flipping), whose softmax is
+/// that mean: losses, accuracies and ensembles then treat the pair as one prediction, the same
+/// as [`probabilities`] with `mirror`.
+pub fn mirrored_logits<M: ImageClassifier>(model: &M, images: Tensor<4>, mirror: bool) -> Tensor<2> {
+    if !mirror {
+        return model.logits(images);
+    }
+    let flipped = images.clone().flip([3]);
+    let mean = (softmax(model.logits(images), 1) + softmax(model.logits(flipped), 1)) / 2.0;
+    // A probability that underflowed to 0 would make an infinite loss.
+    mean.clamp_min(f32::MIN_POSITIVE).log()
 }
 
 /// Evaluates `model` (inference mode) on `data` with `num_classes` classes, with the confusion
@@ -175,11 +202,15 @@ pub fn ten_crops(img: &Image, size: usize) -> Vec<Image> {
 }
 
 /// How `img` is shown to a model with input `pre`: fitted as in training ([`Preprocess::fit`]),
-/// and with `ten_crop` AlexNet's [`ten_crops`] of that fitted image.
-pub fn views(img: &Image, pre: &Preprocess, ten_crop: bool) -> Vec<Image> {
+/// and with `ten_crop` AlexNet's [`ten_crops`] of that fitted image, or with `mirror` (and no
+/// `ten_crop`) the fitted image and its mirror.
+pub fn views(img: &Image, pre: &Preprocess, ten_crop: bool, mirror: bool) -> Vec<Image> {
     let fitted = pre.fit(img);
     if ten_crop {
         ten_crops(&fitted, pre.size)
+    } else if mirror {
+        let flipped = flip_horizontal(&fitted);
+        vec![fitted, flipped]
     } else {
         vec![fitted]
     }
@@ -194,12 +225,13 @@ pub(crate) fn eval_batch(size: usize, views: usize) -> usize {
 }
 
 /// Class probabilities (softmax of the logits) of `model` for each of `images`, row by row
-/// (`images.len() × classes`); with `ten_crop`, each row is the mean over the image's ten crops.
+/// (`images.len() × classes`); with `ten_crop`, each row is the mean over the image's ten crops,
+/// with `mirror` (and no `ten_crop`) over the image and its mirror ([`views`]).
 pub fn probabilities<M: ImageClassifier>(
     model: &M,
     images: &[Image],
     pre: &Preprocess,
-    ten_crop: bool,
+    (ten_crop, mirror): (bool, bool),
     device: &Device,
 ) -> Result<Vec<f32>> {
     if images.is_empty() {
@@ -207,7 +239,7 @@ pub fn probabilities<M: ImageClassifier>(
     }
     let crops: Vec<(Image, usize)> = images
         .iter()
-        .flat_map(|img| views(img, pre, ten_crop))
+        .flat_map(|img| views(img, pre, ten_crop, mirror))
         .map(|v| (v, 0))
         .collect();
     let per_image = crops.len() / images.len();
@@ -250,7 +282,7 @@ pub fn predict<M: ImageClassifier>(
         let mut mean: Vec<f32> = Vec::new();
         for (model, pre) in members {
             let fitted = for_image(pre, img);
-            let probs = probabilities(*model, std::slice::from_ref(img), &fitted, tta, device)?;
+            let probs = probabilities(*model, std::slice::from_ref(img), &fitted, (tta, false), device)?;
             if mean.is_empty() {
                 mean = vec![0.0; probs.len()];
             }
