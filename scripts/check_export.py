@@ -6,7 +6,8 @@
 
 --model is a torchvision model name (resnet18, alexnet, vgg16_bn, googlenet, ...) or one of the
 networks torchvision does not have, defined here with the keys the README documents:
-resnet20/32/44/56/110 (CIFAR ResNets, option A shortcuts), lenet5 (tanh) and lenet5_relu.
+resnet20/32/44/56/110 (CIFAR ResNets, option A shortcuts), lenet5 (tanh) and lenet5_relu, and
+resnet9/resnet9_w32/resnet9_w16 (the speedrun's network, from speedrun_pytorch.py).
 The number of classes and input channels come from the files. Prints the largest absolute
 difference of the logits and exits non-zero above --tolerance (1e-4).
 """
@@ -17,15 +18,19 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from speedrun_pytorch import ResNet9
 from torch_twins import CifarResNet, LeNet5
 
 
 CIFAR_DEPTHS = {"resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9, "resnet110": 18}
+RESNET9_WIDTHS = {"resnet9": 64, "resnet9_w32": 32, "resnet9_w16": 16}
 
 
 def build(name, num_classes, in_channels, aux=False):
     if name in CIFAR_DEPTHS:
         return CifarResNet(CIFAR_DEPTHS[name], num_classes, in_channels)
+    if name in RESNET9_WIDTHS:
+        return ResNet9(RESNET9_WIDTHS[name], num_classes, in_channels)
     if name in ("lenet5", "lenet5_relu"):
         return LeNet5(num_classes, in_channels, torch.tanh if name == "lenet5" else F.relu)
     import torchvision

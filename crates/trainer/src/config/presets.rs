@@ -143,7 +143,8 @@ mod tests {
         assert_eq!(preset("lenet5-fashion").unwrap(), lenet);
         let speedrun = TrainConfig::new("resnet9_w16", "fashion-mnist")
             .with_input_size(Some(28))
-            .with_epochs(10)
+            .with_valid_split(0.02)
+            .with_epochs(11)
             .with_batch_size(256)
             .with_optimizer(OptimizerKind::Sgd)
             .with_lr(0.2)
