@@ -5,7 +5,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::draw::area_and_aspect;
+use super::draw::random_window;
 use crate::image::Image;
 
 /// What an erased rectangle holds.
@@ -42,20 +42,14 @@ pub fn erase_window(
     ratio: [f64; 2],
     rng: &mut impl Rng,
 ) -> Option<(usize, usize, usize, usize)> {
-    let area = (height * width) as f64;
-    for _ in 0..10 {
-        let (target, aspect) = area_and_aspect(rng, area, scale, ratio);
-        // As torchvision: the ratio is height / width.
-        let h = (target * aspect).sqrt().round() as usize;
-        let w = (target / aspect).sqrt().round() as usize;
-        if !(h < height && w < width) {
-            continue;
-        }
-        let top = rng.random_range(0..=height - h);
-        let left = rng.random_range(0..=width - w);
-        return Some((top, left, h, w));
-    }
-    None
+    // As torchvision: the ratio is height / width, and the rectangle is smaller than the image.
+    let sides = |target: f64, aspect: f64| {
+        let side = |s: f64| s.sqrt().round() as usize;
+        (side(target * aspect), side(target / aspect))
+    };
+    random_window((height, width), scale, ratio, rng, sides, |h, w| {
+        h < height && w < width
+    })
 }
 
 /// Random erasing of `img`: see the module docs.

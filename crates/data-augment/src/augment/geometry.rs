@@ -4,7 +4,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::draw::area_and_aspect;
+use super::draw::random_window;
 use crate::image::Image;
 
 /// Mirror left–right.
@@ -335,16 +335,14 @@ pub fn resized_crop_window(
     ratio: [f64; 2],
     rng: &mut impl Rng,
 ) -> (usize, usize, usize, usize) {
-    let area = (height * width) as f64;
-    for _ in 0..10 {
-        let (target, aspect) = area_and_aspect(rng, area, scale, ratio);
-        let w = (target * aspect).sqrt().round() as usize;
-        let h = (target / aspect).sqrt().round() as usize;
-        if (1..=width).contains(&w) && (1..=height).contains(&h) {
-            let top = rng.random_range(0..=height - h);
-            let left = rng.random_range(0..=width - w);
-            return (top, left, h, w);
-        }
+    // As torchvision: the ratio is width / height.
+    let sides = |target: f64, aspect: f64| {
+        let side = |s: f64| s.sqrt().round() as usize;
+        (side(target / aspect), side(target * aspect))
+    };
+    let fits = |h: usize, w: usize| (1..=width).contains(&w) && (1..=height).contains(&h);
+    if let Some(window) = random_window((height, width), scale, ratio, rng, sides, fits) {
+        return window;
     }
     let in_ratio = width as f64 / height as f64;
     let (w, h) = if in_ratio < ratio[0] {
