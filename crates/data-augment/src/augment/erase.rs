@@ -5,7 +5,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::draw::random_window;
+use super::draw::{Aspect, random_window};
 use crate::image::Image;
 
 /// What an erased rectangle holds.
@@ -42,14 +42,9 @@ pub fn erase_window(
     ratio: [f64; 2],
     rng: &mut impl Rng,
 ) -> Option<(usize, usize, usize, usize)> {
-    // As torchvision: the ratio is height / width, and the rectangle is smaller than the image.
-    let sides = |target: f64, aspect: f64| {
-        let side = |s: f64| s.sqrt().round() as usize;
-        (side(target * aspect), side(target / aspect))
-    };
-    random_window((height, width), scale, ratio, rng, sides, |h, w| {
-        h < height && w < width
-    })
+    // As torchvision: the rectangle is smaller than the image.
+    let draw = (scale, ratio, Aspect::HeightOverWidth);
+    random_window((height, width), draw, rng, |h, w| h < height && w < width)
 }
 
 /// Random erasing of `img`: see the module docs.

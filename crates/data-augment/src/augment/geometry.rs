@@ -4,7 +4,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::draw::random_window;
+use super::draw::{Aspect, random_window};
 use crate::image::Image;
 
 /// Mirror left–right.
@@ -335,13 +335,9 @@ pub fn resized_crop_window(
     ratio: [f64; 2],
     rng: &mut impl Rng,
 ) -> (usize, usize, usize, usize) {
-    // As torchvision: the ratio is width / height.
-    let sides = |target: f64, aspect: f64| {
-        let side = |s: f64| s.sqrt().round() as usize;
-        (side(target / aspect), side(target * aspect))
-    };
     let fits = |h: usize, w: usize| (1..=width).contains(&w) && (1..=height).contains(&h);
-    if let Some(window) = random_window((height, width), scale, ratio, rng, sides, fits) {
+    let draw = (scale, ratio, Aspect::WidthOverHeight);
+    if let Some(window) = random_window((height, width), draw, rng, fits) {
         return window;
     }
     let in_ratio = width as f64 / height as f64;
