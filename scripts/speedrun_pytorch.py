@@ -153,6 +153,9 @@ def main():
     p.add_argument("--no-tta", action="store_true")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--nesterov", action="store_true")
+    p.add_argument("--decay-weights-only", action="store_true",
+                   help="weight decay on convolution and linear weights only (not biases, batch norm)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -169,7 +172,13 @@ def main():
     model = ResNet9(a.width)
     if a.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9, weight_decay=a.wd)
+    if a.decay_weights_only:
+        weights = [p for p in model.parameters() if p.ndim > 1]
+        rest = [p for p in model.parameters() if p.ndim <= 1]
+        groups = [{"params": weights, "weight_decay": a.wd}, {"params": rest, "weight_decay": 0.0}]
+    else:
+        groups = [{"params": list(model.parameters()), "weight_decay": a.wd}]
+    opt = torch.optim.SGD(groups, lr=a.lr, momentum=0.9, nesterov=a.nesterov)
     steps_per_epoch = math.ceil(len(x) / a.batch)
     total = steps_per_epoch * a.epochs
     step = 0
@@ -195,7 +204,8 @@ def main():
     test = None if a.no_test else evaluate(model, xt, yt, tta)
     print(json.dumps({"summary": True, "test_accuracy": test, "valid_accuracy": valid,
                       "seconds": round(time.time() - start, 1), "width": a.width, "epochs": a.epochs,
-                      "seed": a.seed, "test_flip": tta, "torch": torch.__version__,
+                      "seed": a.seed, "test_flip": tta, "nesterov": a.nesterov,
+                      "decay_weights_only": a.decay_weights_only, "torch": torch.__version__,
                       "params": sum(p.numel() for p in model.parameters()), "threads": a.threads}), flush=True)
 
 

@@ -857,6 +857,8 @@ fn bad_training_settings_are_clear_errors() {
         (vec!["train", "--accumulate", "0"], "--accumulate must be at least 1 batch"),
         (vec!["train", "--ema", "1.5"], "--ema decay must be in (0, 1), got 1.5"),
         (vec!["train", "--mix-switch", "2"], "--mix-switch must be in [0, 1], got 2"),
+        (vec!["train", "--nesterov"], "--nesterov needs --optimizer sgd with a --momentum above 0"),
+        (vec!["train", "--decay-weights-only"], "--decay-weights-only says where --weight-decay applies, but it is 0"),
         (vec!["train", "--resume", "/nonexistent/run"], "config.json"),
     ] {
         let msg = assert_clean_failure(&cnn(&args));

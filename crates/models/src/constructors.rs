@@ -22,7 +22,7 @@ mod tests {
     #[test]
     fn every_registered_model_has_a_constructor() {
         let device = burn::tensor::Device::flex();
-        assert_eq!(MODELS.len(), 46);
+        assert_eq!(MODELS.len(), 47);
         let model = super::resnet20(3, &device);
         assert_eq!(crate::param_count(&model), crate::param_count(&crate::build("resnet20", crate::BuildOptions::classes(3), &device).unwrap()));
     }

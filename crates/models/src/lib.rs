@@ -9,7 +9,7 @@
 //! | AlexNet | [`alexnet`] | `alexnet` (options: LRN, two-GPU grouped convolutions) |
 //! | VGG | [`vgg`] | `vgg11` … `vgg19_bn` |
 //! | ResNet | [`resnet`] | `resnet18` … `resnet152`, CIFAR `resnet20` … `resnet110`, plain twins `plain18` …, `plain20` … |
-//! | ResNet-9 (fast training) | [`resnet9`] | `resnet9`, `resnet9_w32`, `resnet9_w16` |
+//! | ResNet-9 (fast training) | [`resnet9`] | `resnet9`, `resnet9_w32`, `resnet9_w16`, `resnet9_w7` |
 //! | 1×1 convolutions | [`nin`] | (building block) |
 //! | Inception / GoogLeNet | [`inception`], [`googlenet`] | `inception_module`, `googlenet` |
 //!

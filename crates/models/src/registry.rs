@@ -3,7 +3,7 @@
 //! Names follow torchvision (`alexnet`, `vgg11` … `vgg19_bn`, `resnet18` … `resnet152`,
 //! `googlenet`), plus `lenet5`, the CIFAR ResNets (`resnet20/32/44/56/110`), the plain twins
 //! (`plain18` … `plain152`, `plain20` … `plain110`), ResNet-9 (`resnet9`, `resnet9_w32`,
-//! `resnet9_w16`) and `inception_module`.
+//! `resnet9_w16`, `resnet9_w7`) and `inception_module`.
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -205,6 +205,7 @@ zoo! {
     resnet9: Family::ResNet9(64), rgb(32);
     resnet9_w32: Family::ResNet9(32), rgb(32);
     resnet9_w16: Family::ResNet9(16), rgb(32);
+    resnet9_w7: Family::ResNet9(7), rgb(32);
     googlenet: Family::GoogLeNet, rgb(224);
     inception_module: Family::InceptionModule, InputSpec { channels: 192, size: 28 };
     inception_naive: Family::InceptionNaive, InputSpec { channels: 192, size: 28 };

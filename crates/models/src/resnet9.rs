@@ -1,5 +1,5 @@
 //! ResNet-9: the network of the fast CIFAR-10 training records (Page, "How to train your ResNet",
-//! 2018, DAWNBench; the ancestor of airbench), in widths `c` = 64 (the original), 32 and 16:
+//! 2018, DAWNBench; the ancestor of airbench), in widths `c` = 64 (the original), 32, 16 and 7:
 //!
 //! ```text
 //! prep    conv 3×3 → c,   BN, ReLU
@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Few layers at full resolution and wide ones at low resolution make it cheap per image and
-//! quick to train: `resnet9_w16` is the speedrun's network (`cargo xtask speedrun`).
+//! quick to train: `resnet9_w16` is the speedrun's network (`cargo xtask speedrun`), `resnet9_w7`
+//! (79,747 parameters) the smallest, under Fashion-MNIST's 100K-parameter benchmark class.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -237,6 +238,15 @@ mod tests {
         let macs = 9 * (784 * 16 + 784 * 16 * 32 + 2 * 196 * 32 * 32 + 196 * 32 * 64 + 49 * 64 * 128 + 2 * 9 * 128 * 128)
             + 1280;
         assert_eq!(s.total_mult_adds(), macs as u64);
+        // Every width: convolutions 9·(3c + 2c² + 8c² + 8c² + 32c² + 128c²), batch norms
+        // 2·35c, fc 8c·10 + 10 (three input channels, as the zoo builds it).
+        for (name, c) in [("resnet9_w7", 7), ("resnet9_w16", 16), ("resnet9_w32", 32), ("resnet9", 64)] {
+            let params = 9 * (3 * c + 178 * c * c) + 70 * c + 80 * c + 10;
+            assert_eq!(crate::registry::lookup(name).unwrap().family, crate::registry::Family::ResNet9(c));
+            let net = ResNet9::new(c, 3, 10, &device);
+            assert_eq!(crate::keys::param_count(&net), params, "{name}");
+        }
+        assert_eq!(9 * (3 * 7 + 178 * 49) + 70 * 7 + 80 * 7 + 10, 79_747);
     }
 
     #[test]

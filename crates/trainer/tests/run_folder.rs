@@ -68,8 +68,8 @@ fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
     // LeNet-5 (plain), AlexNet (dropout: the generator must be restored), ResNet-20
     // (BatchNorm statistics, SGD momentum), ResNet-20 again with a rate per stage
     // (`--backbone-lr-scale 0.3 --stage-lr-decay 0.5`), and with the modern recipe's parts
-    // (label smoothing, mixup and cutmix drawn per batch, accumulation, TrivialAugmentWide and
-    // random erasing).
+    // (Nesterov momentum with decay on weights only, label smoothing, mixup and cutmix drawn per
+    // batch, accumulation, TrivialAugmentWide and random erasing).
     for (model, rates, recipe) in [
         ("lenet5", None, false),
         ("alexnet", None, false),
@@ -88,6 +88,9 @@ fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
                 .with_stage_lr_decay(stage_lr_decay);
             match recipe {
                 true => cfg
+                    .with_nesterov(true)
+                    .with_weight_decay(5e-4)
+                    .with_decay_weights_only(true)
                     .with_label_smoothing(0.1)
                     .with_mixup(Some(0.2))
                     .with_cutmix(Some(1.0))

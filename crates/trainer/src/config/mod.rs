@@ -61,6 +61,12 @@ impl TrainConfig {
                 "does not combine with `schedule` onecycle, which warms up by itself".into(),
             );
         }
+        if self.optim.nesterov && (self.optim.optimizer != OptimizerKind::Sgd || self.optim.momentum == 0.0) {
+            return bad("nesterov", "needs `optimizer` sgd with a `momentum` above 0".into());
+        }
+        if self.optim.decay_weights_only && self.optim.weight_decay == 0.0 {
+            return bad("decay_weights_only", "says where `weight_decay` applies, but it is 0".into());
+        }
         if self.transfer.cache_features && self.transfer.freeze != cnn_transfer::FreezePolicy::All {
             return bad(
                 "cache_features",
@@ -191,6 +197,9 @@ mod tests {
             (ok.clone().with_mixup(Some(0.0)), "mixup"),
             (ok.clone().with_cutmix(Some(f64::INFINITY)), "cutmix"),
             (ok.clone().with_mix_switch(-0.5), "mix_switch"),
+            (ok.clone().with_nesterov(true), "nesterov"),
+            (ok.clone().with_optimizer(OptimizerKind::Sgd).with_momentum(0.0).with_nesterov(true), "nesterov"),
+            (ok.clone().with_decay_weights_only(true), "decay_weights_only"),
             (
                 ok.clone()
                     .with_freeze(cnn_transfer::FreezePolicy::All)

@@ -23,6 +23,7 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../presets/resnet20-fashion-long.toml"),
     ),
     ("speedrun", include_str!("../../presets/speedrun.toml")),
+    ("fashion-100k", include_str!("../../presets/fashion-100k.toml")),
 ];
 
 /// How deep presets may start from other presets (a loop is an error, not a hang).
@@ -153,7 +154,9 @@ mod tests {
             .with_label_smoothing(0.1)
             .with_augment(cnn_data_augment::Pipeline::preset("fashion").unwrap())
             .with_test_flip(true);
-        assert_eq!(preset("speedrun").unwrap(), speedrun);
+        assert_eq!(preset("speedrun").unwrap(), speedrun.clone());
+        let small = speedrun.with_model("resnet9_w7".into()).with_epochs(30);
+        assert_eq!(preset("fashion-100k").unwrap(), small);
     }
 
     #[test]

@@ -111,6 +111,13 @@ settings! {
         /// Weight decay: L2 for sgd and adam, decoupled for adamw [default: 0].
         weight_decay: f64 = 0.0, flag(Option<f64>), fixed, clap(allow_negative_numbers = true),
             check |v| (!(v.is_finite() && *v >= 0.0)).then(|| format!("must be 0 or more, got {v}"));
+        /// Nesterov momentum for sgd (PyTorch's `nesterov=True`: the step is g + momentum × v)
+        /// [default: off].
+        nesterov: bool = false, flag(bool), fixed;
+        /// Weight decay on convolution kernels and linear matrices only, not on biases and
+        /// batch-norm scales and shifts (the parameters of rank 1), as timm and the fast CIFAR-10
+        /// records do [default: off: every parameter decays].
+        decay_weights_only: bool = false, flag(bool), fixed;
         /// Learning-rate schedule after the warm-up: constant, step (x0.1 at 50% and 75% of the
         /// epochs), cosine, or onecycle (PyTorch's OneCycleLR: up from lr/25 to lr over 30% of the
         /// updates, then down; no --warmup) [default: constant].
