@@ -2,7 +2,15 @@
 """PyTorch reference for `cargo xtask bench`: the same models, sizes and steps, the same JSON.
 
     python3 scripts/bench_pytorch.py --out target/bench-pytorch.json [--threads 2] [--cuda]
-    cargo xtask bench --compare target/bench-pytorch.json
+    python3 scripts/bench_pytorch.py --variant channels_last --out target/bench-pytorch-cl.json
+    python3 scripts/bench_pytorch.py --variant compile --out target/bench-pytorch-compile.json
+    cargo xtask bench --compare target/bench-pytorch.json --compare target/bench-pytorch-cl.json
+
+`--variant` picks how PyTorch runs: `eager` (NCHW tensors, its default), `channels_last` (model
+and input in channels-last memory format, oneDNN's preferred layout on CPUs) or `compile`
+(`torch.compile` with its default inductor backend; compiling happens in the warm-up steps,
+which are not timed). The JSON's `backend` names the variant (`pytorch-cpu`,
+`pytorch-cpu-channels_last`, `pytorch-cpu-compile`), so a comparison says which one was fastest.
 
 Needs `torch` and `torchvision` (install them in a virtual environment outside the repository:
 `python3 -m venv ~/torch && ~/torch/bin/pip install torch torchvision`). Never run in CI.
@@ -64,6 +72,8 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--size", type=int, help="override the input size of every case")
     ap.add_argument("--batch", type=int, help="override the batch of every case")
+    ap.add_argument("--variant", choices=["eager", "channels_last", "compile"], default="eager",
+                    help="how PyTorch runs the models [default: eager]")
     args = ap.parse_args()
 
     import torch
@@ -79,7 +89,7 @@ def main():
     phases = ["infer", "train"] if args.phase == "both" else [args.phase]
     results = []
     print(f"{'model':<12} {'phase':<6} {'px':>5} {'batch':>6} {'median':>10} {'min':>10} {'max':>10}"
-          f"  (pytorch {torch.__version__} on {device}, {torch.get_num_threads()} threads)")
+          f"  (pytorch {torch.__version__} {args.variant} on {device}, {torch.get_num_threads()} threads)")
     for name, size, batch, part in SUITE:
         if args.model and name not in args.model:
             continue
@@ -88,8 +98,13 @@ def main():
             model, channels = build(name, 10, torch, nn, tv)
             model = model.to(device)
             x = torch.randn(batch, channels, size, size, device=device)
+            if args.variant == "channels_last":
+                model = model.to(memory_format=torch.channels_last)
+                x = x.contiguous(memory_format=torch.channels_last)
             y = torch.arange(batch, device=device) % 10
-            times = run(model, x, y, part, phase, args.warmup, args.reps, torch, nn, device)
+            # A compiled model compiles on its first calls: at least two untimed steps.
+            warmup = max(args.warmup, 2) if args.variant == "compile" else args.warmup
+            times = run(model, x, y, part, phase, warmup, args.reps, torch, nn, device, args.variant)
             times.sort()
             rate = lambda t: batch / max(t, 1e-12)
             result = {
@@ -103,8 +118,10 @@ def main():
             results.append(result)
             print(f"{name:<12} {phase:<6} {size:>5} {batch:>6} {result['median_img_s']:>10.1f} "
                   f"{result['min_img_s']:>10.1f} {result['max_img_s']:>10.1f}", flush=True)
+    backend = "pytorch-cuda" if args.cuda else "pytorch-cpu"
     doc = {
-        "backend": "pytorch-cuda" if args.cuda else "pytorch-cpu",
+        "backend": backend if args.variant == "eager" else f"{backend}-{args.variant}",
+        "variant": args.variant,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
@@ -116,15 +133,19 @@ def main():
     print(f"wrote {args.out}")
 
 
-def run(model, x, y, part, phase, warmup, reps, torch, nn, device):
+def run(model, x, y, part, phase, warmup, reps, torch, nn, device, variant="eager"):
     sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
     times = []
+    # What is timed: the whole model, or AlexNet's convolutional part; compiled as one graph.
+    forward = (lambda inp: features(model, inp)) if part == "features" else model
+    if variant == "compile":
+        forward = torch.compile(forward)
     if phase == "infer":
         model.eval()
         with torch.inference_mode():
             for step in range(warmup + reps):
                 start = time.perf_counter()
-                out = features(model, x) if part == "features" else model(x)
+                out = forward(x)
                 out.sum().item()
                 sync()
                 if step >= warmup:
@@ -137,9 +158,9 @@ def run(model, x, y, part, phase, warmup, reps, torch, nn, device):
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         if part == "features":
-            loss = features(model, x).mean()
+            loss = forward(x).mean()
         else:
-            out = model(x)
+            out = forward(x)
             if hasattr(out, "aux_logits1"):  # GoogLeNet's training outputs
                 loss = loss_fn(out.logits, y) + 0.3 * (loss_fn(out.aux_logits1, y) + loss_fn(out.aux_logits2, y))
             else:

@@ -28,7 +28,10 @@
 //! `bench` runs `cnn bench`: the CPU performance suite (LeNet-5, ResNet-20, ResNet-18, VGG-16,
 //! GoogLeNet, AlexNet's convolutional part; training and inference) on flex and ndarray, or on
 //! `--device` only, and writes `target/bench.json` (`target/bench-<device>.json`) unless `--json`
-//! is given; `--compare FILE` adds ours-vs-reference ratios from `scripts/bench_pytorch.py --out`. `download` runs `cnn download`:
+//! is given; `--compare FILE` (repeatable) adds ours-vs-reference ratios from
+//! `scripts/bench_pytorch.py --variant eager|channels_last|compile --out` or
+//! `scripts/bench_onnxruntime.py --out`, and with several, against the fastest of them per case.
+//! `download` runs `cnn download`:
 //! checksums, a progress bar, atomic placement; `--from DIR` imports local copies.
 //! `--device ndarray|wgpu` also enables that cargo feature for the build. The build uses the
 //! dev profile, whose dependencies are fully optimised (see the workspace `Cargo.toml`), so it
@@ -44,7 +47,7 @@ const USAGE: &str = "usage: cargo xtask train [--device flex|ndarray|wgpu] [--fe
 [--preset NAME] [--model NAME] [--dataset NAME] [--epochs N] [--resume DIR] [cnn train flags…]
        cargo xtask bench [--device flex|ndarray|wgpu] [--features F] [--release] \
 [--model NAME]... [--suite perf|families] [--size N] [--batch N] [--phase infer|train|both] [--warmup N] [--reps N] \
-[--json FILE] [--compare PYTORCH.json]
+[--json FILE] [--compare REFERENCE.json]...
        cargo xtask download <mnist|fashion-mnist|cifar10|cifar100> [--from DIR] [--data-dir DIR]
        cargo xtask test [cargo test arguments…]
        cargo xtask speedrun [--seeds 1,2,3] [--preset NAME] [--out DIR] [--release] [cnn train flags…]

@@ -36,9 +36,11 @@ pub struct BenchArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// A reference run's JSON (e.g. from scripts/bench_pytorch.py): print ours vs theirs per case.
+    /// A reference run's JSON (scripts/bench_pytorch.py --variant …, scripts/bench_onnxruntime.py,
+    /// or cnn bench --json): print ours vs theirs per case. Repeat it for several references:
+    /// each case is then also compared with the fastest of them, named.
     #[arg(long)]
-    compare: Option<PathBuf>,
+    compare: Vec<PathBuf>,
 }
 
 pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
@@ -48,19 +50,7 @@ pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
     };
     let cases = cases(&args, &phases)?;
     // Read the reference first: a wrong path should not cost a whole benchmark run.
-    let reference = match &args.compare {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let doc: ReferenceFile = serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{} is not a benchmark file (cnn bench --json or bench_pytorch.py --out)",
-                    path.display()
-                )
-            })?;
-            Some(doc)
-        }
-        None => None,
-    };
+    let references = args.compare.iter().map(|path| read_reference(path)).collect::<Result<Vec<_>>>()?;
     let backends: Vec<Option<&str>> = if args.backends.is_empty() {
         vec![device]
     } else {
@@ -90,9 +80,15 @@ pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
             );
             results.push(r);
         }
-        if let Some(reference) = &reference {
+        for reference in &references {
             println!("{backend} vs {}:", reference.backend);
             for line in cnn_experiments::compare_lines(&results, reference) {
+                println!("  {line}");
+            }
+        }
+        if references.len() > 1 {
+            println!("{backend} vs the fastest reference per case:");
+            for line in cnn_experiments::best_lines(&results, &references) {
                 println!("  {line}");
             }
         }
@@ -124,4 +120,16 @@ fn cases(args: &BenchArgs, phases: &[BenchPhase]) -> Result<Vec<BenchCase>> {
         args.batch,
         phases,
     )?)
+}
+
+/// A reference benchmark file, read before any measuring: a wrong path should not cost a whole
+/// benchmark run.
+fn read_reference(path: &std::path::Path) -> Result<ReferenceFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a benchmark file (cnn bench --json, bench_pytorch.py or bench_onnxruntime.py --out)",
+            path.display()
+        )
+    })
 }

@@ -465,6 +465,29 @@ fn augment_errors_are_clear() {
 }
 
 #[test]
+fn bench_compares_with_each_reference_and_the_fastest_one() {
+    let dir = cnn_testkit::scratch("cli", "bench-compare");
+    std::fs::create_dir_all(&dir).unwrap();
+    let reference = |backend: &str, img_s: f64| {
+        let path = dir.join(format!("{backend}.json"));
+        let case = r#"{"model": "lenet5", "size": 32, "batch": 64, "num_classes": 10, "phase": "infer", "part": "whole"}"#;
+        let doc = format!(r#"{{"backend": "{backend}", "results": [{{"case": {case}, "median_img_s": {img_s}}}]}}"#);
+        std::fs::write(&path, doc).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (eager, ort) = (reference("pytorch-cpu", 1000.0), reference("onnxruntime-cpu", 2000.0));
+    let args = ["bench", "--model", "lenet5", "--batch", "64", "--phase", "infer", "--warmup", "0", "--reps", "1"];
+    let out = cnn(&[&args[..], &["--compare", &eager, "--compare", &ort]].concat());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("vs pytorch-cpu:") && text.contains("vs onnxruntime-cpu:"), "{text}");
+    assert!(text.contains("vs the fastest reference per case:"), "{text}");
+    assert!(text.contains("img/s vs 2000.0 img/s (onnxruntime-cpu) = "), "{text}");
+    let bad = cnn(&[&args[..], &["--compare", &eager, "--compare", "/nonexistent.json"]].concat());
+    assert!(assert_clean_failure(&bad).contains("/nonexistent.json"));
+}
+
+#[test]
 fn bench_loader_times_the_pipeline_four_ways() {
     let out = cnn(&["bench-loader", "--augment", "mnist", "--workers", "1", "--limit", "256"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();

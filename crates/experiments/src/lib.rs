@@ -22,6 +22,6 @@ pub mod reuse;
 pub mod transfer;
 
 pub use bench::{
-    BenchCase, BenchPart, BenchPhase, BenchResult, ReferenceFile, compare_lines, family_suite, perf_suite, run_bench,
+    BenchCase, BenchPart, BenchPhase, BenchResult, ReferenceFile, best_lines, compare_lines, family_suite, perf_suite, run_bench,
 };
 pub use bench_loader::{PipelineTiming, bench_pipeline};
