@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--model", action="append", help="only these models (repeatable)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--size", type=int, help="override the input size of every case")
+    ap.add_argument("--batch", type=int, help="override the batch of every case")
     args = ap.parse_args()
 
     import onnxruntime as ort
@@ -49,6 +51,7 @@ def main():
         for name, size, batch, part in SUITE:
             if args.model and name not in args.model:
                 continue
+            size, batch = args.size or size, args.batch or batch
             model, channels = build(name, 10, torch, nn, tv)
             model.eval()
             module = Features(model) if part == "features" else model

@@ -37,6 +37,7 @@
 //! dev profile, whose dependencies are fully optimised (see the workspace `Cargo.toml`), so it
 //! shares burn's build with `cargo test`; `--release` uses the release profile instead.
 
+mod bench_rounds;
 mod cycles;
 mod speedrun;
 mod test_cmd;
@@ -47,7 +48,8 @@ const USAGE: &str = "usage: cargo xtask train [--device flex|ndarray|wgpu] [--fe
 [--preset NAME] [--model NAME] [--dataset NAME] [--epochs N] [--resume DIR] [cnn train flags…]
        cargo xtask bench [--device flex|ndarray|wgpu] [--features F] [--release] \
 [--model NAME]... [--suite perf|families] [--size N] [--batch N] [--phase infer|train|both] [--warmup N] [--reps N] \
-[--json FILE] [--compare REFERENCE.json]...
+[--json FILE] [--compare REFERENCE.json]... \
+[--rounds N [--python PY] [--references eager,channels_last,compile,ort]]
        cargo xtask download <mnist|fashion-mnist|cifar10|cifar100> [--from DIR] [--data-dir DIR]
        cargo xtask test [cargo test arguments…]
        cargo xtask speedrun [--seeds 1,2,3] [--preset NAME] [--out DIR] [--release] [cnn train flags…]
@@ -143,13 +145,42 @@ fn bench_defaults(plan: &mut Plan) {
 
 /// Builds `cnn` with the planned features and runs `cnn <subcommand> …`.
 fn run_cnn(subcommand: &str, args: &[String]) -> ExitCode {
-    let mut plan = match plan(args) {
+    let mut args = args.to_vec();
+    let rounds = match subcommand {
+        "bench" => bench_rounds::take(&mut args),
+        _ => Ok(None),
+    };
+    let rounds = match rounds {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut plan = match plan(&args) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}\n{USAGE}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(rounds) = &rounds {
+        // Rounds compare flex with the references; `--device` may name another backend.
+        let ours = plan.device.get_or_insert_with(|| "flex".into()).clone();
+        eprintln!("xtask: building and running cnn (a first build compiles burn: 6 min on 2 cores)");
+        return bench_rounds::run(rounds, &ours, || cnn_command(&plan), &plan.cnn_args);
+    }
+    let mut cmd = cnn_command(&plan);
+    if subcommand == "bench" {
+        bench_defaults(&mut plan);
+    }
+    cmd.arg(subcommand).args(&plan.cnn_args);
+    eprintln!("xtask: building and running cnn (a first build compiles burn: 6 min on 2 cores, 20 with wgpu)");
+    exit_code(cmd.status())
+}
+
+/// `cargo run -p cnn-cli --bin cnn [--release] [--features …] -- [--device D]`.
+fn cnn_command(plan: &Plan) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["run", "--quiet", "-p", "cnn-cli", "--bin", "cnn"]);
@@ -163,12 +194,7 @@ fn run_cnn(subcommand: &str, args: &[String]) -> ExitCode {
     if let Some(d) = &plan.device {
         cmd.args(["--device", d]);
     }
-    if subcommand == "bench" {
-        bench_defaults(&mut plan);
-    }
-    cmd.arg(subcommand).args(&plan.cnn_args);
-    eprintln!("xtask: building and running cnn (a first build compiles burn: 6 min on 2 cores, 20 with wgpu)");
-    exit_code(cmd.status())
+    cmd
 }
 
 /// The exit code of a cargo run: its own, or failure with one line when it could not start.

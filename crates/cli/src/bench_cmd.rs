@@ -1,5 +1,6 @@
 //! `cnn bench`: images/s of inference and training steps, per backend, with GFLOP/s, JSON output
-//! and a comparison against a reference run (`scripts/bench_pytorch.py --out FILE`).
+//! and a comparison against reference runs (`scripts/bench_pytorch.py`, `bench_onnxruntime.py`);
+//! `cnn bench-compare`: several rounds of such files, median and spread per backend.
 
 use std::path::PathBuf;
 
@@ -132,4 +133,32 @@ fn read_reference(path: &std::path::Path) -> Result<ReferenceFile> {
             path.display()
         )
     })
+}
+
+/// `cnn bench-compare`: benchmark files of several alternating rounds (`cnn bench --json`, the
+/// reference scripts' `--out`), merged per backend.
+#[derive(clap::Args)]
+pub struct BenchCompareArgs {
+    /// The files: every round of ours and of each reference (files naming the same backend are
+    /// rounds of it).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Which backend is ours [default: flex].
+    #[arg(long, default_value = "flex")]
+    ours: String,
+}
+
+/// Prints, per case, our median over the rounds and its range against the fastest reference's.
+pub fn compare_rounds(args: BenchCompareArgs) -> Result<()> {
+    let files = args.files.iter().map(|path| read_reference(path)).collect::<Result<Vec<_>>>()?;
+    let merged = cnn_experiments::merge_rounds(&files);
+    let backends: Vec<&str> = merged.iter().map(|(b, _)| b.as_str()).collect();
+    if !backends.contains(&args.ours.as_str()) {
+        anyhow::bail!("no file is of --ours {} (the files are of: {})", args.ours, backends.join(", "));
+    }
+    println!("{} vs the fastest other per case, img/s: median (range over rounds)", args.ours);
+    for line in cnn_experiments::rounds_lines(&merged, &args.ours) {
+        println!("  {line}");
+    }
+    Ok(())
 }

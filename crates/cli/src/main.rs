@@ -71,6 +71,9 @@ enum Command {
     Summary(SummaryArgs),
     /// Measure images/s of inference or training steps (one model, or the per-family suite).
     Bench(bench_cmd::BenchArgs),
+    /// Merge several rounds of benchmark files (ours and references): median and range per
+    /// backend, ours against the fastest reference per case (`cargo xtask bench --rounds N`).
+    BenchCompare(bench_cmd::BenchCompareArgs),
     /// Time one epoch of the data pipeline: loading only, compute only, 0 and N workers.
     BenchLoader(BenchLoaderArgs),
     /// Time one head-training epoch through the frozen backbone and from cached features.
@@ -381,6 +384,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench_cmd::run(cli.device.as_deref(), args),
+        Command::BenchCompare(args) => bench_cmd::compare_rounds(args),
         Command::BenchLoader(args) => bench_loader(cli.device.as_deref(), args),
         Command::Augment(cmd) => augment_cmd::run(cmd),
         Command::BenchHead(args) => bench_head_cmd::run(cli.device.as_deref(), args),

@@ -323,79 +323,7 @@ pub fn family_suite() -> Vec<BenchCase> {
     .collect()
 }
 
-/// One case of a reference run (e.g. `scripts/bench_pytorch.py`): only what a comparison needs.
-#[derive(Clone, Debug, Deserialize)]
-pub struct ReferenceResult {
-    /// What was measured.
-    pub case: BenchCase,
-    /// Median images per second.
-    pub median_img_s: f64,
-}
-
-/// A benchmark file: `{"backend": …, "results": [...]}` as `cnn bench --json` and
-/// `scripts/bench_pytorch.py --out` write it.
-#[derive(Clone, Debug, Deserialize)]
-pub struct ReferenceFile {
-    /// Who measured (`flex`, `pytorch-cpu`, …).
-    pub backend: String,
-    /// The cases.
-    pub results: Vec<ReferenceResult>,
-}
-
-/// One line per case of `ours` that `reference` also measured, e.g.
-/// `resnet18 train 74.0 img/s vs 260.0 img/s = 0.28x`; cases the reference lacks are named too.
-pub fn compare_lines(ours: &[BenchResult], reference: &ReferenceFile) -> Vec<String> {
-    ours.iter()
-        .map(|r| match reference.results.iter().find(|x| x.case.key() == r.case.key()) {
-            Some(x) => ratio_line(r, x.median_img_s, ""),
-            None => format!("{} {}: not in {}", r.case.model, phase_name(r), reference.backend),
-        })
-        .collect()
-}
-
-/// One line per case of `ours` against the fastest of `references` that measured it, naming it,
-/// e.g. `resnet18 train 74.0 img/s vs 260.0 img/s (pytorch-cpu-channels_last) = 0.28x`: the
-/// bar is the best a user can pick, not one way of running PyTorch.
-pub fn best_lines(ours: &[BenchResult], references: &[ReferenceFile]) -> Vec<String> {
-    ours.iter()
-        .map(|r| {
-            let fastest = references
-                .iter()
-                .filter_map(|f| {
-                    let x = f.results.iter().find(|x| x.case.key() == r.case.key())?;
-                    Some((x.median_img_s, f.backend.as_str()))
-                })
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            match fastest {
-                Some((img_s, backend)) => ratio_line(r, img_s, &format!(" ({backend})")),
-                None => format!("{} {}: in no reference", r.case.model, phase_name(r)),
-            }
-        })
-        .collect()
-}
-
-fn phase_name(r: &BenchResult) -> String {
-    format!("{:?}", r.case.phase).to_lowercase()
-}
-
-/// `model phase OURS img/s vs THEIRS img/s{who} = RATIOx`.
-fn ratio_line(r: &BenchResult, theirs: f64, who: &str) -> String {
-    let ratio = r.median_img_s / theirs.max(1e-12);
-    // Small ratios keep two significant digits (0.0046x, not 0.00x).
-    let digits = if ratio >= 0.1 {
-        2
-    } else {
-        (1.0 - ratio.log10().floor()).min(6.0) as usize
-    };
-    format!(
-        "{} {} {:.1} img/s vs {theirs:.1} img/s{who} = {ratio:.digits$}x",
-        r.case.model,
-        phase_name(r),
-        r.median_img_s
-    )
-}
-
-/// The JSON document of a benchmark: one backend's results in the shape [`ReferenceFile`] reads
+/// The JSON document of a benchmark: one backend's results in the shape `ReferenceFile` reads
 /// (`--compare`), several backends as a list of such documents under `runs`; with the CPU model,
 /// thread count and versions for the record.
 pub fn report_json(runs: &[(&str, &[BenchResult])]) -> serde_json::Value {
@@ -437,75 +365,6 @@ pub fn cpu_model() -> String {
 mod tests {
     use super::*;
 
-    fn result(model: &str, phase: BenchPhase, img_s: f64) -> BenchResult {
-        let case = perf_suite(&[phase]).into_iter().find(|c| c.model == model).unwrap();
-        BenchResult {
-            case,
-            median_img_s: img_s,
-            min_img_s: img_s,
-            max_img_s: img_s,
-            repetitions: 1,
-            mult_adds_per_image: 1,
-            gflops: 0.0,
-        }
-    }
-
-    #[test]
-    fn comparison_pairs_cases_and_states_the_ratio() {
-        let reference: ReferenceFile = serde_json::from_str(
-            r#"{"backend": "pytorch-cpu", "results": [
-                {"case": {"model": "resnet18", "size": 64, "batch": 32, "num_classes": 10,
-                          "phase": "train", "part": "whole"}, "median_img_s": 260.0},
-                {"case": {"model": "resnet18", "size": 64, "batch": 32, "num_classes": 10,
-                          "phase": "infer"}, "median_img_s": 938.0},
-                {"case": {"model": "resnet20", "size": 32, "batch": 128, "num_classes": 10,
-                          "phase": "train"}, "median_img_s": 150.0}]}"#,
-        )
-        .unwrap();
-        let lines = compare_lines(
-            &[
-                result("resnet18", BenchPhase::Train, 74.0),
-                result("resnet18", BenchPhase::Infer, 266.0),
-                result("vgg16", BenchPhase::Train, 10.0),
-                result("resnet20", BenchPhase::Train, 0.7),
-            ],
-            &reference,
-        );
-        assert_eq!(lines[0], "resnet18 train 74.0 img/s vs 260.0 img/s = 0.28x");
-        assert_eq!(lines[1], "resnet18 infer 266.0 img/s vs 938.0 img/s = 0.28x");
-        assert_eq!(lines[2], "vgg16 train: not in pytorch-cpu");
-        assert_eq!(lines[3], "resnet20 train 0.7 img/s vs 150.0 img/s = 0.0047x");
-    }
-
-    #[test]
-    fn the_fastest_reference_per_case_is_the_bar_and_is_named() {
-        let file = |backend: &str, train: f64, infer: Option<f64>| -> ReferenceFile {
-            let case = |phase: &str, img_s: f64| {
-                serde_json::json!({"case": {"model": "resnet18", "size": 64, "batch": 32,
-                    "num_classes": 10, "phase": phase, "part": "whole"}, "median_img_s": img_s})
-            };
-            let mut results = vec![case("train", train)];
-            results.extend(infer.map(|i| case("infer", i)));
-            serde_json::from_value(serde_json::json!({"backend": backend, "results": results})).unwrap()
-        };
-        let references = [
-            file("pytorch-cpu", 200.0, Some(700.0)),
-            file("pytorch-cpu-channels_last", 250.0, Some(650.0)),
-            file("pytorch-cpu-compile", 220.0, None),
-        ];
-        let lines = best_lines(
-            &[
-                result("resnet18", BenchPhase::Train, 200.0),
-                result("resnet18", BenchPhase::Infer, 1400.0),
-                result("vgg16", BenchPhase::Train, 10.0),
-            ],
-            &references,
-        );
-        assert_eq!(lines[0], "resnet18 train 200.0 img/s vs 250.0 img/s (pytorch-cpu-channels_last) = 0.80x");
-        assert_eq!(lines[1], "resnet18 infer 1400.0 img/s vs 700.0 img/s (pytorch-cpu) = 2.00x");
-        assert_eq!(lines[2], "vgg16 train: in no reference");
-    }
-
     #[test]
     fn the_suite_lists_the_issue_models_in_both_phases() {
         let suite = perf_suite(&[BenchPhase::Infer, BenchPhase::Train]);
@@ -515,20 +374,5 @@ mod tests {
             (alexnet.size, alexnet.batch, alexnet.part),
             (224, 8, BenchPart::Features)
         );
-    }
-
-    #[test]
-    fn a_report_of_one_backend_reads_back_as_a_reference() {
-        let ours = [result("resnet18", BenchPhase::Train, 74.0)];
-        let doc = report_json(&[("flex", &ours)]);
-        assert!(doc["cpu"].as_str().is_some_and(|c| !c.is_empty()));
-        let back: ReferenceFile = serde_json::from_value(doc).unwrap();
-        assert_eq!(back.backend, "flex");
-        assert_eq!(
-            compare_lines(&ours, &back),
-            ["resnet18 train 74.0 img/s vs 74.0 img/s = 1.00x"]
-        );
-        let two = report_json(&[("flex", &ours), ("ndarray", &ours)]);
-        assert_eq!(two["runs"].as_array().map(Vec::len), Some(2));
     }
 }

@@ -10,10 +10,12 @@
 //! - [`transfer`]: pretrained against from scratch with few labels, five ways of fine-tuning
 //!   ([`transfer::report`] writes its table and plot);
 //! - [`reuse`]: how every experiment gets its runs (trained once, reused, resumed);
-//! - [`bench`]: images/s of inference and training steps per model;
+//! - [`bench`]: images/s of inference and training steps per model; [`bench_compare`]: against
+//!   reference runs (PyTorch's variants, ONNX Runtime), per round and over alternating rounds;
 //!   [`bench_loader`]: the data pipeline's throughput.
 
 pub mod bench;
+pub mod bench_compare;
 pub mod bench_loader;
 pub mod degradation;
 pub mod ensemble;
@@ -21,7 +23,6 @@ pub mod identity;
 pub mod reuse;
 pub mod transfer;
 
-pub use bench::{
-    BenchCase, BenchPart, BenchPhase, BenchResult, ReferenceFile, best_lines, compare_lines, family_suite, perf_suite, run_bench,
-};
+pub use bench::{BenchCase, BenchPart, BenchPhase, BenchResult, family_suite, perf_suite, run_bench};
+pub use bench_compare::{ReferenceFile, best_lines, compare_lines, merge_rounds, rounds_lines};
 pub use bench_loader::{PipelineTiming, bench_pipeline};

@@ -40,6 +40,24 @@ fn every_model_gives_batch_by_classes_at_a_small_input() {
     }
 }
 
+/// The zoo's ResNet-9 names at their widths and parameter counts (the formula is checked in
+/// `resnet9.rs`); `resnet9_w7` stays under Fashion-MNIST's 100K-parameter class.
+#[test]
+fn resnet9_names_have_their_widths_and_parameter_counts() {
+    let device = Device::flex();
+    for (name, width, params) in [
+        ("resnet9", 64, 6_573_130),
+        ("resnet9_w32", 32, 1_646_122),
+        ("resnet9_w16", 16, 412_954),
+        ("resnet9_w7", 7, 79_747),
+    ] {
+        let info = MODELS.iter().find(|m| m.name == name).unwrap();
+        assert_eq!(info.family, Family::ResNet9(width), "{name}");
+        let model = build(name, BuildOptions::classes(10), &device).unwrap();
+        assert_eq!(param_count(&model), params, "{name}");
+    }
+}
+
 #[test]
 fn grayscale_input_channels_are_configurable() {
     let device = Device::flex();
