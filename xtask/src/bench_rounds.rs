@@ -13,6 +13,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use crate::speedrun::status;
+
 /// The references a round runs by default.
 const ALL: [&str; 4] = ["eager", "channels_last", "compile", "ort"];
 
@@ -158,14 +160,6 @@ fn rounds(r: &Rounds, ours: &str, cnn: impl Fn() -> Command, bench_args: &[Strin
     let mut compare = cnn();
     compare.args(["bench-compare", "--ours", ours]).args(&files);
     status("bench-compare", &mut compare)
-}
-
-fn status(what: &str, cmd: &mut Command) -> Result<(), String> {
-    match cmd.status() {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(format!("{what} failed ({s})")),
-        Err(e) => Err(format!("cannot start {what}: {e}")),
-    }
 }
 
 #[cfg(test)]

@@ -96,11 +96,12 @@ fn cargo_cnn(release: bool, build_only: bool) -> Command {
     cmd
 }
 
-fn status(what: &str, cmd: &mut Command) -> Result<(), String> {
+/// Runs `cmd` to its end: `Ok` when it succeeded, else one line naming `what`.
+pub(crate) fn status(what: &str, cmd: &mut Command) -> Result<(), String> {
     match cmd.status() {
         Ok(s) if s.success() => Ok(()),
         Ok(s) => Err(format!("{what} failed ({s})")),
-        Err(e) => Err(format!("cannot run cargo for {what}: {e}")),
+        Err(e) => Err(format!("cannot start {what}: {e}")),
     }
 }
 
