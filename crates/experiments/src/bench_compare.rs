@@ -148,14 +148,16 @@ fn of_rounds(case: BenchCase, mut values: Vec<f64>) -> RoundsOfCase {
 
 /// The rounds' table: per case of `ours`, our median and range, the fastest other backend's
 /// (by median, named) and the ratio of the medians, e.g.
-/// `resnet18 train  210.0 (205.0–214.0)  vs 264.0 (250.0–270.0) pytorch-cpu-compile  = 0.80x`.
+/// `resnet18 train 210.0 (205.0–214.0, 3 rounds) vs 264.0 (250.0–270.0, 3 rounds)
+/// pytorch-cpu-compile = 0.80x`.
 pub fn rounds_lines(merged: &[(String, Vec<RoundsOfCase>)], ours: &str) -> Vec<String> {
     let Some((_, our_cases)) = merged.iter().find(|(b, _)| b == ours) else {
         return vec![format!("no results of {ours} among the files")];
     };
     let range = |r: &RoundsOfCase| {
+        let plural = if r.rounds == 1 { "" } else { "s" };
         format!(
-            "{:.1} ({:.1}–{:.1}, {} rounds)",
+            "{:.1} ({:.1}–{:.1}, {} round{plural})",
             r.median_img_s, r.min_img_s, r.max_img_s, r.rounds
         )
     };
@@ -298,6 +300,7 @@ mod tests {
         );
         // Two rounds: the mean of the two.
         assert_eq!(merge_rounds(&files[..4])[0].1[0].median_img_s, 590.0);
+        assert!(rounds_lines(&merge_rounds(&files[..2]), "flex")[0].contains("600.0 (600.0–600.0, 1 round) vs"));
         assert_eq!(
             rounds_lines(&merged, "ndarray"),
             ["no results of ndarray among the files"]
