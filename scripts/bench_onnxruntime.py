@@ -17,15 +17,13 @@ repository (`pip install torch torchvision onnx onnxscript onnxruntime`). Never 
 """
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
 
 import torch
 
-from bench_pytorch import SUITE, build, features
+from bench_pytorch import SUITE, build, case_result, features, write_report
 
 
 def main():
@@ -72,30 +70,8 @@ def main():
                 float(out.sum())
                 if step >= args.warmup:
                     times.append(time.perf_counter() - start)
-            times.sort()
-            rate = lambda t: batch / max(t, 1e-12)
-            result = {
-                "case": {"model": name, "size": size, "batch": batch, "num_classes": 10,
-                         "phase": "infer", "part": part},
-                "median_img_s": rate(times[len(times) // 2]),
-                "min_img_s": rate(times[-1]),
-                "max_img_s": rate(times[0]),
-                "repetitions": len(times),
-            }
-            results.append(result)
-            print(f"{name:<12} {'infer':<6} {size:>5} {batch:>6} {result['median_img_s']:>10.1f} "
-                  f"{result['min_img_s']:>10.1f} {result['max_img_s']:>10.1f}", flush=True)
-    doc = {
-        "backend": "onnxruntime-cpu",
-        "onnxruntime": ort.__version__,
-        "threads": args.threads,
-        "cpu": platform.processor() or platform.machine(),
-        "date": time.strftime("%Y-%m-%d"),
-        "results": results,
-    }
-    with open(args.out, "w") as f:
-        json.dump(doc, f, indent=2)
-    print(f"wrote {args.out}")
+            results.append(case_result(name, size, batch, "infer", part, times))
+    write_report(args.out, "onnxruntime-cpu", args.threads, results, onnxruntime=ort.__version__)
 
 
 class Features(torch.nn.Module):

@@ -105,32 +105,47 @@ def main():
             # A compiled model compiles on its first calls: at least two untimed steps.
             warmup = max(args.warmup, 2) if args.variant == "compile" else args.warmup
             times = run(model, x, y, part, phase, warmup, args.reps, torch, nn, device, args.variant)
-            times.sort()
-            rate = lambda t: batch / max(t, 1e-12)
-            result = {
-                "case": {"model": name, "size": size, "batch": batch, "num_classes": 10,
-                         "phase": phase, "part": part},
-                "median_img_s": rate(times[len(times) // 2]),
-                "min_img_s": rate(times[-1]),
-                "max_img_s": rate(times[0]),
-                "repetitions": len(times),
-            }
-            results.append(result)
-            print(f"{name:<12} {phase:<6} {size:>5} {batch:>6} {result['median_img_s']:>10.1f} "
-                  f"{result['min_img_s']:>10.1f} {result['max_img_s']:>10.1f}", flush=True)
+            results.append(case_result(name, size, batch, phase, part, times))
     backend = "pytorch-cuda" if args.cuda else "pytorch-cpu"
-    doc = {
-        "backend": backend if args.variant == "eager" else f"{backend}-{args.variant}",
-        "variant": args.variant,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
-        "date": time.strftime("%Y-%m-%d"),
-        "results": results,
-    }
-    with open(args.out, "w") as f:
+    backend = backend if args.variant == "eager" else f"{backend}-{args.variant}"
+    write_report(args.out, backend, torch.get_num_threads(), results, variant=args.variant, torch=torch.__version__)
+
+
+def cpu_name():
+    """The CPU's model name from /proc/cpuinfo (as `cnn bench --json` records it), else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def write_report(path, backend, threads, results, **versions):
+    """The JSON that `cnn bench --compare` and `cnn bench-compare` read."""
+    doc = {"backend": backend, **versions, "threads": threads, "cpu": cpu_name(),
+           "date": time.strftime("%Y-%m-%d"), "results": results}
+    with open(path, "w") as f:
         json.dump(doc, f, indent=2)
-    print(f"wrote {args.out}")
+    print(f"wrote {path}")
+
+
+def case_result(name, size, batch, phase, part, times):
+    """The suite's JSON entry of one case from its steps' seconds, printed as a table row."""
+    times = sorted(times)
+    rate = lambda t: batch / max(t, 1e-12)
+    result = {
+        "case": {"model": name, "size": size, "batch": batch, "num_classes": 10, "phase": phase, "part": part},
+        "median_img_s": rate(times[len(times) // 2]),
+        "min_img_s": rate(times[-1]),
+        "max_img_s": rate(times[0]),
+        "repetitions": len(times),
+    }
+    print(f"{name:<12} {phase:<6} {size:>5} {batch:>6} {result['median_img_s']:>10.1f} "
+          f"{result['min_img_s']:>10.1f} {result['max_img_s']:>10.1f}", flush=True)
+    return result
 
 
 def run(model, x, y, part, phase, warmup, reps, torch, nn, device, variant="eager"):
