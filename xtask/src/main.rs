@@ -146,10 +146,7 @@ fn bench_defaults(plan: &mut Plan) {
 /// Builds `cnn` with the planned features and runs `cnn <subcommand> …`.
 fn run_cnn(subcommand: &str, args: &[String]) -> ExitCode {
     let mut args = args.to_vec();
-    let rounds = match subcommand {
-        "bench" => bench_rounds::take(&mut args),
-        _ => Ok(None),
-    };
+    let rounds = if subcommand == "bench" { bench_rounds::take(&mut args) } else { Ok(None) };
     let rounds = match rounds {
         Ok(r) => r,
         Err(e) => {

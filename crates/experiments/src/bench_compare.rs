@@ -3,8 +3,6 @@
 //! the fastest of them, and over several alternating rounds the median and spread of each
 //! backend (`cnn bench-compare`, which `cargo xtask bench --rounds N` runs).
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 
 use crate::bench::{BenchCase, BenchResult};
@@ -101,13 +99,17 @@ pub struct RoundsOfCase {
 /// Files of several rounds merged per backend (files with the same `backend` are rounds of it),
 /// each case as [`RoundsOfCase`]; backends in the order they first appear.
 pub fn merge_rounds(files: &[ReferenceFile]) -> Vec<(String, Vec<RoundsOfCase>)> {
-    let mut order: Vec<String> = Vec::new();
-    let mut medians: BTreeMap<&str, Vec<(BenchCase, Vec<f64>)>> = BTreeMap::new();
+    // Per backend, in order of appearance: each case with every round's median.
+    let mut backends: Vec<(&str, Vec<(BenchCase, Vec<f64>)>)> = Vec::new();
     for file in files {
-        if !order.contains(&file.backend) {
-            order.push(file.backend.clone());
-        }
-        let cases = medians.entry(file.backend.as_str()).or_default();
+        let at = match backends.iter().position(|(b, _)| *b == file.backend) {
+            Some(at) => at,
+            None => {
+                backends.push((&file.backend, Vec::new()));
+                backends.len() - 1
+            }
+        };
+        let cases = &mut backends[at].1;
         for r in &file.results {
             match cases.iter_mut().find(|(c, _)| c.key() == r.case.key()) {
                 Some((_, values)) => values.push(r.median_img_s),
@@ -115,15 +117,11 @@ pub fn merge_rounds(files: &[ReferenceFile]) -> Vec<(String, Vec<RoundsOfCase>)>
             }
         }
     }
-    order
+    backends
         .into_iter()
-        .map(|backend| {
-            let cases = medians.remove(backend.as_str()).unwrap_or_default();
-            let merged = cases
-                .into_iter()
-                .map(|(case, values)| of_rounds(case, values))
-                .collect();
-            (backend, merged)
+        .map(|(backend, cases)| {
+            let merged = cases.into_iter().map(|(case, values)| of_rounds(case, values)).collect();
+            (backend.to_string(), merged)
         })
         .collect()
 }
