@@ -1,7 +1,7 @@
 //! `cnn weights import | download | verify | export`: torchvision weights into our models, and a
 //! run's weights back out to PyTorch.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::module::Module;
@@ -51,17 +51,28 @@ pub enum WeightsCommand {
         #[arg(long)]
         io: PathBuf,
     },
-    /// Write a run's weights for PyTorch: torchvision's keys and layouts, as .safetensors or as
-    /// a torch.save .pth, so that the matching torchvision model loads them with strict=True.
+    /// Write a run's weights for PyTorch (torchvision's keys and layouts, as .safetensors or as
+    /// a torch.save .pth, so that the matching torchvision model loads them with strict=True),
+    /// or its inference graph as ONNX (opset 18, the preprocessing in the metadata).
     Export {
         /// The run folder (written by `cnn train`).
         #[arg(long)]
         run: PathBuf,
-        /// Output file: .safetensors, or .pth/.pt.
+        /// Output file: .safetensors, .pth/.pt or .onnx.
         #[arg(long)]
         out: PathBuf,
-        /// Also write two random images and the run's logits for them (safetensors `input`,
-        /// `logits`), for scripts/check_export.py or `cnn weights verify`.
+        /// The format [default: --out's extension].
+        #[arg(long, value_enum)]
+        format: Option<ExportFormat>,
+        /// ONNX: images per call [default: 1].
+        #[arg(long, conflicts_with = "dynamic_batch")]
+        batch: Option<usize>,
+        /// ONNX: any number of images per call (the input's first axis is named `batch`).
+        #[arg(long)]
+        dynamic_batch: bool,
+        /// Also write random images and the run's logits for them (safetensors `input`,
+        /// `logits`; two images, or --batch's number), for scripts/check_export.py,
+        /// scripts/check_onnx.py or `cnn weights verify`.
         #[arg(long)]
         io: Option<PathBuf>,
     },
@@ -72,26 +83,16 @@ pub fn run(device: Option<&str>, cmd: WeightsCommand) -> Result<()> {
     if let WeightsCommand::Download { model, from, dir } = cmd {
         return download(&model, from, dir);
     }
-    if let WeightsCommand::Export { run, out, io } = cmd {
-        let folder = cnn_trainer::RunFolder::open(&run)?;
-        let tensors = folder
-            .export(&out)
-            .with_context(|| format!("exporting {}", run.display()))?;
-        println!(
-            "wrote {} ({tensors} tensors of {} under torchvision's keys, {} classes)",
-            out.display(),
-            folder.config.task.model,
-            folder.class_names.len()
-        );
-        if let Some(io) = io {
-            folder.write_reference_io(&io)?;
-            println!(
-                "wrote {} (input and logits at {} px)",
-                io.display(),
-                folder.preprocess.size
-            );
-        }
-        return Ok(());
+    if let WeightsCommand::Export {
+        run,
+        out,
+        format,
+        batch,
+        dynamic_batch,
+        io,
+    } = cmd
+    {
+        return export(&run, &out, format, batch, dynamic_batch, io);
     }
     let (_, device) = crate::open_device(device)?;
     match cmd {
@@ -125,6 +126,101 @@ pub fn run(device: Option<&str>, cmd: WeightsCommand) -> Result<()> {
             println!("{model} from {}: {}", weights.display(), parity.report);
             println!("max abs diff {:e} over {} values", parity.max_abs_diff, parity.values);
         }
+    }
+    Ok(())
+}
+
+/// The formats of `cnn weights export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// safetensors, torchvision's keys.
+    Safetensors,
+    /// torch.save archive, torchvision's keys.
+    Pth,
+    /// ONNX inference graph.
+    Onnx,
+}
+
+impl ExportFormat {
+    /// The format `path`'s extension names, if any.
+    fn of(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "safetensors" => Some(Self::Safetensors),
+            "pth" | "pt" => Some(Self::Pth),
+            "onnx" => Some(Self::Onnx),
+            _ => None,
+        }
+    }
+}
+
+/// `cnn weights export`.
+fn export(
+    run: &Path,
+    out: &Path,
+    format: Option<ExportFormat>,
+    batch: Option<usize>,
+    dynamic_batch: bool,
+    io: Option<PathBuf>,
+) -> Result<()> {
+    let by_extension = ExportFormat::of(out);
+    let format = match (format, by_extension) {
+        (Some(f), Some(e)) if f != e => anyhow::bail!(
+            "--format {f:?} does not match --out {} (give it the format's extension)",
+            out.display()
+        ),
+        (Some(f), _) | (None, Some(f)) => f,
+        (None, None) => anyhow::bail!(
+            "cannot tell the format of --out {}: end it in .onnx, .safetensors or .pth, or give --format",
+            out.display()
+        ),
+    };
+    if format != ExportFormat::Onnx && (batch.is_some() || dynamic_batch) {
+        anyhow::bail!("--batch and --dynamic-batch apply to ONNX exports only");
+    }
+    let folder = cnn_trainer::RunFolder::open(run)?;
+    let context = || format!("exporting {}", run.display());
+    let images = match format {
+        ExportFormat::Onnx => {
+            let (shape, images, per_call) = match batch {
+                _ if dynamic_batch => (cnn_transfer::OnnxBatch::Dynamic, 2, "any number of".to_string()),
+                n => {
+                    let n = n.unwrap_or(1);
+                    (cnn_transfer::OnnxBatch::Fixed(n), n, n.to_string())
+                }
+            };
+            let bytes = folder.export_onnx(out, shape).with_context(context)?;
+            let p = &folder.preprocess;
+            println!(
+                "wrote {} ({:.1} MB, ONNX opset {}): {} on {per_call} images of {}x{}x{} per call, {} classes",
+                out.display(),
+                bytes as f64 / 1e6,
+                cnn_transfer::OPSET,
+                folder.config.task.model,
+                p.channels,
+                p.size,
+                p.size,
+                folder.class_names.len()
+            );
+            images
+        }
+        _ => {
+            let tensors = folder.export(out).with_context(context)?;
+            println!(
+                "wrote {} ({tensors} tensors of {} under torchvision's keys, {} classes)",
+                out.display(),
+                folder.config.task.model,
+                folder.class_names.len()
+            );
+            2
+        }
+    };
+    if let Some(io) = io {
+        folder.write_reference_io(&io, images)?;
+        println!(
+            "wrote {} ({images} images and their logits at {} px)",
+            io.display(),
+            folder.preprocess.size
+        );
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::AdaptiveAvgPool2dConfig;
-use burn::nn::{DropoutConfig, LinearConfig, LocalResponseNormConfig, PaddingConfig2d, Relu};
+use burn::nn::{DropoutConfig, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::Device;
 
 use crate::features_net::FeaturesNet;
@@ -65,7 +65,7 @@ impl AlexNetConfig {
                     .init(device),
             )
         };
-        let lrn = || Layer::Lrn(LocalResponseNormConfig::new(5).with_k(2.0).init());
+        let lrn = || Layer::Lrn(crate::portable::Lrn::new(5).with_k(2.0));
         let [f1, f2, f3, f4, f5] = self.filters;
         let mut features = vec![conv(self.in_channels, f1, 11, 4, 2, 1), Layer::Relu(Relu)];
         if self.local_response_norm {

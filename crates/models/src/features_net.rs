@@ -45,7 +45,7 @@ impl FeaturesNet {
     }
 
     fn pooled(&self, maps: Tensor<4>) -> Tensor<2> {
-        self.avgpool.forward(maps).flatten(1, 3)
+        crate::portable::adaptive_avg_pool2d(maps, self.avgpool.output_size).flatten(1, 3)
     }
 
     /// Where the last convolutional stage ends: after the last convolution and the layers that

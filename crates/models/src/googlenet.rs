@@ -196,6 +196,15 @@ impl GoogLeNet {
         GoogLeNetConfig::new().with_num_classes(num_classes).init(device)
     }
 
+    /// The network without its auxiliary classifiers, which only training uses.
+    pub fn without_aux(self) -> Self {
+        Self {
+            aux1: None,
+            aux2: None,
+            ..self
+        }
+    }
+
     /// What the network does to its input first: with `transform_input`, ImageNet-normalised
     /// input is re-normalised to `(x − 0.5) / 0.5` per channel (torchvision's `_transform_input`);
     /// otherwise the input is returned unchanged.
@@ -204,19 +213,14 @@ impl GoogLeNet {
             return x;
         }
         // Undo ImageNet mean/std and apply (x - 0.5) / 0.5, channel by channel.
+        // As per-channel constants broadcast over the batch (no channel slices, which would fix
+        // the batch axis of an ONNX export).
         let (means, stds) = crate::IMAGENET_MEAN_STD;
-        let channels = stds
-            .iter()
-            .zip(means)
-            .enumerate()
-            .map(|(c, (&std, mean))| {
-                x.clone()
-                    .narrow(1, c, 1)
-                    .mul_scalar(std / 0.5)
-                    .add_scalar((mean - 0.5) / 0.5)
-            })
-            .collect();
-        Tensor::cat(channels, 1)
+        let device = x.device();
+        let per_channel = |v: [f32; 3]| Tensor::<1>::from_floats(v, &device).reshape([1, 3, 1, 1]);
+        let scale = per_channel(stds.map(|s| s / 0.5));
+        let shift = per_channel([0, 1, 2].map(|c| (means[c] - 0.5) / 0.5));
+        x * scale + shift
     }
 
     /// Everything before `fc`: the pooled 1024-d features (dropout applied in training).
@@ -249,7 +253,7 @@ impl GoogLeNet {
     }
 
     fn pool_maps(&self, maps: Tensor<4>) -> Tensor<2> {
-        self.dropout.forward(self.avgpool.forward(maps).flatten(1, 3))
+        self.dropout.forward(crate::portable::adaptive_avg_pool2d(maps, self.avgpool.output_size).flatten(1, 3))
     }
 
     fn run_maps(&self, x: Tensor<4>, with_aux: bool) -> (Tensor<4>, Vec<Tensor<2>>) {

@@ -208,7 +208,7 @@ impl InceptionNet {
     /// Class logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.fc
-            .forward(self.avgpool.forward(self.inception.forward(x)).flatten(1, 3))
+            .forward(crate::portable::adaptive_avg_pool2d(self.inception.forward(x), self.avgpool.output_size).flatten(1, 3))
     }
 
     /// Per-layer summary.

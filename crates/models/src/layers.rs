@@ -9,7 +9,9 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, Linear, LocalResponseNorm, PaddingConfig2d, Relu};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, Linear, PaddingConfig2d, Relu};
+
+use crate::portable::{Lrn, adaptive_avg_pool2d};
 use burn::tensor::{Device, Tensor};
 
 use crate::summary::{OutShape, Shape3, Summary, window_out};
@@ -31,7 +33,7 @@ pub enum Layer {
     /// Adaptive average pooling to a fixed output size.
     AdaptiveAvgPool(AdaptiveAvgPool2d),
     /// Local response normalisation (AlexNet paper).
-    Lrn(LocalResponseNorm),
+    Lrn(Lrn),
 }
 
 impl Layer {
@@ -43,7 +45,7 @@ impl Layer {
             Layer::Relu(m) => m.forward(x),
             Layer::MaxPool(m) => crate::fast_pool::max_pool2d(m, x),
             Layer::AvgPool(m) => crate::fast_pool::avg_pool2d(m, x),
-            Layer::AdaptiveAvgPool(m) => m.forward(x),
+            Layer::AdaptiveAvgPool(m) => adaptive_avg_pool2d(x, m.output_size),
             Layer::Lrn(m) => m.forward(x),
         }
     }
@@ -159,7 +161,7 @@ pub fn forward_until_last(
     classifier: &[Dense],
     x: Tensor<4>,
 ) -> Tensor<2> {
-    let x = avgpool.forward(forward_seq(features, x));
+    let x = adaptive_avg_pool2d(forward_seq(features, x), avgpool.output_size);
     let n = classifier.len().saturating_sub(1);
     forward_dense(&classifier[..n], x.flatten(1, 3))
 }
@@ -171,7 +173,7 @@ pub fn forward_features_head(
     classifier: &[Dense],
     x: Tensor<4>,
 ) -> Tensor<2> {
-    let x = avgpool.forward(forward_seq(features, x));
+    let x = adaptive_avg_pool2d(forward_seq(features, x), avgpool.output_size);
     forward_dense(classifier, x.flatten(1, 3))
 }
 

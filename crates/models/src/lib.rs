@@ -52,6 +52,7 @@ pub mod layers;
 pub mod lenet;
 pub mod network;
 pub mod nin;
+pub mod portable;
 pub mod registry;
 pub mod resnet;
 pub mod resnet9;

@@ -421,6 +421,15 @@ impl Network for Model {
 }
 
 impl Model {
+    /// The model as inference runs it: what only training uses (GoogLeNet's auxiliary
+    /// classifiers) removed.
+    pub fn for_inference(self) -> Self {
+        match self {
+            Model::GoogLeNet(g) => Model::GoogLeNet(g.without_aux()),
+            other => other,
+        }
+    }
+
     /// Per-layer summary for one input of shape `[C, H, W]` (inference path).
     pub fn summary(&self, input: Shape3) -> Summary {
         each!(self, m => m.summary(input))

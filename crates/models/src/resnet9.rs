@@ -160,12 +160,6 @@ impl ResNet9 {
         self.layer3.forward(self.layer2.forward(self.layer1.forward(x)))
     }
 
-    /// The global maximum of each map, `[B, 8c]`.
-    fn global_max(maps: Tensor<4>) -> Tensor<2> {
-        let [b, c, h, w] = maps.dims();
-        maps.reshape([b, c, h * w]).max_dim(2).reshape([b, c])
-    }
-
     /// Per-layer summary for one input of shape `input`.
     pub fn summary(&self, input: Shape3) -> Summary {
         let mut s = Summary::new(input);
@@ -181,14 +175,14 @@ impl ResNet9 {
 
 impl ImageClassifier for ResNet9 {
     fn logits(&self, images: Tensor<4>) -> Tensor<2> {
-        self.fc.forward(Self::global_max(self.forward_features(images)))
+        self.fc.forward(crate::portable::global_max(self.forward_features(images)))
     }
 }
 
 /// Stages `prep`, `layer1`, `layer2`, `layer3`; the head is `fc`.
 impl Network for ResNet9 {
     fn backbone(&self, x: Tensor<4>) -> Option<Tensor<2>> {
-        Some(Self::global_max(self.forward_features(x)))
+        Some(crate::portable::global_max(self.forward_features(x)))
     }
 
     fn head(&self, features: Tensor<2>) -> Tensor<2> {
@@ -213,7 +207,7 @@ impl Network for ResNet9 {
     }
 
     fn logits_from_maps(&self, maps: Tensor<4>) -> Option<Tensor<2>> {
-        Some(self.fc.forward(Self::global_max(maps)))
+        Some(self.fc.forward(crate::portable::global_max(maps)))
     }
 }
 

@@ -22,6 +22,9 @@ pub enum TransferError {
         /// Why.
         reason: String,
     },
+    /// A model cannot be written as ONNX.
+    #[error("ONNX export: {0}")]
+    Onnx(String),
     /// A model could not be built.
     #[error(transparent)]
     Model(#[from] cnn_models::ModelError),

@@ -8,6 +8,9 @@
 //! [`export`]: the way back — a model's weights under torchvision's keys and layouts, as
 //! `.safetensors` or a `torch.save` `.pth` that PyTorch loads with `strict=True`.
 //!
+//! [`onnx`]: a model's inference graph as an ONNX file (burn-onnx's exporter) with the run's
+//! preprocessing in its metadata, for ONNX Runtime and other engines.
+//!
 //! [`freeze`]: freezing by depth (`none`, `all`, `upto:<stage>`, and `auto`, which picks from the
 //! number of images per class), with BatchNorm in inference behaviour.
 //!
@@ -38,6 +41,7 @@ pub mod export;
 pub mod freeze;
 pub mod import;
 pub mod inspect;
+pub mod onnx;
 pub mod rates;
 pub mod verify;
 pub mod zoo;
@@ -48,5 +52,6 @@ pub use export::{Exported, export_bytes, state_dict};
 pub use freeze::{AUTO_RATES, AutoThresholds, FreezePlan, FreezePolicy, Stage, freeze, resolve, stage_group, stages};
 pub use rates::LayerRates;
 pub use import::{Format, LoadReport, Partial, load_torchvision, load_torchvision_remapped};
+pub use onnx::{OPSET, OnnxBatch, model_onnx, onnx_bytes};
 pub use inspect::{HeadInfo, head_info, load_fitting, load_with_new_head, tensor_shapes};
 pub use verify::{Parity, verify};

@@ -2,23 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use cnn_models::{BuildOptions, ImageClassifier, Model, build};
 use cnn_transfer::export::Values;
 use cnn_transfer::{Partial, export_bytes, load_torchvision, state_dict};
 
-/// A model whose BatchNorm running statistics have moved away from 0 and 1: one training-mode
-/// forward pass on the autodiff device, then back to inference.
-fn trained_model(name: &str, classes: usize, size: usize) -> Model {
-    let device = Device::flex().autodiff();
-    device.seed(7);
-    let model = build(name, BuildOptions::classes(classes), &device).unwrap();
-    let channels = cnn_models::registry::lookup(name).unwrap().default_input.channels;
-    let input = Tensor::<4>::random([2, channels, size, size], burn::tensor::Distribution::Default, &device);
-    let _ = model.train_outputs(input);
-    model.valid()
-}
+mod common;
+use common::trained_model;
 
 fn logits(model: &Model, size: usize, channels: usize) -> Vec<f32> {
     let device = Device::flex();

@@ -133,7 +133,7 @@ impl ResidualBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = self.residual.then(|| match (&self.downsample, self.zero_pad) {
             (Some(ds), _) => forward_seq(ds, x.clone()),
-            (None, Some((stride, extra))) => zero_pad_shortcut(x.clone(), stride, extra),
+            (None, Some((stride, extra))) => crate::portable::zero_pad_shortcut(x.clone(), stride, extra),
             (None, None) => x.clone(),
         });
         // Each batch norm runs fused with what follows it: the ReLU, or the add and the ReLU.
@@ -167,25 +167,3 @@ impl ResidualBlock {
     }
 }
 
-/// Option A: keep every `stride`-th pixel and append `extra` zero channels (half before, half
-/// after, as the common CIFAR implementations do).
-fn zero_pad_shortcut(x: Tensor<4>, stride: usize, extra: usize) -> Tensor<4> {
-    let x = if stride > 1 {
-        crate::fast_pool::max_pool(x, [1, 1], [stride, stride], [0, 0], false)
-    } else {
-        x
-    };
-    if extra == 0 {
-        return x;
-    }
-    let [b, _, h, w] = x.dims();
-    let before = extra / 2;
-    let device = x.device();
-    let mut parts = Vec::with_capacity(3);
-    if before > 0 {
-        parts.push(Tensor::zeros([b, before, h, w], &device));
-    }
-    parts.push(x);
-    parts.push(Tensor::zeros([b, extra - before, h, w], &device));
-    Tensor::cat(parts, 1)
-}

@@ -87,14 +87,56 @@ impl RunFolder {
         Ok(tensors)
     }
 
-    /// Writes a reference for checking an export elsewhere (`scripts/check_export.py`): two
-    /// seeded random images at the run's input size and the run's logits for them, as the
-    /// `input` and `logits` tensors of a safetensors file.
-    pub fn write_reference_io(&self, path: &Path) -> Result<()> {
+    /// Writes the run's inference graph to `path` as ONNX (opset [`cnn_transfer::OPSET`]) for
+    /// inputs `[batch, channels, size, size]`, with what a server needs to feed it in the
+    /// file's metadata ([`Self::onnx_metadata`]); returns the file's size in bytes.
+    pub fn export_onnx(&self, path: &Path, batch: cnn_transfer::OnnxBatch) -> Result<usize> {
+        let model = self.load_model(&Device::flex())?;
+        let input = [self.preprocess.channels, self.preprocess.size, self.preprocess.size];
+        let bytes = cnn_transfer::model_onnx(&model, input, batch, &self.onnx_metadata())?;
+        write_file(path, &bytes)?;
+        Ok(bytes.len())
+    }
+
+    /// The metadata of an ONNX export: the model's name, its input layout and preprocessing
+    /// (pixels scaled to [0, 1], then `(x - mean) / std` per channel), the class names by
+    /// label, the opset and the producer.
+    pub fn onnx_metadata(&self) -> Vec<(String, String)> {
+        let p = &self.preprocess;
+        fn json<T: serde::Serialize>(value: &T) -> String {
+            serde_json::to_string(value).unwrap_or_default()
+        }
+        let fitting = match (p.resize, p.center_crop) {
+            (false, _) => format!("images of {0}x{0} px (other sizes centred: padded or cropped to it)", p.size),
+            (true, false) => format!("images resized (bilinear) to {0}x{0} px", p.size),
+            (true, true) => format!("shorter side resized to {} px, centre {1}x{1} px kept", p.size * 8 / 7, p.size),
+        };
+        [
+            ("model", self.config.task.model.clone()),
+            ("input_layout", format!("NCHW float32: [batch, {}, {}, {}]", p.channels, p.size, p.size)),
+            ("input_size", p.size.to_string()),
+            ("input_channels", p.channels.to_string()),
+            ("mean", json(&p.mean)),
+            ("std", json(&p.std)),
+            ("preprocessing", format!("{fitting}; pixels / 255, then (x - mean) / std per channel")),
+            ("class_names", json(&self.class_names)),
+            ("output", "logits [batch, classes] (softmax gives probabilities)".to_string()),
+            ("opset", cnn_transfer::OPSET.to_string()),
+            ("producer", format!("cnn-casestudies {}", env!("CARGO_PKG_VERSION"))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Writes a reference for checking an export elsewhere (`scripts/check_export.py`,
+    /// `scripts/check_onnx.py`): `images` seeded random images at the run's input size and the
+    /// run's logits for them, as the `input` and `logits` tensors of a safetensors file.
+    pub fn write_reference_io(&self, path: &Path, images: usize) -> Result<()> {
         use burn::tensor::{Distribution, Tensor};
         let device = Device::flex();
         let model = self.load_model(&device)?;
-        let shape = [2, self.preprocess.channels, self.preprocess.size, self.preprocess.size];
+        let shape = [images, self.preprocess.channels, self.preprocess.size, self.preprocess.size];
         device.seed(self.config.task.seed);
         let input = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
         let logits = cnn_models::ImageClassifier::logits(&model, input.clone());

@@ -4,6 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use cnn_models::{BuildOptions, ImageClassifier, Model, build};
+
 /// The torchvision fixtures, or `None` (the test then returns: it did not run, and says so).
 pub fn fixtures() -> Option<PathBuf> {
     cnn_testkit::torchvision_fixtures()
@@ -47,4 +51,16 @@ pub fn write_safetensors(path: &Path, keys: &BTreeMap<String, Vec<usize>>) {
         })
         .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+/// A model whose BatchNorm running statistics have moved away from 0 and 1: one training-mode
+/// forward pass on the autodiff device, then back to inference.
+pub fn trained_model(name: &str, classes: usize, size: usize) -> Model {
+    let device = Device::flex().autodiff();
+    device.seed(7);
+    let model = build(name, BuildOptions::classes(classes), &device).unwrap();
+    let channels = cnn_models::registry::lookup(name).unwrap().default_input.channels;
+    let input = Tensor::<4>::random([2, channels, size, size], burn::tensor::Distribution::Default, &device);
+    let _ = model.train_outputs(input);
+    model.valid()
 }
