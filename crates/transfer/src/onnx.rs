@@ -73,8 +73,8 @@ fn capture<M: Module>(
                 AxisSpec::Static,
                 AxisSpec::Static,
             ]);
-            // Two batch sizes that no other axis of the zoo's graphs has (a batch of 1 would
-            // be taken for every axis of length 1, as in a reshape to `[n, 1, …]`).
+            // The exporter tells the batch axis apart by its length in each capture: lengths no
+            // other axis of the zoo's graphs has keep that unambiguous.
             exporter.export_dynamic(module, sample(17), sample(19), &[axes], &forward)
         }
     }
