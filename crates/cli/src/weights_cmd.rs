@@ -142,13 +142,16 @@ pub enum ExportFormat {
 }
 
 impl ExportFormat {
-    /// The format `path`'s extension names, if any.
+    /// The format `path`'s extension names, if any: `.onnx`, or what the weights formats'
+    /// own table ([`cnn_transfer::Format::of`]) reads as safetensors or a PyTorch file.
     fn of(path: &Path) -> Option<Self> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "safetensors" => Some(Self::Safetensors),
-            "pth" | "pt" => Some(Self::Pth),
-            "onnx" => Some(Self::Onnx),
-            _ => None,
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+            return Some(Self::Onnx);
+        }
+        match cnn_transfer::Format::of(path).ok()? {
+            cnn_transfer::Format::Safetensors => Some(Self::Safetensors),
+            cnn_transfer::Format::Pytorch => Some(Self::Pth),
+            cnn_transfer::Format::Burnpack => None,
         }
     }
 }

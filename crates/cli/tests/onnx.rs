@@ -101,7 +101,7 @@ fn a_runs_onnx_export_runs_in_tract_with_the_runs_logits_and_preprocessing() {
     for (out, extra, needle) in [
         ("x.safetensors", &["--batch", "2"][..], "apply to ONNX exports only"),
         ("x.safetensors", &["--format", "onnx"], "does not match"),
-        ("m.bin", &[], "cannot tell the format"),
+        ("m.txt", &[], "cannot tell the format"),
         ("m.onnx", &["--batch", "0"], "at least 1"),
     ] {
         let out = root.join(out);
