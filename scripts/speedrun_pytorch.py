@@ -1,7 +1,7 @@
 """The PyTorch twin of `cargo xtask speedrun`: the same network (`resnet9_w16`, Page's ResNet-9 at
-width 16, under our state_dict keys), the same recipe (the `speedrun` preset: 11 epochs, batch
+width 16, under our state_dict keys), the same recipe (the `speedrun` preset: 13 epochs, batch
 256, SGD with momentum 0.9 and L2 weight decay 5e-4 on every parameter, PyTorch's OneCycleLR
-peaking at 0.2, label smoothing 0.1, pad-2 crops and flips, gray images repeated to three
+peaking at 0.2, label smoothing 0.1, pad-2 crops and alternating flips, gray images repeated to three
 channels and normalised with MNIST's statistics as `cnn train` does, 2% of the training images
 held out to validate each epoch, validation and test on each image and its mirror) and the same
 data, timed the same way: from reading the data to the end of the final test. The data order and
@@ -97,8 +97,9 @@ class ResNet9(nn.Module):
         return self.fc(torch.flatten(F.adaptive_max_pool2d(x, 1), 1))
 
 
-def augment(x, gen, padding):
-    """Random crop with zero padding (per image) and a horizontal flip with p = 0.5."""
+def augment(x, gen, padding, flips=None):
+    """Random crop with zero padding (per image) and a horizontal flip with p = 0.5, or where
+    `flips` is given (the alternating flip), exactly those images mirrored."""
     n, c, h, w = x.shape
     padded = F.pad(x, (padding,) * 4, value=-MEAN / STD)  # black in normalised units
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=gen)
@@ -107,9 +108,18 @@ def augment(x, gen, padding):
     out = padded.gather(2, rows)
     cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :].expand(n, c, h, w)
     out = out.gather(3, cols)
-    flip = torch.rand(n, generator=gen) < 0.5
+    flip = torch.rand(n, generator=gen) < 0.5 if flips is None else flips
     out[flip] = out[flip].flip(3)
     return out
+
+
+def shift(x, by):
+    """`x` moved `by` pixels down-right (by > 0) or up-left, the edge rows and columns repeated
+    (our `shift_images`)."""
+    s = abs(by)
+    padded = F.pad(x, (s,) * 4, mode="replicate")
+    h, w = x.shape[2:]
+    return padded[:, :, :h, :w] if by > 0 else padded[:, :, 2 * s : 2 * s + h, 2 * s : 2 * s + w]
 
 
 def onecycle_lr(step, total, peak, pct=0.3, div=25.0, final_div=1e4):
@@ -123,15 +133,18 @@ def onecycle_lr(step, total, peak, pct=0.3, div=25.0, final_div=1e4):
     return peak + (end - peak) * (1 - math.cos(math.pi * t)) / 2
 
 
-def evaluate(model, x, y, tta):
+def evaluate(model, x, y, tta, shift_px=0):
+    """Accuracy with the class probabilities averaged over the views: the image, with `shift_px`
+    also shifted both ways, and with `tta` each of those mirrored (our `TestViews`)."""
     model.eval()
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), 1000):
             xb = x[i : i + 1000]
-            probs = F.softmax(model(xb), 1)
+            views = [xb] + ([shift(xb, shift_px), shift(xb, -shift_px)] if shift_px else [])
             if tta:
-                probs = (probs + F.softmax(model(xb.flip(3)), 1)) / 2
+                views += [v.flip(3) for v in views]
+            probs = sum(F.softmax(model(v), 1) for v in views) / len(views)
             correct += (probs.argmax(1) == y[i : i + 1000]).sum().item()
     model.train()
     return correct / len(x)
@@ -141,7 +154,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--width", type=int, default=16)
-    p.add_argument("--epochs", type=int, default=11)
+    p.add_argument("--epochs", type=int, default=13)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=0.2)
     p.add_argument("--wd", type=float, default=5e-4)
@@ -154,6 +167,11 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--nesterov", action="store_true")
+    p.add_argument("--flip", choices=["alternating", "random"], default="alternating",
+                   help="alternating: each image mirrored by its own coin in the first epoch, then the "
+                        "other way each epoch (the preset's `fashion-alternating`); random: a coin per epoch")
+    p.add_argument("--test-shift", type=int, default=0,
+                   help="also test each image shifted this many pixels down-right and up-left")
     p.add_argument("--decay-weights-only", action="store_true",
                    help="weight decay on convolution and linear weights only (not biases, batch norm)")
     a = p.parse_args()
@@ -182,12 +200,14 @@ def main():
     steps_per_epoch = math.ceil(len(x) / a.batch)
     total = steps_per_epoch * a.epochs
     step = 0
+    first_flips = torch.rand(len(x), generator=gen) < 0.5
     for epoch in range(a.epochs):
         order = torch.randperm(len(x), generator=gen)
         loss_sum = 0.0
         for i in range(steps_per_epoch):
             idx = order[i * a.batch : (i + 1) * a.batch]
-            xb = augment(x[idx], gen, a.padding)
+            flips = (first_flips[idx] ^ bool(epoch % 2)) if a.flip == "alternating" else None
+            xb = augment(x[idx], gen, a.padding, flips)
             if a.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             for group in opt.param_groups:
@@ -198,14 +218,15 @@ def main():
             opt.step()
             loss_sum += loss.item()
             step += 1
-        valid = evaluate(model, xv, yv, tta) if cut > 0 else None
+        valid = evaluate(model, xv, yv, tta, a.test_shift) if cut > 0 else None
         print(json.dumps({"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "valid_accuracy": valid,
                           "seconds": round(time.time() - start, 1)}), flush=True)
-    test = None if a.no_test else evaluate(model, xt, yt, tta)
+    test = None if a.no_test else evaluate(model, xt, yt, tta, a.test_shift)
     print(json.dumps({"summary": True, "test_accuracy": test, "valid_accuracy": valid,
                       "seconds": round(time.time() - start, 1), "width": a.width, "epochs": a.epochs,
                       "seed": a.seed, "test_flip": tta, "nesterov": a.nesterov,
-                      "decay_weights_only": a.decay_weights_only, "torch": torch.__version__,
+                      "decay_weights_only": a.decay_weights_only,
+                      "flip": a.flip, "test_shift": a.test_shift, "torch": torch.__version__,
                       "params": sum(p.numel() for p in model.parameters()), "threads": a.threads}), flush=True)
 
 

@@ -35,6 +35,8 @@ pub mod stream {
     pub const SUBSET: u64 = (1 << 62) + 3;
     /// A batch's mixup or cutmix draws.
     pub const MIX: u64 = (1 << 62) + 4;
+    /// A sample's first-epoch coin of the alternating flip.
+    pub const FLIP: u64 = (1 << 62) + 5;
 }
 
 /// `0..len` shuffled for `epoch` of a run seeded `seed`.

@@ -310,3 +310,30 @@ fn resize_is_within_one_level_of_torchvisions_antialiased_bilinear() {
         assert!(worst <= 1, "{window:?} -> {oh}x{ow}: max difference {worst}");
     }
 }
+
+#[test]
+fn alternating_flip_mirrors_each_image_the_other_way_every_epoch() {
+    let img = noise(9, 7, 1, 3);
+    let mirrored = augment::geometry::flip_horizontal(&img);
+    let p = Pipeline::from_toml("[[ops]]\nop = \"alternating_flip\"\n").unwrap();
+    let mut first_epoch_flips = 0;
+    for index in 0..400 {
+        let seen: Vec<Image> = (0..4).map(|epoch| p.apply(&img, 11, epoch, index).unwrap()).collect();
+        assert!(seen[0] == img || seen[0] == mirrored);
+        // Consecutive epochs show both sides; every other epoch repeats.
+        assert_ne!(seen[0], seen[1], "sample {index}");
+        assert_eq!((&seen[0], &seen[1]), (&seen[2], &seen[3]), "sample {index}");
+        assert_eq!(seen[0] == mirrored, augment::alternating_flip(11, 0, index));
+        first_epoch_flips += usize::from(seen[0] == mirrored);
+    }
+    // The first epoch's coins are fair (400 tosses: 200 ± 40 is over 4 standard deviations).
+    assert!((160..=240).contains(&first_epoch_flips), "{first_epoch_flips}");
+    let other_seed = (0..400).filter(|&i| augment::alternating_flip(12, 0, i) != augment::alternating_flip(11, 0, i));
+    assert!(other_seed.count() > 100, "another seed draws other coins");
+    // In a pipeline it does not draw from the sample's generator: the crop after it is the crop
+    // the pipeline without it makes.
+    let crop = Op::RandomCrop { size: Size::Square(7), padding: 2, padding_mode: Default::default() };
+    let with = Pipeline { ops: vec![Op::AlternatingFlip, crop.clone()] };
+    let flipped_first = if augment::alternating_flip(5, 1, 8) { mirrored.clone() } else { img.clone() };
+    assert_eq!(with.apply(&img, 5, 1, 8).unwrap(), Pipeline { ops: vec![crop] }.apply(&flipped_first, 5, 1, 8).unwrap());
+}

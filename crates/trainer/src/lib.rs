@@ -66,8 +66,8 @@ pub use distributed::collective::Collective;
 pub use error::{Result, TrainError};
 pub use eval::ensemble::{EnsembleEvaluation, MemberEvaluation, Probabilities, evaluate_runs};
 pub use eval::{
-    DetailedEvaluation, Evaluation, evaluate, evaluate_detailed, evaluate_views, mirrored_logits, predict, probabilities,
-    ten_crops, views,
+    DetailedEvaluation, Evaluation, TestViews, evaluate, evaluate_detailed, evaluate_views, mirrored_logits, predict,
+    probabilities, shift_images, ten_crops, view_logits, views,
 };
 pub use fit::{EpochMetrics, Fitted, Hooks, Progress, Stop, TrainData, TrainState, fit, fit_from};
 pub use run::lock::FolderLock;

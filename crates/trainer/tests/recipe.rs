@@ -12,7 +12,9 @@ use cnn_data_augment::{Preprocess, Source, embedded::mnist_5k};
 use cnn_models::{ImageClassifier, LeNet5, LeNet5Config};
 use cnn_trainer::run::checkpoint::parameter_values;
 use cnn_trainer::run::lr_find::{LrSweep, lr_find, write_finding};
-use cnn_trainer::{OptimizerKind, Progress, TrainConfig, TrainData, fit, mirrored_logits, train_run};
+use cnn_trainer::{
+    OptimizerKind, Progress, TestViews, TrainConfig, TrainData, fit, mirrored_logits, shift_images, train_run, view_logits,
+};
 
 #[test]
 fn accumulating_k_batches_makes_the_update_of_one_k_times_larger_batch() {
@@ -161,12 +163,7 @@ fn test_flipping_averages_each_image_with_its_mirror_in_training_and_in_cnn_eval
     let root: common::Scratch = common::scratch("recipe", "test-flip");
     let device = Device::flex();
     // mirrored_logits: softmax of the result is the mean of the two predictions' probabilities.
-    let model = LeNet5Config::new().init(&device);
-    let (train, _) = mnist_5k().unwrap();
-    let pre = Preprocess::mnist(32);
-    let samples: Vec<_> = (0..6).map(|i| train.get(i).unwrap()).collect();
-    let (images, _) = cnn_data_augment::Batch::from_images(&samples, &pre).unwrap().to_device(&device);
-    let probs = |logits: burn::tensor::Tensor<2>| burn::tensor::activation::softmax(logits, 1);
+    let (model, images) = untrained_lenet_and_digits(6, &device);
     let averaged = probs(mirrored_logits(&model, images.clone(), true));
     let expected = (probs(model.logits(images.clone())) + probs(model.logits(images.clone().flip([3])))) / 2.0;
     let diff = (averaged - expected).abs().max().into_scalar::<f32>();
@@ -190,13 +187,69 @@ fn test_flipping_averages_each_image_with_its_mirror_in_training_and_in_cnn_eval
     assert_eq!(eval.single.summary.accuracy, report.test.accuracy);
     let model = run.load_model(&device).unwrap();
     let plain = cnn_trainer::evaluate(&model, &*test_set(), &run.preprocess, &device).unwrap();
-    let flipped = cnn_trainer::evaluate_views(&model, &*test_set(), &run.preprocess, true, &device).unwrap();
+    let flipped =
+        cnn_trainer::evaluate_views(&model, &*test_set(), &run.preprocess, TestViews::mirror(), &device).unwrap();
     assert_eq!(flipped.accuracy, report.test.accuracy);
     assert_ne!(plain.loss, flipped.loss, "the mirrors changed nothing");
     // Cached features are of the unflipped images: the two do not mix.
     let cached = cfg.clone().with_cache_features(true).with_freeze(cnn_transfer::FreezePolicy::All);
     let err = cached.validate().unwrap_err().to_string();
     assert!(err.contains("test_flip"), "{err}");
+}
+
+#[test]
+fn test_shifts_average_the_shifted_and_mirrored_views_in_training_and_in_cnn_eval() {
+    let _rng = rng_lock();
+    let root: common::Scratch = common::scratch("recipe", "test-shift");
+    let device = Device::flex();
+    let (model, images) = untrained_lenet_and_digits(5, &device);
+    let test = TestViews { mirror: true, shift: 2 };
+    let averaged = probs(view_logits(&model, images.clone(), test));
+    let mut expected = probs(model.logits(images.clone()));
+    for view in [
+        images.clone().flip([3]),
+        shift_images(images.clone(), 2),
+        shift_images(images.clone(), 2).flip([3]),
+        shift_images(images.clone(), -2),
+        shift_images(images.clone(), -2).flip([3]),
+    ] {
+        expected = expected + probs(model.logits(view));
+    }
+    let diff = (averaged - expected / 6.0).abs().max().into_scalar::<f32>();
+    assert!(diff < 1e-6, "{diff}");
+    // A run with --test-shift validates and tests on the shifted views, and `cnn eval` (image by
+    // image) reports the same figure.
+    let cfg = TrainConfig::new("lenet5", "mnist-5k")
+        .with_subset(Some(300))
+        .with_epochs(1)
+        .with_optimizer(OptimizerKind::Sgd)
+        .with_lr(0.05)
+        .with_test_shift(1)
+        .with_workers(1);
+    let dir = root.join("run");
+    let report = train_run(&cfg, &device, &dir, false, &mut |_| {}).unwrap();
+    let run = cnn_trainer::RunFolder::open(&dir).unwrap();
+    let eval = cnn_trainer::evaluate_runs(std::slice::from_ref(&run), None, None, false, &device).unwrap();
+    assert!((eval.single.summary.loss - report.test.loss).abs() < 1e-5, "{eval:?} {report:?}");
+    assert_eq!(eval.single.summary.accuracy, report.test.accuracy);
+    let model = run.load_model(&device).unwrap();
+    let plain = cnn_trainer::evaluate(&model, &*test_set(), &run.preprocess, &device).unwrap();
+    assert_ne!(plain.loss, report.test.loss, "the shifts changed nothing");
+    // Shifts beyond 8 pixels are a typo.
+    let err = cfg.with_test_shift(9).validate().unwrap_err().to_string();
+    assert!(err.contains("test_shift") && err.contains("at most 8"), "{err}");
+}
+
+/// A freshly initialised LeNet-5 and the first `n` training digits as one batch.
+fn untrained_lenet_and_digits(n: usize, device: &Device) -> (LeNet5, burn::tensor::Tensor<4>) {
+    let (train, _) = mnist_5k().unwrap();
+    let samples: Vec<_> = (0..n).map(|i| train.get(i).unwrap()).collect();
+    let batch = cnn_data_augment::Batch::from_images(&samples, &Preprocess::mnist(32)).unwrap();
+    (LeNet5Config::new().init(device), batch.to_device(device).0)
+}
+
+fn probs(logits: burn::tensor::Tensor<2>) -> burn::tensor::Tensor<2> {
+    burn::tensor::activation::softmax(logits, 1)
 }
 
 fn test_set() -> Box<dyn cnn_data_augment::Source> {

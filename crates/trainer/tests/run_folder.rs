@@ -37,7 +37,8 @@ fn config(model: &str, data: &Path, epochs: usize) -> TrainConfig {
 
 /// TrivialAugmentWide, then random erasing with noise: the pipeline ops of the modern recipe.
 fn automatic_augmentation() -> cnn_data_augment::Pipeline {
-    let text = "[[ops]]\nop = \"trivial_augment_wide\"\n\n[[ops]]\nop = \"random_erasing\"\nvalue = \"random\"\n";
+    let text = "[[ops]]\nop = \"trivial_augment_wide\"\n\n[[ops]]\nop = \"alternating_flip\"\n\n\
+                [[ops]]\nop = \"random_erasing\"\nvalue = \"random\"\n";
     cnn_data_augment::Pipeline::from_toml(text).unwrap()
 }
 
@@ -69,7 +70,8 @@ fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
     // (BatchNorm statistics, SGD momentum), ResNet-20 again with a rate per stage
     // (`--backbone-lr-scale 0.3 --stage-lr-decay 0.5`), and with the modern recipe's parts
     // (Nesterov momentum with decay on weights only, label smoothing, mixup and cutmix drawn per
-    // batch, accumulation, TrivialAugmentWide and random erasing).
+    // batch, accumulation, TrivialAugmentWide, the alternating flip and random erasing, test
+    // shifts and flips).
     for (model, rates, recipe) in [
         ("lenet5", None, false),
         ("alexnet", None, false),
@@ -97,6 +99,8 @@ fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
                     .with_accumulate(2)
                     .with_ema(Some(0.9))
                     .with_ema_every(2)
+                    .with_test_flip(true)
+                    .with_test_shift(1)
                     .with_augment(automatic_augmentation()),
                 false => cfg,
             }

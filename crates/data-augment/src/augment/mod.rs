@@ -35,5 +35,5 @@ pub use erase::EraseValue;
 pub use mix::{BatchMix, Mixed};
 pub use ops::{Op, ShiftDistribution, Size};
 pub use pca_fit::{FittedPca, fit_pca};
-pub use pipeline::{PRESETS, Pipeline, sample_rng};
+pub use pipeline::{PRESETS, Pipeline, alternating_flip, sample_rng};
 pub use throughput::{Throughput, load_inputs, throughput};

@@ -93,6 +93,11 @@ pub enum Op {
         #[serde(default = "half")]
         p: f64,
     },
+    /// Mirror left–right every other epoch (the fast CIFAR-10 records' alternating flip): in its
+    /// first epoch each image is mirrored or not by a coin of its own, in every later epoch the
+    /// other way from the epoch before, so any two consecutive epochs show it both ways. On its
+    /// own, outside an epoch (a preview), a fair coin.
+    AlternatingFlip,
     /// Mirror top–bottom with probability `p`.
     VerticalFlip {
         /// Probability.
@@ -276,6 +281,7 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::HorizontalFlip { .. } => "horizontal_flip",
+            Op::AlternatingFlip => "alternating_flip",
             Op::VerticalFlip { .. } => "vertical_flip",
             Op::RandomCrop { .. } => "random_crop",
             Op::CenterCrop { .. } => "center_crop",
@@ -298,6 +304,7 @@ impl Op {
     /// larger than the padded image), which [`super::Pipeline::check_input`] verifies up front.
     pub fn apply(&self, img: &Image, rng: &mut impl Rng) -> Result<Image, String> {
         Ok(match *self {
+            Op::AlternatingFlip => Op::HorizontalFlip { p: 0.5 }.apply(img, rng)?,
             Op::HorizontalFlip { p } => {
                 if rng.random::<f64>() < p {
                     geometry::flip_horizontal(img)
@@ -456,6 +463,7 @@ impl Op {
                     _ => geometry::flip_vertical(&img),
                 })
             }
+            Op::AlternatingFlip => Op::HorizontalFlip { p: 0.5 }.apply_owned(img, rng),
             Op::RandomErasing { p, scale, ratio, value } => Ok(erase::random_erasing(img, p, scale, ratio, value, rng)),
             _ => self.apply(&img, rng),
         }

@@ -28,12 +28,13 @@ use crate::error::{DataError, Result};
 use crate::image::Image;
 
 /// Names of the built-in pipelines.
-pub const PRESETS: [&str; 8] = [
+pub const PRESETS: [&str; 9] = [
     "none",
     "flip",
     "mnist",
     "cifar",
     "fashion",
+    "fashion-alternating",
     "imagenet",
     "randaugment",
     "trivialaugment",
@@ -48,6 +49,12 @@ pub struct Pipeline {
     pub ops: Vec<Op>,
 }
 
+/// Whether [`Op::AlternatingFlip`] mirrors sample `index` in `epoch`: the sample's own coin
+/// (from the seed) in epoch 0, the other side in epoch 1, and so on.
+pub fn alternating_flip(seed: u64, epoch: u64, index: u64) -> bool {
+    (crate::seed::derive(seed, &[crate::seed::stream::FLIP, index]) ^ epoch) & 1 == 1
+}
+
 /// The random generator of one sample: a function of `(seed, epoch, index)` only.
 pub fn sample_rng(seed: u64, epoch: u64, index: u64) -> StdRng {
     StdRng::seed_from_u64(crate::seed::derive(seed, &[epoch, index]))
@@ -56,7 +63,9 @@ pub fn sample_rng(seed: u64, epoch: u64, index: u64) -> StdRng {
 impl Pipeline {
     /// A built-in pipeline by name: `none`; `flip` (horizontal mirroring, e.g. for clothes);
     /// `mnist` (small affine + elastic); `cifar` (pad-4 crop
-    /// + flip); `fashion` (pad-2 crop of 28 + flip, for Fashion-MNIST at its own size); `imagenet` (random-resized crop to 224 + flip + colour jitter + PCA colour);
+    /// + flip); `fashion` (pad-2 crop of 28 + flip, for Fashion-MNIST at its own size);
+    /// `fashion-alternating` (the same crop + [`Op::AlternatingFlip`]); `imagenet`
+    /// (random-resized crop to 224 + flip + colour jitter + PCA colour);
     /// `randaugment` and `trivialaugment` (torchvision's RandAugment and TrivialAugmentWide with
     /// their defaults).
     pub fn preset(name: &str) -> Result<Self> {
@@ -93,6 +102,14 @@ impl Pipeline {
                     padding_mode: PadMode::Zero,
                 },
                 Op::HorizontalFlip { p: 0.5 },
+            ],
+            "fashion-alternating" => vec![
+                Op::RandomCrop {
+                    size: Size::Square(28),
+                    padding: 2,
+                    padding_mode: PadMode::Zero,
+                },
+                Op::AlternatingFlip,
             ],
             "imagenet" => vec![
                 Op::RandomResizedCrop {
@@ -236,6 +253,7 @@ impl Pipeline {
             };
             match op {
                 Op::HorizontalFlip { p } | Op::VerticalFlip { p } => prob("p", *p)?,
+                Op::AlternatingFlip => {}
                 Op::RandomCrop { size: s, .. } | Op::CenterCrop { size: s } | Op::Resize { size: s } => size(*s)?,
                 Op::RandomResizedCrop { size: s, scale, ratio } => {
                     size(*s)?;
@@ -393,6 +411,14 @@ impl Pipeline {
         let mut i = 0;
         while i < self.ops.len() {
             let op = &self.ops[i];
+            if *op == Op::AlternatingFlip {
+                // Decided by the sample and the epoch, not drawn: the generator is left as it is.
+                let current = out.take().unwrap_or_else(|| img.clone());
+                let flip = alternating_flip(seed, epoch, index);
+                out = Some(if flip { super::geometry::flip_horizontal(&current) } else { current });
+                i += 1;
+                continue;
+            }
             let fused = self
                 .ops
                 .get(i + 1)

@@ -79,10 +79,10 @@ impl TrainConfig {
                 "and `augment` do not mix: the backbone sees each image once, so augmentation cannot apply".into(),
             );
         }
-        if self.transfer.cache_features && self.task.test_flip {
+        if self.transfer.cache_features && (self.task.test_flip || self.task.test_shift > 0) {
             return bad(
                 "cache_features",
-                "and `test_flip` do not mix: the cached features are of the unflipped images".into(),
+                "and `test_flip`/`test_shift` do not mix: the cached features are of the images as they are".into(),
             );
         }
         let mixes = self.augmentation.mixup.is_some() || self.augmentation.cutmix.is_some();

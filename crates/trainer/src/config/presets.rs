@@ -145,17 +145,20 @@ mod tests {
         let speedrun = TrainConfig::new("resnet9_w16", "fashion-mnist")
             .with_input_size(Some(28))
             .with_valid_split(0.02)
-            .with_epochs(11)
+            .with_epochs(13)
             .with_batch_size(256)
             .with_optimizer(OptimizerKind::Sgd)
             .with_lr(0.2)
             .with_weight_decay(5e-4)
             .with_schedule(Schedule::OneCycle)
             .with_label_smoothing(0.1)
-            .with_augment(cnn_data_augment::Pipeline::preset("fashion").unwrap())
+            .with_augment(cnn_data_augment::Pipeline::preset("fashion-alternating").unwrap())
             .with_test_flip(true);
         assert_eq!(preset("speedrun").unwrap(), speedrun.clone());
-        let small = speedrun.with_model("resnet9_w7".into()).with_epochs(30);
+        let small = speedrun
+            .with_model("resnet9_w7".into())
+            .with_epochs(30)
+            .with_augment(cnn_data_augment::Pipeline::preset("fashion").unwrap());
         assert_eq!(preset("fashion-100k").unwrap(), small);
     }
 

@@ -76,6 +76,11 @@ settings! {
         /// predictions' class probabilities (test-time flipping, for classes that look the same
         /// mirrored, as clothes do; `cnn eval` does the same for the run) [default: off].
         test_flip: bool = false, flag(bool), fixed;
+        /// Also validate and test each image moved this many pixels down-right and up-left (edges
+        /// repeated into the gap; with --test-flip each shifted view mirrored too), averaging the
+        /// class probabilities of all views (airbench's test-time translation) [default: 0: off].
+        test_shift: usize = 0, flag(Option<usize>), fixed,
+            check |v| (*v > 8).then(|| format!("must be at most 8 pixels, got {v}"));
     }
     /// How the weights are updated: epochs, batches, rate, optimiser, schedule, early stop.
     optim: OptimSettings, "Optimiser" {

@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use cnn_data_augment::Source;
 
 use crate::error::{Result, TrainError};
-use crate::eval::{DetailedEvaluation, EVAL_BATCH, Evaluation, eval_batch, evaluate_batches, probabilities};
+use crate::eval::{DetailedEvaluation, EVAL_BATCH, Evaluation, TestViews, eval_batch, evaluate_batches, probabilities};
 use crate::run::data::{LoadedData, load_data};
 use crate::run::folder::RunFolder;
 
@@ -30,15 +30,15 @@ impl Probabilities {
     pub fn of_run(run: &RunFolder, data: &dyn Source, ten_crop: bool, device: &Device) -> Result<Self> {
         let model = run.load_model(device)?;
         let pre = &run.preprocess;
-        // A run trained with --test-flip is tested on each image and its mirror.
-        let mirror = run.config.task.test_flip;
-        let step = eval_batch(pre.size, if ten_crop { 10 } else { 1 + usize::from(mirror) });
+        // A run trained with --test-flip or --test-shift is tested on those views of each image.
+        let test = TestViews::of(&run.config.task);
+        let step = eval_batch(pre.size, if ten_crop { 10 } else { test.count() });
         let mut rows = Vec::new();
         for first in (0..data.len()).step_by(step) {
             let images = (first..(first + step).min(data.len()))
                 .map(|i| data.get(i).map(|(img, _)| img))
                 .collect::<cnn_data_augment::Result<Vec<_>>>()?;
-            rows.extend(probabilities(&model, &images, pre, (ten_crop, mirror), device)?);
+            rows.extend(probabilities(&model, &images, pre, (ten_crop, test), device)?);
         }
         Ok(Self {
             classes: run.class_names.len(),

@@ -4,14 +4,15 @@
 pub mod cached;
 pub mod ensemble;
 pub mod explain;
+pub mod views;
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor};
-use cnn_data_augment::augment::geometry::{crop, flip_horizontal, resize};
 use cnn_data_augment::{Batch, Image, Preprocess, Source};
 use cnn_models::ImageClassifier;
 
 use crate::error::{Result, TrainError};
+pub use views::{TestViews, mirrored_logits, shift_images, ten_crops, view_logits, views};
 
 /// Images per batch when evaluating (no gradients, so larger batches are cheap).
 pub(crate) const EVAL_BATCH: usize = 250;
@@ -125,35 +126,21 @@ pub fn evaluate<M: ImageClassifier>(
     pre: &Preprocess,
     device: &Device,
 ) -> Result<Evaluation> {
-    evaluate_views(model, data, pre, false, device)
+    evaluate_views(model, data, pre, TestViews::default(), device)
 }
 
-/// [`evaluate`], with `mirror` on each image and its left–right mirror ([`mirrored_logits`]):
-/// the evaluation of a run trained with `--test-flip`.
+/// [`evaluate`] on each image in `test` views ([`view_logits`]): the evaluation of a run trained
+/// with `--test-flip` or `--test-shift`.
 pub fn evaluate_views<M: ImageClassifier>(
     model: &M,
     data: &dyn Source,
     pre: &Preprocess,
-    mirror: bool,
+    test: TestViews,
     device: &Device,
 ) -> Result<Evaluation> {
     let batches = image_batches(data, pre, device);
-    let forward = |images| mirrored_logits(model, images, mirror);
+    let forward = |images| view_logits(model, images, test);
     Ok(evaluate_batches(batches, forward, None, device)?.summary)
-}
-
-/// `model`'s logits for `images`; with `mirror`, the logarithm of the mean of the class
-/// probabilities of each image and its left–right mirror (test-time flipping), whose softmax is
-/// that mean: losses, accuracies and ensembles then treat the pair as one prediction, the same
-/// as [`probabilities`] with `mirror`.
-pub fn mirrored_logits<M: ImageClassifier>(model: &M, images: Tensor<4>, mirror: bool) -> Tensor<2> {
-    if !mirror {
-        return model.logits(images);
-    }
-    let flipped = images.clone().flip([3]);
-    let mean = (softmax(model.logits(images), 1) + softmax(model.logits(flipped), 1)) / 2.0;
-    // A probability that underflowed to 0 would make an infinite loss.
-    mean.clamp_min(f32::MIN_POSITIVE).log()
 }
 
 /// Evaluates `model` (inference mode) on `data` with `num_classes` classes, with the confusion
@@ -185,37 +172,6 @@ pub(crate) fn count_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> (usize
     (top1, top5)
 }
 
-/// AlexNet's ten crops of `img` for a model input of `size`: the image is resized to
-/// `size × 8/7` (256 for 224), then the four corner crops and the centre crop, and their mirror
-/// images.
-pub fn ten_crops(img: &Image, size: usize) -> Vec<Image> {
-    let big = (size * 8).div_ceil(7);
-    let scaled = resize(img, big, big);
-    let m = big - size;
-    let mut crops: Vec<Image> = [(0, 0), (0, m), (m, 0), (m, m), (m / 2, m / 2)]
-        .into_iter()
-        .map(|(top, left)| crop(&scaled, top, left, size, size))
-        .collect();
-    let mirrors: Vec<Image> = crops.iter().map(flip_horizontal).collect();
-    crops.extend(mirrors);
-    crops
-}
-
-/// How `img` is shown to a model with input `pre`: fitted as in training ([`Preprocess::fit`]),
-/// and with `ten_crop` AlexNet's [`ten_crops`] of that fitted image, or with `mirror` (and no
-/// `ten_crop`) the fitted image and its mirror.
-pub fn views(img: &Image, pre: &Preprocess, ten_crop: bool, mirror: bool) -> Vec<Image> {
-    let fitted = pre.fit(img);
-    if ten_crop {
-        ten_crops(&fitted, pre.size)
-    } else if mirror {
-        let flipped = flip_horizontal(&fitted);
-        vec![fitted, flipped]
-    } else {
-        vec![fitted]
-    }
-}
-
 /// Images per evaluation batch for inputs of `size` px shown in `views` views: [`EVAL_BATCH`]
 /// at 64 px and below, fewer for larger inputs, so a batch's activations stay near the same
 /// size (20 images at 224 px; 2 with ten crops).
@@ -226,12 +182,12 @@ pub(crate) fn eval_batch(size: usize, views: usize) -> usize {
 
 /// Class probabilities (softmax of the logits) of `model` for each of `images`, row by row
 /// (`images.len() × classes`); with `ten_crop`, each row is the mean over the image's ten crops,
-/// with `mirror` (and no `ten_crop`) over the image and its mirror ([`views`]).
+/// else over its `test` views ([`views`]).
 pub fn probabilities<M: ImageClassifier>(
     model: &M,
     images: &[Image],
     pre: &Preprocess,
-    (ten_crop, mirror): (bool, bool),
+    (ten_crop, test): (bool, TestViews),
     device: &Device,
 ) -> Result<Vec<f32>> {
     if images.is_empty() {
@@ -239,7 +195,7 @@ pub fn probabilities<M: ImageClassifier>(
     }
     let crops: Vec<(Image, usize)> = images
         .iter()
-        .flat_map(|img| views(img, pre, ten_crop, mirror))
+        .flat_map(|img| views(img, pre, ten_crop, test))
         .map(|v| (v, 0))
         .collect();
     let per_image = crops.len() / images.len();
@@ -282,7 +238,7 @@ pub fn predict<M: ImageClassifier>(
         let mut mean: Vec<f32> = Vec::new();
         for (model, pre) in members {
             let fitted = for_image(pre, img);
-            let probs = probabilities(*model, std::slice::from_ref(img), &fitted, (tta, false), device)?;
+            let probs = probabilities(*model, std::slice::from_ref(img), &fitted, (tta, TestViews::default()), device)?;
             if mean.is_empty() {
                 mean = vec![0.0; probs.len()];
             }
@@ -308,22 +264,6 @@ pub fn predict<M: ImageClassifier>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ten_crops_are_the_corners_the_centre_and_their_mirrors() {
-        // 7×7 input, size 7 → resized to 8×8, crops of 7 at offsets 0 and 1.
-        let data: Vec<u8> = (0..49).collect();
-        let img = Image::new(7, 7, 1, data).unwrap();
-        let crops = ten_crops(&img, 7);
-        assert_eq!(crops.len(), 10);
-        assert!(crops.iter().all(|c| (c.width, c.height) == (7, 7)));
-        for i in 0..5 {
-            assert_eq!(crops[i + 5], flip_horizontal(&crops[i]));
-        }
-        // The top-left and bottom-right crops differ; the mirrors of a crop differ from it.
-        assert_ne!(crops[0], crops[3]);
-        assert_ne!(crops[0], crops[5]);
-    }
 
     #[test]
     fn top1_and_top5_counts() {

@@ -23,7 +23,7 @@ use cnn_models::ImageClassifier;
 use crate::config::TrainConfig;
 use crate::distributed::collective::{Collective, evaluate_sharded};
 use crate::error::{Result, TrainError};
-use crate::eval::evaluate_views;
+use crate::eval::{TestViews, evaluate_views};
 use ema::Ema;
 
 pub(crate) use epochs::{Batches, EpochLoop};
@@ -118,7 +118,7 @@ pub(crate) fn fit_across<M: ImageClassifier + Send + 'static>(
         });
     }
     let batches = TrainBatches::new(cfg, data.train.clone(), data.pre)?;
-    let (valid, pre, mirror) = (data.valid, data.pre, cfg.task.test_flip);
+    let (valid, pre, views) = (data.valid, data.pre, TestViews::of(&cfg.task));
     let (rank, ranks) = group.map_or((0, 1), |g| (g.rank(), g.size()));
     let epochs = EpochLoop {
         cfg,
@@ -128,8 +128,8 @@ pub(crate) fn fit_across<M: ImageClassifier + Send + 'static>(
         evaluate: |model: &M| {
             let model = model.valid();
             match group {
-                Some(group) => evaluate_sharded(group, valid, |shard| evaluate_views(&model, shard, pre, mirror, device)),
-                None => evaluate_views(&model, valid, pre, mirror, device),
+                Some(group) => evaluate_sharded(group, valid, |shard| evaluate_views(&model, shard, pre, views, device)),
+                None => evaluate_views(&model, valid, pre, views, device),
             }
         },
     };

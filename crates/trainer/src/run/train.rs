@@ -22,7 +22,7 @@ use crate::config::TrainConfig;
 use crate::distributed::collective::{Collective, average_running_statistics, evaluate_sharded};
 use crate::error::{Result, TrainError};
 use crate::eval::cached::{Features, cached_features, evaluate_head, fingerprint, fit_head};
-use crate::eval::evaluate_views;
+use crate::eval::{TestViews, evaluate_views};
 use crate::fit::ema::Ema;
 use crate::fit::{EpochMetrics, Fitted, Hooks, Progress, Stop, TrainData, TrainState, build_optimizer, fit_across};
 use crate::report::csv::metrics_csv;
@@ -164,13 +164,13 @@ fn train_run_with(
         Some(ema) if ema_better => (ema.valid(), checkpoint::EMA_FILE),
         _ => (fitted.model.valid(), "model.bpk"),
     };
-    let mirror = cfg.task.test_flip;
+    let views = TestViews::of(&cfg.task);
     let test = match (&test_features, group) {
         (Some(f), _) => evaluate_head(&inference, f, device)?,
         (None, Some(group)) => evaluate_sharded(group, &*data.loaded.test, |shard| {
-            evaluate_views(&inference, shard, &data.pre, mirror, device)
+            evaluate_views(&inference, shard, &data.pre, views, device)
         })?,
-        (None, None) => evaluate_views(&inference, &*data.loaded.test, &data.pre, mirror, device)?,
+        (None, None) => evaluate_views(&inference, &*data.loaded.test, &data.pre, views, device)?,
     };
     let report = finish_run(dir, fitted, (test, tested), (started, root))?;
     drop(lock);
