@@ -40,6 +40,13 @@ pub const PRESETS: [&str; 9] = [
     "trivialaugment",
 ];
 
+/// The `fashion` presets' crop: pad 2, then 28×28 at a random position (Fashion-MNIST's size).
+const FASHION_CROP: Op = Op::RandomCrop {
+    size: Size::Square(28),
+    padding: 2,
+    padding_mode: PadMode::Zero,
+};
+
 /// An ordered list of augmentation ops.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,22 +102,8 @@ impl Pipeline {
                 },
                 Op::HorizontalFlip { p: 0.5 },
             ],
-            "fashion" => vec![
-                Op::RandomCrop {
-                    size: Size::Square(28),
-                    padding: 2,
-                    padding_mode: PadMode::Zero,
-                },
-                Op::HorizontalFlip { p: 0.5 },
-            ],
-            "fashion-alternating" => vec![
-                Op::RandomCrop {
-                    size: Size::Square(28),
-                    padding: 2,
-                    padding_mode: PadMode::Zero,
-                },
-                Op::AlternatingFlip,
-            ],
+            "fashion" => vec![FASHION_CROP, Op::HorizontalFlip { p: 0.5 }],
+            "fashion-alternating" => vec![FASHION_CROP, Op::AlternatingFlip],
             "imagenet" => vec![
                 Op::RandomResizedCrop {
                     size: Size::Square(224),
