@@ -4,6 +4,7 @@
     python3 scripts/bench_pytorch.py --out target/bench-pytorch.json [--threads 2] [--cuda]
     python3 scripts/bench_pytorch.py --variant channels_last --out target/bench-pytorch-cl.json
     python3 scripts/bench_pytorch.py --variant compile --out target/bench-pytorch-compile.json
+    python3 scripts/bench_pytorch.py --variant channels_last --bf16 --out target/bench-pytorch-cl-bf16.json
     cargo xtask bench --compare target/bench-pytorch.json --compare target/bench-pytorch-cl.json
 
 `--variant` picks how PyTorch runs: `eager` (NCHW tensors, its default), `channels_last` (model
@@ -11,6 +12,8 @@ and input in channels-last memory format, oneDNN's preferred layout on CPUs) or 
 (`torch.compile` with its default inductor backend; compiling happens in the warm-up steps,
 which are not timed). The JSON's `backend` names the variant (`pytorch-cpu`,
 `pytorch-cpu-channels_last`, `pytorch-cpu-compile`), so a comparison says which one was fastest.
+`--bf16` runs every forward pass (and a training step's loss) under `torch.autocast` in bf16, the
+reference for `cnn bench --precision bf16`; the backend's name ends in `-bf16`.
 
 Needs `torch` and `torchvision` (install them in a virtual environment outside the repository:
 `python3 -m venv ~/torch && ~/torch/bin/pip install torch torchvision`). Never run in CI.
@@ -72,6 +75,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--size", type=int, help="override the input size of every case")
     ap.add_argument("--batch", type=int, help="override the batch of every case")
+    ap.add_argument("--bf16", action="store_true", help="forward passes under bf16 autocast")
     ap.add_argument("--variant", choices=["eager", "channels_last", "compile"], default="eager",
                     help="how PyTorch runs the models [default: eager]")
     args = ap.parse_args()
@@ -89,7 +93,7 @@ def main():
     phases = ["infer", "train"] if args.phase == "both" else [args.phase]
     results = []
     print(f"{'model':<12} {'phase':<6} {'px':>5} {'batch':>6} {'median':>10} {'min':>10} {'max':>10}"
-          f"  (pytorch {torch.__version__} {args.variant} on {device}, {torch.get_num_threads()} threads)")
+          f"  (pytorch {torch.__version__} {args.variant}{' bf16' if args.bf16 else ''} on {device}, {torch.get_num_threads()} threads)")
     for name, size, batch, part in SUITE:
         if args.model and name not in args.model:
             continue
@@ -104,10 +108,12 @@ def main():
             y = torch.arange(batch, device=device) % 10
             # A compiled model compiles on its first calls: at least two untimed steps.
             warmup = max(args.warmup, 2) if args.variant == "compile" else args.warmup
-            times = run(model, x, y, part, phase, warmup, args.reps, torch, nn, device, args.variant)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                times = run(model, x, y, part, phase, warmup, args.reps, torch, nn, device, args.variant)
             results.append(case_result(name, size, batch, phase, part, times))
     backend = "pytorch-cuda" if args.cuda else "pytorch-cpu"
     backend = backend if args.variant == "eager" else f"{backend}-{args.variant}"
+    backend = f"{backend}-bf16" if args.bf16 else backend
     write_report(args.out, backend, torch.get_num_threads(), results, variant=args.variant, torch=torch.__version__)
 
 

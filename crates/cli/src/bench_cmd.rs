@@ -42,6 +42,8 @@ pub struct BenchArgs {
     /// each case is then also compared with the fastest of them, named.
     #[arg(long)]
     compare: Vec<PathBuf>,
+    #[command(flatten)]
+    precision: crate::precision_arg::PrecisionArg,
 }
 
 pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
@@ -49,6 +51,9 @@ pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
         "both" => vec![BenchPhase::Infer, BenchPhase::Train],
         one => vec![one.parse().map_err(anyhow::Error::msg)?],
     };
+    if args.precision.precision == cnn_models::precision::Precision::Bf16 && phases.contains(&BenchPhase::Train) {
+        anyhow::bail!("--precision bf16 measures inference only (--phase infer): training in bf16 is not built yet");
+    }
     let cases = cases(&args, &phases)?;
     // Read the reference first: a wrong path should not cost a whole benchmark run.
     let references = args.compare.iter().map(|path| read_reference(path)).collect::<Result<Vec<_>>>()?;
@@ -60,8 +65,9 @@ pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
     let mut runs = Vec::new();
     for requested in backends {
         let (backend, device) = crate::open_device(requested)?;
+        let precision = args.precision.apply(backend);
         println!(
-            "{:<10} {:<6} {:>5} {:>6} {:>10} {:>10} {:>10} {:>9}  ({backend}, {} warm-up + {} timed steps)",
+            "{:<10} {:<6} {:>5} {:>6} {:>10} {:>10} {:>10} {:>9}  ({backend}, {precision}, {} warm-up + {} timed steps)",
             "model", "phase", "px", "batch", "median", "min", "max", "GFLOP/s", args.warmup, args.reps
         );
         let mut results = Vec::new();
@@ -93,13 +99,18 @@ pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
                 println!("  {line}");
             }
         }
-        runs.push((backend, results));
+        // bf16 figures are their own backend in the JSON, so rounds and comparisons keep them apart.
+        let name = match precision {
+            cnn_models::precision::Precision::F32 => backend.name().to_string(),
+            other => format!("{backend}-{other}"),
+        };
+        runs.push((name, results));
     }
     if let Some(path) = &args.json {
         std::fs::write(
             path,
             serde_json::to_string_pretty(&cnn_experiments::bench::report_json(
-                &runs.iter().map(|(b, r)| (b.name(), r.as_slice())).collect::<Vec<_>>(),
+                &runs.iter().map(|(b, r)| (b.as_str(), r.as_slice())).collect::<Vec<_>>(),
             ))?,
         )
         .with_context(|| format!("writing {}", path.display()))?;

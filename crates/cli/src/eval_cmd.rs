@@ -31,6 +31,8 @@ pub struct EvalArgs {
     /// probability, into <run>/worst.png (worst-ensemble.png for several runs).
     #[arg(long, value_name = "N")]
     worst: Option<usize>,
+    #[command(flatten)]
+    precision: crate::precision_arg::PrecisionArg,
 }
 
 /// Flags of `cnn predict`.
@@ -48,6 +50,8 @@ pub struct PredictArgs {
     /// Average over AlexNet's ten crops (four corners and the centre, and their mirrors).
     #[arg(long)]
     tta: bool,
+    #[command(flatten)]
+    precision: crate::precision_arg::PrecisionArg,
 }
 
 /// Opens every run folder named.
@@ -59,7 +63,8 @@ fn open_runs(paths: &[PathBuf]) -> Result<Vec<RunFolder>> {
 /// drawn) of one run or of an ensemble, optionally with ten crops.
 pub fn eval(device: Option<&str>, args: EvalArgs) -> Result<()> {
     let runs = open_runs(&args.run)?;
-    let (_, device) = crate::open_device(device)?;
+    let (backend, device) = crate::open_device(device)?;
+    args.precision.apply(backend);
     let result = cnn_trainer::evaluate_runs(
         &runs,
         args.dataset.as_deref(),
@@ -208,7 +213,8 @@ fn print_per_class(names: &[String], detail: &cnn_trainer::DetailedEvaluation) {
 pub fn predict(device: Option<&str>, args: PredictArgs) -> Result<()> {
     let runs = open_runs(&args.run)?;
     cnn_trainer::eval::ensemble::check_same_classes(&runs)?;
-    let (_, device) = crate::open_device(device)?;
+    let (backend, device) = crate::open_device(device)?;
+    args.precision.apply(backend);
     let models = runs
         .iter()
         .map(|r| r.load_model(&device))

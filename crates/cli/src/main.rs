@@ -13,6 +13,7 @@ mod experiment_cmd;
 mod explain_cmd;
 mod kernels_cmd;
 mod lr_find_cmd;
+mod precision_arg;
 mod train_cmd;
 mod weights_cmd;
 

@@ -1257,3 +1257,26 @@ fn explain_draws_heat_maps_and_eval_draws_the_worst_images() {
     let msg = assert_clean_failure(&cnn(&["eval", "--run", run.to_str().unwrap(), "--worst", "0"]));
     assert!(msg.contains("--worst needs at least 1"), "{msg}");
 }
+
+/// `--precision bf16`: inference runs and says so (bf16 where the CPU has AVX512-BF16, else f32
+/// with a notice), its JSON names the backend `flex-bf16` when it ran bf16; training is refused
+/// in one line; an unknown precision is a one-line error.
+#[test]
+fn bench_in_bf16_measures_inference_and_refuses_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bf16.json");
+    let args = ["bench", "--model", "resnet20", "--batch", "8", "--warmup", "0", "--reps", "1"];
+    let out = cnn(&[&args[..], &["--phase", "infer", "--precision", "bf16", "--json", json.to_str().unwrap()]].concat());
+    let (text, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{err}");
+    let report = std::fs::read_to_string(&json).unwrap();
+    if cnn_models::precision::Precision::Bf16.fast_here() {
+        assert!(text.contains("(flex, bf16,") && report.contains("\"flex-bf16\""), "{text}");
+    } else {
+        assert!(err.contains("no AVX512-BF16; running f32") && text.contains("(flex, f32,"), "{err}");
+    }
+    let train = cnn(&[&args[..], &["--phase", "train", "--precision", "bf16"]].concat());
+    assert!(assert_clean_failure(&train).contains("inference only"));
+    let bad = cnn(&[&args[..], &["--phase", "infer", "--precision", "fp16"]].concat());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("f32 or bf16"));
+}

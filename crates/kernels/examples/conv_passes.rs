@@ -1,4 +1,5 @@
-//! Times the fast convolution's three passes (forward, input gradient, weight gradient) at the
+//! Times the fast convolution's three passes (forward, input gradient, weight gradient), and the
+//! forward pass in bf16 (`fwd bf16`, [`forward_bf16`]), at the
 //! convolution shapes of the benchmark suite's cases — ResNet-20 (32 px, batch 128), ResNet-18
 //! (64 px, batch 32), VGG-16 (64 px, batch 16), AlexNet's features (224 px, batch 8) — so a
 //! change to the kernels can be measured pass by pass, and compared with PyTorch's passes at
@@ -11,20 +12,11 @@
 
 use std::time::Instant;
 
-use cnn_kernels::fast_conv::kernel::{ConvGeometry, backward, forward};
+use cnn_kernels::fast_conv::kernel::{ConvGeometry, backward, forward, forward_bf16};
 
 /// `(label, geometry, convolutions of this shape per step)`.
 fn shapes(model: &str) -> Vec<(String, ConvGeometry, usize)> {
-    let conv = |batch, c, hw, o, k, s, p| ConvGeometry {
-        batch,
-        channels_in: c,
-        input: [hw, hw],
-        channels_out: o,
-        kernel: [k, k],
-        stride: [s, s],
-        padding: [p, p],
-        dilation: [1, 1],
-    };
+    let conv = ConvGeometry::square;
     let list: Vec<(ConvGeometry, usize)> = match model {
         "resnet18" => vec![
             (conv(32, 3, 64, 64, 7, 2, 3), 1),
@@ -92,10 +84,10 @@ fn main() {
     let reps = 7;
     println!("{model}: fastest ms of {reps} runs; `total` weighs each shape by its count per step");
     println!(
-        "{:<24} {:>5} {:>9} {:>9} {:>9} {:>8}",
-        "shape", "count", "forward", "d input", "d weight", "GFLOP/s"
+        "{:<24} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9}",
+        "shape", "count", "forward", "d input", "d weight", "GFLOP/s", "fwd bf16"
     );
-    let mut totals = [0.0f64; 3];
+    let mut totals = [0.0f64; 4];
     for (label, g, count) in shapes(&model) {
         let [oh, ow] = g.output().expect("valid shape");
         let x: Vec<f32> = (0..g.batch * g.channels_in * g.input[0] * g.input[1])
@@ -108,15 +100,16 @@ fn main() {
             .map(|i| ((i % 13) as f32 - 6.0) / 10.0)
             .collect();
         let f = time(reps, || drop(forward(&g, &x, &w, None)));
+        let f16 = time(reps, || drop(forward_bf16(&g, &x, &w, None)));
         let di = time(reps, || drop(backward(&g, &x, &w, &dy, [true, false, false])));
         let dw = time(reps, || drop(backward(&g, &x, &w, &dy, [false, true, false])));
         let flops = 2.0 * (g.batch * g.channels_out * oh * ow * g.channels_in * g.kernel[0] * g.kernel[1]) as f64;
         let rate = 3.0 * flops / ((f + di + dw) * 1e-3) / 1e9;
-        println!("{label:<24} {count:>5} {f:>9.2} {di:>9.2} {dw:>9.2} {rate:>8.1}");
-        for (total, t) in totals.iter_mut().zip([f, di, dw]) {
+        println!("{label:<24} {count:>5} {f:>9.2} {di:>9.2} {dw:>9.2} {rate:>8.1} {f16:>9.2}");
+        for (total, t) in totals.iter_mut().zip([f, di, dw, f16]) {
             *total += t * count as f64;
         }
     }
-    let [f, di, dw] = totals;
-    println!("{:<24} {:>5} {f:>9.2} {di:>9.2} {dw:>9.2}", "total", "");
+    let [f, di, dw, f16] = totals;
+    println!("{:<24} {:>5} {f:>9.2} {di:>9.2} {dw:>9.2} {:>8} {f16:>9.2}", "total", "", "");
 }

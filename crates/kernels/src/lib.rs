@@ -20,6 +20,10 @@
 //! - [`fused_sgd`]: the SGD-with-momentum update as one in-place pass per parameter, bit-identical
 //!   to burn's `Sgd`; switch: `CNN_FUSED_SGD=0`.
 //!
+//! Beside them, [`bf16`]: products of bf16 operands with f32 sums (AVX512-BF16 where the CPU has
+//! it), and the convolution's forward pass on them (`fast_conv::kernel::forward_bf16`), which
+//! every convolution on flex runs when [`precision`] says bf16.
+//!
 //! Every switch is a [`Kernel`]: its variable, what it does, and whether it is active on this
 //! CPU (`cnn kernels` prints them).
 //!
@@ -43,6 +47,8 @@
 //! assert!(gap < 1e-4);
 //! ```
 
+#[cfg(feature = "flex")]
+pub mod bf16;
 pub mod fast_conv;
 pub mod fast_linear;
 pub mod fast_pool;
@@ -51,6 +57,7 @@ pub mod fast_tanh;
 mod flex_tensors;
 pub mod fused_bn;
 pub mod fused_sgd;
+pub mod precision;
 mod switch;
 
 pub use switch::Kernel;

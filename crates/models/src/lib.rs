@@ -60,7 +60,7 @@ pub mod small_map;
 pub mod summary;
 pub mod vgg;
 
-pub use cnn_kernels::{Kernel, fast_conv, fast_linear, fast_pool, fast_tanh, fused_bn, fused_sgd};
+pub use cnn_kernels::{Kernel, fast_conv, fast_linear, fast_pool, fast_tanh, fused_bn, fused_sgd, precision};
 
 /// ImageNet's per-channel mean and standard deviation (torchvision's): what the published
 /// ImageNet weights expect their input normalised with.

@@ -299,3 +299,32 @@ fn every_model_on_wgpu_equals_flex() {
         assert!(gap <= 1e-3, "{}: wgpu differs from flex by {gap}", info.name);
     }
 }
+
+/// Every model's inference logits with bf16 convolutions (`--precision bf16`) against f32, on the
+/// same weights and batch: within 1% of the largest logit (bf16 keeps 8 bits of each operand, the
+/// products are summed in f32; at most 0.41% in a run at two images, `resnet9_w32`), and not equal wherever
+/// the logits depend on the input at all (the bf16 path really ran). Several random-init
+/// networks pass almost nothing through in eval mode (the plain twins, VGG, GoogLeNet: their
+/// logits move by 1e-10 to 1e-5 between two inputs), so the test checks the logits' size, and
+/// trained runs' accuracy is checked with `cnn eval --precision bf16` (docs/performance.md).
+#[test]
+fn every_model_in_bf16_gives_the_f32_logits_within_one_percent() {
+    use cnn_models::precision::{Precision, with};
+
+    let device = Device::flex();
+    for info in MODELS {
+        let model = build(info.name, BuildOptions::classes(7), &device).unwrap().valid();
+        let [c, h, w] = small_input(info.family, info.default_input.channels);
+        // Six images: enough output columns that bf16 pays for a convolution of every family
+        // (`bf16_pays`: 512 columns, 16 channels), LeNet-5's second (10×10) included.
+        let x = Tensor::<4>::random([6, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let other = Tensor::<4>::random([6, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let f32_logits = with(Precision::F32, || model.logits(x.clone()));
+        let signal = (f32_logits.clone() - model.logits(other)).abs().max().into_scalar::<f32>();
+        let bf16_logits = with(Precision::Bf16, || model.logits(x));
+        let size = f32_logits.clone().abs().max().into_scalar::<f32>();
+        let gap = (f32_logits - bf16_logits).abs().max().into_scalar::<f32>();
+        assert!(gap <= 0.01 * size, "{}: bf16 logits {gap} off, logits up to {size}", info.name);
+        assert!(signal <= 1e-6 * size || gap > 0.0, "{}: bf16 changed nothing", info.name);
+    }
+}

@@ -74,7 +74,11 @@ impl FastConvBackend for Flex {
             return Flex::conv2d(x, weight, None, options);
         };
         let (x, weight) = (contiguous(&x), contiguous(&weight));
-        let out = kernel::forward(&g, elements(&x), elements(&weight), None);
+        let forward = match crate::precision::current() {
+            crate::precision::Precision::Bf16 if kernel::bf16_pays(&g) => kernel::forward_bf16,
+            _ => kernel::forward,
+        };
+        let out = forward(&g, elements(&x), elements(&weight), None);
         let [oh, ow] = g.output().expect("checked in geometry");
         flex_tensor(out, [g.batch, g.channels_out, oh, ow])
     }

@@ -45,6 +45,21 @@ pub struct ConvGeometry {
 }
 
 impl ConvGeometry {
+    /// A convolution of square maps with a square kernel and no dilation, as the zoo's layers
+    /// are: `batch` images of `channels_in` × `size`² into `channels_out` channels.
+    pub fn square(batch: usize, channels_in: usize, size: usize, channels_out: usize, kernel: usize, stride: usize, padding: usize) -> Self {
+        Self {
+            batch,
+            channels_in,
+            input: [size, size],
+            channels_out,
+            kernel: [kernel, kernel],
+            stride: [stride, stride],
+            padding: [padding, padding],
+            dilation: [1, 1],
+        }
+    }
+
     /// Output height and width; `None` when the kernel does not fit the padded input.
     pub fn output(&self) -> Option<[usize; 2]> {
         let side = |i: usize| {

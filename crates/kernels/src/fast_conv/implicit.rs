@@ -52,15 +52,15 @@ pub(super) fn applies(g: &ConvGeometry) -> bool {
 /// A group of `images` padded images side by side: `[C][Hp][images·Wp]`, then `KW − 1` zeros
 /// that the last rows' discarded columns read.
 #[derive(Clone, Copy)]
-struct Layout {
-    images: usize,
+pub(super) struct Layout {
+    pub(super) images: usize,
     /// Padded height and width of one image.
-    hp: usize,
-    wp: usize,
+    pub(super) hp: usize,
+    pub(super) wp: usize,
 }
 
 impl Layout {
-    fn new(g: &ConvGeometry, images: usize) -> Self {
+    pub(super) fn new(g: &ConvGeometry, images: usize) -> Self {
         let [h, w] = g.input;
         Self {
             images,
@@ -70,11 +70,11 @@ impl Layout {
     }
 
     /// Floats per row of the group.
-    fn width(&self) -> usize {
+    pub(super) fn width(&self) -> usize {
         self.images * self.wp
     }
 
-    fn plane(&self) -> usize {
+    pub(super) fn plane(&self) -> usize {
         self.hp * self.width()
     }
 
@@ -83,7 +83,7 @@ impl Layout {
     }
 
     /// Columns of the products: every output row at the group's full width.
-    fn columns(&self, g: &ConvGeometry) -> usize {
+    pub(super) fn columns(&self, g: &ConvGeometry) -> usize {
         g.output().map_or(0, |[oh, _]| oh * self.width())
     }
 
@@ -108,7 +108,7 @@ impl Layout {
 }
 
 /// Images per group for ranges of `per_range` images (see [`TARGET_COLUMNS`]).
-fn group_size(g: &ConvGeometry, per_range: usize) -> usize {
+pub(super) fn group_size(g: &ConvGeometry, per_range: usize) -> usize {
     let one = Layout::new(g, 1);
     let wanted = TARGET_COLUMNS.div_ceil(one.columns(g).max(1));
     let fits = GROUP_BUDGET / (g.channels_in * one.plane()).max(1);
@@ -225,7 +225,7 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
 
 /// The product of a group (output channel `o`, column `j` at `o·strides[0] + j·strides[1]`;
 /// columns `[OH][images·Wp]`) into `out` (`[images, O, OH, OW]`), adding the bias on the way.
-fn scatter(g: &ConvGeometry, layout: Layout, (product, [o_stride, col_stride]): (&[f32], [usize; 2]), bias: Option<&[f32]>, out: &mut [f32]) {
+pub(super) fn scatter(g: &ConvGeometry, layout: Layout, (product, [o_stride, col_stride]): (&[f32], [usize; 2]), bias: Option<&[f32]>, out: &mut [f32]) {
     let [oh, ow] = g.output().expect("checked by `applies`");
     for (index, dst) in out.chunks_exact_mut(oh * ow).enumerate() {
         let (image, o) = (index / g.channels_out, index % g.channels_out);

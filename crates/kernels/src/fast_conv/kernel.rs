@@ -30,6 +30,39 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>
     out
 }
 
+/// Forward convolution with bf16 products and f32 sums ([`crate::bf16`]): as [`forward`] with
+/// `x` and `weight` rounded to bf16 (relative error at most 2⁻⁹ each), the bias and the sums in
+/// f32. Fast where [`crate::bf16::supported`]; elsewhere correct but slow. Faster than
+/// [`forward`] only where [`bf16_pays`].
+pub fn forward_bf16(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    crate::Kernel::FastConv.record(false);
+    let mut out = unfilled(g.batch * g.channels_out * g.pixels_out());
+    super::bf16_forward::forward(g, x, weight, bias, &mut out);
+    out
+}
+
+/// Fewest output columns (images × output pixels) for which [`forward_bf16`] beats [`forward`]:
+/// below it, packing the weight into bf16 pairs costs more than the faster product saves.
+const BF16_MIN_COLUMNS: usize = 512;
+/// Fewest output channels likewise: packing the input costs the same whatever the channels, the
+/// product shrinks with them (before this limit LeNet-5, 6 and 16 channels, ran 0.73× as fast in
+/// bf16 as in f32, `cnn bench --phase infer`, median of 5 noisy rounds).
+const BF16_MIN_CHANNELS: usize = 16;
+
+/// Whether [`forward_bf16`] is faster than [`forward`] for `g`, so `--precision bf16` runs it:
+/// not where f32 multiplies less (Winograd: 2.25× fewer multiplications; tap by tap: no products
+/// on padding), nor on so few output columns that packing the weight dominates, nor on so few
+/// output channels that packing the input does. Measured with
+/// `examples/conv_passes` (AMD EPYC Zen 4, 2026-12-07), f32 against bf16 ms: ResNet-18's
+/// 512-channel 2×2 maps (Winograd) 1.49 against 5.90; its 256→512 stride-2 layer at 32 × 4
+/// columns 1.71 against 2.91, at 32 × 16 columns (128→256) 1.63 against 1.51; VGG-16's
+/// 64-channel 64×64 layer 24.9 against 12.7.
+pub fn bf16_pays(g: &ConvGeometry) -> bool {
+    !passes::fewer_products_in_f32(g)
+        && g.batch * g.pixels_out() >= BF16_MIN_COLUMNS
+        && g.channels_out >= BF16_MIN_CHANNELS
+}
+
 /// A vector of `len` floats for a pass that writes every element before anything reads it
 /// (zeroing it first cost ~9% of ResNet-20's 16-channel 32×32 forward: 8 MiB a call).
 fn unfilled(len: usize) -> Vec<f32> {

@@ -142,6 +142,48 @@ fn forward_matches_the_direct_convolution() {
 /// The backward pass is the adjoint of the forward pass: for random `v`,
 /// `<forward(x + e_i), v>` changes by exactly the gradient; checked in its bilinear form
 /// `<conv(x, w), v> = <x, dX(v)> = <w, dW(v)>` and `sum(v) per channel = dB`.
+/// The bf16 forward pass on every geometry (every path: in place for the stride-1 wide maps,
+/// with an odd channel count among them, column matrices for the rest) equals the direct
+/// convolution of the bf16-rounded input and weight to f32 rounding, and the f32 one to bf16's:
+/// within 2⁻⁸ of the products' sizes.
+#[test]
+fn the_bf16_forward_is_the_convolution_of_the_rounded_operands() {
+    let round = |v: &[f32]| v.iter().map(|&x| crate::bf16::round(x)).collect::<Vec<f32>>();
+    for g in geometries() {
+        let x = values(g.batch * g.channels_in * g.pixels_in(), 1);
+        let w = values(g.channels_out * g.rows(), 2);
+        let b = values(g.channels_out, 3);
+        for bias in [Some(&b[..]), None] {
+            let ours = forward_bf16(&g, &x, &w, bias);
+            let rounded = naive_forward(&g, &round(&x), &round(&w), bias);
+            let exact = naive_forward(&g, &x, &w, bias);
+            // The largest output has at most `rows` products of values in [−1, 1].
+            let size = g.rows() as f32;
+            for ((a, r), e) in ours.iter().zip(&rounded).zip(&exact) {
+                assert!((a - r).abs() < 1e-5 * size, "{g:?}: {a} vs {r} (rounded operands)");
+                assert!((a - e).abs() <= size / 256.0, "{g:?}: {a} vs {e} (f32)");
+            }
+            assert!(ours.iter().zip(&exact).any(|(a, e)| a != e), "{g:?}: no rounding at all?");
+        }
+    }
+    let in_place: Vec<_> = geometries().into_iter().filter(|g| super::super::implicit::applies(g)).collect();
+    assert_eq!(in_place.len(), 5);
+    assert!(in_place.iter().any(|g| g.channels_in % 2 == 1));
+}
+
+/// `--precision bf16` runs bf16 where it pays: not on Winograd or tap-wise shapes, not on a few
+/// output columns, yes on wide stride-1 maps and large strided ones.
+#[test]
+fn bf16_runs_where_it_pays() {
+    let conv = ConvGeometry::square;
+    assert!(bf16_pays(&conv(128, 16, 32, 16, 3, 1, 1)), "ResNet-20's first stage");
+    assert!(bf16_pays(&conv(32, 3, 64, 64, 7, 2, 3)), "ResNet-18's stem");
+    assert!(!bf16_pays(&conv(32, 512, 2, 512, 3, 1, 1)), "Winograd or tap by tap");
+    assert!(!bf16_pays(&conv(32, 128, 8, 128, 3, 1, 1)), "Winograd");
+    assert!(!bf16_pays(&conv(32, 256, 4, 512, 3, 2, 1)), "128 output columns");
+    assert!(!bf16_pays(&conv(64, 1, 32, 6, 5, 1, 0)), "LeNet-5's 6 output channels");
+}
+
 #[test]
 fn backward_is_the_adjoint_of_forward() {
     for g in geometries() {
@@ -186,6 +228,11 @@ fn every_pass_writes_its_whole_output() {
         let mut zeroed = vec![0.0; v.len()];
         passes::forward(&g, &x, &w, None, &mut zeroed);
         assert_eq!(out, zeroed, "{g:?}: forward");
+        let mut out = vec![f32::NAN; v.len()];
+        super::super::bf16_forward::forward(&g, &x, &w, None, &mut out);
+        let mut zeroed = vec![0.0; v.len()];
+        super::super::bf16_forward::forward(&g, &x, &w, None, &mut zeroed);
+        assert_eq!(out, zeroed, "{g:?}: bf16 forward");
         if passes::input_gradient_overwrites(&g) {
             let mut dx = vec![f32::NAN; x.len()];
             passes::input_gradient(&g, &w, &v, &mut dx);

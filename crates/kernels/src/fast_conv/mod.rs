@@ -33,6 +33,8 @@ use crate::switch::Kernel;
 #[cfg(feature = "flex")]
 mod backend;
 #[cfg(feature = "flex")]
+mod bf16_forward;
+#[cfg(feature = "flex")]
 mod columns;
 #[cfg(feature = "flex")]
 mod crate_gemm;

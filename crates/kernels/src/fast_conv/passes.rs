@@ -54,6 +54,12 @@ fn tapwise(g: &ConvGeometry) -> bool {
     crate::Kernel::Tapwise.enabled() && tapwise::applies(g)
 }
 
+/// Whether `g`'s forward pass multiplies less in f32 than bf16 products on its column matrix
+/// would cost: Winograd (2.25× fewer multiplications) and tap by tap (no products on padding).
+pub(super) fn fewer_products_in_f32(g: &ConvGeometry) -> bool {
+    winograd(g) || tapwise(g)
+}
+
 /// Whether `g`'s input gradient runs as the forward pass of its turned convolution (a 1×1 one
 /// is a plain product already).
 fn turned_input_gradient(g: &ConvGeometry) -> bool {
@@ -77,15 +83,25 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
     if tapwise(g) {
         return tapwise::forward(g, x, weight, bias, out);
     }
-    let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
+    let weight = Lhs {
+        m: g.channels_out,
+        k: g.rows(),
+        src: weight,
+        strides: [g.rows(), 1],
+    };
+    on_columns(g, x, bias, out, &|cols, col, dst| weight.times(cols, dst, col, [cols, 1], false));
+}
+
+/// `dst[O, n] (+)= weight · col[K, n]` for a chunk's `n` columns (`dst` as `(floats, row stride,
+/// accumulate)`): the product of [`on_columns`].
+pub(super) type ColumnProduct<'a> = dyn Fn(usize, &[f32], (&mut [f32], usize, bool)) + Sync + 'a;
+
+/// The forward pass on column matrices: per range of images, chunk by chunk, im2col and
+/// `product`, the output scattered back to `[N, O, P]` with the bias (every element written).
+pub(super) fn on_columns(g: &ConvGeometry, x: &[f32], bias: Option<&[f32]>, out: &mut [f32], product: &ColumnProduct<'_>) {
+    let (pixels, out_ch) = (g.pixels_out(), g.channels_out);
     let plane_in = g.channels_in * g.pixels_in();
     let (per_range, chunk) = split(g);
-    let weight = Lhs {
-        m: out_ch,
-        k: rows,
-        src: weight,
-        strides: [rows, 1],
-    };
     let ranges = out
         .par_chunks_mut(per_range * out_ch * pixels)
         .zip(x.par_chunks(per_range * plane_in));
@@ -97,20 +113,19 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<
                 let col = columns(g, xs, images, col_buf, xpad);
                 if images == 1 {
                     // `[O, P]` is the output's own layout: the bias goes in first and the
-                    // GEMM adds onto it.
+                    // product adds onto it.
                     if let Some(b) = bias {
                         out.chunks_exact_mut(pixels).zip(b).for_each(|(row, b)| row.fill(*b));
                     }
-                    let acc = bias.is_some();
-                    weight.times(cols, (out, cols, acc), col, [cols, 1], false);
+                    product(cols, col, (out, cols, bias.is_some()));
                     continue;
                 }
-                let product = &mut product_buf[..out_ch * cols];
-                weight.times(cols, (product, cols, false), col, [cols, 1], false);
+                let regrouped = &mut product_buf[..out_ch * cols];
+                product(cols, col, (regrouped, cols, false));
                 // `[O, images·P]` → `[images, O, P]`, adding the bias on the way.
                 for (index, dst) in out.chunks_exact_mut(pixels).enumerate() {
                     let (image, o) = (index / out_ch, index % out_ch);
-                    let src = &product[o * cols + image * pixels..][..pixels];
+                    let src = &regrouped[o * cols + image * pixels..][..pixels];
                     match bias {
                         Some(b) => dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + b[o]),
                         None => dst.copy_from_slice(src),
@@ -415,15 +430,7 @@ mod tests {
     fn the_broadcast_weight_gradient_equals_the_dot_products() {
         let shapes = [(3, 40, 24, 7, 2, 3), (16, 20, 40, 3, 2, 1), (64, 16, 32, 1, 2, 0), (8, 10, 16, 3, 1, 0)];
         for (channels_in, hw, channels_out, k, s, p) in shapes {
-            let g = ConvGeometry {
-                channels_in,
-                input: [hw, hw],
-                channels_out,
-                kernel: [k, k],
-                stride: [s, s],
-                padding: [p, p],
-                ..geometry(5)
-            };
+            let g = ConvGeometry::square(5, channels_in, hw, channels_out, k, s, p);
             assert!(!implicit(&g) && !winograd(&g), "{g:?}");
             let (x, dy) = inputs(&g);
             for parallel in [false, true] {

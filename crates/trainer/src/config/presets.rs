@@ -23,6 +23,7 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../presets/resnet20-fashion-long.toml"),
     ),
     ("speedrun", include_str!("../../presets/speedrun.toml")),
+    ("speedrun-hour", include_str!("../../presets/speedrun-hour.toml")),
     ("fashion-100k", include_str!("../../presets/fashion-100k.toml")),
 ];
 
@@ -155,6 +156,8 @@ mod tests {
             .with_augment(cnn_data_augment::Pipeline::preset("fashion-alternating").unwrap())
             .with_test_flip(true);
         assert_eq!(preset("speedrun").unwrap(), speedrun.clone());
+        let hour = speedrun.clone().with_model("resnet9_w32".into()).with_epochs(17);
+        assert_eq!(preset("speedrun-hour").unwrap(), hour);
         let small = speedrun
             .with_model("resnet9_w7".into())
             .with_epochs(30)

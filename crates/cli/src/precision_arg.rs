@@ -1,0 +1,35 @@
+//! `--precision`: how the convolutions multiply, one flag shared by the inference commands
+//! (`cnn bench`, `cnn eval`, `cnn predict`).
+
+use cnn_models::precision::{self, Precision};
+
+use crate::device::Backend;
+
+/// The flag, flattened into each command that takes it.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct PrecisionArg {
+    /// Products of the convolutions: f32, or bf16 operands with f32 sums (inference only; on
+    /// flex and CPUs with AVX512-BF16 — elsewhere f32, with a notice).
+    #[arg(long, default_value = "f32", value_parser = |s: &str| s.parse::<Precision>())]
+    pub precision: Precision,
+}
+
+impl PrecisionArg {
+    /// Sets the precision for the process and returns the one in force: bf16 where `backend` is
+    /// flex and the CPU has AVX512-BF16, else f32 with one line on stderr saying why.
+    pub fn apply(self, backend: Backend) -> Precision {
+        let effective = match self.precision {
+            Precision::Bf16 if backend != Backend::Flex => {
+                eprintln!("note: --precision bf16 runs on flex only; {backend} runs f32");
+                Precision::F32
+            }
+            Precision::Bf16 if !Precision::Bf16.fast_here() => {
+                eprintln!("note: this CPU has no AVX512-BF16; running f32");
+                Precision::F32
+            }
+            asked => asked,
+        };
+        precision::set(effective);
+        effective
+    }
+}
