@@ -804,6 +804,14 @@ fn ensembles_ten_crops_and_export_from_the_command_line() {
         "predict", "--run", a.to_str().unwrap(), "--run", b.to_str().unwrap(), digit.to_str().unwrap(),
     ]));
     assert!(stdout.lines().next().unwrap().ends_with("(average of 2 runs)"), "{stdout}");
+    // The same top class with bf16 convolutions.
+    let bf16 = assert_success(&cnn(&[
+        "predict", "--run", a.to_str().unwrap(), "--run", b.to_str().unwrap(), digit.to_str().unwrap(), "--precision",
+        "bf16",
+    ]));
+    let top_class = |text: &str| text.lines().nth(1).and_then(|l| l.split_whitespace().last()).map(str::to_string);
+    assert!(top_class(&stdout).is_some(), "{stdout}");
+    assert_eq!(top_class(&bf16), top_class(&stdout), "{stdout}\n{bf16}");
 
     let other = root.join("other");
     std::fs::create_dir_all(&other).unwrap();
@@ -850,6 +858,10 @@ fn a_run_with_a_moving_average_prints_it_and_evaluates_the_weights_its_test_chos
     let eval = assert_success(&cnn(&["--device", "flex", "eval", "--run", run.to_str().unwrap()]));
     let accuracy = format!("{:.4}", summary["test_accuracy"].as_f64().unwrap());
     assert!(eval.contains(&accuracy), "{chosen}, {accuracy}: {eval}");
+    // In bf16 (or f32 with a notice where the CPU lacks it) the same accuracy within a point.
+    let bf16 = assert_success(&cnn(&["eval", "--run", run.to_str().unwrap(), "--precision", "bf16"]));
+    let printed = |text: &str| -> f64 { text.split("accuracy ").nth(1).unwrap()[..6].parse().unwrap() };
+    assert!((printed(&bf16) - printed(&eval)).abs() <= 0.01, "{eval}\n{bf16}");
 }
 
 #[test]
