@@ -54,6 +54,8 @@ fn forward_in_place(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[
     let weight = pair_ordered_weight(g, weight);
     let per_range = g.per_range();
     let group = implicit::group_size(g, per_range);
+    // The row table of a whole group, built once per call (only a shorter last group needs its own).
+    let full_table = pair_rows_table(g, Layout::new(g, group));
     let ranges = out
         .par_chunks_mut(per_range * plane_out)
         .zip(x.par_chunks(per_range * plane_in));
@@ -66,12 +68,14 @@ fn forward_in_place(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[
                 pad_pairs(g, xs, layout, pairs);
                 product.resize(out_ch * cols, 0.0);
                 let product = &mut product[..out_ch * cols];
-                bf16::gemm_in_place(
-                    &weight,
-                    (pairs, &pair_rows_table(g, layout)),
-                    cols,
-                    (product, cols, false),
-                );
+                let own;
+                let table = if layout.images == group {
+                    &full_table
+                } else {
+                    own = pair_rows_table(g, layout);
+                    &own
+                };
+                bf16::gemm_in_place(&weight, (pairs, table), cols, (product, cols, false));
                 implicit::scatter(g, layout, (product, [cols, 1]), bias, out);
             }
         })
