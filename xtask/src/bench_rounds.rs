@@ -8,7 +8,8 @@
 //! environment with torch, torchvision, onnx, onnxscript and onnxruntime). `--model`, `--phase`,
 //! `--size` and `--batch` go to them as well (with `--model`, `--size` and `--batch` are needed:
 //! `cnn bench --model` and the scripts default to different cases); files land in
-//! `target/bench/rounds/`.
+//! `target/bench/rounds/`. With `--precision bf16` ours runs bf16 and the PyTorch references
+//! run under bf16 autocast (`--bf16`); ONNX Runtime, which has no such mode, is left out.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -95,12 +96,17 @@ pub fn check_cases(bench_args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `cnn bench` is asked for bf16 products.
+fn bf16(bench_args: &[String]) -> bool {
+    values_of(bench_args, "--precision").pop().as_deref() == Some("bf16")
+}
+
 /// The command line of one reference run writing `out`, or `None` when it has nothing to measure
-/// (ONNX Runtime for `--phase train`).
+/// (ONNX Runtime for `--phase train` or in bf16).
 pub fn reference_args(reference: &str, out: &Path, bench_args: &[String]) -> Option<Vec<String>> {
     let phase = values_of(bench_args, "--phase").pop();
     let mut args = match reference {
-        "ort" if phase.as_deref() == Some("train") => return None,
+        "ort" if phase.as_deref() == Some("train") || bf16(bench_args) => return None,
         "ort" => vec!["scripts/bench_onnxruntime.py".to_string()],
         variant => {
             let mut a = vec![
@@ -109,6 +115,7 @@ pub fn reference_args(reference: &str, out: &Path, bench_args: &[String]) -> Opt
                 variant.into(),
             ];
             a.extend(phase.into_iter().flat_map(|p| ["--phase".to_string(), p]));
+            a.extend(bf16(bench_args).then(|| "--bf16".to_string()));
             a
         }
     };
@@ -157,8 +164,10 @@ fn rounds(r: &Rounds, ours: &str, cnn: impl Fn() -> Command, bench_args: &[Strin
             files.push(out);
         }
     }
+    // `cnn bench` names a bf16 run's backend so (`flex-bf16`).
+    let ours = if bf16(bench_args) { format!("{ours}-bf16") } else { ours.to_string() };
     let mut compare = cnn();
-    compare.args(["bench-compare", "--ours", ours]).args(&files);
+    compare.args(["bench-compare", "--ours", &ours]).args(&files);
     status("bench-compare", &mut compare)
 }
 
@@ -219,6 +228,12 @@ mod tests {
             ])
         );
         assert_eq!(reference_args("ort", out, &bench), None);
+        // In bf16: PyTorch under autocast, no ONNX Runtime.
+        let bf16 = s(&["--phase", "infer", "--precision", "bf16"]);
+        let args = reference_args("channels_last", out, &bf16).unwrap();
+        assert_eq!(args[3..6], s(&["--phase", "infer", "--bf16"]));
+        assert_eq!(reference_args("ort", out, &bf16), None);
+        assert!(!reference_args("eager", out, &bench).unwrap().contains(&"--bf16".to_string()));
         assert!(check_cases(&bench).unwrap_err().contains("--size and --batch"));
         let sized = s(&["--model", "lenet5", "--size", "32", "--batch=64"]);
         assert!(check_cases(&sized).is_ok() && check_cases(&[]).is_ok());

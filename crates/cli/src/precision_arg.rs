@@ -1,5 +1,6 @@
 //! `--precision`: how the convolutions multiply, one flag shared by the inference commands
-//! (`cnn bench`, `cnn eval`, `cnn predict`).
+//! (`cnn bench`, `cnn eval`, `cnn predict`); `cnn train` takes it as a training setting, and
+//! [`bf16_training_notice`] says where a run's bf16 will not be what it seems.
 
 use cnn_models::precision::{self, Precision};
 
@@ -8,8 +9,8 @@ use crate::device::Backend;
 /// The flag, flattened into each command that takes it.
 #[derive(clap::Args, Clone, Copy, Debug)]
 pub struct PrecisionArg {
-    /// Products of the convolutions: f32, or bf16 operands with f32 sums (inference only; on
-    /// flex and CPUs with AVX512-BF16 — elsewhere f32, with a notice).
+    /// Products of the convolutions: f32, or bf16 operands with f32 sums (on flex and CPUs with
+    /// AVX512-BF16 — elsewhere f32, with a notice).
     #[arg(long, default_value = "f32", value_parser = |s: &str| s.parse::<Precision>())]
     pub precision: Precision,
 }
@@ -31,5 +32,18 @@ impl PrecisionArg {
         };
         precision::set(effective);
         effective
+    }
+}
+
+/// Why a training run asking for bf16 on `backend` (as `cnn train` names it) does not get fast
+/// bf16 products: `None` on flex with AVX512-BF16. The run keeps its setting (a resume on a
+/// machine that has them multiplies the same way).
+pub fn bf16_training_notice(backend: &str) -> Option<String> {
+    if !backend.split(" + ").all(|b| b.starts_with("flex")) {
+        Some(format!("bf16 products are flex's own: on {backend} the convolutions multiply in f32"))
+    } else if !Precision::Bf16.fast_here() {
+        Some("this CPU has no AVX512-BF16: the bf16 products run in software, slower than f32".into())
+    } else {
+        None
     }
 }

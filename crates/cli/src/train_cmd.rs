@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use cnn_models::precision::Precision;
 use cnn_trainer::{Progress, RunPlan, Stop, TrainConfig, TrainOverrides};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -148,6 +149,12 @@ fn train(
         cfg.augmentation.augment.ops.len(),
         cfg.loader.workers
     );
+    if cfg.task.precision == Precision::Bf16 {
+        println!("precision: bf16 products with f32 sums in the convolutions");
+        if let Some(why) = crate::precision_arg::bf16_training_notice(backend) {
+            eprintln!("note: {why}");
+        }
+    }
     println!("run folder: {}", dir.display());
     let started = Instant::now();
     let mut display = EpochDisplay::new(cfg.optim.epochs);

@@ -864,6 +864,28 @@ fn a_run_with_a_moving_average_prints_it_and_evaluates_the_weights_its_test_chos
     assert!((printed(&bf16) - printed(&eval)).abs() <= 0.01, "{eval}\n{bf16}");
 }
 
+/// `cnn train --precision bf16`: the run says so, records it in config.json, and notes where
+/// the CPU multiplies bf16 in software; an unknown precision is a one-line error.
+#[test]
+fn a_run_in_bf16_says_so_and_records_it() {
+    let out = cnn_testkit::scratch("cli", "bf16-train");
+    let run = out.join("run");
+    let result = cnn(&[
+        "--device", "flex", "train", "--model", "resnet20", "--subset", "64", "--epochs", "1", "--batch-size", "16",
+        "--precision", "bf16", "--out", run.to_str().unwrap(),
+    ]);
+    let stdout = assert_success(&result);
+    assert!(stdout.contains("precision: bf16 products with f32 sums"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    let fast = cnn_models::precision::Precision::Bf16.fast_here();
+    assert_eq!(stderr.contains("the bf16 products run in software"), !fast, "{stderr}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["precision"], "bf16");
+    let msg = assert_clean_failure(&cnn(&["train", "--precision", "fp16"]));
+    assert!(msg.contains("f32 or bf16"), "{msg}");
+}
+
 #[test]
 fn lr_find_writes_the_sweep_and_suggests_a_rate() {
     let out = cnn_testkit::scratch("cli", "lr-find");
@@ -1270,11 +1292,11 @@ fn explain_draws_heat_maps_and_eval_draws_the_worst_images() {
     assert!(msg.contains("--worst needs at least 1"), "{msg}");
 }
 
-/// `--precision bf16`: inference runs and says so (bf16 where the CPU has AVX512-BF16, else f32
-/// with a notice), its JSON names the backend `flex-bf16` when it ran bf16; training is refused
-/// in one line; an unknown precision is a one-line error.
+/// `--precision bf16`: inference and training run and say so (bf16 where the CPU has
+/// AVX512-BF16, else f32 with a notice), the JSON names the backend `flex-bf16` when it ran
+/// bf16; an unknown precision is a one-line error.
 #[test]
-fn bench_in_bf16_measures_inference_and_refuses_training() {
+fn bench_in_bf16_measures_inference_and_training() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bf16.json");
     let args = ["bench", "--model", "resnet20", "--batch", "8", "--warmup", "0", "--reps", "1"];
@@ -1287,8 +1309,9 @@ fn bench_in_bf16_measures_inference_and_refuses_training() {
     } else {
         assert!(err.contains("no AVX512-BF16; running f32") && text.contains("(flex, f32,"), "{err}");
     }
-    let train = cnn(&[&args[..], &["--phase", "train", "--precision", "bf16"]].concat());
-    assert!(assert_clean_failure(&train).contains("inference only"));
+    let train = assert_success(&cnn(&[&args[..], &["--phase", "train", "--precision", "bf16"]].concat()));
+    let ran = if cnn_models::precision::Precision::Bf16.fast_here() { "bf16" } else { "f32" };
+    assert!(train.contains(&format!("(flex, {ran},")) && train.contains("train"), "{train}");
     let bad = cnn(&[&args[..], &["--phase", "infer", "--precision", "fp16"]].concat());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("f32 or bf16"));
 }

@@ -1,17 +1,20 @@
 //! The precision of the convolutions' products: f32 (the default) or bf16 products with f32 sums
-//! ([`crate::bf16`]), for inference. Process-wide ([`set`], what `--precision` sets), with a
-//! per-thread override ([`with`]) so tests can run a model both ways side by side.
+//! ([`crate::bf16`]). Process-wide ([`set`], what `--precision` of the inference commands sets),
+//! with a per-thread override ([`with`]: what a training run uses, so that runs and tests side by
+//! side in one process each keep their own).
 //!
-//! In bf16 every convolution on flex runs [`crate::fast_conv::kernel::forward_bf16`]; dense
-//! layers, batch norm, pooling and every backward pass stay f32.
+//! In bf16 the convolutions on flex run [`crate::fast_conv::kernel::forward_bf16`] and, in
+//! training, [`crate::fast_conv::kernel::backward_bf16`] (where each pays); dense layers, batch
+//! norm, pooling and the weight updates stay f32.
 
 use std::cell::Cell;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// How the convolutions multiply.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How the convolutions multiply (`"f32"` or `"bf16"` in a run's `config.json`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// f32 operands and sums.
     #[default]

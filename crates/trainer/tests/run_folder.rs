@@ -8,6 +8,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use cnn_data_augment::Source;
+use cnn_models::precision::Precision;
 use cnn_trainer::run::checkpoint::{self, parameter_values};
 use cnn_trainer::{OptimizerKind, Progress, RunFolder, TrainConfig, TrainError, train_run, train_run_on};
 
@@ -71,23 +72,26 @@ fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
     // (`--backbone-lr-scale 0.3 --stage-lr-decay 0.5`), and with the modern recipe's parts
     // (Nesterov momentum with decay on weights only, label smoothing, mixup and cutmix drawn per
     // batch, accumulation, TrivialAugmentWide, the alternating flip and random erasing, test
-    // shifts and flips).
-    for (model, rates, recipe) in [
-        ("lenet5", None, false),
-        ("alexnet", None, false),
-        ("resnet20", None, false),
-        ("resnet20", Some((0.3, 0.5)), false),
-        ("resnet20", None, true),
+    // shifts and flips), and in bf16 (the products in software where the CPU lacks AVX512-BF16,
+    // the same bits).
+    for (model, rates, recipe, precision) in [
+        ("lenet5", None, false, Precision::F32),
+        ("alexnet", None, false, Precision::F32),
+        ("resnet20", None, false, Precision::F32),
+        ("resnet20", Some((0.3, 0.5)), false, Precision::F32),
+        ("resnet20", None, true, Precision::F32),
+        ("resnet20", None, false, Precision::Bf16),
     ] {
         let (straight, split) = (
-            root.join(format!("{model}-{rates:?}-{recipe}-straight")),
-            root.join(format!("{model}-{rates:?}-{recipe}-split")),
+            root.join(format!("{model}-{rates:?}-{recipe}-{precision}-straight")),
+            root.join(format!("{model}-{rates:?}-{recipe}-{precision}-split")),
         );
         let config = |epochs| {
             let (backbone_lr_scale, stage_lr_decay) = rates.unwrap_or((1.0, 1.0));
             let cfg = config(model, &data, epochs)
                 .with_backbone_lr_scale(backbone_lr_scale)
-                .with_stage_lr_decay(stage_lr_decay);
+                .with_stage_lr_decay(stage_lr_decay)
+                .with_precision(precision);
             match recipe {
                 true => cfg
                     .with_nesterov(true)
@@ -136,6 +140,12 @@ fn resuming_after_an_epoch_ends_exactly_like_an_uninterrupted_run() {
                 file(&straight, raw),
                 "{model}: the average is the weights"
             );
+        }
+        if precision == Precision::Bf16 {
+            let f32_run = root.join(format!("{model}-{rates:?}-{recipe}-f32-straight"));
+            assert_ne!(learning_figures(&straight), learning_figures(&f32_run), "bf16 changed nothing");
+            let config = RunFolder::open(&straight).unwrap().config;
+            assert_eq!(config.task.precision, Precision::Bf16, "recorded in config.json");
         }
         assert_eq!(checkpoint::info(&split).unwrap().epoch, 2);
         assert!(!split.join("checkpoint-0001").exists(), "old checkpoint kept");

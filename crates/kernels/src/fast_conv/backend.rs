@@ -99,7 +99,11 @@ impl FastConvBackend for Flex {
         };
         let (x, weight, grad) = (contiguous(&x), contiguous(&weight), contiguous(&grad));
         let want = [!wrt_weight, wrt_weight, false];
-        let grads = kernel::backward(&g, elements(&x), elements(&weight), elements(&grad), want);
+        let backward = match crate::precision::current() {
+            crate::precision::Precision::Bf16 => kernel::backward_bf16,
+            crate::precision::Precision::F32 => kernel::backward,
+        };
+        let grads = backward(&g, elements(&x), elements(&weight), elements(&grad), want);
         if wrt_weight {
             let dw = grads.weight.expect("asked for");
             flex_tensor(dw, [g.channels_out, g.channels_in, g.kernel[0], g.kernel[1]])

@@ -99,6 +99,20 @@ impl ConvGeometry {
         self.stride == [1, 1] && self.dilation == [1, 1] && small_padding
     }
 
+    /// The convolution whose forward pass is this one's input gradient, when
+    /// [`is_turnable`](Self::is_turnable): dY (`[N, O, OH, OW]`) padded by `K − 1 − pad`, `O`
+    /// channels in and `C` out (see [`super::scratch::with_turned`] for its weight).
+    pub(super) fn turned(&self) -> ConvGeometry {
+        let [kh, kw] = self.kernel;
+        ConvGeometry {
+            channels_in: self.channels_out,
+            input: self.out(),
+            channels_out: self.channels_in,
+            padding: [kh - 1 - self.padding[0], kw - 1 - self.padding[1]],
+            ..*self
+        }
+    }
+
     /// A 1×1, stride-1, unpadded convolution: one image's column matrix is the image itself.
     pub(super) fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && !self.is_padded()

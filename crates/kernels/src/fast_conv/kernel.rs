@@ -13,6 +13,7 @@
 //! `j = (image, output pixel)`.
 
 use super::passes;
+use super::scratch::with_turned;
 
 pub use super::geometry::ConvGeometry;
 
@@ -89,19 +90,39 @@ pub struct Gradients {
 
 /// Backward convolution: from `grad` (`[N, O, OH, OW]`) computes the gradients of the input,
 /// the weight and the bias that are asked for (`[input, weight, bias]`).
-pub fn backward(
+pub fn backward(g: &ConvGeometry, x: &[f32], weight: &[f32], grad: &[f32], want: [bool; 3]) -> Gradients {
+    backward_in(g, (x, weight, grad), want, false)
+}
+
+/// [`backward`] with bf16 products where they pay: the input gradient of a stride-1 convolution
+/// is the forward pass of its turned convolution (dY padded, the kernel turned 180° with its
+/// channel axes swapped), run as [`forward_bf16`] where [`bf16_pays`] for that convolution —
+/// dY and the weight rounded to bf16, the sums in f32. The weight gradient stays f32: its
+/// reduction runs over the pixels, which would need dY and the column matrix packed
+/// transposed, in pairs along the pixels.
+pub fn backward_bf16(g: &ConvGeometry, x: &[f32], weight: &[f32], grad: &[f32], want: [bool; 3]) -> Gradients {
+    backward_in(g, (x, weight, grad), want, bf16_input_gradient_pays(g))
+}
+
+/// Whether [`backward_bf16`] computes the input gradient of `g` in bf16.
+pub fn bf16_input_gradient_pays(g: &ConvGeometry) -> bool {
+    g.is_turnable() && !g.is_pointwise() && bf16_pays(&g.turned())
+}
+
+/// The backward pass, with the input gradient as the bf16 forward pass of the turned
+/// convolution when `bf16_input` (for a [`ConvGeometry::is_turnable`] `g`).
+fn backward_in(
     g: &ConvGeometry,
-    x: &[f32],
-    weight: &[f32],
-    grad: &[f32],
+    (x, weight, grad): (&[f32], &[f32], &[f32]),
     [want_input, want_weight, want_bias]: [bool; 3],
+    bf16_input: bool,
 ) -> Gradients {
     crate::Kernel::FastConv.record(true);
     let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
     let mut result = Gradients {
         input: want_input.then(|| {
             let len = g.batch * g.channels_in * g.pixels_in();
-            if passes::input_gradient_overwrites(g) {
+            if bf16_input || passes::input_gradient_overwrites(g) {
                 unfilled(len)
             } else {
                 vec![0.0f32; len]
@@ -113,8 +134,12 @@ pub fn backward(
     if !want_input && !want_weight {
         return result;
     }
-    if let Some(dx) = result.input.as_mut() {
-        passes::input_gradient(g, weight, grad, dx);
+    match result.input.as_mut() {
+        Some(dx) if bf16_input => with_turned(g, weight, |turned, turned_weight| {
+            super::bf16_forward::forward(turned, grad, turned_weight, None, dx)
+        }),
+        Some(dx) => passes::input_gradient(g, weight, grad, dx),
+        None => {}
     }
     if let Some(dw) = result.weight.as_mut() {
         passes::weight_gradient(g, x, grad, dw);

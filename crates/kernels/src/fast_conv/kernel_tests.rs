@@ -139,9 +139,6 @@ fn forward_matches_the_direct_convolution() {
     }
 }
 
-/// The backward pass is the adjoint of the forward pass: for random `v`,
-/// `<forward(x + e_i), v>` changes by exactly the gradient; checked in its bilinear form
-/// `<conv(x, w), v> = <x, dX(v)> = <w, dW(v)>` and `sum(v) per channel = dB`.
 /// The bf16 forward pass on every geometry (every path: in place for the stride-1 wide maps,
 /// with an odd channel count among them, column matrices for the rest) equals the direct
 /// convolution of the bf16-rounded input and weight to f32 rounding, and the f32 one to bf16's:
@@ -171,6 +168,40 @@ fn the_bf16_forward_is_the_convolution_of_the_rounded_operands() {
     assert!(in_place.iter().any(|g| g.channels_in % 2 == 1));
 }
 
+/// The bf16 input gradient (the bf16 forward pass of the turned convolution) on every stride-1
+/// geometry, and on one of ResNet-20's, where it pays: the f32 input gradient of the rounded
+/// weight and dY to f32 rounding, the f32 one of the exact operands to bf16's; the weight and
+/// bias gradients bit for bit f32's.
+#[test]
+fn the_bf16_input_gradient_is_that_of_the_rounded_operands() {
+    let round = |v: &[f32]| v.iter().map(|&x| crate::bf16::round(x)).collect::<Vec<f32>>();
+    let resnet20 = ConvGeometry::square(4, 16, 32, 16, 3, 1, 1);
+    assert!(bf16_input_gradient_pays(&resnet20));
+    let turnable: Vec<_> = geometries()
+        .into_iter()
+        .chain([resnet20])
+        .filter(|g| g.is_turnable() && !g.is_pointwise())
+        .collect();
+    assert!(turnable.len() >= 10, "{} stride-1 geometries", turnable.len());
+    for g in turnable {
+        let x = values(g.batch * g.channels_in * g.pixels_in(), 20);
+        let w = values(g.channels_out * g.rows(), 21);
+        let v = values(g.batch * g.channels_out * g.pixels_out(), 22);
+        let ours = backward_in(&g, (&x, &w, &v), [true, true, true], true);
+        let rounded = backward(&g, &x, &round(&w), &round(&v), [true, false, false]);
+        let exact = backward(&g, &x, &w, &v, [true, true, true]);
+        // An input gradient sums at most `O·KH·KW` products of values in [−1, 1].
+        let size = (g.channels_out * g.kernel[0] * g.kernel[1]) as f32;
+        let dx = ours.input.as_ref().unwrap();
+        for ((a, r), e) in dx.iter().zip(rounded.input.as_ref().unwrap()).zip(exact.input.as_ref().unwrap()) {
+            assert!((a - r).abs() < 1e-5 * size, "{g:?}: {a} vs {r} (rounded operands)");
+            assert!((a - e).abs() <= size / 256.0, "{g:?}: {a} vs {e} (f32)");
+        }
+        assert_ne!(dx, exact.input.as_ref().unwrap(), "{g:?}: no rounding at all?");
+        assert_eq!((ours.weight, ours.bias), (exact.weight, exact.bias), "{g:?}");
+    }
+}
+
 /// `--precision bf16` runs bf16 where it pays: not on Winograd or tap-wise shapes, not on a few
 /// output columns, yes on wide stride-1 maps and large strided ones.
 #[test]
@@ -182,8 +213,18 @@ fn bf16_runs_where_it_pays() {
     assert!(!bf16_pays(&conv(32, 128, 8, 128, 3, 1, 1)), "Winograd");
     assert!(!bf16_pays(&conv(32, 256, 4, 512, 3, 2, 1)), "128 output columns");
     assert!(!bf16_pays(&conv(64, 1, 32, 6, 5, 1, 0)), "LeNet-5's 6 output channels");
+    // The input gradient: stride 1 only, and where the turned convolution pays.
+    assert!(bf16_input_gradient_pays(&conv(128, 16, 32, 16, 3, 1, 1)), "ResNet-20's first stage");
+    assert!(bf16_input_gradient_pays(&conv(32, 64, 56, 64, 3, 1, 1)), "ResNet-18's first stage");
+    assert!(!bf16_input_gradient_pays(&conv(32, 3, 64, 64, 7, 2, 3)), "stride 2");
+    assert!(!bf16_input_gradient_pays(&conv(32, 64, 8, 64, 1, 1, 0)), "1×1: a plain product");
+    assert!(!bf16_input_gradient_pays(&conv(32, 128, 8, 128, 3, 1, 1)), "Winograd");
+    assert!(!bf16_input_gradient_pays(&conv(64, 6, 14, 16, 5, 1, 0)), "6 input channels");
 }
 
+/// The backward pass is the adjoint of the forward pass: for random `v`,
+/// `<forward(x + e_i), v>` changes by exactly the gradient; checked in its bilinear form
+/// `<conv(x, w), v> = <x, dX(v)> = <w, dW(v)>` and `sum(v) per channel = dB`.
 #[test]
 fn backward_is_the_adjoint_of_forward() {
     for g in geometries() {

@@ -36,13 +36,7 @@ pub(super) fn with_scratch<R>(lens: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) 
 pub(super) fn with_turned<R>(g: &ConvGeometry, weight: &[f32], f: impl FnOnce(&ConvGeometry, &[f32]) -> R) -> R {
     let [kh, kw] = g.kernel;
     let (c_in, out_ch) = (g.channels_in, g.channels_out);
-    let turned = ConvGeometry {
-        channels_in: out_ch,
-        input: g.out(),
-        channels_out: c_in,
-        padding: [kh - 1 - g.padding[0], kw - 1 - g.padding[1]],
-        ..*g
-    };
+    let turned = g.turned();
     // turned[c][o][tap] = weight[o][c][taps − 1 − tap] (the taps reversed = turned 180°), in
     // bands of `BAND` input channels, each band writing its `BAND` rows of the result in order
     // (the bands side by side on the pool). Going filter by filter instead wrote every 36 bytes

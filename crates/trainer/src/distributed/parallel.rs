@@ -59,6 +59,8 @@ impl<M: ImageClassifier + Send + 'static> DataParallel<M> {
         let (done_tx, results) = channel::<Done>();
         let mut senders = Vec::new();
         let mut handles = Vec::new();
+        // The replicas multiply in the precision of the thread that starts them (the run's).
+        let precision = cnn_models::precision::current();
         for (worker, device) in devices.iter().enumerate() {
             let (tx, rx) = channel::<Job<M>>();
             let done = done_tx.clone();
@@ -66,15 +68,16 @@ impl<M: ImageClassifier + Send + 'static> DataParallel<M> {
             let handle = std::thread::Builder::new()
                 .name(format!("cnn-replica-{worker}"))
                 .spawn(move || {
-                    let loss = Loss::new(smoothing, &device);
-                    while let Ok(job) = rx.recv() {
-                        let outcome =
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard_step(job, &device, &loss)))
-                                .map_err(|p| panic_text(p.as_ref()));
-                        if done.send(Done { worker, outcome }).is_err() {
-                            break;
+                    cnn_models::precision::with(precision, || {
+                        let loss = Loss::new(smoothing, &device);
+                        while let Ok(job) = rx.recv() {
+                            let step = std::panic::AssertUnwindSafe(|| shard_step(job, &device, &loss));
+                            let outcome = std::panic::catch_unwind(step).map_err(|p| panic_text(p.as_ref()));
+                            if done.send(Done { worker, outcome }).is_err() {
+                                break;
+                            }
                         }
-                    }
+                    })
                 })
                 .map_err(|e| TrainError::Distributed(format!("cannot start a thread for device {worker}: {e}")))?;
             senders.push(tx);

@@ -109,6 +109,16 @@ pub(crate) fn fit_across<M: ImageClassifier + Send + 'static>(
     group: Option<&dyn Collective>,
     hooks: Hooks<'_, M>,
 ) -> Result<Fitted<M>> {
+    cnn_models::precision::with(cfg.task.precision, || fit_in(state, data, cfg, (devices, group), hooks))
+}
+
+fn fit_in<M: ImageClassifier + Send + 'static>(
+    state: TrainState<M>,
+    data: TrainData<'_>,
+    cfg: &TrainConfig,
+    (devices, group): (&[Device], Option<&dyn Collective>),
+    hooks: Hooks<'_, M>,
+) -> Result<Fitted<M>> {
     cfg.validate()?;
     let device = devices.first().ok_or(TrainError::NoDevice)?;
     if data.train.is_empty() {

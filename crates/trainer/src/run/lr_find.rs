@@ -96,6 +96,16 @@ pub fn lr_find(
     device: &Device,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<LrFinding> {
+    cnn_models::precision::with(cfg.task.precision, || sweep_rates(cfg, sweep, device, progress))
+}
+
+/// [`lr_find`] in the run's precision.
+fn sweep_rates(
+    cfg: &TrainConfig,
+    sweep: &LrSweep,
+    device: &Device,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<LrFinding> {
     cfg.validate()?;
     sweep.check()?;
     let data = RunData::load(cfg, progress)?;

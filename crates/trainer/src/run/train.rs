@@ -8,7 +8,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
-use cnn_models::{BuildOptions, Model, registry};
+use cnn_models::{BuildOptions, Model, precision, registry};
 use cnn_transfer::Stage;
 
 use cnn_transfer::CacheKey;
@@ -110,8 +110,22 @@ pub fn train_run_across(
     train_run_with(cfg, (devices, Some(group)), dir, resume, progress)
 }
 
-/// The one body of [`train_run_on`] and [`train_run_across`].
+/// The one body of [`train_run_on`] and [`train_run_across`], in the run's precision.
 fn train_run_with(
+    cfg: &TrainConfig,
+    (devices, group): (&[Device], Option<&dyn Collective>),
+    dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<RunReport> {
+    // On this thread (and the replica threads the run starts), not process-wide: runs and tests
+    // side by side in one process each keep their own.
+    precision::with(cfg.task.precision, || {
+        train_run_in(cfg, (devices, group), dir, resume, progress)
+    })
+}
+
+fn train_run_in(
     cfg: &TrainConfig,
     (devices, group): (&[Device], Option<&dyn Collective>),
     dir: &Path,
