@@ -1,6 +1,6 @@
 //! Times the fast convolution's three passes (forward, input gradient, weight gradient), and the
-//! forward pass and input gradient in bf16 (`fwd bf16`, [`forward_bf16`]; `dx bf16`,
-//! [`backward_bf16`], f32's figure where bf16 does not pay), at the
+//! passes as `--precision bf16` runs them (`fwd bf16`, [`forward_bf16`] where [`bf16_pays`];
+//! `dx bf16` and `dw bf16`, [`backward_bf16`]; f32 where bf16 does not pay), at the
 //! convolution shapes of the benchmark suite's cases — ResNet-20 (32 px, batch 128), ResNet-18
 //! (64 px, batch 32), VGG-16 (64 px, batch 16), AlexNet's features (224 px, batch 8) — so a
 //! change to the kernels can be measured pass by pass, and compared with PyTorch's passes at
@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use cnn_kernels::fast_conv::kernel::{ConvGeometry, backward, backward_bf16, forward, forward_bf16};
+use cnn_kernels::fast_conv::kernel::{ConvGeometry, backward, backward_bf16, bf16_pays, forward, forward_bf16};
 
 /// `(label, geometry, convolutions of this shape per step)`.
 fn shapes(model: &str) -> Vec<(String, ConvGeometry, usize)> {
@@ -85,10 +85,10 @@ fn main() {
     let reps = 7;
     println!("{model}: fastest ms of {reps} runs; `total` weighs each shape by its count per step");
     println!(
-        "{:<24} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9}",
-        "shape", "count", "forward", "d input", "d weight", "GFLOP/s", "fwd bf16", "dx bf16"
+        "{:<24} {:>5} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}",
+        "shape", "count", "forward", "d input", "d weight", "GFLOP/s", "fwd bf16", "dx bf16", "dw bf16"
     );
-    let mut totals = [0.0f64; 5];
+    let mut totals = [0.0f64; 6];
     for (label, g, count) in shapes(&model) {
         let [oh, ow] = g.output().expect("valid shape");
         let x: Vec<f32> = (0..g.batch * g.channels_in * g.input[0] * g.input[1])
@@ -101,20 +101,22 @@ fn main() {
             .map(|i| ((i % 13) as f32 - 6.0) / 10.0)
             .collect();
         let f = time(reps, || drop(forward(&g, &x, &w, None)));
-        let f16 = time(reps, || drop(forward_bf16(&g, &x, &w, None)));
+        let forward_as_run = if bf16_pays(&g) { forward_bf16 } else { forward };
+        let f16 = time(reps, || drop(forward_as_run(&g, &x, &w, None)));
         let di = time(reps, || drop(backward(&g, &x, &w, &dy, [true, false, false])));
         let dw = time(reps, || drop(backward(&g, &x, &w, &dy, [false, true, false])));
         let di16 = time(reps, || drop(backward_bf16(&g, &x, &w, &dy, [true, false, false])));
+        let dw16 = time(reps, || drop(backward_bf16(&g, &x, &w, &dy, [false, true, false])));
         let flops = 2.0 * (g.batch * g.channels_out * oh * ow * g.channels_in * g.kernel[0] * g.kernel[1]) as f64;
         let rate = 3.0 * flops / ((f + di + dw) * 1e-3) / 1e9;
-        println!("{label:<24} {count:>5} {f:>9.2} {di:>9.2} {dw:>9.2} {rate:>8.1} {f16:>9.2} {di16:>9.2}");
-        for (total, t) in totals.iter_mut().zip([f, di, dw, f16, di16]) {
+        println!("{label:<24} {count:>5} {f:>9.2} {di:>9.2} {dw:>9.2} {rate:>8.1} {f16:>9.2} {di16:>9.2} {dw16:>9.2}");
+        for (total, t) in totals.iter_mut().zip([f, di, dw, f16, di16, dw16]) {
             *total += t * count as f64;
         }
     }
-    let [f, di, dw, f16, di16] = totals;
+    let [f, di, dw, f16, di16, dw16] = totals;
     println!(
-        "{:<24} {:>5} {f:>9.2} {di:>9.2} {dw:>9.2} {:>8} {f16:>9.2} {di16:>9.2}",
+        "{:<24} {:>5} {f:>9.2} {di:>9.2} {dw:>9.2} {:>8} {f16:>9.2} {di16:>9.2} {dw16:>9.2}",
         "total", "", ""
     );
 }

@@ -1,4 +1,4 @@
-use super::super::{pair_rows, round, to_bf16};
+use super::super::{adjacent_pairs, pair_rows, round, to_bf16};
 use super::*;
 
 /// Values in [−1, 1] that are not all bf16 already (so the rounding is exercised).
@@ -190,8 +190,9 @@ fn the_in_place_product_equals_the_packed_one() {
 /// carries into the exponent, the largest floats, infinities, NaN, subnormals, zeros — on the
 /// vector path too (16 values at a time where the CPU has AVX512-BF16; this test's rows are
 /// whole vectors plus a tail of 7, which the scalar path takes).
-#[test]
-fn pairs_hold_the_scalar_rounding_of_both_rows() {
+/// `len` floats: every kind of value — ties, carries into the exponent, the largest floats,
+/// infinities, NaN, subnormals, zeros — then a fixed pseudo-random walk over all bit patterns.
+fn every_kind_of_value(len: usize) -> Vec<f32> {
     let special = [
         0x3F80_8000,
         0x3F81_8000,
@@ -209,7 +210,6 @@ fn pairs_hold_the_scalar_rounding_of_both_rows() {
         0,
         0x8000_0000,
     ];
-    // A fixed pseudo-random walk over all bit patterns besides.
     let mut state = 0x9E37_79B9u32;
     let walk = std::iter::repeat_with(|| {
         state ^= state << 13;
@@ -217,13 +217,16 @@ fn pairs_hold_the_scalar_rounding_of_both_rows() {
         state ^= state << 5;
         state
     });
+    special.into_iter().chain(walk).take(len).map(f32::from_bits).collect()
+}
+
+/// Interleaving two rows into pairs gives [`to_bf16`]'s bits on every kind of value, on the
+/// vector path too (16 values at a time where the CPU has AVX512-BF16; this test's rows are
+/// whole vectors plus a tail of 7, which the scalar path takes).
+#[test]
+fn pairs_hold_the_scalar_rounding_of_both_rows() {
     let len = 64 * 16 + 7;
-    let values: Vec<f32> = special
-        .into_iter()
-        .chain(walk)
-        .take(2 * len)
-        .map(f32::from_bits)
-        .collect();
+    let values = every_kind_of_value(2 * len);
     let (lo, hi) = values.split_at(len);
     for hi in [Some(hi), None] {
         let mut got = vec![0u32; len];
@@ -238,5 +241,45 @@ fn pairs_hold_the_scalar_rounding_of_both_rows() {
                 hi.map(|hi| hi[j].to_bits())
             );
         }
+    }
+}
+
+/// Pairing a row along itself gives [`to_bf16`]'s bits on every kind of value, on the vector
+/// path (8 pairs at a time where the CPU has AVX512-BF16) and its scalar tail, for even and odd
+/// lengths (the last pair's high half zero).
+#[test]
+fn adjacent_pairs_hold_the_scalar_rounding() {
+    let values = every_kind_of_value(64 * 16 + 7);
+    for len in [values.len(), values.len() - 1, 16, 15, 1] {
+        let src = &values[..len];
+        let mut got = vec![0u32; len.div_ceil(2)];
+        adjacent_pairs(src, &mut got);
+        for (q, got) in got.iter().enumerate() {
+            let hi = src.get(2 * q + 1).map_or(0, |&x| to_bf16(x));
+            let want = u32::from(to_bf16(src[2 * q])) | u32::from(hi) << 16;
+            assert_eq!(*got, want, "length {len}, pair {q}: {:#010x}", src[2 * q].to_bits());
+        }
+    }
+}
+
+/// The right operand packed from runs read through a table and transposed gives the product of
+/// the same matrix written out and packed plainly, bit for bit: odd and even reductions, runs
+/// that overlap (as a padded image's rows do), widths below, at and past a panel.
+#[test]
+fn the_transposed_pack_equals_the_written_out_matrix() {
+    for [m, n, k] in [[3, 5, 7], [16, 32, 300], [9, 70, 515]] {
+        let src = values(k + 3 * n + 11, 12);
+        // Column `j` starts at `3j` in reverse order: neighbours overlap.
+        let table: Vec<usize> = (0..n).map(|j| 3 * (n - 1 - j)).collect();
+        let written: Vec<f32> = (0..k * n).map(|i| src[table[i % n] + i / n]).collect();
+        let a = PackedLhs::new(m, k, &values(m * k, 13), [k, 1]);
+        let mut want = vec![0.0f32; m * n];
+        gemm(&a, &PackedRhs::new(k, n, &written, n), (&mut want, n, false), false);
+        let mut b = PackedRhs::default();
+        b.pack_transposed(k, &src, &table);
+        assert_eq!(b.shape(), [k, n]);
+        let mut got = vec![0.0f32; m * n];
+        gemm(&a, &b, (&mut got, n, false), false);
+        assert_eq!(got, want, "{m}×{n}×{k}");
     }
 }

@@ -21,5 +21,5 @@ mod tile;
 mod x86;
 
 pub use gemm::{gemm, gemm_in_place};
-pub use pack::{PackedLhs, PackedRhs, from_bf16, pair_rows, round, to_bf16};
+pub use pack::{PackedLhs, PackedRhs, adjacent_pairs, from_bf16, pair_rows, round, to_bf16};
 pub use tile::{MR, NR, supported};

@@ -55,6 +55,31 @@ pub fn pair_rows(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u32]) {
     }
 }
 
+/// `dst[q]` = the pair of `src[2q]` (low half) and `src[2q + 1]` (high half; zero past the end
+/// of an odd-length `src`), each rounded by [`to_bf16`]: one row's reductions paired along the
+/// row. 8 pairs at a time where the CPU has AVX512-BF16 (the same bits).
+///
+/// # Panics
+/// When `dst` does not hold exactly `src`'s pairs.
+pub fn adjacent_pairs(src: &[f32], dst: &mut [u32]) {
+    assert_eq!(
+        dst.len(),
+        src.len().div_ceil(2),
+        "bf16 adjacent_pairs: {} pairs for {} values",
+        dst.len(),
+        src.len()
+    );
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if supported() {
+        // SAFETY: `supported()` said the CPU has AVX512-BF16; the lengths are checked above.
+        done = unsafe { super::x86::adjacent_pairs(src, dst) };
+    }
+    for (q, d) in dst.iter_mut().enumerate().skip(done) {
+        *d = pair(src[2 * q], src.get(2 * q + 1).copied().unwrap_or(0.0));
+    }
+}
+
 /// The left operand of [`super::gemm`]: `m × k` as `[⌈m/MR⌉][⌈k/2⌉][MR]` pairs, zeros past the
 /// last row and (for odd `k`) in the last pair's high half. Repacking reuses the allocation.
 #[derive(Clone, Debug, Default)]
@@ -83,9 +108,16 @@ impl PackedLhs {
         self.data.clear();
         self.data.resize(m.div_ceil(MR) * pairs * MR, 0);
         let at = |i: usize, p: usize| if p < k { src[i * rs + p * cs] } else { 0.0 };
+        // Rows stored contiguously are paired along the row, vectorised, then spread.
+        let mut row_pairs = if cs == 1 { vec![0u32; pairs] } else { Vec::new() };
         for (block, dst) in self.data.chunks_exact_mut((pairs * MR).max(1)).enumerate() {
             for i in 0..MR.min(m - block * MR) {
                 let row = block * MR + i;
+                if cs == 1 {
+                    adjacent_pairs(&src[row * rs..][..k], &mut row_pairs);
+                    row_pairs.iter().enumerate().for_each(|(q, &v)| dst[q * MR + i] = v);
+                    continue;
+                }
                 for q in 0..pairs {
                     dst[q * MR + i] = pair(at(row, 2 * q), at(row, 2 * q + 1));
                 }
@@ -132,6 +164,32 @@ impl PackedRhs {
                 let lo = &src[2 * q * rs + j0..][..cols];
                 let hi = (2 * q + 1 < k).then(|| &src[(2 * q + 1) * rs + j0..][..cols]);
                 pair_rows(lo, hi, &mut dst[..cols]);
+            }
+        }
+    }
+
+    /// Packs, in place of what this held, `k × table.len()` whose column `j` is the run of `k`
+    /// floats at `src[table[j]..]`: rows read through a table and transposed, each column's pairs
+    /// of reductions two adjacent floats ([`adjacent_pairs`]). A stride-1 convolution's weight
+    /// gradient reads its padded image rows so: the reduction runs along the pixels.
+    ///
+    /// # Panics
+    /// When a run reaches past `src`.
+    pub fn pack_transposed(&mut self, k: usize, src: &[f32], table: &[usize]) {
+        let n = table.len();
+        assert!(
+            table.iter().all(|&start| start + k <= src.len()),
+            "bf16 pack: a column runs past its source"
+        );
+        let pairs = k.div_ceil(2);
+        (self.n, self.k) = (n, k);
+        self.data.clear();
+        self.data.resize(n.div_ceil(NR) * pairs * NR, 0);
+        let mut column = vec![0u32; pairs];
+        for (panel, dst) in self.data.chunks_exact_mut((pairs * NR).max(1)).enumerate() {
+            for (lane, &start) in table[panel * NR..].iter().take(NR).enumerate() {
+                adjacent_pairs(&src[start..][..k], &mut column);
+                column.iter().enumerate().for_each(|(q, &v)| dst[q * NR + lane] = v);
             }
         }
     }

@@ -91,6 +91,25 @@ pub(super) unsafe fn pair_rows(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u32]) 
     n
 }
 
+/// `dst[q] = bf16(src[2q]) | bf16(src[2q + 1]) << 16` for whole blocks of 8 pairs; returns how
+/// many pairs it wrote.
+///
+/// # Safety
+/// The CPU has AVX512-BF16.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn adjacent_pairs(src: &[f32], dst: &mut [u32]) -> usize {
+    let n = (src.len() / 16 * 8).min(dst.len() / 8 * 8);
+    for q in (0..n).step_by(8) {
+        // SAFETY: `2q + 16 <= src.len()` and `q + 8 <= dst.len()` by the choice of `n`; in memory
+        // bf16 value `2i` is the low half of pair `i` (little-endian), as `pair` builds it.
+        unsafe {
+            let h = _mm512_cvtneps_pbh(_mm512_loadu_ps(src[2 * q..].as_ptr()));
+            _mm256_storeu_si256(dst[q..].as_mut_ptr().cast(), std::mem::transmute::<__m256bh, __m256i>(h));
+        }
+    }
+    n
+}
+
 /// 16 floats from `x` rounded to bf16, each in the low half of a 32-bit lane.
 ///
 /// # Safety

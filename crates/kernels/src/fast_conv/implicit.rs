@@ -29,6 +29,7 @@ use super::geometry::ConvGeometry;
 use super::scratch::{with_scratch, with_turned};
 use super::microkernel::PixelsKernel;
 use super::matmul;
+use crate::bf16::{self, PackedLhs, PackedRhs};
 
 /// Narrowest output rows taken this way; narrower maps (8×8 and below) waste a fifth or more
 /// of the columns, measured no faster than the column matrix there, and keep it.
@@ -307,25 +308,53 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
     }
 }
 
+/// A group's dY (`[images, O, OH, OW]`) at the group's full width (`[O][OH][images·Wp]`), zeros
+/// in the discarded columns: the rows the weight gradient's products read.
+fn grad_at_full_width(g: &ConvGeometry, layout: Layout, dy: &[f32], dst: &mut [f32]) {
+    let [oh, ow] = g.output().expect("checked by `applies`");
+    let (out_ch, cols) = (g.channels_out, layout.columns(g));
+    for (o, dst) in dst.chunks_exact_mut(cols).enumerate() {
+        for (y, row) in dst.chunks_exact_mut(layout.width()).enumerate() {
+            for (image, dst) in row.chunks_exact_mut(layout.wp).enumerate() {
+                copy_floats(&mut dst[..ow], &dy[((image * out_ch + o) * oh + y) * ow..][..ow]);
+                dst[ow..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// [`weight_gradient`] with bf16 products and f32 sums: per group, dY at the full width packed
+/// as the left operand (pairs of neighbouring pixels), the padded image's rows through the row
+/// table packed transposed as the right one ([`PackedRhs::pack_transposed`]), `dW (+)= A · B`.
+/// Packing the image side costs a store per pair of pixels and row; the product gains only
+/// where each such pair meets many output channels (see `kernel::bf16_weight_gradient_pays`).
+pub(super) fn weight_gradient_bf16(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32], parallel: bool) {
+    let (rows, out_ch) = (g.rows(), g.channels_out);
+    let full = Layout::new(g, group_size(g, g.batch));
+    let lens = [full.len(g), out_ch * full.columns(g), 0];
+    let (mut lhs, mut rhs) = (PackedLhs::default(), PackedRhs::default());
+    with_scratch(lens, |[xp, dy_wide, _]| {
+        each_padded_group(g, (x, grad), xp, |i, layout, xp, dy, table| {
+            let cols = layout.columns(g);
+            let dy_wide = &mut dy_wide[..out_ch * cols];
+            grad_at_full_width(g, layout, dy, dy_wide);
+            lhs.pack(out_ch, cols, dy_wide, [cols, 1]);
+            rhs.pack_transposed(cols, xp, table);
+            bf16::gemm(&lhs, &rhs, (dw, rows, i > 0), parallel);
+        });
+    });
+}
+
 /// [`weight_gradient`] with the dot-product tile ([`matmul::gemm_nt`]), on every CPU.
 fn weight_gradient_dots(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32], parallel: bool) {
-    let [oh, ow] = g.output().expect("checked by `applies`");
     let (rows, out_ch) = (g.rows(), g.channels_out);
     let full = Layout::new(g, group_size(g, g.batch));
     let lens = [full.len(g), out_ch * full.columns(g), 0];
     with_scratch(lens, |[xp, dy_wide, _]| {
         each_padded_group(g, (x, grad), xp, |i, layout, xp, dy, table| {
             let cols = layout.columns(g);
-            // dY at the group's full width, zeros in the discarded columns.
             let dy_wide = &mut dy_wide[..out_ch * cols];
-            for (o, dst) in dy_wide.chunks_exact_mut(cols).enumerate() {
-                for (y, row) in dst.chunks_exact_mut(layout.width()).enumerate() {
-                    for (image, dst) in row.chunks_exact_mut(layout.wp).enumerate() {
-                        copy_floats(&mut dst[..ow], &dy[((image * out_ch + o) * oh + y) * ow..][..ow]);
-                        dst[ow..].fill(0.0);
-                    }
-                }
-            }
+            grad_at_full_width(g, layout, dy, dy_wide);
             matmul::gemm_nt(
                 [out_ch, rows, cols],
                 (dw, rows, i > 0),

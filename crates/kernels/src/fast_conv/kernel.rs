@@ -91,17 +91,19 @@ pub struct Gradients {
 /// Backward convolution: from `grad` (`[N, O, OH, OW]`) computes the gradients of the input,
 /// the weight and the bias that are asked for (`[input, weight, bias]`).
 pub fn backward(g: &ConvGeometry, x: &[f32], weight: &[f32], grad: &[f32], want: [bool; 3]) -> Gradients {
-    backward_in(g, (x, weight, grad), want, false)
+    backward_in(g, (x, weight, grad), want, [false, false])
 }
 
-/// [`backward`] with bf16 products where they pay: the input gradient of a stride-1 convolution
-/// is the forward pass of its turned convolution (dY padded, the kernel turned 180° with its
-/// channel axes swapped), run as [`forward_bf16`] where [`bf16_pays`] for that convolution —
-/// dY and the weight rounded to bf16, the sums in f32. The weight gradient stays f32: its
-/// reduction runs over the pixels, which would need dY and the column matrix packed
-/// transposed, in pairs along the pixels.
+/// [`backward`] with bf16 products (dY, the weight and the input rounded to bf16, the sums in
+/// f32) where they pay: the input gradient of a stride-1 convolution as the forward pass of its
+/// turned convolution (dY padded, the kernel turned 180° with its channel axes swapped), run as
+/// [`forward_bf16`] where [`bf16_pays`] for that convolution
+/// ([`bf16_input_gradient_pays`]); the weight gradient of a stride-1 convolution of wide maps
+/// with many output channels, the padded images read in place with pairs along the pixels
+/// ([`bf16_weight_gradient_pays`]). Elsewhere as [`backward`].
 pub fn backward_bf16(g: &ConvGeometry, x: &[f32], weight: &[f32], grad: &[f32], want: [bool; 3]) -> Gradients {
-    backward_in(g, (x, weight, grad), want, bf16_input_gradient_pays(g))
+    let bf16 = [bf16_input_gradient_pays(g), bf16_weight_gradient_pays(g)];
+    backward_in(g, (x, weight, grad), want, bf16)
 }
 
 /// Whether [`backward_bf16`] computes the input gradient of `g` in bf16.
@@ -109,13 +111,29 @@ pub fn bf16_input_gradient_pays(g: &ConvGeometry) -> bool {
     g.is_turnable() && !g.is_pointwise() && bf16_pays(&g.turned())
 }
 
-/// The backward pass, with the input gradient as the bf16 forward pass of the turned
-/// convolution when `bf16_input` (for a [`ConvGeometry::is_turnable`] `g`).
+/// Fewest output channels for the weight gradient in bf16: packing the image side costs a store
+/// per pair of pixels and row of `dW` whatever the channels, the product shrinks with them
+/// (16 and 32 channels, ResNet-20's, measured no faster than f32: see `examples/conv_passes`).
+const BF16_WEIGHT_MIN_CHANNELS: usize = 64;
+
+/// Whether [`backward_bf16`] computes the weight gradient of `g` in bf16: a stride-1
+/// convolution of wide maps (read in place, as f32 reads it) with at least
+/// [`BF16_WEIGHT_MIN_CHANNELS`] output channels.
+pub fn bf16_weight_gradient_pays(g: &ConvGeometry) -> bool {
+    crate::Kernel::OwnGemm.enabled()
+        && super::implicit::applies(g)
+        && g.channels_out >= BF16_WEIGHT_MIN_CHANNELS
+}
+
+/// The backward pass, with `[input gradient, weight gradient]` in bf16 where `bf16` says so:
+/// the input gradient as the bf16 forward pass of the turned convolution (for a
+/// [`ConvGeometry::is_turnable`] `g`), the weight gradient as
+/// `passes::weight_gradient_bf16` (for a `g` that `implicit` takes).
 fn backward_in(
     g: &ConvGeometry,
     (x, weight, grad): (&[f32], &[f32], &[f32]),
     [want_input, want_weight, want_bias]: [bool; 3],
-    bf16_input: bool,
+    [bf16_input, bf16_weight]: [bool; 2],
 ) -> Gradients {
     crate::Kernel::FastConv.record(true);
     let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
@@ -141,8 +159,10 @@ fn backward_in(
         Some(dx) => passes::input_gradient(g, weight, grad, dx),
         None => {}
     }
-    if let Some(dw) = result.weight.as_mut() {
-        passes::weight_gradient(g, x, grad, dw);
+    match result.weight.as_mut() {
+        Some(dw) if bf16_weight => passes::weight_gradient_bf16(g, x, grad, dw),
+        Some(dw) => passes::weight_gradient(g, x, grad, dw),
+        None => {}
     }
     result
 }

@@ -187,7 +187,7 @@ fn the_bf16_input_gradient_is_that_of_the_rounded_operands() {
         let x = values(g.batch * g.channels_in * g.pixels_in(), 20);
         let w = values(g.channels_out * g.rows(), 21);
         let v = values(g.batch * g.channels_out * g.pixels_out(), 22);
-        let ours = backward_in(&g, (&x, &w, &v), [true, true, true], true);
+        let ours = backward_in(&g, (&x, &w, &v), [true, true, true], [true, false]);
         let rounded = backward(&g, &x, &round(&w), &round(&v), [true, false, false]);
         let exact = backward(&g, &x, &w, &v, [true, true, true]);
         // An input gradient sums at most `O·KH·KW` products of values in [−1, 1].
@@ -199,6 +199,42 @@ fn the_bf16_input_gradient_is_that_of_the_rounded_operands() {
         }
         assert_ne!(dx, exact.input.as_ref().unwrap(), "{g:?}: no rounding at all?");
         assert_eq!((ours.weight, ours.bias), (exact.weight, exact.bias), "{g:?}");
+    }
+}
+
+/// The bf16 weight gradient on every geometry the in-place path takes, and on VGG-16-like
+/// channel counts: the f32 weight gradient of the rounded input and dY to f32 rounding, the f32
+/// one of the exact operands to bf16's; on one thread and on several the same bits.
+#[test]
+fn the_bf16_weight_gradient_is_that_of_the_rounded_operands() {
+    let round = |v: &[f32]| v.iter().map(|&x| crate::bf16::round(x)).collect::<Vec<f32>>();
+    let vgg = ConvGeometry::square(3, 64, 16, 64, 3, 1, 1);
+    assert!(bf16_weight_gradient_pays(&vgg));
+    let in_place: Vec<_> = geometries()
+        .into_iter()
+        .chain([vgg])
+        .filter(super::super::implicit::applies)
+        .collect();
+    assert_eq!(in_place.len(), 6);
+    for g in in_place {
+        let x = values(g.batch * g.channels_in * g.pixels_in(), 30);
+        let w = values(g.channels_out * g.rows(), 31);
+        let v = values(g.batch * g.channels_out * g.pixels_out(), 32);
+        let ours = backward_in(&g, (&x, &w, &v), [true, true, true], [false, true]);
+        let rounded = backward(&g, &round(&x), &w, &round(&v), [false, true, false]);
+        let exact = backward(&g, &x, &w, &v, [true, true, true]);
+        // A weight gradient sums `N·OH·OW` products of values in [−1, 1].
+        let size = (g.batch * g.pixels_out()) as f32;
+        let dw = ours.weight.as_ref().unwrap();
+        for ((a, r), e) in dw.iter().zip(rounded.weight.as_ref().unwrap()).zip(exact.weight.as_ref().unwrap()) {
+            assert!((a - r).abs() < 1e-5 * size, "{g:?}: {a} vs {r} (rounded operands)");
+            assert!((a - e).abs() <= size / 256.0, "{g:?}: {a} vs {e} (f32)");
+        }
+        assert_ne!(dw, exact.weight.as_ref().unwrap(), "{g:?}: no rounding at all?");
+        assert_eq!((&ours.input, &ours.bias), (&exact.input, &exact.bias), "{g:?}");
+        let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let alone = one_thread.install(|| backward_in(&g, (&x, &w, &v), [false, true, false], [false, true]));
+        assert_eq!(alone.weight.as_ref(), Some(dw), "{g:?}: threads changed the sums");
     }
 }
 
@@ -220,6 +256,12 @@ fn bf16_runs_where_it_pays() {
     assert!(!bf16_input_gradient_pays(&conv(32, 64, 8, 64, 1, 1, 0)), "1×1: a plain product");
     assert!(!bf16_input_gradient_pays(&conv(32, 128, 8, 128, 3, 1, 1)), "Winograd");
     assert!(!bf16_input_gradient_pays(&conv(64, 6, 14, 16, 5, 1, 0)), "6 input channels");
+    // The weight gradient: wide stride-1 maps with 64 or more output channels.
+    assert!(bf16_weight_gradient_pays(&conv(16, 64, 64, 64, 3, 1, 1)), "VGG-16's 64→64");
+    assert!(bf16_weight_gradient_pays(&conv(32, 64, 16, 64, 3, 1, 1)), "ResNet-18's first stage");
+    assert!(!bf16_weight_gradient_pays(&conv(128, 16, 32, 16, 3, 1, 1)), "ResNet-20's 16 channels");
+    assert!(!bf16_weight_gradient_pays(&conv(16, 512, 8, 512, 3, 1, 1)), "8×8 maps: Winograd");
+    assert!(!bf16_weight_gradient_pays(&conv(32, 64, 32, 128, 3, 2, 1)), "stride 2");
 }
 
 /// The backward pass is the adjoint of the forward pass: for random `v`,

@@ -239,9 +239,26 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
     if tapwise(g) {
         return tapwise::weight_gradient(g, x, grad, dw);
     }
+    over_the_batch(g, (x, grad), dw, weight_gradient_of);
+}
+
+/// [`weight_gradient`] in bf16 products ([`implicit::weight_gradient_bf16`]) for a `g` that
+/// [`implicit`] takes, its batch split as [`weight_gradient`] splits it.
+pub(super) fn weight_gradient_bf16(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32]) {
+    assert!(implicit(g), "the bf16 weight gradient reads the image in place: {g:?}");
+    over_the_batch(g, (x, grad), dw, implicit::weight_gradient_bf16);
+}
+
+/// A weight gradient over a range of images, one chunk after another (`parallel`: each product
+/// split over the cores).
+type RangeGradient = fn(&ConvGeometry, &[f32], &[f32], &mut [f32], bool);
+
+/// `of` over the whole batch: partial gradients of [`WEIGHT_PARTS`] ranges side by side, then
+/// added up in order, or (a large `dW`) one range with its products split over the cores.
+fn over_the_batch(g: &ConvGeometry, (x, grad): (&[f32], &[f32]), dw: &mut [f32], of: RangeGradient) {
     let parts = WEIGHT_PARTS.min(g.batch);
     if parts < 2 || parts * dw.len() > WEIGHT_PARTS_BUDGET {
-        return weight_gradient_of(g, x, grad, dw, true);
+        return of(g, x, grad, dw, true);
     }
     let (plane_in, plane_out) = (g.channels_in * g.pixels_in(), g.channels_out * g.pixels_out());
     let per_part = g.batch.div_ceil(parts);
@@ -254,7 +271,7 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
                 batch: xs.len() / plane_in,
                 ..*g
             };
-            weight_gradient_of(&range, xs, dy, partial, false);
+            of(&range, xs, dy, partial, false);
         });
     dw.par_chunks_mut(1 << 12).enumerate().for_each(|(index, dst)| {
         let offset = index << 12;

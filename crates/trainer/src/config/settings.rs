@@ -82,8 +82,9 @@ settings! {
         /// class probabilities of all views (airbench's test-time translation) [default: 0: off].
         test_shift: usize = 0, flag(Option<usize>), fixed,
             check |v| (*v > 8).then(|| format!("must be at most 8 pixels, got {v}"));
-        /// Products of the convolutions: f32, or bf16 operands with f32 sums, forward and backward
-        /// (the weights, their updates and every other layer stay f32). Fast on flex with
+        /// Products of the convolutions: f32, or bf16 operands with f32 sums in their forward and
+        /// backward passes where bf16 is faster (the weights, their updates and every other layer
+        /// stay f32). Fast on flex with
         /// AVX512-BF16; on other CPUs flex computes the same bf16 products slowly, and other
         /// backends run f32 [default: f32].
         precision: Precision = Precision::F32, flag(Option<Precision>), fixed;
