@@ -139,28 +139,38 @@ fn forward_matches_the_direct_convolution() {
     }
 }
 
+/// `v` with every value rounded to bf16.
+fn rounded(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| crate::bf16::round(x)).collect()
+}
+
+/// A bf16 pass's `ours` against the f32 pass on the rounded operands (`rounded`: equal to f32
+/// rounding) and on the exact ones (`exact`: within 2⁻⁸), each value a sum of at most `terms`
+/// products of values in [−1, 1]; and some rounding must show.
+fn assert_bf16_result(g: &ConvGeometry, ours: &[f32], rounded: &[f32], exact: &[f32], terms: usize) {
+    let size = terms as f32;
+    for ((a, r), e) in ours.iter().zip(rounded).zip(exact) {
+        assert!((a - r).abs() < 1e-5 * size, "{g:?}: {a} vs {r} (rounded operands)");
+        assert!((a - e).abs() <= size / 256.0, "{g:?}: {a} vs {e} (f32)");
+    }
+    assert_ne!(ours, exact, "{g:?}: no rounding at all?");
+}
+
 /// The bf16 forward pass on every geometry (every path: in place for the stride-1 wide maps,
 /// with an odd channel count among them, column matrices for the rest) equals the direct
 /// convolution of the bf16-rounded input and weight to f32 rounding, and the f32 one to bf16's:
 /// within 2⁻⁸ of the products' sizes.
 #[test]
 fn the_bf16_forward_is_the_convolution_of_the_rounded_operands() {
-    let round = |v: &[f32]| v.iter().map(|&x| crate::bf16::round(x)).collect::<Vec<f32>>();
     for g in geometries() {
         let x = values(g.batch * g.channels_in * g.pixels_in(), 1);
         let w = values(g.channels_out * g.rows(), 2);
         let b = values(g.channels_out, 3);
         for bias in [Some(&b[..]), None] {
             let ours = forward_bf16(&g, &x, &w, bias);
-            let rounded = naive_forward(&g, &round(&x), &round(&w), bias);
+            let of_rounded = naive_forward(&g, &rounded(&x), &rounded(&w), bias);
             let exact = naive_forward(&g, &x, &w, bias);
-            // The largest output has at most `rows` products of values in [−1, 1].
-            let size = g.rows() as f32;
-            for ((a, r), e) in ours.iter().zip(&rounded).zip(&exact) {
-                assert!((a - r).abs() < 1e-5 * size, "{g:?}: {a} vs {r} (rounded operands)");
-                assert!((a - e).abs() <= size / 256.0, "{g:?}: {a} vs {e} (f32)");
-            }
-            assert!(ours.iter().zip(&exact).any(|(a, e)| a != e), "{g:?}: no rounding at all?");
+            assert_bf16_result(&g, &ours, &of_rounded, &exact, g.rows());
         }
     }
     let in_place: Vec<_> = geometries().into_iter().filter(|g| super::super::implicit::applies(g)).collect();
@@ -174,7 +184,6 @@ fn the_bf16_forward_is_the_convolution_of_the_rounded_operands() {
 /// bias gradients bit for bit f32's.
 #[test]
 fn the_bf16_input_gradient_is_that_of_the_rounded_operands() {
-    let round = |v: &[f32]| v.iter().map(|&x| crate::bf16::round(x)).collect::<Vec<f32>>();
     let resnet20 = ConvGeometry::square(4, 16, 32, 16, 3, 1, 1);
     assert!(bf16_input_gradient_pays(&resnet20));
     let turnable: Vec<_> = geometries()
@@ -188,16 +197,11 @@ fn the_bf16_input_gradient_is_that_of_the_rounded_operands() {
         let w = values(g.channels_out * g.rows(), 21);
         let v = values(g.batch * g.channels_out * g.pixels_out(), 22);
         let ours = backward_in(&g, (&x, &w, &v), [true, true, true], [true, false]);
-        let rounded = backward(&g, &x, &round(&w), &round(&v), [true, false, false]);
+        let of_rounded = backward(&g, &x, &rounded(&w), &rounded(&v), [true, false, false]);
         let exact = backward(&g, &x, &w, &v, [true, true, true]);
-        // An input gradient sums at most `O·KH·KW` products of values in [−1, 1].
-        let size = (g.channels_out * g.kernel[0] * g.kernel[1]) as f32;
-        let dx = ours.input.as_ref().unwrap();
-        for ((a, r), e) in dx.iter().zip(rounded.input.as_ref().unwrap()).zip(exact.input.as_ref().unwrap()) {
-            assert!((a - r).abs() < 1e-5 * size, "{g:?}: {a} vs {r} (rounded operands)");
-            assert!((a - e).abs() <= size / 256.0, "{g:?}: {a} vs {e} (f32)");
-        }
-        assert_ne!(dx, exact.input.as_ref().unwrap(), "{g:?}: no rounding at all?");
+        let (dx, dx_of_rounded, dx_exact) = (ours.input.unwrap(), of_rounded.input.unwrap(), exact.input.unwrap());
+        // An input gradient sums at most `O·KH·KW` products.
+        assert_bf16_result(&g, &dx, &dx_of_rounded, &dx_exact, g.channels_out * g.kernel[0] * g.kernel[1]);
         assert_eq!((ours.weight, ours.bias), (exact.weight, exact.bias), "{g:?}");
     }
 }
@@ -207,7 +211,6 @@ fn the_bf16_input_gradient_is_that_of_the_rounded_operands() {
 /// one of the exact operands to bf16's; on one thread and on several the same bits.
 #[test]
 fn the_bf16_weight_gradient_is_that_of_the_rounded_operands() {
-    let round = |v: &[f32]| v.iter().map(|&x| crate::bf16::round(x)).collect::<Vec<f32>>();
     let vgg = ConvGeometry::square(3, 64, 16, 64, 3, 1, 1);
     assert!(bf16_weight_gradient_pays(&vgg));
     let in_place: Vec<_> = geometries()
@@ -221,16 +224,12 @@ fn the_bf16_weight_gradient_is_that_of_the_rounded_operands() {
         let w = values(g.channels_out * g.rows(), 31);
         let v = values(g.batch * g.channels_out * g.pixels_out(), 32);
         let ours = backward_in(&g, (&x, &w, &v), [true, true, true], [false, true]);
-        let rounded = backward(&g, &round(&x), &w, &round(&v), [false, true, false]);
+        let of_rounded = backward(&g, &rounded(&x), &w, &rounded(&v), [false, true, false]);
         let exact = backward(&g, &x, &w, &v, [true, true, true]);
-        // A weight gradient sums `N·OH·OW` products of values in [−1, 1].
-        let size = (g.batch * g.pixels_out()) as f32;
         let dw = ours.weight.as_ref().unwrap();
-        for ((a, r), e) in dw.iter().zip(rounded.weight.as_ref().unwrap()).zip(exact.weight.as_ref().unwrap()) {
-            assert!((a - r).abs() < 1e-5 * size, "{g:?}: {a} vs {r} (rounded operands)");
-            assert!((a - e).abs() <= size / 256.0, "{g:?}: {a} vs {e} (f32)");
-        }
-        assert_ne!(dw, exact.weight.as_ref().unwrap(), "{g:?}: no rounding at all?");
+        // A weight gradient sums `N·OH·OW` products.
+        let (dw_of_rounded, dw_exact) = (of_rounded.weight.unwrap(), exact.weight.as_ref().unwrap());
+        assert_bf16_result(&g, dw, &dw_of_rounded, dw_exact, g.batch * g.pixels_out());
         assert_eq!((&ours.input, &ours.bias), (&exact.input, &exact.bias), "{g:?}");
         let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         let alone = one_thread.install(|| backward_in(&g, (&x, &w, &v), [false, true, false], [false, true]));
