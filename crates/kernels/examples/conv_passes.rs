@@ -4,11 +4,12 @@
 //! convolution shapes of the benchmark suite's cases — ResNet-20 (32 px, batch 128), ResNet-18
 //! (64 px, batch 32), VGG-16 (64 px, batch 16), AlexNet's features (224 px, batch 8) — so a
 //! change to the kernels can be measured pass by pass, and compared with PyTorch's passes at
-//! the same shapes (`scripts/conv_passes_pytorch.py`, which shares [`shapes`]' table):
+//! the same shapes (`scripts/conv_passes_pytorch.py`, which shares [`shapes`]' table), and the
+//! speedrun's ResNet-9 (28 px, batch 256):
 //!
 //! ```sh
 //! cargo build --workspace --features wgpu --example conv_passes
-//! target/debug/examples/conv_passes [resnet20|resnet18|vgg16|alexnet]
+//! target/debug/examples/conv_passes [resnet20|resnet18|vgg16|alexnet|resnet9]
 //! ```
 
 use std::time::Instant;
@@ -46,6 +47,15 @@ fn shapes(model: &str) -> Vec<(String, ConvGeometry, usize)> {
             (conv(8, 192, 13, 384, 3, 1, 1), 1),
             (conv(8, 384, 13, 256, 3, 1, 1), 1),
             (conv(8, 256, 13, 256, 3, 1, 1), 1),
+        ],
+        // The speedrun's ResNet-9 (width 16, Fashion-MNIST at 28 px, batch 256).
+        "resnet9" => vec![
+            (conv(256, 1, 28, 16, 3, 1, 1), 1),
+            (conv(256, 16, 28, 32, 3, 1, 1), 1),
+            (conv(256, 32, 14, 32, 3, 1, 1), 2),
+            (conv(256, 32, 14, 64, 3, 1, 1), 1),
+            (conv(256, 64, 7, 128, 3, 1, 1), 1),
+            (conv(256, 128, 3, 128, 3, 1, 1), 2),
         ],
         _ => vec![
             (conv(128, 3, 32, 16, 3, 1, 1), 1),
