@@ -114,8 +114,8 @@ pub fn bf16_input_gradient_pays(g: &ConvGeometry) -> bool {
 /// Fewest output channels for the weight gradient in bf16: packing the image side costs a store
 /// per pair of pixels and row of `dW` whatever the channels, the product shrinks with them. At
 /// 64 and more it measured faster (`examples/conv_passes`: ResNet-18's 64→64 16×16 4.07 → 3.67
-/// ms, VGG-16's 128→128 32×32 25.4 → 17.9); at ResNet-20's 16 and 32 the count of stores
-/// against multiply-adds says the packing would cost about what the product saves (not measured).
+/// ms, VGG-16's 128→128 32×32 25.4 → 17.9); at ResNet-20's 16 and 32 it measured slower, with
+/// the limit lowered to 16 for the run (16→16 32×32 4.52 → 8.65 ms, 32→32 16×16 3.82 → 4.35).
 const BF16_WEIGHT_MIN_CHANNELS: usize = 64;
 
 /// Whether [`backward_bf16`] computes the weight gradient of `g` in bf16: a stride-1
