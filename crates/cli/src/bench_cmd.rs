@@ -62,7 +62,7 @@ pub fn run(device: Option<&str>, args: BenchArgs) -> Result<()> {
     let mut runs = Vec::new();
     for requested in backends {
         let (backend, device) = crate::open_device(requested)?;
-        let precision = args.precision.apply(backend);
+        let precision = args.precision.apply(backend, cnn_models::precision::Precision::F32);
         println!(
             "{:<10} {:<6} {:>5} {:>6} {:>10} {:>10} {:>10} {:>9}  ({backend}, {precision}, {} warm-up + {} timed steps)",
             "model", "phase", "px", "batch", "median", "min", "max", "GFLOP/s", args.warmup, args.reps

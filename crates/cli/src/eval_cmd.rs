@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use cnn_data_augment::Image;
+use cnn_models::precision::Precision;
 use cnn_trainer::RunFolder;
 
 /// Flags of `cnn eval`.
@@ -59,12 +60,18 @@ fn open_runs(paths: &[PathBuf]) -> Result<Vec<RunFolder>> {
     paths.iter().map(|p| Ok(RunFolder::open(p)?)).collect()
 }
 
+/// The precision the runs' own tests ran in: bf16 when every run trained in bf16, else f32.
+fn runs_precision(runs: &[RunFolder]) -> Precision {
+    let all_bf16 = runs.iter().all(|r| r.config.task.precision == Precision::Bf16);
+    if all_bf16 { Precision::Bf16 } else { Precision::F32 }
+}
+
 /// Runs `cnn eval`: accuracy, top-5, per-class accuracy and the confusion matrix (printed and
 /// drawn) of one run or of an ensemble, optionally with ten crops.
 pub fn eval(device: Option<&str>, args: EvalArgs) -> Result<()> {
     let runs = open_runs(&args.run)?;
     let (backend, device) = crate::open_device(device)?;
-    args.precision.apply(backend);
+    args.precision.apply(backend, runs_precision(&runs));
     let result = cnn_trainer::evaluate_runs(
         &runs,
         args.dataset.as_deref(),
@@ -214,7 +221,7 @@ pub fn predict(device: Option<&str>, args: PredictArgs) -> Result<()> {
     let runs = open_runs(&args.run)?;
     cnn_trainer::eval::ensemble::check_same_classes(&runs)?;
     let (backend, device) = crate::open_device(device)?;
-    args.precision.apply(backend);
+    args.precision.apply(backend, runs_precision(&runs));
     let models = runs
         .iter()
         .map(|r| r.load_model(&device))

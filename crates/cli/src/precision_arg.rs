@@ -10,16 +10,18 @@ use crate::device::Backend;
 #[derive(clap::Args, Clone, Copy, Debug)]
 pub struct PrecisionArg {
     /// Products of the convolutions: f32, or bf16 operands with f32 sums (on flex and CPUs with
-    /// AVX512-BF16 — elsewhere f32, with a notice).
-    #[arg(long, default_value = "f32", value_parser = |s: &str| s.parse::<Precision>())]
-    pub precision: Precision,
+    /// AVX512-BF16 — elsewhere f32, with a notice) [default: f32; `cnn eval` and `cnn predict`:
+    /// bf16 when every run named trained in bf16, as their own tests ran].
+    #[arg(long, value_parser = |s: &str| s.parse::<Precision>())]
+    pub precision: Option<Precision>,
 }
 
 impl PrecisionArg {
-    /// Sets the precision for the process and returns the one in force: bf16 where `backend` is
-    /// flex and the CPU has AVX512-BF16, else f32 with one line on stderr saying why.
-    pub fn apply(self, backend: Backend) -> Precision {
-        let effective = match self.precision {
+    /// Sets the precision for the process — the flag's, else `default` — and returns the one in
+    /// force: bf16 where `backend` is flex and the CPU has AVX512-BF16, else f32 with one line on
+    /// stderr saying why.
+    pub fn apply(self, backend: Backend, default: Precision) -> Precision {
+        let effective = match self.precision.unwrap_or(default) {
             Precision::Bf16 if backend != Backend::Flex => {
                 eprintln!("note: --precision bf16 runs on flex only; {backend} runs f32");
                 Precision::F32

@@ -882,6 +882,17 @@ fn a_run_in_bf16_says_so_and_records_it() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["precision"], "bf16");
+    // `cnn eval --run` takes the run's precision by default, so it repeats the run's own test
+    // (where the CPU runs bf16 at speed; elsewhere it says that it runs f32).
+    let eval = cnn(&["--device", "flex", "eval", "--run", run.to_str().unwrap()]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let accuracy = format!("accuracy {:.4}", summary["test_accuracy"].as_f64().unwrap());
+    if fast {
+        assert!(assert_success(&eval).contains(&accuracy), "{accuracy}");
+    } else {
+        assert!(String::from_utf8_lossy(&eval.stderr).contains("no AVX512-BF16; running f32"));
+    }
     let msg = assert_clean_failure(&cnn(&["train", "--precision", "fp16"]));
     assert!(msg.contains("f32 or bf16"), "{msg}");
 }
