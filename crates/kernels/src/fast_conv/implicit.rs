@@ -332,7 +332,8 @@ pub(super) fn weight_gradient_bf16(g: &ConvGeometry, x: &[f32], grad: &[f32], dw
     let (rows, out_ch) = (g.rows(), g.channels_out);
     let full = Layout::new(g, group_size(g, g.batch));
     let lens = [full.len(g), out_ch * full.columns(g), 0];
-    let (mut lhs, mut rhs) = (PackedLhs::default(), PackedRhs::default());
+    // Taken out while in use (as `with_scratch` does), so a nested call allocates instead of alias.
+    let (mut lhs, mut rhs) = WEIGHT_PANELS.with(|p| std::mem::take(&mut *p.borrow_mut()));
     with_scratch(lens, |[xp, dy_wide, _]| {
         each_padded_group(g, (x, grad), xp, |i, layout, xp, dy, table| {
             let cols = layout.columns(g);
@@ -343,6 +344,14 @@ pub(super) fn weight_gradient_bf16(g: &ConvGeometry, x: &[f32], grad: &[f32], dw
             bf16::gemm(&lhs, &rhs, (dw, rows, i > 0), parallel);
         });
     });
+    WEIGHT_PANELS.with(|p| *p.borrow_mut() = (lhs, rhs));
+}
+
+thread_local! {
+    /// The packed operands of [`weight_gradient_bf16`], reused from call to call on this thread
+    /// (the image side is megabytes: a fresh one per call would fault its pages in every step).
+    static WEIGHT_PANELS: std::cell::RefCell<(PackedLhs, PackedRhs)> =
+        std::cell::RefCell::new((PackedLhs::default(), PackedRhs::default()));
 }
 
 /// [`weight_gradient`] with the dot-product tile ([`matmul::gemm_nt`]), on every CPU.
