@@ -49,6 +49,22 @@ fn winograd(g: &ConvGeometry) -> bool {
     crate::Kernel::Winograd.enabled() && winograd::applies(g)
 }
 
+/// Fewest channels (the smaller of input and output) for which the weight gradient of a
+/// Winograd shape runs as Winograd too. Thinner layers sum fewer products per transformed tile,
+/// and the transforms cost more than the 2.25× fewer multiplications save: measured
+/// (`examples/conv_passes`, two alternating rounds, AMD EPYC Zen 4, 2026-12-07) against the
+/// column path, ResNet-9's 64→128 at 7×7 17.7/16.0 ms against 12.6/14.0, ResNet-20's 64→64 at
+/// 8×8 6.2/6.1 against 4.6/4.8, ResNet-9's 128→128 at 3×3 even (8.2/7.8 against 7.5/8.1), while
+/// ResNet-18's 128-channel and larger 8×8 and 4×4 layers stay faster as Winograd (its total
+/// 61.7/66.7 ms against 65.6/79.9).
+const WINOGRAD_WEIGHT_CHANNELS: usize = 128;
+
+/// Whether `g`'s weight gradient runs as Winograd (its forward and input gradient run so
+/// wherever [`winograd`] holds).
+fn winograd_weight_gradient(g: &ConvGeometry) -> bool {
+    winograd(g) && g.channels_in.min(g.channels_out) >= WINOGRAD_WEIGHT_CHANNELS
+}
+
 /// Whether `g` runs one product per kernel tap over the pixels it reaches ([`tapwise`]).
 fn tapwise(g: &ConvGeometry) -> bool {
     crate::Kernel::Tapwise.enabled() && tapwise::applies(g)
@@ -233,7 +249,7 @@ const WEIGHT_PARTS_BUDGET: usize = 1 << 22;
 /// split over the cores by the `gemm` crate (it splits `dW`'s rows and columns, so the sums keep
 /// their order).
 pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32]) {
-    if winograd(g) {
+    if winograd_weight_gradient(g) {
         return winograd::weight_gradient(g, x, grad, dw);
     }
     if tapwise(g) {

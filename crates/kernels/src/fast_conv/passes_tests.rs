@@ -108,3 +108,36 @@ fn the_weight_gradient_is_the_same_on_any_number_of_threads() {
     assert_eq!(one, on(3));
     assert_eq!(one, on(8));
 }
+
+/// The weight gradient runs as Winograd only from [`WINOGRAD_WEIGHT_CHANNELS`] channels; the
+/// thinner Winograd shapes take the column path (their forward stays Winograd).
+#[test]
+fn the_weight_gradient_takes_winograd_only_for_wide_layers() {
+    let conv = ConvGeometry::square;
+    for (g, wide) in [
+        (conv(32, 128, 8, 128, 3, 1, 1), true),  // ResNet-18's second stage
+        (conv(16, 512, 8, 512, 3, 1, 1), true),  // VGG-16's fourth block
+        (conv(256, 128, 3, 128, 3, 1, 1), true), // ResNet-9's last stage
+        (conv(256, 64, 7, 128, 3, 1, 1), false), // ResNet-9's 64→128 at 7×7
+        (conv(128, 64, 8, 64, 3, 1, 1), false),  // ResNet-20's third stage
+    ] {
+        assert!(winograd(&g), "{g:?}");
+        assert_eq!(winograd_weight_gradient(&g), wide, "{g:?}");
+    }
+}
+
+/// Winograd's weight gradient and the column path's give the same sums (within rounding), so
+/// the channel limit above changes the rounding of thin layers' gradients, nothing else.
+#[test]
+fn the_winograd_weight_gradient_equals_the_column_paths() {
+    let g = geometry(13);
+    assert!(winograd(&g) && !winograd_weight_gradient(&g), "{g:?}");
+    let (x, dy) = inputs(&g);
+    let mut column = vec![f32::NAN; g.channels_out * g.rows()];
+    weight_gradient(&g, &x, &dy, &mut column);
+    let mut tiles = vec![f32::NAN; column.len()];
+    winograd::weight_gradient(&g, &x, &dy, &mut tiles);
+    for (a, b) in tiles.iter().zip(&column) {
+        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+}
