@@ -18,11 +18,11 @@
 //! `CNN_WINOGRAD=0`): ResNet-20's 64-channel 8×8 stage 1.6× faster forward and input gradient,
 //! 1.3× weight gradient (a Xeon, before the column path's weight gradient got faster: on an AMD
 //! EPYC Zen 4 that path now wins below 128 channels, so thinner layers' weight gradients run
-//! there, `passes::WINOGRAD_WEIGHT_CHANNELS`); ResNet-18's 128-channel 8×8 stage 1.2–1.4×; wider maps and 512-channel
-//! 2×2 maps were slower this way (see [`MAX_WIDTH`], [`MIN_TILES`]). Lever 16 (issue #16):
-//! the filter transform without its per-row `memmove` calls and the transforms' closures
-//! inlined, the 4×4 maps' forward over the whole batch ([`forward_batch`]) and the weight
-//! gradient's sums through the `gemm` crate — ResNet-18's 256-channel 4×4 layers 4.8–5.3 →
+//! there, `passes::WINOGRAD_WEIGHT_CHANNELS`); ResNet-18's 128-channel 8×8 stage 1.2–1.4×;
+//! wider maps and 512-channel 2×2 maps were slower this way (see [`MAX_WIDTH`], [`MIN_TILES`]).
+//! Lever 16 (issue #16): the filter transform without its per-row `memmove` calls and the
+//! transforms' closures inlined, the 4×4 maps' forward over the whole batch ([`forward_batch`])
+//! and the weight gradient's sums through the `gemm` crate — ResNet-18's 256-channel 4×4 layers 4.8–5.3 →
 //! 3.2–3.4 ms forward, 5.4–6.1 → 3.9–4.2 input gradient; its 128-channel 8×8 weight gradient
 //! 5.3–5.9 → 4.2–5.0; its convolutions 262–271 → 237–257 ms a step (three alternating runs).
 
