@@ -333,16 +333,7 @@ fn every_pass_writes_its_whole_output() {
 #[test]
 fn chunks_of_images_give_the_same_gradients_as_one_chunk() {
     // A geometry large enough that the column budget splits the batch.
-    let g = ConvGeometry {
-        batch: 5,
-        channels_in: 64,
-        input: [64, 64],
-        channels_out: 2,
-        kernel: [3, 3],
-        stride: [1, 1],
-        padding: [1, 1],
-        dilation: [1, 1],
-    };
+    let g = ConvGeometry::square(5, 64, 64, 2, 3, 1, 1);
     assert!(g.chunk() < g.batch, "the test needs several chunks");
     let x = values(g.batch * g.channels_in * g.pixels_in(), 7);
     let w = values(g.channels_out * g.rows(), 8);
