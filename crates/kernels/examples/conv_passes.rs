@@ -9,7 +9,7 @@
 //!
 //! ```sh
 //! cargo build --workspace --features wgpu --example conv_passes
-//! target/debug/examples/conv_passes [resnet20|resnet18|vgg16|alexnet|resnet9]
+//! target/debug/examples/conv_passes [resnet20|resnet18|vgg16|alexnet|resnet9|resnet9w32]
 //! ```
 
 use std::time::Instant;
@@ -56,6 +56,15 @@ fn shapes(model: &str) -> Vec<(String, ConvGeometry, usize)> {
             (conv(256, 32, 14, 64, 3, 1, 1), 1),
             (conv(256, 64, 7, 128, 3, 1, 1), 1),
             (conv(256, 128, 3, 128, 3, 1, 1), 2),
+        ],
+        // The hour's ResNet-9 (width 32, the `speedrun-hour` preset).
+        "resnet9w32" => vec![
+            (conv(256, 1, 28, 32, 3, 1, 1), 1),
+            (conv(256, 32, 28, 64, 3, 1, 1), 1),
+            (conv(256, 64, 14, 64, 3, 1, 1), 2),
+            (conv(256, 64, 14, 128, 3, 1, 1), 1),
+            (conv(256, 128, 7, 256, 3, 1, 1), 1),
+            (conv(256, 256, 3, 256, 3, 1, 1), 2),
         ],
         _ => vec![
             (conv(128, 3, 32, 16, 3, 1, 1), 1),

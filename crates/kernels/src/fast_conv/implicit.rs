@@ -29,7 +29,6 @@ use super::geometry::ConvGeometry;
 use super::scratch::{with_scratch, with_turned};
 use super::microkernel::PixelsKernel;
 use super::matmul;
-use crate::bf16::{self, PackedLhs, PackedRhs};
 
 /// Narrowest output rows taken this way; narrower maps (8×8 and below) waste a fifth or more
 /// of the columns, measured no faster than the column matrix there, and keep it.
@@ -79,7 +78,8 @@ impl Layout {
         self.hp * self.width()
     }
 
-    fn len(&self, g: &ConvGeometry) -> usize {
+    /// Floats of the padded group, with the last rows' overrun.
+    pub(super) fn len(&self, g: &ConvGeometry) -> usize {
         g.channels_in * self.plane() + g.kernel[1] - 1
     }
 
@@ -118,7 +118,7 @@ pub(super) fn group_size(g: &ConvGeometry, per_range: usize) -> usize {
 
 /// For each group of images of `x` (see [`group_size`]): pads it into `xp` and calls `f` with
 /// the group's index, its layout, the padded images, its part of `grad` and its row table.
-fn each_padded_group(
+pub(super) fn each_padded_group(
     g: &ConvGeometry,
     (x, grad): (&[f32], &[f32]),
     xp: &mut [f32],
@@ -310,7 +310,7 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
 
 /// A group's dY (`[images, O, OH, OW]`) at the group's full width (`[O][OH][images·Wp]`), zeros
 /// in the discarded columns: the rows the weight gradient's products read.
-fn grad_at_full_width(g: &ConvGeometry, layout: Layout, dy: &[f32], dst: &mut [f32]) {
+pub(super) fn grad_at_full_width(g: &ConvGeometry, layout: Layout, dy: &[f32], dst: &mut [f32]) {
     let [oh, ow] = g.output().expect("checked by `applies`");
     let (out_ch, cols) = (g.channels_out, layout.columns(g));
     for (o, dst) in dst.chunks_exact_mut(cols).enumerate() {
@@ -321,37 +321,6 @@ fn grad_at_full_width(g: &ConvGeometry, layout: Layout, dy: &[f32], dst: &mut [f
             }
         }
     }
-}
-
-/// [`weight_gradient`] with bf16 products and f32 sums: per group, dY at the full width packed
-/// as the left operand (pairs of neighbouring pixels), the padded image's rows through the row
-/// table packed transposed as the right one ([`PackedRhs::pack_transposed`]), `dW (+)= A · B`.
-/// Packing the image side costs a store per pair of pixels and row; the product gains only
-/// where each such pair meets many output channels (see `kernel::bf16_weight_gradient_pays`).
-pub(super) fn weight_gradient_bf16(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32], parallel: bool) {
-    let (rows, out_ch) = (g.rows(), g.channels_out);
-    let full = Layout::new(g, group_size(g, g.batch));
-    let lens = [full.len(g), out_ch * full.columns(g), 0];
-    // Taken out while in use (as `with_scratch` does), so a nested call allocates instead of alias.
-    let (mut lhs, mut rhs) = WEIGHT_PANELS.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    with_scratch(lens, |[xp, dy_wide, _]| {
-        each_padded_group(g, (x, grad), xp, |i, layout, xp, dy, table| {
-            let cols = layout.columns(g);
-            let dy_wide = &mut dy_wide[..out_ch * cols];
-            grad_at_full_width(g, layout, dy, dy_wide);
-            lhs.pack(out_ch, cols, dy_wide, [cols, 1]);
-            rhs.pack_transposed(cols, xp, table);
-            bf16::gemm(&lhs, &rhs, (dw, rows, i > 0), parallel);
-        });
-    });
-    WEIGHT_PANELS.with(|p| *p.borrow_mut() = (lhs, rhs));
-}
-
-thread_local! {
-    /// The packed operands of [`weight_gradient_bf16`], reused from call to call on this thread
-    /// (the image side is megabytes: a fresh one per call would fault its pages in every step).
-    static WEIGHT_PANELS: std::cell::RefCell<(PackedLhs, PackedRhs)> =
-        std::cell::RefCell::new((PackedLhs::default(), PackedRhs::default()));
 }
 
 /// [`weight_gradient`] with the dot-product tile ([`matmul::gemm_nt`]), on every CPU.

@@ -98,8 +98,8 @@ pub fn backward(g: &ConvGeometry, x: &[f32], weight: &[f32], grad: &[f32], want:
 /// f32) where they pay: the input gradient of a stride-1 convolution as the forward pass of its
 /// turned convolution (dY padded, the kernel turned 180° with its channel axes swapped), run as
 /// [`forward_bf16`] where [`bf16_pays`] for that convolution
-/// ([`bf16_input_gradient_pays`]); the weight gradient of a stride-1 convolution of wide maps
-/// with many output channels, the padded images read in place with pairs along the pixels
+/// ([`bf16_input_gradient_pays`]); the weight gradient where it is one product with many output
+/// channels, pairs along the pixels, the padded images read in place or as column matrices
 /// ([`bf16_weight_gradient_pays`]). Elsewhere as [`backward`].
 pub fn backward_bf16(g: &ConvGeometry, x: &[f32], weight: &[f32], grad: &[f32], want: [bool; 3]) -> Gradients {
     let bf16 = [bf16_input_gradient_pays(g), bf16_weight_gradient_pays(g)];
@@ -116,21 +116,24 @@ pub fn bf16_input_gradient_pays(g: &ConvGeometry) -> bool {
 /// 64 and more it measured faster (`examples/conv_passes`: ResNet-18's 64→64 16×16 4.07 → 3.67
 /// ms, VGG-16's 128→128 32×32 25.4 → 17.9); at ResNet-20's 16 and 32 it measured slower, with
 /// the limit lowered to 16 for the run (16→16 32×32 4.52 → 8.65 ms, 32→32 16×16 3.82 → 4.35).
+/// On column matrices (AMD EPYC Zen 4, three runs): ResNet-18's stem 7.7 → 4.9 ms and its
+/// strided layers 2.3–2.9 → 1.5–2.2, ResNet-9 width 32's 64→128 14×14 41.8 → 27.5–36.3, 64→64
+/// 14×14 22.0–24.2 → 18.1–23.3; ResNet-20's 64→64 8×8 even (3.8–4.4 both); AlexNet's 11×11
+/// stride-4 stem even (9.0–10.0 against 9.9–10.9).
 const BF16_WEIGHT_MIN_CHANNELS: usize = 64;
 
-/// Whether [`backward_bf16`] computes the weight gradient of `g` in bf16: a stride-1
-/// convolution of wide maps (read in place, as f32 reads it) with at least
+/// Whether [`backward_bf16`] computes the weight gradient of `g` in bf16: a weight gradient
+/// that is one product (see `passes::weight_gradient_is_a_product`) with at least
 /// [`BF16_WEIGHT_MIN_CHANNELS`] output channels.
 pub fn bf16_weight_gradient_pays(g: &ConvGeometry) -> bool {
     crate::Kernel::OwnGemm.enabled()
-        && super::implicit::applies(g)
+        && passes::weight_gradient_is_a_product(g)
         && g.channels_out >= BF16_WEIGHT_MIN_CHANNELS
 }
 
 /// The backward pass, with `[input gradient, weight gradient]` in bf16 where `bf16` says so:
 /// the input gradient as the bf16 forward pass of the turned convolution (for a
-/// [`ConvGeometry::is_turnable`] `g`), the weight gradient as
-/// `passes::weight_gradient_bf16` (for a `g` that `implicit` takes).
+/// [`ConvGeometry::is_turnable`] `g`), the weight gradient as `bf16_weight::weight_gradient`.
 fn backward_in(
     g: &ConvGeometry,
     (x, weight, grad): (&[f32], &[f32], &[f32]),
@@ -162,7 +165,7 @@ fn backward_in(
         None => {}
     }
     match result.weight.as_mut() {
-        Some(dw) if bf16_weight => passes::weight_gradient_bf16(g, x, grad, dw),
+        Some(dw) if bf16_weight => super::bf16_weight::weight_gradient(g, x, grad, dw),
         Some(dw) => passes::weight_gradient(g, x, grad, dw),
         None => {}
     }

@@ -206,20 +206,18 @@ fn the_bf16_input_gradient_is_that_of_the_rounded_operands() {
     }
 }
 
-/// The bf16 weight gradient on every geometry the in-place path takes, and on VGG-16-like
-/// channel counts: the f32 weight gradient of the rounded input and dY to f32 rounding, the f32
-/// one of the exact operands to bf16's; on one thread and on several the same bits.
+/// The bf16 weight gradient on every geometry, both ways (the images read in place, and column
+/// matrices: strided, dilated, pointwise and narrow maps), and on VGG-16-like channel counts:
+/// the f32 weight gradient of the rounded input and dY to f32 rounding, the f32 one of the exact
+/// operands to bf16's; on one thread and on several the same bits.
 #[test]
 fn the_bf16_weight_gradient_is_that_of_the_rounded_operands() {
     let vgg = ConvGeometry::square(3, 64, 16, 64, 3, 1, 1);
     assert!(bf16_weight_gradient_pays(&vgg));
-    let in_place: Vec<_> = geometries()
-        .into_iter()
-        .chain([vgg])
-        .filter(super::super::implicit::applies)
-        .collect();
-    assert_eq!(in_place.len(), 6);
-    for g in in_place {
+    let all: Vec<_> = geometries().into_iter().chain([vgg]).collect();
+    let in_place = all.iter().filter(|g| super::super::implicit::applies(g)).count();
+    assert_eq!((in_place, all.len() - in_place), (6, 16), "geometries taking each way");
+    for g in all {
         let x = values(g.batch * g.channels_in * g.pixels_in(), 30);
         let w = values(g.channels_out * g.rows(), 31);
         let v = values(g.batch * g.channels_out * g.pixels_out(), 32);
@@ -255,12 +253,17 @@ fn bf16_runs_where_it_pays() {
     assert!(!bf16_input_gradient_pays(&conv(32, 64, 8, 64, 1, 1, 0)), "1×1: a plain product");
     assert!(!bf16_input_gradient_pays(&conv(32, 128, 8, 128, 3, 1, 1)), "Winograd");
     assert!(!bf16_input_gradient_pays(&conv(64, 6, 14, 16, 5, 1, 0)), "6 input channels");
-    // The weight gradient: wide stride-1 maps with 64 or more output channels.
+    // The weight gradient: 64 or more output channels where it is one product, in place or on
+    // column matrices.
     assert!(bf16_weight_gradient_pays(&conv(16, 64, 64, 64, 3, 1, 1)), "VGG-16's 64→64");
     assert!(bf16_weight_gradient_pays(&conv(32, 64, 16, 64, 3, 1, 1)), "ResNet-18's first stage");
+    assert!(bf16_weight_gradient_pays(&conv(32, 64, 32, 128, 3, 2, 1)), "stride 2: columns");
+    assert!(bf16_weight_gradient_pays(&conv(32, 3, 64, 64, 7, 2, 3)), "ResNet-18's stem: columns");
+    assert!(bf16_weight_gradient_pays(&conv(256, 64, 14, 128, 3, 1, 1)), "14×14 maps: columns");
+    assert!(bf16_weight_gradient_pays(&conv(128, 64, 8, 64, 3, 1, 1)), "Winograd, dW on columns");
     assert!(!bf16_weight_gradient_pays(&conv(128, 16, 32, 16, 3, 1, 1)), "ResNet-20's 16 channels");
+    assert!(!bf16_weight_gradient_pays(&conv(256, 16, 28, 32, 3, 1, 1)), "32 output channels");
     assert!(!bf16_weight_gradient_pays(&conv(16, 512, 8, 512, 3, 1, 1)), "8×8 maps: Winograd");
-    assert!(!bf16_weight_gradient_pays(&conv(32, 64, 32, 128, 3, 2, 1)), "stride 2");
 }
 
 /// The backward pass is the adjoint of the forward pass: for random `v`,

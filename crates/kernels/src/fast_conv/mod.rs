@@ -35,6 +35,8 @@ mod backend;
 #[cfg(feature = "flex")]
 mod bf16_forward;
 #[cfg(feature = "flex")]
+mod bf16_weight;
+#[cfg(feature = "flex")]
 mod columns;
 #[cfg(feature = "flex")]
 mod crate_gemm;

@@ -25,7 +25,7 @@ fn split(g: &ConvGeometry) -> (usize, usize) {
 }
 
 /// Scratch for one range: column matrix, regrouped product or gradient, padded input.
-fn scratch_lens(g: &ConvGeometry, chunk: usize) -> [usize; 3] {
+pub(super) fn scratch_lens(g: &ConvGeometry, chunk: usize) -> [usize; 3] {
     let columns = if g.is_pointwise() && chunk == 1 {
         0
     } else {
@@ -63,6 +63,12 @@ const WINOGRAD_WEIGHT_CHANNELS: usize = 128;
 /// wherever [`winograd`] holds).
 fn winograd_weight_gradient(g: &ConvGeometry) -> bool {
     winograd(g) && g.channels_in.min(g.channels_out) >= WINOGRAD_WEIGHT_CHANNELS
+}
+
+/// Whether `g`'s weight gradient is one product of dY and the image side (read in place or as
+/// columns), neither Winograd nor tap by tap: the products the bf16 pass can take over.
+pub(super) fn weight_gradient_is_a_product(g: &ConvGeometry) -> bool {
+    !winograd_weight_gradient(g) && !tapwise(g)
 }
 
 /// Whether `g` runs one product per kernel tap over the pixels it reaches ([`tapwise`]).
@@ -153,7 +159,7 @@ pub(super) fn on_columns(g: &ConvGeometry, x: &[f32], bias: Option<&[f32]>, out:
 }
 
 /// dY of a chunk as `[O, images·P]`: the gradient itself for one image, else regrouped into `buf`.
-fn grad_columns<'a>(g: &ConvGeometry, dy: &'a [f32], buf: &'a mut [f32]) -> &'a [f32] {
+pub(super) fn grad_columns<'a>(g: &ConvGeometry, dy: &'a [f32], buf: &'a mut [f32]) -> &'a [f32] {
     let (pixels, out_ch) = (g.pixels_out(), g.channels_out);
     let images = dy.len() / (out_ch * pixels);
     if images == 1 {
@@ -258,20 +264,13 @@ pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mu
     over_the_batch(g, (x, grad), dw, weight_gradient_of);
 }
 
-/// [`weight_gradient`] in bf16 products ([`implicit::weight_gradient_bf16`]) for a `g` that
-/// [`implicit`] takes, its batch split as [`weight_gradient`] splits it.
-pub(super) fn weight_gradient_bf16(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32]) {
-    assert!(implicit(g), "the bf16 weight gradient reads the image in place: {g:?}");
-    over_the_batch(g, (x, grad), dw, implicit::weight_gradient_bf16);
-}
-
 /// A weight gradient over a range of images, one chunk after another (`parallel`: each product
 /// split over the cores).
-type RangeGradient = fn(&ConvGeometry, &[f32], &[f32], &mut [f32], bool);
+pub(super) type RangeGradient = fn(&ConvGeometry, &[f32], &[f32], &mut [f32], bool);
 
 /// `of` over the whole batch: partial gradients of [`WEIGHT_PARTS`] ranges side by side, then
 /// added up in order, or (a large `dW`) one range with its products split over the cores.
-fn over_the_batch(g: &ConvGeometry, (x, grad): (&[f32], &[f32]), dw: &mut [f32], of: RangeGradient) {
+pub(super) fn over_the_batch(g: &ConvGeometry, (x, grad): (&[f32], &[f32]), dw: &mut [f32], of: RangeGradient) {
     let parts = WEIGHT_PARTS.min(g.batch);
     if parts < 2 || parts * dw.len() > WEIGHT_PARTS_BUDGET {
         return of(g, x, grad, dw, true);
