@@ -147,3 +147,8 @@ impl RunFolder {
         write_file(path, &bytes)
     }
 }
+
+/// `value` as the indented JSON of the run folder's files (`config.json`, `summary.json`, …).
+pub(crate) fn pretty<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).expect("run files serialise")
+}

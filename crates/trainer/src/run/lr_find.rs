@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::tensor::Device;
 
 use super::data::RunData;
-use super::train::build_model;
+use super::start::build_model;
 use crate::atomic::write_file;
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};

@@ -4,10 +4,12 @@
 pub mod checkpoint;
 pub mod data;
 pub mod faults;
+mod features;
 pub mod folder;
 pub mod interrupt;
 pub mod lock;
 pub mod lr_find;
+mod start;
 pub mod train;
 
 pub use data::{

@@ -8,23 +8,21 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
-use cnn_models::{BuildOptions, Model, precision, registry};
-use cnn_transfer::Stage;
-
-use cnn_transfer::CacheKey;
+use cnn_models::{Model, precision, registry};
 
 use super::checkpoint::{self, CHECKPOINT_FILE};
 use super::data::RunData;
-use super::folder::RunReport;
+use super::features::split_features;
+use super::folder::{RunReport, pretty};
 use super::lock::FolderLock;
+use super::start::{build_model, start_state};
 use crate::atomic::write_file;
 use crate::config::TrainConfig;
 use crate::distributed::collective::{Collective, average_running_statistics, evaluate_sharded};
 use crate::error::{Result, TrainError};
-use crate::eval::cached::{Features, cached_features, evaluate_head, fingerprint, fit_head};
+use crate::eval::cached::{Features, evaluate_head, fit_head};
 use crate::eval::{TestViews, evaluate_views};
-use crate::fit::ema::Ema;
-use crate::fit::{EpochMetrics, Fitted, Hooks, Progress, Stop, TrainData, TrainState, build_optimizer, fit_across};
+use crate::fit::{EpochMetrics, Fitted, Hooks, Progress, Stop, TrainData, TrainState, fit_across};
 use crate::report::csv::metrics_csv;
 use crate::report::plot;
 
@@ -220,119 +218,6 @@ fn check_folder(dir: &Path, resume: bool, cfg: &TrainConfig) -> Result<()> {
     }
 }
 
-/// The model on `autodiff`, seeded by `cfg.seed`, with `--weights` loaded, the stages that
-/// `--freeze` freezes and the learning rate of each part.
-pub(crate) fn build_model(
-    cfg: &TrainConfig,
-    data: &RunData,
-    autodiff: &Device,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<(Model, Vec<Stage>, cnn_transfer::LayerRates)> {
-    let info = registry::lookup(&cfg.task.model)?;
-    autodiff.seed(cfg.task.seed);
-    let options = BuildOptions {
-        num_classes: data.loaded.class_names.len(),
-        in_channels: Some(data.pre.channels),
-    };
-    let mut model = registry::build(info.name, options, autodiff)?;
-    model
-        .check_input_size(data.pre.channels, data.pre.size)
-        .map_err(|e| TrainError::Unsupported {
-            model: info.name.to_string(),
-            reason: e.to_string(),
-        })?;
-    if cfg.task.zero_init_residual {
-        model = match model {
-            cnn_models::Model::ResNet(net) if net.layer1.iter().all(|b| b.residual) => {
-                cnn_models::Model::ResNet(net.zero_init_residual())
-            }
-            _ => {
-                return Err(TrainError::InvalidSetting {
-                    setting: "zero_init_residual",
-                    reason: format!("applies to networks with shortcuts (resnet*), not {}", info.name),
-                });
-            }
-        };
-    }
-    checkpoint::materialize(&model);
-    if let Some(weights) = &cfg.transfer.weights {
-        let (loaded, report, _) = if cfg.transfer.new_head {
-            cnn_transfer::load_with_new_head(info.name, weights, options.num_classes, autodiff)?
-        } else {
-            cnn_transfer::load_fitting(info.name, weights, Some(options.num_classes), autodiff)?
-        };
-        tracing::info!(weights = %weights.display(), %report, "weights loaded");
-        progress(Progress::Note(format!("weights from {}: {report}", weights.display())));
-        model = loaded;
-    }
-    let images_per_class = data.train.len() / options.num_classes.max(1);
-    let plan = cnn_transfer::resolve(&model, &cfg.transfer.freeze, images_per_class)?;
-    if cfg.transfer.freeze != cnn_transfer::FreezePolicy::None {
-        tracing::info!(policy = ?cfg.transfer.freeze, frozen = plan.frozen.len(), why = %plan.why, "freeze");
-        progress(Progress::Note(format!("freeze: {}", plan.why)));
-    }
-    // `--freeze auto` picks the backbone's rate too, unless the run sets rates of its own.
-    let own_rates = cfg.transfer.backbone_lr_scale != 1.0 || cfg.transfer.stage_lr_decay != 1.0;
-    let (scale, decay) = match plan.rates {
-        Some(rates) if !own_rates => rates,
-        _ => (cfg.transfer.backbone_lr_scale, cfg.transfer.stage_lr_decay),
-    };
-    let rates = cnn_transfer::LayerRates::for_model(&model, scale, decay)?;
-    if !rates.is_uniform() {
-        let described = rates.describe(cfg.optim.lr);
-        tracing::info!(rates = %described, "learning rates per stage");
-        progress(Progress::Note(format!("learning rates (peak): {described}")));
-    }
-    Ok((model, plan.frozen, rates))
-}
-
-/// A fresh optimiser, or the model, optimiser and history of `dir`'s checkpoint; frozen stages
-/// frozen either way (freezing is not part of a checkpoint).
-fn start_state(
-    dir: &Path,
-    resume: bool,
-    cfg: &TrainConfig,
-    model: Model,
-    (frozen, rates): (&[Stage], cnn_transfer::LayerRates),
-) -> Result<TrainState<Model>> {
-    let optimizer = build_optimizer(cfg);
-    let (model, optimizer, history, ema) = if resume {
-        let restored = checkpoint::restore(dir, model, optimizer)?;
-        // A run stopped after its last checkpoint but before its weights were written resumes
-        // to write them; a finished run has nothing left to do.
-        if restored.history.len() >= cfg.optim.epochs && dir.join("model.bpk").exists() {
-            return Err(TrainError::InvalidSetting {
-                setting: "epochs",
-                reason: format!(
-                    "must be more than the {} epochs {} has already trained: pass a larger total to train on",
-                    restored.history.len(),
-                    dir.display()
-                ),
-            });
-        }
-        (restored.model, restored.optimizer, restored.history, restored.ema)
-    } else {
-        (model, optimizer, Vec::new(), None)
-    };
-    let model = cnn_transfer::freeze(model, frozen)?;
-    // A fresh average starts at the starting weights; a resumed one continues from its file.
-    let ema = cfg.optim.ema.map(|decay| match ema {
-        Some(average) => Ema {
-            model: average,
-            decay,
-            every: cfg.optim.ema_every,
-        },
-        None => Ema::new(&model, decay, cfg.optim.ema_every),
-    });
-    Ok(TrainState {
-        model,
-        optimizer,
-        history,
-        rates,
-        ema,
-    })
-}
-
 /// Trains from `state`, with a checkpoint, `metrics.csv` and `curves.png` after every epoch:
 /// the whole model on the images, or (`--cache-features`) the head on cached backbone features,
 /// then also returning the test split's features.
@@ -376,57 +261,6 @@ fn fit_run(
     };
     let autodiff: Vec<_> = devices.iter().map(|d| d.clone().autodiff()).collect();
     fit_across(state, train_data, cfg, &autodiff, group, hooks).map(|f| (f, None))
-}
-
-/// The frozen backbone's features of the training, validation and test images, read from the
-/// cache or computed into it (the backbone runs once per split).
-fn split_features(
-    cfg: &TrainConfig,
-    data: &RunData,
-    model: &Model,
-    device: &Device,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<[Features; 3]> {
-    let root = cfg
-        .transfer
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| cnn_data_augment::datasets::default_data_dir().join("features"));
-    let weights_id = match &cfg.transfer.weights {
-        Some(w) => format!("sha256 {}", cnn_transfer::cache::file_sha256(w)?),
-        None => format!("random initialisation, seed {}", cfg.task.seed),
-    };
-    let base = CacheKey::default()
-        .with("model", registry::lookup(&cfg.task.model)?.name)
-        .with("weights", weights_id)
-        .with("preprocess", pretty(&data.pre))
-        .with("dataset", cfg.task.dataset.clone());
-    let inference = model.valid();
-    let splits = [
-        ("train", &data.train),
-        ("valid", &data.valid),
-        ("test", &data.loaded.test),
-    ];
-    let mut features = splits.into_iter().map(|(split, source)| {
-        let key = base
-            .clone()
-            .with("split", split)
-            .with("data_sha256", fingerprint(&**source)?);
-        let started = Instant::now();
-        let (cache, built) = cached_features(&inference, &**source, &data.pre, device, &root, key)?;
-        tracing::info!(split, built, rows = cache.len(), dim = cache.dim(), dir = %cache.dir().display(), "features");
-        progress(Progress::Note(format!(
-            "{split} features ({} x {}): {} {} in {:.1} s",
-            cache.len(),
-            cache.dim(),
-            if built { "computed into" } else { "read from the cache" },
-            cache.dir().display(),
-            started.elapsed().as_secs_f64()
-        )));
-        Features::read(&cache)
-    });
-    let mut next = || features.next().expect("three splits");
-    Ok([next()?, next()?, next()?])
 }
 
 /// Writes the trained weights (`model.bpk`), their average (`model-ema.bpk`, with `ema`) and
@@ -487,8 +321,4 @@ fn finish_run(
     write_file(&dir.join("summary.json"), pretty(&summary).as_bytes())?;
     tracing::info!(dir = %dir.display(), test_accuracy = test.accuracy, epochs = fitted.history.len(), "run finished");
     Ok(report)
-}
-
-fn pretty<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string_pretty(value).expect("run files serialise")
 }
