@@ -14,10 +14,9 @@
 
 use std::cell::RefCell;
 
-use super::columns::columns;
 use super::geometry::ConvGeometry;
 use super::implicit::{self, Layout};
-use super::passes::{self, grad_columns, scratch_lens};
+use super::passes;
 use super::scratch::with_scratch;
 use crate::bf16::{self, PackedLhs, PackedRhs};
 
@@ -65,22 +64,13 @@ fn in_place_range(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32], par
 /// The column way over a range of images: per chunk, dY as `[O, images·P]` and the chunk's
 /// column matrix `[rows, images·P]`, both packed along the pixels.
 fn columns_range(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32], parallel: bool) {
-    let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
-    let plane_in = g.channels_in * g.pixels_in();
-    let chunk = g.chunk();
+    let (rows, out_ch) = (g.rows(), g.channels_out);
     with_panels(|lhs, rhs| {
-        with_scratch(scratch_lens(g, chunk), |[col_buf, grad_buf, pad_buf]| {
-            let chunks = x.chunks(chunk * plane_in).zip(grad.chunks(chunk * out_ch * pixels));
-            for (i, (xs, dy)) in chunks.enumerate() {
-                let images = xs.len() / plane_in;
-                let cols = images * pixels;
-                let dy = grad_columns(g, dy, grad_buf);
-                let col = columns(g, xs, images, col_buf, pad_buf);
-                let table: Vec<usize> = (0..rows).map(|r| r * cols).collect();
-                lhs.pack(out_ch, cols, dy, [cols, 1]);
-                rhs.pack_transposed(cols, col, &table);
-                bf16::gemm(lhs, rhs, (dw, rows, i > 0), parallel);
-            }
+        passes::each_column_chunk(g, (x, grad), |i, cols, dy, col| {
+            let table: Vec<usize> = (0..rows).map(|r| r * cols).collect();
+            lhs.pack(out_ch, cols, dy, [cols, 1]);
+            rhs.pack_transposed(cols, col, &table);
+            bf16::gemm(lhs, rhs, (dw, rows, i > 0), parallel);
         });
     });
 }

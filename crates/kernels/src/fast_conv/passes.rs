@@ -25,7 +25,7 @@ fn split(g: &ConvGeometry) -> (usize, usize) {
 }
 
 /// Scratch for one range: column matrix, regrouped product or gradient, padded input.
-pub(super) fn scratch_lens(g: &ConvGeometry, chunk: usize) -> [usize; 3] {
+fn scratch_lens(g: &ConvGeometry, chunk: usize) -> [usize; 3] {
     let columns = if g.is_pointwise() && chunk == 1 {
         0
     } else {
@@ -159,7 +159,7 @@ pub(super) fn on_columns(g: &ConvGeometry, x: &[f32], bias: Option<&[f32]>, out:
 }
 
 /// dY of a chunk as `[O, images·P]`: the gradient itself for one image, else regrouped into `buf`.
-pub(super) fn grad_columns<'a>(g: &ConvGeometry, dy: &'a [f32], buf: &'a mut [f32]) -> &'a [f32] {
+fn grad_columns<'a>(g: &ConvGeometry, dy: &'a [f32], buf: &'a mut [f32]) -> &'a [f32] {
     let (pixels, out_ch) = (g.pixels_out(), g.channels_out);
     let images = dy.len() / (out_ch * pixels);
     if images == 1 {
@@ -306,35 +306,47 @@ fn weight_gradient_of(g: &ConvGeometry, x: &[f32], grad: &[f32], dw: &mut [f32],
     if weight_gradient_rows(g, x, grad, dw, parallel).is_some() {
         return;
     }
-    let (rows, pixels, out_ch) = (g.rows(), g.pixels_out(), g.channels_out);
+    let (rows, out_ch) = (g.rows(), g.channels_out);
+    each_column_chunk(g, (x, grad), |i, cols, dy, col| {
+        let acc = i > 0;
+        if crate::Kernel::OwnGemm.enabled() && cols >= DOT_COLUMNS {
+            let col_rows: Vec<usize> = (0..rows).map(|r| r * cols).collect();
+            gemm_nt(
+                [out_ch, rows, cols],
+                (dw, rows, acc),
+                (dy, cols),
+                (col, &col_rows),
+                parallel,
+            );
+        } else {
+            let dy = Lhs {
+                m: out_ch,
+                k: cols,
+                src: dy,
+                strides: [cols, 1],
+            };
+            dy.times(rows, (dw, rows, acc), col, [1, cols], parallel);
+        }
+    });
+}
+
+/// For each chunk of images of `x` ([`ConvGeometry::chunk`]), in order: `f(index, columns, dY,
+/// col)` with dY as `[O, images·P]` and the chunk's column matrix `[rows, images·P]`.
+pub(super) fn each_column_chunk(
+    g: &ConvGeometry,
+    (x, grad): (&[f32], &[f32]),
+    mut f: impl FnMut(usize, usize, &[f32], &[f32]),
+) {
+    let (pixels, out_ch) = (g.pixels_out(), g.channels_out);
     let plane_in = g.channels_in * g.pixels_in();
     let chunk = g.chunk();
     with_scratch(scratch_lens(g, chunk), |[col_buf, grad_buf, pad_buf]| {
         let chunks = x.chunks(chunk * plane_in).zip(grad.chunks(chunk * out_ch * pixels));
         for (i, (xs, dy)) in chunks.enumerate() {
             let images = xs.len() / plane_in;
-            let cols = images * pixels;
             let dy = grad_columns(g, dy, grad_buf);
             let col = columns(g, xs, images, col_buf, pad_buf);
-            let acc = i > 0;
-            if crate::Kernel::OwnGemm.enabled() && cols >= DOT_COLUMNS {
-                let col_rows: Vec<usize> = (0..rows).map(|r| r * cols).collect();
-                gemm_nt(
-                    [out_ch, rows, cols],
-                    (dw, rows, acc),
-                    (dy, cols),
-                    (col, &col_rows),
-                    parallel,
-                );
-            } else {
-                let dy = Lhs {
-                    m: out_ch,
-                    k: cols,
-                    src: dy,
-                    strides: [cols, 1],
-                };
-                dy.times(rows, (dw, rows, acc), col, [1, cols], parallel);
-            }
+            f(i, images * pixels, dy, col);
         }
     });
 }
