@@ -48,24 +48,9 @@ fn shapes(model: &str) -> Vec<(String, ConvGeometry, usize)> {
             (conv(8, 384, 13, 256, 3, 1, 1), 1),
             (conv(8, 256, 13, 256, 3, 1, 1), 1),
         ],
-        // The speedrun's ResNet-9 (width 16, Fashion-MNIST at 28 px, batch 256).
-        "resnet9" => vec![
-            (conv(256, 1, 28, 16, 3, 1, 1), 1),
-            (conv(256, 16, 28, 32, 3, 1, 1), 1),
-            (conv(256, 32, 14, 32, 3, 1, 1), 2),
-            (conv(256, 32, 14, 64, 3, 1, 1), 1),
-            (conv(256, 64, 7, 128, 3, 1, 1), 1),
-            (conv(256, 128, 3, 128, 3, 1, 1), 2),
-        ],
-        // The hour's ResNet-9 (width 32, the `speedrun-hour` preset).
-        "resnet9w32" => vec![
-            (conv(256, 1, 28, 32, 3, 1, 1), 1),
-            (conv(256, 32, 28, 64, 3, 1, 1), 1),
-            (conv(256, 64, 14, 64, 3, 1, 1), 2),
-            (conv(256, 64, 14, 128, 3, 1, 1), 1),
-            (conv(256, 128, 7, 256, 3, 1, 1), 1),
-            (conv(256, 256, 3, 256, 3, 1, 1), 2),
-        ],
+        // The speedrun's ResNet-9 (width 16) and the hour's (width 32, the `speedrun-hour` preset).
+        "resnet9" => resnet9(16),
+        "resnet9w32" => resnet9(32),
         _ => vec![
             (conv(128, 3, 32, 16, 3, 1, 1), 1),
             (conv(128, 16, 32, 16, 3, 1, 1), 6),
@@ -82,6 +67,20 @@ fn shapes(model: &str) -> Vec<(String, ConvGeometry, usize)> {
         )
     };
     list.into_iter().map(|(g, n)| (label(&g), g, n)).collect()
+}
+
+/// ResNet-9 of width `c` on Fashion-MNIST (28 px, batch 256): prep, layer 1 and its residual at
+/// 28 then 14 px, layer 2 at 14, layer 3 and its residual at 7 then 3.
+fn resnet9(c: usize) -> Vec<(ConvGeometry, usize)> {
+    let conv = ConvGeometry::square;
+    vec![
+        (conv(256, 1, 28, c, 3, 1, 1), 1),
+        (conv(256, c, 28, 2 * c, 3, 1, 1), 1),
+        (conv(256, 2 * c, 14, 2 * c, 3, 1, 1), 2),
+        (conv(256, 2 * c, 14, 4 * c, 3, 1, 1), 1),
+        (conv(256, 4 * c, 7, 8 * c, 3, 1, 1), 1),
+        (conv(256, 8 * c, 3, 8 * c, 3, 1, 1), 2),
+    ]
 }
 
 /// Fastest milliseconds of `reps` runs of `f`, after one warm-up run (the least disturbed by the
