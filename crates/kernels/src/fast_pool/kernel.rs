@@ -1,5 +1,6 @@
-//! The f32 max-pooling kernel behind [`super`]: one pass over each plane, window bounds worked
-//! out once per call instead of once per output value.
+//! The f32 max-pooling kernel behind [`super`]: window bounds worked out once per call instead
+//! of once per output value; with indices (training), each window offset offered to a whole
+//! plane at once (`fast_pool::indexed`); values alone (inference), the window's rows reduced first.
 //!
 //! The results equal burn-flex's `max_pool2d(_with_indices)` exactly: the same windows (padding
 //! counts as −∞, so a window is clipped to the image), the same choice among equal values (the
@@ -7,6 +8,8 @@
 //! plane, as `i64`).
 
 use rayon::prelude::*;
+
+use super::indexed::Walk;
 
 /// One 2-D max pooling over `planes` planes of `input` each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,30 +73,7 @@ pub fn forward(g: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Op
     let (rows, cols) = (g.windows(0, oh), g.windows(1, ow));
     let mut values = vec![f32::NEG_INFINITY; g.planes * oh * ow];
     let mut indices = with_indices.then(|| vec![-1i64; values.len()]);
-    let plane = |src: &[f32], values: &mut [f32], indices: &mut [i64]| {
-        for (oy, &(y0, y1)) in rows.iter().enumerate() {
-            for (ox, &(x0, x1)) in cols.iter().enumerate() {
-                // burn-flex's rule: the first value, then any greater one or a NaN — here as
-                // selects, not branches (which the data would mispredict a third of the time).
-                let mut best = if y0 < y1 && x0 < x1 {
-                    (src[y0 * w + x0], (y0 * w + x0) as i64)
-                } else {
-                    (f32::NEG_INFINITY, -1i64)
-                };
-                for y in y0..y1 {
-                    let row = &src[y * w..][x0..x1];
-                    for (dx, &v) in row.iter().enumerate() {
-                        let take = v > best.0 || v.is_nan();
-                        let index = (y * w + x0 + dx) as i64;
-                        best.0 = if take { v } else { best.0 };
-                        best.1 = if take { index } else { best.1 };
-                    }
-                }
-                values[oy * ow + ox] = best.0;
-                indices[oy * ow + ox] = best.1;
-            }
-        }
-    };
+    let walk = Walk::new(g);
     // Planes in parallel, several per task so small planes don't cost a task each.
     let per_task = (4096 / (oh * ow).max(1)).max(1);
     let (inputs, outputs) = (
@@ -104,12 +84,7 @@ pub fn forward(g: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Op
         Some(indices) => inputs
             .zip(outputs)
             .zip(indices.par_chunks_mut(oh * ow * per_task))
-            .for_each(|((src, values), indices)| {
-                let planes = src.chunks_exact(h * w).zip(values.chunks_exact_mut(oh * ow));
-                for ((src, values), indices) in planes.zip(indices.chunks_exact_mut(oh * ow)) {
-                    plane(src, values, indices);
-                }
-            }),
+            .for_each(|((src, values), indices)| walk.planes(src, values, indices)),
         None => inputs.zip(outputs).for_each(|(src, values)| {
             let mut column_max = vec![0.0f32; w];
             for (src, values) in src.chunks_exact(h * w).zip(values.chunks_exact_mut(oh * ow)) {
@@ -262,12 +237,20 @@ mod tests {
             g(4, [7, 6], [3, 3], [1, 1], [1, 1], true),  // inception branch
             g(3, [8, 8], [1, 1], [2, 2], [0, 0], false), // ResNet-20's shortcut subsampling
             g(1, [5, 7], [2, 3], [3, 2], [1, 1], false),
+            g(2, [12, 41], [3, 3], [1, 1], [1, 1], false), // rows longer than a vector
+            g(3, [5, 4], [5, 3], [1, 1], [2, 1], false),   // same size, a tall window
+            g(2, [9, 40], [3, 3], [2, 2], [1, 1], true),
+            g(1, [6, 6], [5, 4], [1, 3], [2, 2], true), // a window wider than the stride
         ];
         for g in cases {
             let [h, w] = g.input;
             // Ties (values repeat every 7) and one NaN, to check the choice among equals.
             let mut x: Vec<f32> = (0..g.planes * h * w).map(|i| ((i * 5) % 7) as f32).collect();
             x[h * w / 2] = f32::NAN;
+            // −∞ in the image is taken where it comes first: only padding is "no value".
+            x[0] = f32::NEG_INFINITY;
+            let last = x.len() - 1;
+            x[last] = f32::NEG_INFINITY;
             let (values, indices) = forward(&g, &x, true);
             let (expected, expected_indices) = naive(&g, &x);
             assert_eq!(indices.unwrap(), expected_indices, "{g:?}");

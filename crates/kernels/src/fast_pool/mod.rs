@@ -24,6 +24,8 @@ use crate::switch::Kernel;
 mod backend;
 #[cfg(feature = "flex")]
 pub mod kernel;
+#[cfg(feature = "flex")]
+mod indexed;
 
 #[cfg(feature = "flex")]
 pub use backend::{FastAvgPoolBackend, FastPoolBackend, PoolOptions};
