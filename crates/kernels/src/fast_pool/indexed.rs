@@ -1,7 +1,8 @@
 //! Max pooling with indices (training's forward pass), offset by offset: each offset `(ky, kx)`
-//! of the window is offered to a run of outputs at once, with selects the compiler vectorises.
-//! A window at a time is scalar and branchy: GoogLeNet's pools took 17–20% of its bf16 training
-//! step so (`perf`, 96 px, batch 16).
+//! of the window is offered to all the outputs of a task's planes at once, with selects the
+//! compiler vectorises. A window at a time is scalar and branchy, and GoogLeNet's planes (12×12
+//! down to 3×3) are too small to vectorise one at a time: its pools took 17–20% of its bf16
+//! training step so (`perf`, 96 px, batch 16).
 //!
 //! The offsets run in the window's row-major order, so every output sees its values in the order
 //! of the window-at-a-time walk and keeps the same one: the first value, then any greater one or
@@ -9,23 +10,24 @@
 
 use super::kernel::PoolGeometry;
 
-/// How one call's planes are walked, worked out once per call.
+/// Outputs taken through all the window's offsets before the next ones: their values, indices
+/// and inputs stay in the L1 cache (a task's 4,096 outputs and their tables did not).
+const BLOCK: usize = 512;
+
+/// How one call's planes are walked, worked out once per call for `planes` planes at a time.
 pub(super) struct Walk {
     g: PoolGeometry,
-    output: [usize; 2],
     route: Route,
 }
 
 enum Route {
-    /// Stride 1 keeping the size (Inception's 3×3 pad-1 branches): a plane's outputs and their
-    /// inputs are one flat run each, an offset apart, so each offset is offered to the whole plane
-    /// at once (rows of 12, 6 or 3 outputs are too short to vectorise); `column[i]` is output
-    /// `i`'s column, to mask the outputs whose window column falls off the image.
-    SameSize { column: Vec<u32> },
-    /// Anything else (strides of 2 and more: rows of 24, 12, 6 or 3 outputs), through a padded
-    /// copy of the plane: `origin[i]` is where output `i`'s window starts in it, and `index`
-    /// gives each padded position's index in the plane (−1 in the padding, never taken), so each
-    /// offset is again offered to the whole plane at once.
+    /// Stride 1 keeping the size (Inception's 3×3 pad-1 branches): the outputs of consecutive
+    /// planes and their inputs are one flat run each, an offset apart. `row[i]`, `column[i]`:
+    /// output `i`'s place in its plane, to mask the outputs whose window falls off the image.
+    SameSize { row: Vec<u32>, column: Vec<u32> },
+    /// Anything else (strides of 2 and more), through a padded copy of the planes (`size` each):
+    /// `origin[i]` is where output `i`'s window starts in it, and `index` gives each padded
+    /// position's index in its plane (−1 in the padding, never taken).
     Padded {
         size: [usize; 2],
         origin: Vec<u32>,
@@ -34,37 +36,44 @@ enum Route {
 }
 
 impl Walk {
-    pub(super) fn new(g: &PoolGeometry) -> Self {
+    /// The walk for calls of up to `planes` planes.
+    pub(super) fn new(g: &PoolGeometry, planes: usize) -> Self {
         let output = g.output().expect("pool geometry checked by the caller");
-        let [h, w] = g.input;
+        let ([h, w], [kh, kw], [sy, sx], [py, px]) = (g.input, g.kernel, g.stride, g.padding);
         let route = if g.stride == [1, 1] && output == g.input {
+            let place = |i: usize| (i % (h * w)) as u32;
             Route::SameSize {
-                column: (0..h * w).map(|i| (i % w) as u32).collect(),
+                row: (0..planes * h * w).map(|i| place(i) / w as u32).collect(),
+                column: (0..planes * h * w).map(|i| place(i) % w as u32).collect(),
             }
         } else {
-            let ([kh, kw], [sy, sx], [py, px]) = (g.kernel, g.stride, g.padding);
             let [oh, ow] = output;
             // Room for every window, ceil_mode's last ones included.
             let size = [
                 (h + 2 * py).max((oh - 1) * sy + kh),
                 (w + 2 * px).max((ow - 1) * sx + kw),
             ];
-            let origin = (0..oh * ow)
-                .map(|i| ((i / ow) * sy * size[1] + (i % ow) * sx) as u32)
+            let (plane, padded) = (oh * ow, size[0] * size[1]);
+            let origin = (0..planes * plane)
+                .map(|i| {
+                    let (p, o) = (i / plane, i % plane);
+                    (p * padded + (o / ow) * sy * size[1] + (o % ow) * sx) as u32
+                })
                 .collect();
-            let index = (0..size[0] * size[1])
+            let index = (0..planes * padded)
                 .map(|p| {
-                    let (y, x) = ((p / size[1]).wrapping_sub(py), (p % size[1]).wrapping_sub(px));
+                    let (y, x) = ((p % padded) / size[1], p % size[1]);
+                    let (y, x) = (y.wrapping_sub(py), x.wrapping_sub(px));
                     if y < h && x < w { (y * w + x) as i64 } else { -1 }
                 })
                 .collect();
             Route::Padded { size, origin, index }
         };
-        Walk { g: *g, output, route }
+        Walk { g: *g, route }
     }
 
-    /// Pools whole planes: `src` `[n, H, W]` into `values` and `indices` `[n, OH, OW]`, which
-    /// come filled with −∞ and −1 (no value yet).
+    /// Pools whole planes, at most the `planes` of [`Walk::new`]: `src` `[n, H, W]` into
+    /// `values` and `indices` `[n, OH, OW]`, which come filled with −∞ and −1 (no value yet).
     pub(super) fn planes(&self, src: &[f32], values: &mut [f32], indices: &mut [i64]) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -96,44 +105,42 @@ impl Walk {
 
     #[inline(always)]
     fn planes_portable(&self, src: &[f32], values: &mut [f32], indices: &mut [i64]) {
-        let ([h, w], [oh, ow]) = (self.g.input, self.output);
-        let mut padded = match &self.route {
-            Route::Padded { size, .. } => vec![f32::NEG_INFINITY; size[0] * size[1]],
-            Route::SameSize { .. } => Vec::new(),
-        };
-        let planes = src.chunks_exact(h * w).zip(values.chunks_exact_mut(oh * ow));
-        for ((src, values), indices) in planes.zip(indices.chunks_exact_mut(oh * ow)) {
-            match &self.route {
-                Route::SameSize { column } => self.same_size(column, src, values, indices),
-                Route::Padded { size, origin, index } => {
-                    self.padded(*size, (origin, index), &mut padded, src, values, indices)
-                }
-            }
+        match &self.route {
+            Route::SameSize { row, column } => self.same_size((row, column), src, values, indices),
+            Route::Padded { size, origin, index } => self.padded(*size, (origin, index), src, values, indices),
         }
     }
 
     #[inline(always)]
-    fn same_size(&self, column: &[u32], src: &[f32], values: &mut [f32], indices: &mut [i64]) {
+    fn same_size(&self, (row, column): (&[u32], &[u32]), src: &[f32], values: &mut [f32], indices: &mut [i64]) {
         let ([h, w], [kh, kw], [py, px]) = (self.g.input, self.g.kernel, self.g.padding);
-        let (h, w) = (h as isize, w as isize);
-        for ky in 0..kh {
-            for kx in 0..kw {
+        let n = src.len() as isize;
+        for block in (0..values.len()).step_by(BLOCK) {
+            let block = block as isize..(block + BLOCK).min(values.len()) as isize;
+            for (ky, kx) in (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky, kx))) {
                 let (dy, dx) = (ky as isize - py as isize, kx as isize - px as isize);
-                let offset = dy * w + dx;
-                // The outputs whose window row is in the image and whose input stays in the plane.
-                let first = ((-dy).max(0) * w).max(-offset) as usize;
-                let end = ((h - dy).min(h) * w).min(h * w - offset).max(0) as usize;
+                let offset = dy * w as isize + dx;
+                // The outputs whose window row and column are in the image (the rest of the
+                // range, reading a neighbouring row or plane, masked out), inputs within `src`.
+                let first = block.start.max(-offset) as usize;
+                let end = block.end.min(n - offset).max(0) as usize;
                 if first >= end {
                     continue;
                 }
-                let columns = (-dx).max(0) as u32..(w - dx).min(w) as u32;
+                let rows = (-dy).max(0) as u32..(h as isize - dy).min(h as isize) as u32;
+                let columns = (-dx).max(0) as u32..(w as isize - dx).min(w as isize) as u32;
                 let inputs = &src[(first as isize + offset) as usize..][..end - first];
-                let at = first as i64 + offset as i64;
+                let places = row[first..end].iter().zip(&column[first..end]);
                 let outputs = values[first..end].iter_mut().zip(&mut indices[first..end]);
-                for (i, ((&v, &c), (b, k))) in inputs.iter().zip(&column[first..end]).zip(outputs).enumerate() {
-                    let take = (c >= columns.start) & (c < columns.end) & better(v, *b, *k);
+                for ((&v, (&r, &c)), (b, k)) in inputs.iter().zip(places).zip(outputs) {
+                    let inside = (r >= rows.start) & (r < rows.end) & (c >= columns.start) & (c < columns.end);
+                    let take = inside & better(v, *b, *k);
                     *b = if take { v } else { *b };
-                    *k = if take { at + i as i64 } else { *k };
+                    *k = if take {
+                        (r as isize * w as isize + c as isize + offset) as i64
+                    } else {
+                        *k
+                    };
                 }
             }
         }
@@ -142,25 +149,34 @@ impl Walk {
     #[inline(always)]
     fn padded(
         &self,
-        [_, pw]: [usize; 2],
+        [ph, pw]: [usize; 2],
         (origin, index): (&[u32], &[i64]),
-        padded: &mut [f32],
         src: &[f32],
         values: &mut [f32],
         indices: &mut [i64],
     ) {
-        let ([_, w], [kh, kw], [py, px]) = (self.g.input, self.g.kernel, self.g.padding);
-        for (y, row) in src.chunks_exact(w).enumerate() {
-            padded[(y + py) * pw + px..][..w].copy_from_slice(row);
+        let ([h, w], [kh, kw], [py, px]) = (self.g.input, self.g.kernel, self.g.padding);
+        let mut padded = vec![f32::NEG_INFINITY; src.len() / (h * w) * ph * pw];
+        for (plane, src) in padded.chunks_exact_mut(ph * pw).zip(src.chunks_exact(h * w)) {
+            for (y, row) in src.chunks_exact(w).enumerate() {
+                plane[(y + py) * pw + px..][..w].copy_from_slice(row);
+            }
         }
-        for offset in (0..kh).flat_map(|ky| (0..kw).map(move |kx| ky * pw + kx)) {
-            for ((&o, b), k) in origin.iter().zip(values.iter_mut()).zip(indices.iter_mut()) {
-                let at = o as usize + offset;
-                // SAFETY: `size` holds every window (`Walk::new`), and `padded` and `index` are `size` long.
-                let (v, from) = unsafe { (*padded.get_unchecked(at), *index.get_unchecked(at)) };
-                let take = (from >= 0) & better(v, *b, *k);
-                *b = if take { v } else { *b };
-                *k = if take { from } else { *k };
+        let blocks = origin[..values.len()]
+            .chunks(BLOCK)
+            .zip(values.chunks_mut(BLOCK))
+            .zip(indices.chunks_mut(BLOCK));
+        for ((origin, values), indices) in blocks {
+            for offset in (0..kh).flat_map(|ky| (0..kw).map(move |kx| ky * pw + kx)) {
+                for ((&o, b), k) in origin.iter().zip(values.iter_mut()).zip(indices.iter_mut()) {
+                    let at = o as usize + offset;
+                    // SAFETY: every window of a plane lies within its `size` (`Walk::new`),
+                    // `padded` holds this call's planes, and `index` at least as many.
+                    let (v, from) = unsafe { (*padded.get_unchecked(at), *index.get_unchecked(at)) };
+                    let take = (from >= 0) & better(v, *b, *k);
+                    *b = if take { v } else { *b };
+                    *k = if take { from } else { *k };
+                }
             }
         }
     }
@@ -198,7 +214,7 @@ mod tests {
             };
             let [oh, ow] = g.output().unwrap();
             let x: Vec<f32> = (0..3 * input[0] * input[1]).map(|i| ((i * 7) % 11) as f32).collect();
-            let walk = Walk::new(&g);
+            let walk = Walk::new(&g, 3);
             let run = |f: &dyn Fn(&mut [f32], &mut [i64])| {
                 let (mut values, mut indices) = (vec![f32::NEG_INFINITY; 3 * oh * ow], vec![-1i64; 3 * oh * ow]);
                 f(&mut values, &mut indices);
