@@ -123,11 +123,15 @@ pub fn bf16_input_gradient_pays(g: &ConvGeometry) -> bool {
 const BF16_WEIGHT_MIN_CHANNELS: usize = 64;
 
 /// Whether [`backward_bf16`] computes the weight gradient of `g` in bf16: a weight gradient
-/// that is one product (see `passes::weight_gradient_is_a_product`) with at least
-/// [`BF16_WEIGHT_MIN_CHANNELS`] output channels.
+/// that is one product (see `passes::weight_gradient_is_a_product`), or Winograd on an odd map
+/// (`passes::winograd_weight_gradient_overhangs`), with at least [`BF16_WEIGHT_MIN_CHANNELS`]
+/// output channels. The odd maps measured (`examples/conv_passes resnet9w32`, three alternating
+/// runs, AMD EPYC Zen 4, 2026-12-08): ResNet-9 width 32's 128→256 7×7 (batch 256) 43.1–51.6 ms
+/// as Winograd against 27.6–33.8 in bf16 on columns, its 256→256 3×3 23.3–23.6 against
+/// 15.6–21.7; on even maps (ResNet-18's 8×8, 4×4, 2×2) Winograd stays ahead.
 pub fn bf16_weight_gradient_pays(g: &ConvGeometry) -> bool {
     crate::Kernel::OwnGemm.enabled()
-        && passes::weight_gradient_is_a_product(g)
+        && (passes::weight_gradient_is_a_product(g) || passes::winograd_weight_gradient_overhangs(g))
         && g.channels_out >= BF16_WEIGHT_MIN_CHANNELS
 }
 

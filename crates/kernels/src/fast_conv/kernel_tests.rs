@@ -264,6 +264,8 @@ fn bf16_runs_where_it_pays() {
     assert!(!bf16_weight_gradient_pays(&conv(128, 16, 32, 16, 3, 1, 1)), "ResNet-20's 16 channels");
     assert!(!bf16_weight_gradient_pays(&conv(256, 16, 28, 32, 3, 1, 1)), "32 output channels");
     assert!(!bf16_weight_gradient_pays(&conv(16, 512, 8, 512, 3, 1, 1)), "8×8 maps: Winograd");
+    assert!(bf16_weight_gradient_pays(&conv(256, 128, 7, 256, 3, 1, 1)), "7×7: Winograd's tiles overhang");
+    assert!(bf16_weight_gradient_pays(&conv(256, 256, 3, 256, 3, 1, 1)), "3×3 maps: likewise");
 }
 
 /// The backward pass is the adjoint of the forward pass: for random `v`,

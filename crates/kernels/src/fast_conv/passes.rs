@@ -71,6 +71,13 @@ pub(super) fn weight_gradient_is_a_product(g: &ConvGeometry) -> bool {
     !winograd_weight_gradient(g) && !tapwise(g)
 }
 
+/// Whether `g`'s weight gradient runs as Winograd on a map its 2×2 output tiles overhang (an odd
+/// side): there it saves 1.72× the multiplications at 7×7 and 1.27× at 3×3 instead of 2.25×,
+/// less than bf16 products gain on a column matrix.
+pub(super) fn winograd_weight_gradient_overhangs(g: &ConvGeometry) -> bool {
+    winograd_weight_gradient(g) && g.output().is_some_and(|[h, w]| h % 2 == 1 || w % 2 == 1)
+}
+
 /// Whether `g` runs one product per kernel tap over the pixels it reaches ([`tapwise`]).
 fn tapwise(g: &ConvGeometry) -> bool {
     crate::Kernel::Tapwise.enabled() && tapwise::applies(g)
