@@ -8,7 +8,7 @@
 //! of the window-at-a-time walk and keeps the same one: the first value, then any greater one or
 //! a NaN (burn-flex's rule), and its index `y·W + x` within the plane.
 
-use super::kernel::PoolGeometry;
+use super::geometry::PoolGeometry;
 
 /// Outputs taken through all the window's offsets before the next ones: their values, indices
 /// and inputs stay in the L1 cache (a task's 4,096 outputs and their tables did not).

@@ -25,6 +25,8 @@ mod backend;
 #[cfg(feature = "flex")]
 pub mod kernel;
 #[cfg(feature = "flex")]
+mod geometry;
+#[cfg(feature = "flex")]
 mod indexed;
 
 #[cfg(feature = "flex")]
