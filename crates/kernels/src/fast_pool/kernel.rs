@@ -19,27 +19,29 @@ pub fn forward(g: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Op
     let [oh, ow] = g.output().expect("pool geometry checked by the caller");
     let [h, w] = g.input;
     assert_eq!(x.len(), g.planes * h * w, "max pool: input of another size");
-    let (rows, cols) = (g.windows(0, oh), g.windows(1, ow));
     let mut values = vec![f32::NEG_INFINITY; g.planes * oh * ow];
     let mut indices = with_indices.then(|| vec![-1i64; values.len()]);
     // Planes in parallel, several per task so small planes don't cost a task each.
     let per_task = (4096 / (oh * ow).max(1)).max(1);
-    let walk = with_indices.then(|| Walk::new(g, per_task.min(g.planes)));
     let (inputs, outputs) = (
         x.par_chunks((h * w) * per_task),
         values.par_chunks_mut(oh * ow * per_task),
     );
     match indices.as_mut() {
-        Some(indices) => inputs
-            .zip(outputs)
-            .zip(indices.par_chunks_mut(oh * ow * per_task))
-            .for_each(|((src, values), indices)| walk.as_ref().unwrap().planes(src, values, indices)),
-        None => inputs.zip(outputs).for_each(|(src, values)| {
-            let mut column_max = vec![0.0f32; w];
-            for (src, values) in src.chunks_exact(h * w).zip(values.chunks_exact_mut(oh * ow)) {
-                values_only(src, values, (&rows, &cols), w, &mut column_max);
-            }
-        }),
+        Some(indices) => {
+            let walk = Walk::new(g, per_task.min(g.planes));
+            let tasks = inputs.zip(outputs).zip(indices.par_chunks_mut(oh * ow * per_task));
+            tasks.for_each(|((src, values), indices)| walk.planes(src, values, indices))
+        }
+        None => {
+            let (rows, cols) = (g.windows(0, oh), g.windows(1, ow));
+            inputs.zip(outputs).for_each(|(src, values)| {
+                let mut column_max = vec![0.0f32; w];
+                for (src, values) in src.chunks_exact(h * w).zip(values.chunks_exact_mut(oh * ow)) {
+                    values_only(src, values, (&rows, &cols), w, &mut column_max);
+                }
+            })
+        }
     }
     (values, indices)
 }
